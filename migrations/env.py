@@ -1,0 +1,51 @@
+"""Alembic environment: the URL comes from the caller (`newsletter init`) or DATABASE_URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import context
+from sqlmodel import SQLModel
+
+import newsletter.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from newsletter.config import get_settings
+from newsletter.db import make_engine
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def _url() -> str:
+    return config.get_main_option("sqlalchemy.url") or get_settings().DATABASE_URL
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write our TypeDecorators as the plain types they wrap, so migrations never import app code."""
+    if type_ == "type" and isinstance(obj, sa.TypeDecorator):
+        autogen_context.imports.add("import sqlalchemy as sa")
+        return f"sa.{obj.impl!r}"
+    return False
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
+                      render_item=_render_item, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(_url())
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_item=_render_item, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,398 @@
+"""`newsletter …`: the staff command line. Handlers parse, call one function, print.
+
+Every failure a user can fix prints one line on stderr and exits 1, never a traceback.
+`--json` prints exactly one JSON document on stdout and nothing else there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from newsletter.briefs import add_brief, brief_topics, get_brief, list_briefs, parse_brief_file
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine, migrate, schema_is_current, session_scope
+from newsletter.dispatch import create_send, summarize_sends
+from newsletter.errors import NewsletterError
+from newsletter.preview import write_preview
+from subscribers.errors import SubscriberError
+from subscribers.roster import add_subscriber, list_subscribers, unsubscribe
+from subscribers.topics import add_topic, list_topics, resolve_topics
+
+app = typer.Typer(help="Briefs in, emails out: the briefing newsletter pipeline.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+topics_app = typer.Typer(help="The topics briefs are about and subscribers follow.",
+                         no_args_is_help=True)
+subscribers_app = typer.Typer(help="Who gets what.", no_args_is_help=True)
+briefs_app = typer.Typer(help="Brief files: add, list, preview.", no_args_is_help=True)
+sends_app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(briefs_app, name="briefs")
+app.add_typer(sends_app, name="sends")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """One line on stderr and exit 1 for anything the user can fix."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except (NewsletterError, SubscriberError) as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        except ValidationError as exc:
+            for problem in exc.errors():
+                field = ".".join(str(part) for part in problem["loc"]) or "settings"
+                err.print(f"[red]error:[/red] setting {field}: {problem['msg']}", soft_wrap=True)
+        except OperationalError as exc:
+            err.print(f"[red]error:[/red] database: {exc.orig or exc}", soft_wrap=True)
+        raise typer.Exit(1)
+
+    return wrapper
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+
+
+def settings_and_engine() -> tuple[Settings, Engine]:
+    """Settings and an engine for a database that `newsletter init` has prepared."""
+    settings = get_settings()
+    engine = make_engine(settings.DATABASE_URL)
+    if not schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR):
+        raise NewsletterError(
+            f"the database {engine.url.render_as_string(hide_password=True)} is not set up "
+            "or is out of date: run `newsletter init`"
+        )
+    return settings, engine
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def init() -> None:
+    """Create or migrate the database."""
+    settings = get_settings()
+    migrate(settings.DATABASE_URL, settings.NEWSLETTER_MIGRATIONS_DIR)
+    url = make_engine(settings.DATABASE_URL).url.render_as_string(hide_password=True)
+    err.print(f"database ready: {url}")
+
+
+@app.command()
+@user_errors
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo's database and previews go.")] = Path(
+        "var/demo"
+    ),
+) -> None:
+    """The whole pipeline on the bundled examples, through a local SendGrid sandbox."""
+    from newsletter.demo import run_demo
+
+    run_demo(workdir, out)
+
+
+# --- topics --------------------------------------------------------------------------------
+
+
+@topics_app.command("add")
+@user_errors
+def topics_add(
+    slug: str,
+    name: Annotated[str, typer.Option("--name", help="Shown to subscribers.")],
+    keywords: Annotated[str, typer.Option(help="Comma-separated words that suggest it.")] = "",
+) -> None:
+    """Add a topic."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic = add_topic(slug, name, split_list(keywords) or [], session=session)
+    err.print(f"topic {topic.slug!r} added")
+
+
+@topics_app.command("list")
+@user_errors
+def topics_list(as_json: JsonOption = False) -> None:
+    """List topics."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topics = list_topics(session=session)
+    if as_json:
+        print_json([{"slug": t.slug, "name": t.name, "keywords": split_list(t.keywords)}
+                    for t in topics])
+        return
+    table = Table("slug", "name", "keywords")
+    for topic in topics:
+        table.add_row(topic.slug, topic.name, topic.keywords.replace(",", ", "))
+    out.print(table)
+
+
+# --- subscribers ---------------------------------------------------------------------------
+
+
+@subscribers_app.command("add")
+@user_errors
+def subscribers_add(
+    email: str,
+    name: Annotated[str, typer.Option(help="How emails address them.")] = "",
+    topics: Annotated[str, typer.Option(help="Topic slugs a,b or 'all'.")] = "all",
+    cadence: Annotated[str, typer.Option(help="immediate, daily or weekly.")] = "immediate",
+    timezone: Annotated[str | None, typer.Option(help="IANA zone; default the firm's.")] = None,
+) -> None:
+    """Add one subscriber (active: staff vouch for their consent)."""
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        subscriber = add_subscriber(
+            email, session=session, name=name, topics=split_list(topics) or [],
+            cadence=cadence, timezone=timezone or settings.NEWSLETTER_TIMEZONE,
+        )
+    err.print(f"subscriber {subscriber.email} added (id {subscriber.id})")
+
+
+@subscribers_app.command("unsubscribe")
+@user_errors
+def subscribers_unsubscribe(email: str) -> None:
+    """Stop all mail to an address; the record stays so nothing re-adds it."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        subscriber = unsubscribe(email, session=session)
+    err.print(f"{subscriber.email} is unsubscribed")
+
+
+@subscribers_app.command("list")
+@user_errors
+def subscribers_list(
+    topic: Annotated[str | None, typer.Option(help="Only who a brief on this topic reaches.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, active, unsubscribed…")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List subscribers."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic_ids = None
+        if topic is not None:
+            topic_ids = [t.id or 0 for t in resolve_topics([topic], session=session)]
+        rows = list_subscribers(session=session, topic_ids=topic_ids, status=status)
+    if as_json:
+        print_json([
+            {"email": r.subscriber.email, "name": r.subscriber.name, "status": r.subscriber.status,
+             "cadence": r.subscriber.cadence, "timezone": r.subscriber.timezone, "topics": r.topics}
+            for r in rows
+        ])
+        return
+    table = Table("email", "name", "status", "topics", "cadence", "timezone")
+    for r in rows:
+        s = r.subscriber
+        table.add_row(s.email, s.name, s.status, ", ".join(r.topics), s.cadence, s.timezone)
+    out.print(table)
+    err.print(f"{len(rows)} subscriber(s)")
+
+
+# --- briefs --------------------------------------------------------------------------------
+
+
+@briefs_app.command("add")
+@user_errors
+def briefs_add(
+    file: Path,
+    topics: Annotated[str | None, typer.Option(help="Topic slugs a,b; overrides the file's.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a brief file; prints its id and slug."""
+    _, engine = settings_and_engine()
+    parsed = parse_brief_file(file)
+    with session_scope(engine) as session:
+        added = add_brief(parsed, session=session, topics=split_list(topics))
+    brief = added.brief
+    slugs = [t.slug for t in added.topics]
+    if as_json:
+        print_json({"id": brief.id, "slug": brief.slug, "title": brief.title,
+                    "date": brief.date.isoformat(), "topics": slugs, "created": added.created})
+        return
+    verb = "added" if added.created else "already added, unchanged"
+    out.print(f"{brief.id} {brief.slug}", highlight=False)
+    err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
+    if not slugs:
+        err.print("[yellow]warning:[/yellow] no topics, so a send would reach no one; "
+                  "add it again with --topics a,b")
+
+
+@briefs_app.command("list")
+@user_errors
+def briefs_list(as_json: JsonOption = False) -> None:
+    """List briefs, newest first."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        rows = [(b, [t.slug for t in brief_topics(b, session=session)])
+                for b in list_briefs(session=session)]
+    if as_json:
+        print_json([{"id": b.id, "slug": b.slug, "title": b.title, "date": b.date.isoformat(),
+                     "author": b.author, "topics": t} for b, t in rows])
+        return
+    table = Table("id", "date", "slug", "title", "topics")
+    for b, t in rows:
+        table.add_row(str(b.id), b.date.isoformat(), b.slug, b.title, ", ".join(t))
+    out.print(table)
+
+
+@briefs_app.command("preview")
+@user_errors
+def briefs_preview(
+    brief: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the files.")] = Path(
+        "var/preview"
+    ),
+) -> None:
+    """Write the email's HTML and text, as a sample reader would get them."""
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        found = get_brief(brief, session=session)
+        paths = write_preview(found, brief_topics(found, session=session), settings, out_dir)
+    for path in paths:
+        out.print(str(path), highlight=False)
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def parse_when(at: str, tz: str) -> datetime:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise NewsletterError(f"--tz {tz!r} is not an IANA timezone (e.g. Asia/Tokyo)") from exc
+    try:
+        local = datetime.strptime(at.strip(), "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise NewsletterError(f"--at {at!r}: write the time as \"YYYY-MM-DD HH:MM\"") from exc
+    return local.replace(tzinfo=zone)
+
+
+@app.command()
+@user_errors
+def send(
+    brief: str,
+    now: Annotated[bool, typer.Option("--now", help="Send as soon as a worker runs.")] = False,
+    at: Annotated[str | None, typer.Option(help='"YYYY-MM-DD HH:MM" in --tz.')] = None,
+    tz: Annotated[str | None, typer.Option(help="Zone for --at; default the firm's.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Schedule a brief for its subscribers; a worker sends it."""
+    if now == (at is not None):
+        raise NewsletterError("say when: either --now or --at \"YYYY-MM-DD HH:MM\"")
+    settings, engine = settings_and_engine()
+    when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
+    with session_scope(engine) as session:
+        created = create_send(brief, session=session, settings=settings, when=when)
+        summary = summarize_sends(session=session, send_id=created.id)[0]
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    out.print(f"send {summary.id} of {summary.brief_slug} scheduled for "
+              f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC; a worker sends it "
+              "(`newsletter worker`, or `newsletter worker --once`)", highlight=False)
+
+
+@sends_app.command("list")
+@user_errors
+def sends_list(as_json: JsonOption = False) -> None:
+    """Sends, newest first, with counts per delivery state."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        summaries = summarize_sends(session=session)
+    if as_json:
+        print_json([s.as_dict() for s in summaries])
+        return
+    table = Table("id", "brief", "status", "scheduled (UTC)", "planned", "sent", "failed",
+                  "unknown", "waiting")
+    for s in summaries:
+        c = s.counts
+        table.add_row(str(s.id), s.brief_slug, s.status, f"{s.scheduled_at:%Y-%m-%d %H:%M}",
+                      str(s.planned), str(c["sent"]), str(c["failed"]), str(c["unknown"]),
+                      str(c["queued"] + c["claimed"] + c["sending"]))
+    out.print(table)
+
+
+@sends_app.command("status")
+@user_errors
+def sends_status(send_id: int, as_json: JsonOption = False) -> None:
+    """One send: its state, its ledger counts, its last error."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        summary = summarize_sends(session=session, send_id=send_id)[0]
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    out.print(f"send {summary.id} of {summary.brief_slug}: {summary.status}", highlight=False)
+    out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
+    out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items()))
+    if summary.last_error:
+        out.print(f"last error: {summary.last_error}", highlight=False)
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Do all due work, then exit.")] = False,
+) -> None:
+    """The worker: sends what is due, on a clock (same as `python scheduler.py`)."""
+    import logging
+
+    import scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings, _ = settings_and_engine()
+    if once:
+        scheduler.run_once(settings)
+    else:
+        scheduler.run(settings)
+
+
+@app.command()
+@user_errors
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
+    api_key: Annotated[str | None, typer.Option(help="Key to accept; default SENDGRID_API_KEY.")] = None,
+) -> None:
+    """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
+    from newsletter.sandbox import Sandbox
+
+    key = api_key or get_settings().SENDGRID_API_KEY.get_secret_value()
+    if not key:
+        raise NewsletterError("give the sandbox a key to accept: --api-key or SENDGRID_API_KEY")
+    server = Sandbox(key, port=port, verbose=True)
+    err.print(f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
+              f"accepted mail at {server.url}/sandbox/messages")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

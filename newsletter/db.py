@@ -1,0 +1,95 @@
+"""Engines, sessions and migrations, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from newsletter.errors import NewsletterError
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for our workload on either database.
+
+    SQLite: WAL so readers never wait for the worker, a generous busy timeout, foreign keys
+    on, and transactions begun by us, so claiming can say `BEGIN IMMEDIATE` (take the write
+    lock first, then read) while ordinary work says a plain `BEGIN`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: sa.Connection) -> None:
+            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise NewsletterError(
+        f"DATABASE_URL {parsed.render_as_string(hide_password=True)!r}: only sqlite:/// and "
+        "postgresql+psycopg:// are supported"
+    )
+
+
+def is_postgresql(engine: Engine | sa.Connection) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error.
+
+    `immediate=True` takes SQLite's write lock at BEGIN (no effect on PostgreSQL), for
+    read-then-write sequences that must not interleave with another writer.
+    """
+    bind = engine.execution_options(sqlite_immediate=True) if immediate else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str, migrations_dir: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, migrations_dir: Path) -> None:
+    """Create or upgrade the schema to the newest migration (never `create_all`)."""
+    if not (migrations_dir / "env.py").is_file():
+        raise NewsletterError(f"no Alembic migrations found at {migrations_dir}")
+    make_url(url)  # a malformed URL fails here with SQLAlchemy's own message
+    command.upgrade(alembic_config(url, migrations_dir), "head")
+
+
+def schema_is_current(engine: Engine, migrations_dir: Path) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = engine.url.render_as_string(hide_password=False)
+    script = ScriptDirectory.from_config(alembic_config(url, migrations_dir))
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return set(current) == set(script.get_heads())

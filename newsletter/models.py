@@ -1,0 +1,104 @@
+"""Briefs, sends and the delivery ledger.
+
+The ledger (`Delivery`) is the only truth about who got what: one row per (send,
+subscriber), written before any request, unique in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from subscribers.models import UTCDateTime, utc_column, utcnow
+
+
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Brief(SQLModel, table=True):
+    __tablename__ = "brief"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=200, unique=True)
+    title: str = Field(max_length=500)
+    date: date
+    author: str = Field(default="", max_length=200)
+    preheader: str = Field(default="", max_length=500)
+    # Newline-separated takeaway bullets, in Markdown.
+    takeaways: str = Field(default="", sa_type=sa.Text)
+    body: str = Field(sa_type=sa.Text)
+    signature: str = Field(default="", sa_type=sa.Text)
+    source_name: str = Field(default="", max_length=500)
+    # sha256 of the source file: adding the same file twice is a no-op, not a duplicate.
+    content_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BriefTopic(SQLModel, table=True):
+    __tablename__ = "brief_topic"
+
+    brief_id: int = Field(foreign_key="brief.id", primary_key=True, ondelete="CASCADE")
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
+
+
+class SendStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its time; nothing planned yet
+    RUNNING = "running"  # planned into the ledger; workers are sending
+    PAUSED = "paused"  # stopped by staff or by a fatal provider error; resumable
+    FINISHED = "finished"  # no queued or claimed rows left
+    CANCELLED = "cancelled"
+
+
+class Send(SQLModel, table=True):
+    __tablename__ = "send"
+    __table_args__ = (sa.Index("ix_send_status_scheduled_at", "status", "scheduled_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    brief_id: int = Field(foreign_key="brief.id", index=True)
+    status: str = Field(default=SendStatus.SCHEDULED, max_length=16)
+    scheduled_at: datetime = Field(sa_type=UTCDateTime)
+    # Rendered once when the send is created, with per-recipient tokens left in; every
+    # worker sends exactly these bytes.
+    subject: str = Field(max_length=500)
+    html: str = Field(sa_type=sa.Text)
+    text: str = Field(sa_type=sa.Text)
+    planned: int = Field(default=0)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = utc_column()
+    finished_at: datetime | None = utc_column()
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    CLAIMED = "claimed"  # a worker holds it until lease_expires_at; not yet handed off
+    SENDING = "sending"  # the request is (about to be) on the wire; may reach the provider
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # the provider refused it; `error` says why
+    UNKNOWN = "unknown"  # the request may have reached the provider; never resent blindly
+    SKIPPED = "skipped"  # the subscriber left between planning and sending
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        # Exactly once: the database, not a worker's memory, refuses a second row.
+        sa.UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
+        # Claiming scans one send's queued rows in id order.
+        sa.Index("ix_delivery_send_status_id", "send_id", "status", "id"),
+    )
+
+    # BIGINT on PostgreSQL; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    send_id: int = Field(foreign_key="send.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    status: str = Field(default=DeliveryStatus.QUEUED, max_length=16)
+    worker_id: str = Field(default="", max_length=100)
+    lease_expires_at: datetime | None = utc_column()
+    attempts: int = Field(default=0)
+    message_id: str = Field(default="", max_length=200)
+    error: str = Field(default="", sa_type=sa.Text)
+    updated_at: datetime | None = utc_column()

@@ -1,0 +1,106 @@
+"""The worker process: APScheduler is the clock, nothing more.
+
+Every tick calls `Dispatcher.work_due()`; all state lives in the database, so a redundant
+tick (or a second worker on PostgreSQL) does nothing twice. `python scheduler.py` and
+`newsletter worker` are the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine
+from newsletter.dispatch import Dispatcher, WorkReport
+from newsletter.errors import NewsletterError, TransportError
+from newsletter.transports import make_transport
+
+log = logging.getLogger("newsletter.worker")
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    return Dispatcher(make_engine(settings.DATABASE_URL), settings, make_transport(settings))
+
+
+def log_report(report: WorkReport) -> None:
+    for send_id in report.started:
+        log.info("send %s started", send_id)
+    if report.settled:
+        log.info("handed off %s deliveries", report.settled)
+    if report.unknown:
+        log.warning("%s deliveries are unknown (a worker died mid-request)", report.unknown)
+    for send_id in report.finished:
+        log.info("send %s finished", send_id)
+
+
+def tick(dispatcher: Dispatcher) -> None:
+    try:
+        log_report(dispatcher.work_due())
+    except TransportError as exc:
+        # The send is paused in the database; the next tick works the other sends.
+        log.error("%s", exc)
+
+
+def build_scheduler(dispatcher: Dispatcher, interval_seconds: float) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(
+        tick,
+        "interval",
+        args=[dispatcher],
+        seconds=interval_seconds,
+        id="work-due",
+        max_instances=1,  # one tick at a time in this process
+        coalesce=True,  # after a stall, run once, not once per missed tick
+        misfire_grace_time=None,
+        next_run_time=dispatcher.clock(),
+    )
+    return scheduler
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT; the batch in hand is finished first."""
+    dispatcher = build_dispatcher(settings)
+    scheduler = build_scheduler(dispatcher, settings.NEWSLETTER_TICK_SECONDS)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the batch in hand, then stopping", signum)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("worker %s ticking every %ss", dispatcher.worker_id, settings.NEWSLETTER_TICK_SECONDS)
+    scheduler.start()
+
+
+def run_once(settings: Settings) -> WorkReport:
+    """All work due now, then return: for cron-driven setups, tests and the demo."""
+    report = build_dispatcher(settings).work_due()
+    log_report(report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The newsletter worker (same as `newsletter worker`).")
+    parser.add_argument("--once", action="store_true", help="do all due work, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    try:
+        if args.once:
+            run_once(settings)
+        else:
+            run(settings)
+    except NewsletterError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Who gets what: topics, subscribers and the topics they follow.
+
+Statuses and cadences are stored as short strings, not database enum types, so adding a
+value is a code change and not a migration on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite drops the offset; we put it back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store times as aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class Cadence(StrEnum):
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Topic(SQLModel, table=True):
+    __tablename__ = "topic"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    # Comma-separated words that suggest this topic for a brief (the topic suggestion uses it).
+    keywords: str = Field(default="", max_length=2000)
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscriber"
+    # Matching filters active subscribers first; the partial shape differs per database, so
+    # a plain composite index serves both.
+    __table_args__ = (sa.Index("ix_subscriber_status_all_topics", "status", "all_topics"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Stored normalized (lower-cased), so uniqueness is case-insensitive on both databases.
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    status: str = Field(default=SubscriberStatus.ACTIVE, max_length=16)
+    cadence: str = Field(default=Cadence.IMMEDIATE, max_length=16)
+    timezone: str = Field(default="UTC", max_length=64)
+    all_topics: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    unsubscribed_at: datetime | None = utc_column()
+
+
+class SubscriberTopic(SQLModel, table=True):
+    __tablename__ = "subscriber_topic"
+    # Matching walks topic → subscribers; the primary key serves subscriber → topics.
+    __table_args__ = (sa.Index("ix_subscriber_topic_topic", "topic_id", "subscriber_id"),)
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
