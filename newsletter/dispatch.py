@@ -95,6 +95,8 @@ def get_send(send_id: int, *, session: Session) -> Send:
 def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     """Write one queued Delivery per matching subscriber: one INSERT … SELECT.
 
+    Returns how many rows the send's ledger holds afterwards.
+
     Matching runs inside the database (no subscriber is loaded into Python), and
     ON CONFLICT DO NOTHING against the (send, subscriber) constraint makes a second run a
     no-op rather than a duplicate.
@@ -119,7 +121,12 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         .from_select(columns, rows)
         .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
     )
-    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    session.execute(statement)
+    # The ledger's own count, not the statement's rowcount: SQLAlchemy's psycopg path reports
+    # -1 for INSERT … FROM SELECT, and the count is what `planned` means anyway.
+    return int(session.scalar(
+        sa.select(sa.func.count()).select_from(Delivery).where(col(Delivery.send_id) == send.id)
+    ) or 0)
 
 
 def start_due_sends(engine: Engine, *, now: datetime) -> list[int]:
@@ -234,7 +241,7 @@ class _Target:
 
 
 def _mark(
-    session: Session, ids: list[int], worker_id: str, from_status: str, **values: Any
+    session: Session, ids: list[int], owner: str, from_status: str, **values: Any
 ) -> list[int]:
     """Move this worker's rows from one state to the next; returns the ids it still held."""
     if not ids:
@@ -243,7 +250,7 @@ def _mark(
         sa.update(Delivery)
         .where(
             col(Delivery.id).in_(ids),
-            col(Delivery.worker_id) == worker_id,
+            col(Delivery.worker_id) == owner,
             col(Delivery.status) == from_status,
         )
         .values(**values)

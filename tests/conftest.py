@@ -1,0 +1,116 @@
+"""Fixtures: each test gets its own migrated database, on SQLite and, when
+TEST_DATABASE_URL points at a PostgreSQL server, on PostgreSQL too.
+
+Alembic migrates one template per database kind per run; each test then gets a copy
+(a file copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL), so no test sees
+another's rows and none pays for migrating.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine, migrate
+from newsletter.sandbox import Sandbox
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SANDBOX_KEY = "SG.test-sandbox-key"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _admin_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL") or None
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin_engine(url: str) -> Engine:
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate(f"sqlite:///{path}", get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    make_engine(f"sqlite:///{path}").dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(run_id: str) -> Iterator[str]:
+    admin = _admin_url()
+    if admin is None:
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (CI sets it)")
+    name = f"nl_template_{run_id}"
+    engine = _admin_engine(admin)
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    migrate(_with_database(admin, name), get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    yield name
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    admin = _admin_url()
+    assert admin is not None
+    name = f"nl_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine(admin)
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _with_database(admin, name)
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(SANDBOX_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(db_url: str, sandbox: Sandbox) -> Settings:
+    return get_settings(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox.url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        SENDGRID_TIMEOUT_SECONDS=10,
+        NEWSLETTER_BASE_URL="https://news.example.com",
+        NEWSLETTER_SECRET_KEY="test-secret-key-that-is-long-enough-1234",
+        NEWSLETTER_ENV="development",
+        NEWSLETTER_MAX_RETRIES=1,
+    )

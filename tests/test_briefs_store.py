@@ -1,0 +1,61 @@
+"""Storing briefs: topics resolved, the same file twice is a no-op, slugs never overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.briefs import add_brief, list_briefs, parse_brief, parse_brief_file
+from newsletter.db import session_scope
+from newsletter.errors import ConflictError
+from subscribers.errors import UnknownTopicError
+from subscribers.topics import add_topic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def with_topics(engine):
+    with session_scope(engine) as session:
+        for slug in ("food", "trade", "shipping"):
+            add_topic(slug, slug.title(), session=session)
+
+
+def test_front_matter_topics_are_attached(engine, with_topics):
+    with session_scope(engine) as session:
+        added = add_brief(parse_brief_file(FIXTURES / "front-matter.md"), session=session)
+    assert [t.slug for t in added.topics] == ["food", "trade"]
+
+
+def test_staff_topics_replace_the_files_own(engine, with_topics):
+    with session_scope(engine) as session:
+        added = add_brief(parse_brief_file(FIXTURES / "front-matter.md"), session=session,
+                          topics=["shipping"])
+    assert [t.slug for t in added.topics] == ["shipping"]
+
+
+def test_an_unknown_topic_refuses_the_brief_and_stores_nothing(engine, with_topics):
+    with pytest.raises(UnknownTopicError, match="'ports'"), session_scope(engine) as session:
+        add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
+                  topics=["shipping", "ports"])
+    with session_scope(engine) as session:
+        assert list_briefs(session=session) == []
+
+
+def test_adding_the_same_file_twice_changes_nothing(engine, with_topics):
+    parsed = parse_brief_file(FIXTURES / "firm-layout.txt")
+    with session_scope(engine) as session:
+        first = add_brief(parsed, session=session, topics=["shipping"])
+    with session_scope(engine) as session:
+        again = add_brief(parsed, session=session, topics=["shipping"])
+        assert len(list_briefs(session=session)) == 1
+    assert again.created is False and again.brief.id == first.brief.id
+
+
+def test_a_different_brief_under_the_same_slug_is_refused(engine, with_topics):
+    with session_scope(engine) as session:
+        add_brief(parse_brief("1 May 2026\n\n## Same title\n\nFirst body.\n"), session=session)
+    with pytest.raises(ConflictError, match="already has slug '2026-05-01-same-title'"), \
+            session_scope(engine) as session:
+        add_brief(parse_brief("1 May 2026\n\n## Same title\n\nSecond body.\n"), session=session)

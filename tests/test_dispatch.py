@@ -1,0 +1,229 @@
+"""Dispatch: every matching subscriber gets the brief exactly once, through the real
+`sendgrid` client and the sandbox, with the ledger as the only truth."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.dispatch import (
+    Dispatcher,
+    claim_batch,
+    create_send,
+    expire_stale_sending,
+    plan_deliveries,
+    start_due_sends,
+    summarize_sends,
+)
+from newsletter.errors import NewsletterError, TransportError
+from newsletter.models import Delivery, Send
+from newsletter.transports.sendgrid import SendGridTransport
+from subscribers.models import utcnow
+from subscribers.roster import add_subscriber, unsubscribe
+from subscribers.tokens import TokenSigner
+from subscribers.topics import add_topic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+READERS = {  # email → topics
+    "ann@example.com": ["shipping"],
+    "bob@example.com": ["trade"],
+    "cy@example.com": ["all"],
+    "dee@example.com": ["shipping", "trade"],
+    "eve@example.com": ["food"],  # not on the brief's topics
+}
+EXPECTED = {"ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com"}
+
+
+@pytest.fixture
+def brief_slug(engine):
+    with session_scope(engine) as session:
+        for slug in ("shipping", "trade", "food"):
+            add_topic(slug, slug.title(), session=session)
+        for email, topics in READERS.items():
+            add_subscriber(email, session=session, name=email.split("@")[0].title(), topics=topics)
+        added = add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
+                          topics=["shipping", "trade"])
+        return added.brief.slug
+
+
+def _dispatcher(engine, settings, **changes):
+    settings = get_settings(**{**settings.model_dump(), **changes})
+    return Dispatcher(engine, settings, SendGridTransport.from_settings(settings))
+
+
+def _new_send(engine, settings, slug, when=None):
+    with session_scope(engine) as session:
+        return create_send(slug, session=session, settings=settings, when=when).id
+
+
+def _ledger(engine, send_id):
+    with session_scope(engine) as session:
+        return list(session.exec(select(Delivery).where(Delivery.send_id == send_id).order_by(Delivery.id)))
+
+
+def _recipients(sandbox):
+    return sorted(address for message in sandbox.messages() for address in message.to)
+
+
+def test_a_send_reaches_each_matching_subscriber_exactly_once(engine, settings, sandbox, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    report = _dispatcher(engine, settings).work_due()
+    assert report.started == [send_id] and report.finished == [send_id]
+    assert _recipients(sandbox) == sorted(EXPECTED)
+    assert {d.status for d in _ledger(engine, send_id)} == {"sent"}
+
+
+def test_a_second_run_sends_nothing_more(engine, settings, sandbox, brief_slug):
+    _new_send(engine, settings, brief_slug)
+    _dispatcher(engine, settings).work_due()
+    again = _dispatcher(engine, settings).work_due()
+    assert again.settled == 0
+    assert len(sandbox.messages()) == len(EXPECTED)
+
+
+def test_planning_twice_writes_no_second_row(engine, settings, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    start_due_sends(engine, now=utcnow())
+    with session_scope(engine) as session:
+        send = session.get_one(Send, send_id)
+        assert plan_deliveries(send, session=session, now=utcnow()) == len(EXPECTED)
+    assert len(_ledger(engine, send_id)) == len(EXPECTED)
+
+
+def test_the_database_refuses_a_duplicate_delivery(engine, settings, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    start_due_sends(engine, now=utcnow())
+    row = _ledger(engine, send_id)[0]
+    with pytest.raises(sa.exc.IntegrityError), session_scope(engine) as session:
+        session.add(Delivery(send_id=send_id, subscriber_id=row.subscriber_id))
+
+
+def test_recipients_are_split_into_batches_of_the_configured_size(engine, settings, sandbox, brief_slug):
+    _new_send(engine, settings, brief_slug)
+    _dispatcher(engine, settings, NEWSLETTER_BATCH_SIZE=3).work_due()
+    assert sandbox.state.requests == 2
+    assert len({m.message_id for m in sandbox.messages()}) == 2
+    assert _recipients(sandbox) == sorted(EXPECTED)
+
+
+def test_each_message_names_its_delivery_and_carries_one_click_unsubscribe(
+    engine, settings, sandbox, brief_slug
+):
+    send_id = _new_send(engine, settings, brief_slug)
+    _dispatcher(engine, settings).work_due()
+    ledger = {str(d.id): d for d in _ledger(engine, send_id)}
+    signer = TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value())
+    for message in sandbox.messages():
+        delivery = ledger[message.custom_args["delivery_id"]]
+        assert message.custom_args["send_id"] == str(send_id)
+        assert delivery.message_id == message.message_id
+        assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        url = message.headers["List-Unsubscribe"].strip("<>")
+        assert url.startswith("https://news.example.com/unsubscribe/")
+        assert signer.verify("unsubscribe", url.rsplit("/", 1)[1]) == delivery.subscriber_id
+        assert url in message.text and url in message.html
+
+
+def test_no_token_reaches_a_recipient_unfilled(engine, settings, sandbox, brief_slug):
+    _new_send(engine, settings, brief_slug)
+    _dispatcher(engine, settings).work_due()
+    for message in sandbox.messages():
+        assert "%%nl:" not in message.html and "%%nl:" not in message.text
+        assert message.to[0] in message.text
+
+
+def test_a_name_full_of_html_arrives_escaped_in_html_and_plain_in_text(engine, settings, sandbox):
+    with session_scope(engine) as session:
+        add_topic("shipping", "Shipping", session=session)
+        add_subscriber("kim@example.com", session=session, name='<b>Kim & "Lee"</b>', topics=["all"])
+        slug = add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
+                         topics=["shipping"]).brief.slug
+    _new_send(engine, settings, slug)
+    _dispatcher(engine, settings).work_due()
+    [message] = sandbox.messages()
+    sent_html = message.html
+    assert "<b>Kim" not in sent_html
+
+
+def test_a_future_send_waits_for_its_time(engine, settings, sandbox, brief_slug):
+    later = utcnow() + timedelta(hours=2)
+    send_id = _new_send(engine, settings, brief_slug, when=later)
+    assert start_due_sends(engine, now=later - timedelta(seconds=1)) == []
+    assert _ledger(engine, send_id) == []
+    assert start_due_sends(engine, now=later) == [send_id]
+
+
+def test_a_subscriber_who_leaves_after_planning_is_skipped(engine, settings, sandbox, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    start_due_sends(engine, now=utcnow())
+    with session_scope(engine) as session:
+        unsubscribe("ann@example.com", session=session)
+    _dispatcher(engine, settings).work_due()
+    assert "ann@example.com" not in _recipients(sandbox)
+    assert sorted(d.status for d in _ledger(engine, send_id)) == ["sent", "sent", "sent", "skipped"]
+
+
+def test_a_brief_without_topics_is_refused_before_anything_is_queued(engine, settings):
+    with session_scope(engine) as session:
+        slug = add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session).brief.slug
+    with pytest.raises(NewsletterError, match="has no topics"):
+        _new_send(engine, settings, slug)
+    with session_scope(engine) as session:
+        assert summarize_sends(session=session) == []
+
+
+def test_a_wrong_api_key_pauses_the_send_and_sends_nothing(engine, settings, sandbox, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    with pytest.raises(TransportError, match=r"401: The provided authorization grant is invalid"):
+        _dispatcher(engine, settings, SENDGRID_API_KEY="SG.wrong").work_due()
+    assert sandbox.messages() == []
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=send_id)
+    assert summary.status == "paused"
+    assert "401" in summary.last_error
+    assert summary.counts["queued"] == len(EXPECTED) and summary.counts["sent"] == 0
+
+
+def test_two_workers_claim_disjoint_rows(engine, settings, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    first = claim_batch(engine, send_id=send_id, worker_id="w1", limit=2, lease=lease, now=now)
+    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=10, lease=lease, now=now)
+    assert len(first) == 2 and len(second) == 2
+    assert not set(first) & set(second)
+    assert claim_batch(engine, send_id=send_id, worker_id="w3", limit=10, lease=lease, now=now) == []
+
+
+def test_an_expired_claim_is_taken_over_by_another_worker(engine, settings, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    taken = claim_batch(engine, send_id=send_id, worker_id="dead", limit=10, lease=lease, now=now)
+    later = now + lease + timedelta(seconds=1)
+    retaken = claim_batch(engine, send_id=send_id, worker_id="alive", limit=10, lease=lease, now=later)
+    assert retaken == taken
+
+
+def test_rows_left_in_flight_by_a_dead_worker_become_unknown_and_are_not_resent(
+    engine, settings, sandbox, brief_slug
+):
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    ids = claim_batch(engine, send_id=send_id, worker_id="dead", limit=10, lease=timedelta(seconds=30), now=now)
+    with session_scope(engine) as session:  # the dead worker had marked them in flight
+        session.execute(sa.update(Delivery).where(Delivery.id.in_(ids)).values(status="sending"))
+    assert expire_stale_sending(engine, now=now + timedelta(seconds=31)) == len(ids)
+    _dispatcher(engine, settings).work_due()
+    assert sandbox.messages() == []
+    assert {d.status for d in _ledger(engine, send_id)} == {"unknown"}

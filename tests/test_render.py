@@ -1,0 +1,119 @@
+"""Rendering: one render per brief, tokens escaped per part, template errors named."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from newsletter.briefs import parse_brief_file
+from newsletter.config import get_settings
+from newsletter.errors import TemplateError
+from newsletter.models import Brief
+from newsletter.render import GMAIL_CLIP_BYTES, fill, recipient_values, render_brief, token
+from subscribers.models import Topic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _brief(name: str = "firm-layout.txt") -> Brief:
+    parsed = parse_brief_file(FIXTURES / name)
+    return Brief(slug=parsed.slug, title=parsed.title, date=parsed.date, author=parsed.author,
+                 preheader=parsed.preheader, takeaways="\n".join(parsed.takeaways),
+                 body=parsed.body, signature=parsed.signature, content_hash=parsed.content_hash)
+
+
+@pytest.fixture
+def settings():
+    return get_settings(NEWSLETTER_BASE_URL="https://news.example.com",
+                        NEWSLETTER_POSTAL_ADDRESS="Example Analysis LLC, 9 Quay Street, Portsmouth")
+
+
+@pytest.fixture
+def rendered(settings):
+    return render_brief(_brief(), [Topic(slug="shipping", name="Shipping")], settings)
+
+
+def _values(name: str = "Kim") -> dict[str, str]:
+    return recipient_values(name=name, email="kim@example.com",
+                            unsubscribe_url="https://news.example.com/unsubscribe/abc.def",
+                            preferences_url="https://news.example.com/preferences/abc.ghi")
+
+
+def test_html_is_a_complete_document_with_title_takeaways_and_body(rendered):
+    assert rendered.html.lstrip().lower().startswith("<!doctype html>")
+    assert "Port congestion returns to the Strait of Malacca" in rendered.html
+    assert "Rerouting from the Red Sea is the main cause" in rendered.html
+    assert "cannot berth ships fast enough" in rendered.html
+
+
+def test_both_parts_carry_unsubscribe_preferences_and_postal_address(rendered):
+    for part, content in (("html", rendered.html), ("text", rendered.text)):
+        assert token("unsubscribe_url", part) in content
+        assert token("preferences_url", part) in content
+        assert "Example Analysis LLC, 9 Quay Street, Portsmouth" in content
+
+
+def test_each_part_only_uses_its_own_tokens(rendered):
+    assert ":text%%" not in rendered.html
+    assert ":html%%" not in rendered.text
+
+
+def test_text_part_reads_as_plain_text(rendered):
+    assert "KEY TAKEAWAYS" in rendered.text
+    assert "<p>" not in rendered.text and "**" not in rendered.text
+    assert "Rosa Delgado" in rendered.text
+
+
+def test_markdown_links_become_anchors_in_html_and_words_with_url_in_text(settings):
+    email = render_brief(_brief("front-matter.md"), [], settings)
+    assert '<a href="https://example.com/quota">the main quota</a>' in email.html
+    assert "the main quota (https://example.com/quota)" in email.text
+
+
+def test_preheader_comes_from_front_matter(settings):
+    email = render_brief(_brief("front-matter.md"), [], settings)
+    assert "Three changes that matter for importers." in email.html
+
+
+def test_a_name_full_of_html_is_escaped_in_html_and_plain_in_text(rendered):
+    values = _values('<b>Kim & "Lee"</b>')
+    assert values[token("name", "html")] == "&lt;b&gt;Kim &amp; &quot;Lee&quot;&lt;/b&gt;"
+    assert values[token("name", "text")] == '<b>Kim & "Lee"</b>'
+
+
+def test_filling_leaves_no_token_behind(rendered):
+    values = _values()
+    for content in (rendered.html, rendered.text):
+        filled = fill(content, values)
+        assert not re.search(r"%%nl:", filled)
+        assert "https://news.example.com/unsubscribe/abc.def" in filled
+
+
+def test_a_token_without_a_value_is_an_error_not_a_leak():
+    with pytest.raises(TemplateError, match="no value for %%nl:name:html%%"):
+        fill("Dear %%nl:name:html%%", {})
+
+
+def test_email_stays_under_gmails_clipping_size(rendered):
+    assert rendered.html_bytes < GMAIL_CLIP_BYTES
+
+
+def test_a_broken_template_is_refused_with_its_name(tmp_path, settings):
+    templates = tmp_path / "templates"
+    shutil.copytree(settings.NEWSLETTER_TEMPLATES_DIR, templates)
+    (templates / "email" / "brief.mjml.j2").write_text("<mjml><mj-body><mj-section>")
+    broken = settings.model_copy(update={"NEWSLETTER_TEMPLATES_DIR": templates})
+    with pytest.raises(TemplateError, match=r"template email/brief.mjml.j2: MJML did not render"):
+        render_brief(_brief(), [], broken)
+
+
+def test_a_jinja_syntax_error_names_template_and_line(tmp_path, settings):
+    templates = tmp_path / "templates"
+    shutil.copytree(settings.NEWSLETTER_TEMPLATES_DIR, templates)
+    (templates / "email" / "brief.txt.j2").write_text("line one\n{{ title \n")
+    broken = settings.model_copy(update={"NEWSLETTER_TEMPLATES_DIR": templates})
+    with pytest.raises(TemplateError, match=r"template email/brief.txt.j2:2"):
+        render_brief(_brief(), [], broken)

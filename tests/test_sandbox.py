@@ -1,0 +1,87 @@
+"""The sandbox answers the real `sendgrid` client as SendGrid's v3 mail/send does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from python_http_client.exceptions import BadRequestsError, UnauthorizedError
+from sendgrid import SendGridAPIClient
+
+from newsletter.sandbox import Sandbox
+
+KEY = "SG.sandbox-test"
+
+
+def _body(personalizations):
+    return {
+        "from": {"email": "briefs@example.com"},
+        "subject": "Hello",
+        "content": [{"type": "text/plain", "value": "Hi -name-"},
+                    {"type": "text/html", "value": "<p>Hi -name-</p>"}],
+        "personalizations": personalizations,
+    }
+
+
+@pytest.fixture
+def server():
+    with Sandbox(KEY) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def client(server):
+    return SendGridAPIClient(api_key=KEY, host=server.url)
+
+
+def test_accepts_with_202_and_a_message_id(client, server):
+    response = client.send(_body([{"to": [{"email": "a@example.com"}],
+                                   "substitutions": {"-name-": "Ann"}}]))
+    assert response.status_code == 202
+    assert response.headers["X-Message-Id"]
+    [message] = server.messages()
+    assert message.to == ["a@example.com"]
+    assert message.text == "Hi Ann"
+    assert message.message_id == response.headers["X-Message-Id"]
+
+
+def test_a_wrong_key_gets_401_with_sendgrids_words(server):
+    client = SendGridAPIClient(api_key="SG.wrong", host=server.url)
+    with pytest.raises(UnauthorizedError) as caught:
+        client.send(_body([{"to": [{"email": "a@example.com"}]}]))
+    assert "authorization grant is invalid" in caught.value.body.decode()
+    assert server.messages() == []
+
+
+def test_more_than_1000_personalizations_is_a_400(client, server):
+    people = [{"to": [{"email": f"p{i}@example.com"}]} for i in range(1001)]
+    with pytest.raises(BadRequestsError) as caught:
+        client.send(_body(people))
+    errors = json.loads(caught.value.body)["errors"]
+    assert {"personalizations"} <= {e["field"] for e in errors}
+    assert any("1000 personalizations" in e["message"] for e in errors)
+    assert server.messages() == []
+
+
+def test_exactly_1000_personalizations_is_accepted(client, server):
+    people = [{"to": [{"email": f"p{i}@example.com"}]} for i in range(1000)]
+    assert client.send(_body(people)).status_code == 202
+    assert len(server.messages()) == 1000
+
+
+def test_a_duplicate_address_within_a_personalization_is_a_400(client):
+    duplicate = [{"to": [{"email": "a@example.com"}], "cc": [{"email": "A@example.com"}]}]
+    with pytest.raises(BadRequestsError) as caught:
+        client.send(_body(duplicate))
+    [error] = json.loads(caught.value.body)["errors"]
+    assert error["field"] == "personalizations.0"
+    assert "should be unique between to, cc, and bcc" in error["message"]
+
+
+def test_every_broken_rule_is_listed(client):
+    body = {"personalizations": [{"to": [{"email": "not-an-address"}]}],
+            "content": [{"type": "text/html", "value": "x"}, {"type": "text/plain", "value": "y"}]}
+    with pytest.raises(BadRequestsError) as caught:
+        client.send(body)
+    fields = {e["field"] for e in json.loads(caught.value.body)["errors"]}
+    assert fields == {"from.email", "personalizations.0.to.0.email", "subject", "content"}
