@@ -369,8 +369,8 @@ def worker(
 
     import scheduler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings, _ = settings_and_engine()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
         scheduler.run_once(settings)
     else:

@@ -1,0 +1,175 @@
+"""The command line end to end, as staff run it: real processes, a real database, the
+sandbox over HTTP with the real `sendgrid` client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from typer.testing import CliRunner, Result
+
+from newsletter.cli import app
+from newsletter.db import session_scope
+from subscribers.roster import add_subscriber
+from subscribers.topics import add_topic
+from tests.conftest import SANDBOX_KEY
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def newsletter(db_url, sandbox, tmp_path):
+    """Run `newsletter ARGS…` in a fresh process; returns the CompletedProcess."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SENDGRID_API_HOST": sandbox.url,
+        "SENDGRID_API_KEY": SANDBOX_KEY,
+        "NEWSLETTER_BASE_URL": "https://news.example.com",
+        "COLUMNS": "200",
+    }
+
+    def run(
+        *args: str, env_changes: dict[str, str] | None = None, module: str = "newsletter"
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            env={**env, **(env_changes or {})}, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120, check=False,
+        )
+
+    return run
+
+
+def _ok(result: Any) -> Any:
+    code = getattr(result, "returncode", getattr(result, "exit_code", None))
+    assert code == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def listed(newsletter, engine):
+    """Topics and four subscribers, three of them on shipping or trade (set up in-process)."""
+    with session_scope(engine) as session:
+        for slug in ("shipping", "trade", "food"):
+            add_topic(slug, slug.title(), session=session)
+        add_subscriber("ann@example.com", session=session, name="Ann", topics=["shipping"])
+        add_subscriber("bob@example.com", session=session, topics=["trade", "food"])
+        add_subscriber("cy@example.com", session=session, topics=["all"])
+        add_subscriber("eve@example.com", session=session, topics=["food"])
+    return newsletter
+
+
+@pytest.fixture
+def cli(listed, db_url, sandbox, monkeypatch):
+    """The same commands in-process (fast), for checking what they print."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SENDGRID_API_HOST", sandbox.url)
+    monkeypatch.setenv("SENDGRID_API_KEY", SANDBOX_KEY)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+    return run
+
+
+def test_brief_file_to_sandbox_reaches_exactly_the_matching_subscribers(listed, sandbox):
+    added = json.loads(_ok(listed("briefs", "add", str(FIXTURES / "firm-layout.txt"),
+                                  "--topics", "shipping,trade", "--json")).stdout)
+    assert added["slug"] == "2026-04-14-port-congestion-returns-to-the-strait-of-malacca"
+    scheduled = json.loads(_ok(listed("send", str(added["id"]), "--now", "--json")).stdout)
+    assert scheduled["status"] == "scheduled"
+    _ok(listed("worker", "--once"))
+    recipients = sorted(a for m in sandbox.messages() for a in m.to)
+    assert recipients == ["ann@example.com", "bob@example.com", "cy@example.com"]
+    status = json.loads(_ok(listed("sends", "status", str(scheduled["id"]), "--json")).stdout)
+    assert status["status"] == "finished"
+    assert status["counts"]["sent"] == 3 and status["planned"] == 3
+
+
+def test_running_the_worker_again_sends_nothing_twice(listed, sandbox):
+    _ok(listed("briefs", "add", str(FIXTURES / "front-matter.md"), "--topics", "food"))
+    _ok(listed("send", "2026-04-20-grain-corridors-what-the-new-tariff-schedule-changes", "--now"))
+    _ok(listed("worker", "--once"))
+    _ok(listed("worker", "--once"))
+    assert sorted(a for m in sandbox.messages() for a in m.to) == [
+        "bob@example.com", "cy@example.com", "eve@example.com"]
+
+
+def test_python_scheduler_py_is_the_same_worker(listed, sandbox):
+    _ok(listed("briefs", "add", str(FIXTURES / "front-matter.md"), "--topics", "food"))
+    _ok(listed("send", "1", "--now"))
+    _ok(listed("--once", module="scheduler"))
+    assert sorted(a for m in sandbox.messages() for a in m.to) == [
+        "bob@example.com", "cy@example.com", "eve@example.com"]
+
+
+def test_a_brief_with_no_title_is_refused_in_one_line_naming_the_file(cli, tmp_path):
+    bad = tmp_path / "untitled.md"
+    bad.write_text("1 May 2026\n\nA paragraph where the title should be.\n")
+    result = cli("briefs", "add", str(bad))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}:3: no title: start the brief with a '## Title' heading or set 'title:' "
+        "in front matter"]
+    assert json.loads(_ok(cli("briefs", "list", "--json")).stdout) == []
+
+
+def test_an_unknown_topic_is_refused_in_one_line_and_nothing_is_stored(cli):
+    result = cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "ports")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: unknown topic 'ports' (known topics: food, shipping, trade)")
+    assert json.loads(_ok(cli("briefs", "list", "--json")).stdout) == []
+
+
+def test_a_wrong_sendgrid_key_is_one_line_and_nothing_is_half_sent(listed, sandbox):
+    _ok(listed("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping"))
+    _ok(listed("send", "1", "--now"))
+    result = listed("worker", "--once", env_changes={"SENDGRID_API_KEY": "SG.revoked"})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1
+    assert "sendgrid refused the request: 401: The provided authorization grant is invalid" in errors[0]
+    assert sandbox.messages() == []
+    status = json.loads(_ok(listed("sends", "status", "1", "--json")).stdout)
+    assert status["status"] == "paused" and status["counts"]["sent"] == 0
+    assert status["counts"]["queued"] == status["planned"] == 2
+
+
+def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp_path):
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = newsletter("briefs", "list", env_changes={"DATABASE_URL": empty})
+    assert result.returncode == 1
+    assert "is not set up or is out of date: run `newsletter init`" in result.stderr
+
+
+def test_send_needs_now_or_at(cli):
+    result = cli("send", "1")
+    assert result.exit_code == 1
+    assert "either --now or --at" in result.stderr
+
+
+def test_json_output_is_one_document_and_nothing_else(cli):
+    out = _ok(cli("subscribers", "list", "--topic", "food", "--json")).stdout
+    assert [s["email"] for s in json.loads(out)] == ["bob@example.com", "cy@example.com",
+                                                      "eve@example.com"]
+
+
+def test_topics_and_subscribers_are_added_from_the_command_line(cli):
+    _ok(cli("topics", "add", "ports", "--name", "Ports", "--keywords", "harbour,berth"))
+    _ok(cli("subscribers", "add", "Zoe@Example.com", "--name", "Zoë", "--topics", "ports",
+            "--timezone", "Asia/Tokyo"))
+    topics = json.loads(_ok(cli("topics", "list", "--json")).stdout)
+    assert {"slug": "ports", "name": "Ports", "keywords": ["berth", "harbour"]} in topics
+    people = json.loads(_ok(cli("subscribers", "list", "--topic", "ports", "--json")).stdout)
+    assert [p["email"] for p in people] == ["cy@example.com", "zoe@example.com"]  # cy: all topics
+    assert people[1] == {"email": "zoe@example.com", "name": "Zoë", "status": "active",
+                         "cadence": "immediate", "timezone": "Asia/Tokyo", "topics": ["ports"]}
