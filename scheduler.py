@@ -86,7 +86,9 @@ def run_once(settings: Settings) -> WorkReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The newsletter worker (same as `newsletter worker`).")
+    parser = argparse.ArgumentParser(
+        description="The newsletter worker (same as `newsletter worker`)."
+    )
     parser.add_argument("--once", action="store_true", help="do all due work, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

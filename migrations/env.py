@@ -21,7 +21,7 @@ def _url() -> str:
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Write our TypeDecorators as the plain types they wrap, so migrations never import app code."""
+    """Write our TypeDecorators as the types they wrap: migrations never import app code."""
     if type_ == "type" and isinstance(obj, sa.TypeDecorator):
         autogen_context.imports.add("import sqlalchemy as sa")
         return f"sa.{obj.impl!r}"
@@ -29,8 +29,13 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_item=_render_item, render_as_batch=True)
+    context.configure(
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_item=_render_item,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -38,8 +43,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_item=_render_item, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_item=_render_item,
+            render_as_batch=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

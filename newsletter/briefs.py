@@ -282,11 +282,8 @@ def _drop_heading_equal_to(lines: list[Line], title: str) -> list[Line]:
 
 def _takeaways(lines: list[Line]) -> tuple[list[str], list[Line]]:
     """Find the 'Key takeaways' heading and the list under it; return both apart."""
-    for index, line in enumerate(lines):
-        heading = _HEADING.match(line.text)
-        if heading and _TAKEAWAYS.match(_clean_inline(heading.group(2))):
-            break
-    else:
+    index = next((i for i, line in enumerate(lines) if _is_takeaways_heading(line.text)), None)
+    if index is None:
         return [], lines
     items: list[str] = []
     end = index + 1
@@ -301,6 +298,11 @@ def _takeaways(lines: list[Line]) -> tuple[list[str], list[Line]]:
             break
         end += 1
     return items, lines[:index] + lines[end:]
+
+
+def _is_takeaways_heading(text: str) -> bool:
+    heading = _HEADING.match(text)
+    return bool(heading and _TAKEAWAYS.match(_clean_inline(heading.group(2))))
 
 
 def _segments(lines: list[Line]) -> list[list[Line]]:

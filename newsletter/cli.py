@@ -6,6 +6,7 @@ Every failure a user can fix prints one line on stderr and exits 1, never a trac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -32,10 +33,14 @@ from subscribers.errors import SubscriberError
 from subscribers.roster import add_subscriber, list_subscribers, unsubscribe
 from subscribers.topics import add_topic, list_topics, resolve_topics
 
-app = typer.Typer(help="Briefs in, emails out: the briefing newsletter pipeline.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-topics_app = typer.Typer(help="The topics briefs are about and subscribers follow.",
-                         no_args_is_help=True)
+app = typer.Typer(
+    help="Briefs in, emails out: the briefing newsletter pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(
+    help="The topics briefs are about and subscribers follow.", no_args_is_help=True
+)
 subscribers_app = typer.Typer(help="Who gets what.", no_args_is_help=True)
 briefs_app = typer.Typer(help="Brief files: add, list, preview.", no_args_is_help=True)
 sends_app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
@@ -110,9 +115,9 @@ def init() -> None:
 @app.command()
 @user_errors
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo's database and previews go.")] = Path(
-        "var/demo"
-    ),
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo's database and previews go.")
+    ] = Path("var/demo"),
 ) -> None:
     """The whole pipeline on the bundled examples, through a local SendGrid sandbox."""
     from newsletter.demo import run_demo
@@ -145,8 +150,9 @@ def topics_list(as_json: JsonOption = False) -> None:
     with session_scope(engine) as session:
         topics = list_topics(session=session)
     if as_json:
-        print_json([{"slug": t.slug, "name": t.name, "keywords": split_list(t.keywords)}
-                    for t in topics])
+        print_json(
+            [{"slug": t.slug, "name": t.name, "keywords": split_list(t.keywords)} for t in topics]
+        )
         return
     table = Table("slug", "name", "keywords")
     for topic in topics:
@@ -170,8 +176,12 @@ def subscribers_add(
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
         subscriber = add_subscriber(
-            email, session=session, name=name, topics=split_list(topics) or [],
-            cadence=cadence, timezone=timezone or settings.NEWSLETTER_TIMEZONE,
+            email,
+            session=session,
+            name=name,
+            topics=split_list(topics) or [],
+            cadence=cadence,
+            timezone=timezone or settings.NEWSLETTER_TIMEZONE,
         )
     err.print(f"subscriber {subscriber.email} added (id {subscriber.id})")
 
@@ -189,7 +199,9 @@ def subscribers_unsubscribe(email: str) -> None:
 @subscribers_app.command("list")
 @user_errors
 def subscribers_list(
-    topic: Annotated[str | None, typer.Option(help="Only who a brief on this topic reaches.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Only who a brief on this topic reaches.")
+    ] = None,
     status: Annotated[str | None, typer.Option(help="pending, active, unsubscribed…")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -201,11 +213,19 @@ def subscribers_list(
             topic_ids = [t.id or 0 for t in resolve_topics([topic], session=session)]
         rows = list_subscribers(session=session, topic_ids=topic_ids, status=status)
     if as_json:
-        print_json([
-            {"email": r.subscriber.email, "name": r.subscriber.name, "status": r.subscriber.status,
-             "cadence": r.subscriber.cadence, "timezone": r.subscriber.timezone, "topics": r.topics}
-            for r in rows
-        ])
+        print_json(
+            [
+                {
+                    "email": r.subscriber.email,
+                    "name": r.subscriber.name,
+                    "status": r.subscriber.status,
+                    "cadence": r.subscriber.cadence,
+                    "timezone": r.subscriber.timezone,
+                    "topics": r.topics,
+                }
+                for r in rows
+            ]
+        )
         return
     table = Table("email", "name", "status", "topics", "cadence", "timezone")
     for r in rows:
@@ -222,7 +242,9 @@ def subscribers_list(
 @user_errors
 def briefs_add(
     file: Path,
-    topics: Annotated[str | None, typer.Option(help="Topic slugs a,b; overrides the file's.")] = None,
+    topics: Annotated[
+        str | None, typer.Option(help="Topic slugs a,b; overrides the file's.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add a brief file; prints its id and slug."""
@@ -233,15 +255,25 @@ def briefs_add(
     brief = added.brief
     slugs = [t.slug for t in added.topics]
     if as_json:
-        print_json({"id": brief.id, "slug": brief.slug, "title": brief.title,
-                    "date": brief.date.isoformat(), "topics": slugs, "created": added.created})
+        print_json(
+            {
+                "id": brief.id,
+                "slug": brief.slug,
+                "title": brief.title,
+                "date": brief.date.isoformat(),
+                "topics": slugs,
+                "created": added.created,
+            }
+        )
         return
     verb = "added" if added.created else "already added, unchanged"
     out.print(f"{brief.id} {brief.slug}", highlight=False)
     err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
     if not slugs:
-        err.print("[yellow]warning:[/yellow] no topics, so a send would reach no one; "
-                  "add it again with --topics a,b")
+        err.print(
+            "[yellow]warning:[/yellow] no topics, so a send would reach no one; "
+            "add it again with --topics a,b"
+        )
 
 
 @briefs_app.command("list")
@@ -250,11 +282,24 @@ def briefs_list(as_json: JsonOption = False) -> None:
     """List briefs, newest first."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        rows = [(b, [t.slug for t in brief_topics(b, session=session)])
-                for b in list_briefs(session=session)]
+        rows = [
+            (b, [t.slug for t in brief_topics(b, session=session)])
+            for b in list_briefs(session=session)
+        ]
     if as_json:
-        print_json([{"id": b.id, "slug": b.slug, "title": b.title, "date": b.date.isoformat(),
-                     "author": b.author, "topics": t} for b, t in rows])
+        print_json(
+            [
+                {
+                    "id": b.id,
+                    "slug": b.slug,
+                    "title": b.title,
+                    "date": b.date.isoformat(),
+                    "author": b.author,
+                    "topics": t,
+                }
+                for b, t in rows
+            ]
+        )
         return
     table = Table("id", "date", "slug", "title", "topics")
     for b, t in rows:
@@ -290,7 +335,7 @@ def parse_when(at: str, tz: str) -> datetime:
     try:
         local = datetime.strptime(at.strip(), "%Y-%m-%d %H:%M")
     except ValueError as exc:
-        raise NewsletterError(f"--at {at!r}: write the time as \"YYYY-MM-DD HH:MM\"") from exc
+        raise NewsletterError(f'--at {at!r}: write the time as "YYYY-MM-DD HH:MM"') from exc
     return local.replace(tzinfo=zone)
 
 
@@ -305,7 +350,7 @@ def send(
 ) -> None:
     """Schedule a brief for its subscribers; a worker sends it."""
     if now == (at is not None):
-        raise NewsletterError("say when: either --now or --at \"YYYY-MM-DD HH:MM\"")
+        raise NewsletterError('say when: either --now or --at "YYYY-MM-DD HH:MM"')
     settings, engine = settings_and_engine()
     when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
     with session_scope(engine) as session:
@@ -314,9 +359,12 @@ def send(
     if as_json:
         print_json(summary.as_dict())
         return
-    out.print(f"send {summary.id} of {summary.brief_slug} scheduled for "
-              f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC; a worker sends it "
-              "(`newsletter worker`, or `newsletter worker --once`)", highlight=False)
+    out.print(
+        f"send {summary.id} of {summary.brief_slug} scheduled for "
+        f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC; a worker sends it "
+        "(`newsletter worker`, or `newsletter worker --once`)",
+        highlight=False,
+    )
 
 
 @sends_app.command("list")
@@ -329,13 +377,30 @@ def sends_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json([s.as_dict() for s in summaries])
         return
-    table = Table("id", "brief", "status", "scheduled (UTC)", "planned", "sent", "failed",
-                  "unknown", "waiting")
+    table = Table(
+        "id",
+        "brief",
+        "status",
+        "scheduled (UTC)",
+        "planned",
+        "sent",
+        "failed",
+        "unknown",
+        "waiting",
+    )
     for s in summaries:
         c = s.counts
-        table.add_row(str(s.id), s.brief_slug, s.status, f"{s.scheduled_at:%Y-%m-%d %H:%M}",
-                      str(s.planned), str(c["sent"]), str(c["failed"]), str(c["unknown"]),
-                      str(c["queued"] + c["claimed"] + c["sending"]))
+        table.add_row(
+            str(s.id),
+            s.brief_slug,
+            s.status,
+            f"{s.scheduled_at:%Y-%m-%d %H:%M}",
+            str(s.planned),
+            str(c["sent"]),
+            str(c["failed"]),
+            str(c["unknown"]),
+            str(c["queued"] + c["claimed"] + c["sending"]),
+        )
     out.print(table)
 
 
@@ -381,7 +446,9 @@ def worker(
 @user_errors
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
-    api_key: Annotated[str | None, typer.Option(help="Key to accept; default SENDGRID_API_KEY.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="Key to accept; default SENDGRID_API_KEY.")
+    ] = None,
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
     from newsletter.sandbox import Sandbox
@@ -390,9 +457,9 @@ def sandbox(
     if not key:
         raise NewsletterError("give the sandbox a key to accept: --api-key or SENDGRID_API_KEY")
     server = Sandbox(key, port=port, verbose=True)
-    err.print(f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
-              f"accepted mail at {server.url}/sandbox/messages")
-    try:
+    err.print(
+        f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
+        f"accepted mail at {server.url}/sandbox/messages"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from newsletter.briefs import add_brief, brief_topics, parse_brief_file
+from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.dispatch import Dispatcher, create_send, summarize_sends
@@ -55,35 +55,53 @@ def run_demo(workdir: Path, console: Console) -> None:
                 add_topic(row["slug"], row["name"], row["keywords"].split(";"), session=session)
             people = _rows(examples / "subscribers.csv")
             for row in people:
-                add_subscriber(row["email"], session=session, name=row["name"],
-                               topics=row["topics"].split(";"), cadence=row["cadence"],
-                               timezone=row["timezone"] or settings.NEWSLETTER_TIMEZONE)
+                add_subscriber(
+                    row["email"],
+                    session=session,
+                    name=row["name"],
+                    topics=row["topics"].split(";"),
+                    cadence=row["cadence"],
+                    timezone=row["timezone"] or settings.NEWSLETTER_TIMEZONE,
+                )
         console.print(f"[bold]2. list[/bold] topics and {len(people)} subscribers from {examples}")
 
         previews: list[Path] = []
         send_ids = []
         with session_scope(engine) as session:
             for path in sorted((examples / "briefs").iterdir()):
-                added = add_brief(parse_brief_file(path), session=session,
-                                  topics=DEMO_TOPICS.get(path.name))
+                added = add_brief(
+                    parse_brief_file(path), session=session, topics=DEMO_TOPICS.get(path.name)
+                )
                 previews += write_preview(added.brief, added.topics, settings, workdir / "preview")
-                send_ids.append(create_send(added.brief.slug, session=session, settings=settings).id)
-                console.print(f"[bold]3. brief[/bold] {added.brief.slug} → topics "
-                              f"{', '.join(t.slug for t in added.topics)}", highlight=False)
+                send_ids.append(
+                    create_send(added.brief.slug, session=session, settings=settings).id
+                )
+                console.print(
+                    f"[bold]3. brief[/bold] {added.brief.slug} → topics "
+                    f"{', '.join(t.slug for t in added.topics)}",
+                    highlight=False,
+                )
 
         transport = SendGridTransport.from_settings(settings)
         report = Dispatcher(engine, settings, transport).work_due()
-        console.print(f"[bold]4. worker[/bold] started sends {report.started}, handed "
-                      f"{report.settled} deliveries to SendGrid (the sandbox at {sandbox.url})")
+        console.print(
+            f"[bold]4. worker[/bold] started sends {report.started}, handed "
+            f"{report.settled} deliveries to SendGrid (the sandbox at {sandbox.url})"
+        )
 
         table = Table("to", "subject", "delivery", title="What the sandbox accepted")
         for message in sorted(sandbox.messages(), key=lambda m: (m.subject, m.to)):
-            table.add_row(", ".join(message.to), message.subject, message.custom_args["delivery_id"])
+            table.add_row(
+                ", ".join(message.to), message.subject, message.custom_args["delivery_id"]
+            )
         console.print(table)
         with session_scope(engine) as session:
             for summary in summarize_sends(session=session):
-                console.print(f"send {summary.id} ({summary.brief_slug}): {summary.status}, "
-                              f"sent {summary.counts['sent']} of {summary.planned}", highlight=False)
+                console.print(
+                    f"send {summary.id} ({summary.brief_slug}): {summary.status}, "
+                    f"sent {summary.counts['sent']} of {summary.planned}",
+                    highlight=False,
+                )
         console.print("[bold]5. previews[/bold] (open the .html in a browser):")
         for path in previews:
             console.print(f"   {path.resolve()}", highlight=False)

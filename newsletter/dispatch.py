@@ -113,8 +113,16 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         sa.literal(""),
         sa.literal(now, type_=Delivery.__table__.c.updated_at.type),  # type: ignore[attr-defined]
     ).order_by(recipients.c.id)
-    columns = ["send_id", "subscriber_id", "status", "worker_id", "attempts", "message_id",
-               "error", "updated_at"]
+    columns = [
+        "send_id",
+        "subscriber_id",
+        "status",
+        "worker_id",
+        "attempts",
+        "message_id",
+        "error",
+        "updated_at",
+    ]
     dialect_insert = postgresql.insert if is_postgresql(session.connection()) else sqlite.insert
     statement = (
         dialect_insert(Delivery)
@@ -124,9 +132,12 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     session.execute(statement)
     # The ledger's own count, not the statement's rowcount: SQLAlchemy's psycopg path reports
     # -1 for INSERT … FROM SELECT, and the count is what `planned` means anyway.
-    return int(session.scalar(
-        sa.select(sa.func.count()).select_from(Delivery).where(col(Delivery.send_id) == send.id)
-    ) or 0)
+    return int(
+        session.scalar(
+            sa.select(sa.func.count()).select_from(Delivery).where(col(Delivery.send_id) == send.id)
+        )
+        or 0
+    )
 
 
 def start_due_sends(engine: Engine, *, now: datetime) -> list[int]:
@@ -276,8 +287,12 @@ class Dispatcher:
 
     def _recipient(self, target: _Target) -> Recipient:
         base = self.settings.NEWSLETTER_BASE_URL
-        unsubscribe_url = f"{base}/unsubscribe/{self._signer.sign('unsubscribe', target.subscriber_id)}"
-        preferences_url = f"{base}/preferences/{self._signer.sign('preferences', target.subscriber_id)}"
+        unsubscribe_url = (
+            f"{base}/unsubscribe/{self._signer.sign('unsubscribe', target.subscriber_id)}"
+        )
+        preferences_url = (
+            f"{base}/preferences/{self._signer.sign('preferences', target.subscriber_id)}"
+        )
         return Recipient(
             delivery_id=target.delivery_id,
             email=target.email,
@@ -299,16 +314,23 @@ class Dispatcher:
         """Claim and hand off one batch of `send`; returns how many rows it settled."""
         now = self.clock()
         ids = claim_batch(
-            self.engine, send_id=send.id or 0, worker_id=self.worker_id,
-            limit=self._batch_size, lease=self._lease, now=now,
+            self.engine,
+            send_id=send.id or 0,
+            worker_id=self.worker_id,
+            limit=self._batch_size,
+            lease=self._lease,
+            now=now,
         )
         if not ids:
             return 0
         with session_scope(self.engine) as session:
             rows = session.execute(
                 sa.select(
-                    col(Delivery.id), col(Subscriber.id), col(Subscriber.email),
-                    col(Subscriber.name), col(Subscriber.status),
+                    col(Delivery.id),
+                    col(Subscriber.id),
+                    col(Subscriber.email),
+                    col(Subscriber.name),
+                    col(Subscriber.status),
                 )
                 .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
                 .where(col(Delivery.id).in_(ids))
@@ -316,17 +338,37 @@ class Dispatcher:
             ).all()
             # Someone who left after planning is skipped, not mailed.
             gone = [row[0] for row in rows if row[4] != SubscriberStatus.ACTIVE]
-            _mark(session, gone, self.worker_id, DeliveryStatus.CLAIMED,
-                  status=DeliveryStatus.SKIPPED, updated_at=now, error="subscriber left")
-            targets = [_Target(r[0], r[1], r[2], r[3]) for r in rows if r[4] == SubscriberStatus.ACTIVE]
-            held = set(_mark(session, [t.delivery_id for t in targets], self.worker_id,
-                             DeliveryStatus.CLAIMED, status=DeliveryStatus.SENDING,
-                             updated_at=now))
+            _mark(
+                session,
+                gone,
+                self.worker_id,
+                DeliveryStatus.CLAIMED,
+                status=DeliveryStatus.SKIPPED,
+                updated_at=now,
+                error="subscriber left",
+            )
+            targets = [
+                _Target(r[0], r[1], r[2], r[3]) for r in rows if r[4] == SubscriberStatus.ACTIVE
+            ]
+            held = set(
+                _mark(
+                    session,
+                    [t.delivery_id for t in targets],
+                    self.worker_id,
+                    DeliveryStatus.CLAIMED,
+                    status=DeliveryStatus.SENDING,
+                    updated_at=now,
+                )
+            )
         targets = [target for target in targets if target.delivery_id in held]
         if targets:
             batch = Batch(
-                send_id=send.id or 0, subject=send.subject, html=send.html, text=send.text,
-                recipients=[self._recipient(target) for target in targets], categories=categories,
+                send_id=send.id or 0,
+                subject=send.subject,
+                html=send.html,
+                text=send.text,
+                recipients=[self._recipient(target) for target in targets],
+                categories=categories,
             )
             self._record(send, [t.delivery_id for t in targets], self.transport.send_batch(batch))
         return len(ids)
@@ -341,16 +383,33 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             if result.outcome is Outcome.RETRY_LATER or result.fatal:
                 # Nothing was accepted: back to the queue, for a later tick or after a fix.
-                _mark(session, ids, self.worker_id, DeliveryStatus.SENDING,
-                      status=DeliveryStatus.QUEUED, worker_id="", lease_expires_at=None,
-                      error=result.error, updated_at=now)
+                _mark(
+                    session,
+                    ids,
+                    self.worker_id,
+                    DeliveryStatus.SENDING,
+                    status=DeliveryStatus.QUEUED,
+                    worker_id="",
+                    lease_expires_at=None,
+                    error=result.error,
+                    updated_at=now,
+                )
             else:
-                _mark(session, ids, self.worker_id, DeliveryStatus.SENDING,
-                      status=next_state[result.outcome], message_id=result.message_id,
-                      error=result.error, lease_expires_at=None, updated_at=now)
+                _mark(
+                    session,
+                    ids,
+                    self.worker_id,
+                    DeliveryStatus.SENDING,
+                    status=next_state[result.outcome],
+                    message_id=result.message_id,
+                    error=result.error,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
             if result.fatal:
                 session.execute(
-                    sa.update(Send).where(col(Send.id) == send.id)
+                    sa.update(Send)
+                    .where(col(Send.id) == send.id)
                     .values(status=SendStatus.PAUSED, last_error=result.error)
                 )
             elif result.error:
@@ -359,7 +418,8 @@ class Dispatcher:
                 )
         if result.fatal:
             raise TransportError(
-                self.transport.name, None,
+                self.transport.name,
+                None,
                 f"{result.error}; send {send.id} is paused, fix the cause and run "
                 f"`newsletter sends resume {send.id}`",
             )
@@ -378,9 +438,11 @@ class Dispatcher:
         report = WorkReport(started=start_due_sends(self.engine, now=now))
         report.unknown += expire_stale_sending(self.engine, now=now)
         with session_scope(self.engine) as session:
-            running = list(session.exec(
-                select(Send).where(Send.status == SendStatus.RUNNING).order_by(Send.id)
-            ))
+            running = list(
+                session.exec(
+                    select(Send).where(Send.status == SendStatus.RUNNING).order_by(Send.id)
+                )
+            )
         for send in running:
             report.settled += self.work_send(send)
         report.finished = finish_sends(self.engine, now=self.clock())
@@ -441,7 +503,8 @@ class SendSummary:
 def summarize_sends(*, session: Session, send_id: int | None = None) -> list[SendSummary]:
     """Sends with their ledger counts per state, counted by the database in one query."""
     statement = (
-        sa.select(Send, col(Brief.slug)).join(Brief, col(Brief.id) == col(Send.brief_id))
+        sa.select(Send, col(Brief.slug))
+        .join(Brief, col(Brief.id) == col(Send.brief_id))
         .order_by(col(Send.id).desc())
     )
     if send_id is not None:
@@ -459,10 +522,15 @@ def summarize_sends(*, session: Session, send_id: int | None = None) -> list[Sen
             counts.setdefault(sid, {})[status] = count
     return [
         SendSummary(
-            id=send.id or 0, brief_slug=slug, status=send.status, scheduled_at=send.scheduled_at,
+            id=send.id or 0,
+            brief_slug=slug,
+            status=send.status,
+            scheduled_at=send.scheduled_at,
             planned=send.planned,
-            counts={state.value: counts.get(send.id or 0, {}).get(state.value, 0)
-                    for state in DeliveryStatus},
+            counts={
+                state.value: counts.get(send.id or 0, {}).get(state.value, 0)
+                for state in DeliveryStatus
+            },
             last_error=send.last_error,
         )
         for send, slug in sends

@@ -14,7 +14,6 @@ from sqlmodel import Field, SQLModel
 
 from subscribers.models import UTCDateTime, utc_column, utcnow
 
-
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 

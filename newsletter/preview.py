@@ -12,7 +12,9 @@ from subscribers.models import Topic
 SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
 
 
-def write_preview(brief: Brief, topics: list[Topic], settings: Settings, out_dir: Path) -> list[Path]:
+def write_preview(
+    brief: Brief, topics: list[Topic], settings: Settings, out_dir: Path
+) -> list[Path]:
     """Write `<slug>.html` and `<slug>.txt` into `out_dir`; returns their paths."""
     rendered = render_brief(brief, topics, settings)
     base = settings.NEWSLETTER_BASE_URL
@@ -25,5 +27,7 @@ def write_preview(brief: Brief, topics: list[Topic], settings: Settings, out_dir
     html_path = out_dir / f"{brief.slug}.html"
     text_path = out_dir / f"{brief.slug}.txt"
     html_path.write_text(fill(rendered.html, values), encoding="utf-8")
-    text_path.write_text(f"Subject: {rendered.subject}\n\n{fill(rendered.text, values)}", encoding="utf-8")
+    text_path.write_text(
+        f"Subject: {rendered.subject}\n\n{fill(rendered.text, values)}", encoding="utf-8"
+    )
     return [html_path, text_path]

@@ -61,7 +61,9 @@ def recipient_values(
         "preferences_url": preferences_url,
     }
     values = {token(key, "text"): value for key, value in raw.items()}
-    values.update({token(key, "html"): html.escape(value, quote=True) for key, value in raw.items()})
+    values.update(
+        {token(key, "html"): html.escape(value, quote=True) for key, value in raw.items()}
+    )
     return values
 
 
@@ -116,6 +118,13 @@ def markdown_to_text(text: str) -> str:
     return _HEADING_MARK.sub("", text)
 
 
+# Tokens as the templates see them: `{{ tokens.html.name }}`. Our own fixed ASCII text.
+_TOKENS = {
+    part: {name: Markup(token(name, part)) for name in RECIPIENT_FIELDS}  # noqa: S704
+    for part in PARTS
+}
+
+
 def _sender_name(from_header: str) -> str:
     name, address = parseaddr(from_header)
     return name or address
@@ -140,9 +149,7 @@ def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict
         "sender": _sender_name(settings.NEWSLETTER_FROM),
         "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
         "web_url": f"{settings.NEWSLETTER_BASE_URL}/archive/{brief.slug}",
-        "tokens": {
-            part: {name: Markup(token(name, part)) for name in RECIPIENT_FIELDS} for part in PARTS
-        },
+        "tokens": _TOKENS,
     }
 
 
@@ -162,7 +169,9 @@ def render_template(name: str, context: Mapping[str, object], templates_dir: Pat
     try:
         return mjml.mjml2html(source, disable_comments=True)
     except ValueError as exc:
-        raise TemplateError(name, f"MJML did not render ({exc}); check the template's tags") from exc
+        raise TemplateError(
+            name, f"MJML did not render ({exc}); check the template's tags"
+        ) from exc
 
 
 def render_brief(brief: Brief, topics: list[Topic], settings: Settings) -> RenderedEmail:

@@ -58,70 +58,110 @@ def validate_mail_send(body: Any) -> list[Error]:
     errors: list[Error] = []
     sender = body.get("from")
     if not isinstance(sender, dict) or not _ADDRESS.match(str(sender.get("email", ""))):
-        errors.append(_error(
-            "The from object must be provided for every email send. It is an object that "
-            "requires an email address and may contain a name.", "from.email"))
+        errors.append(
+            _error(
+                "The from object must be provided for every email send. It is an object that "
+                "requires an email address and may contain a name.",
+                "from.email",
+            )
+        )
     personalizations = body.get("personalizations")
     if not isinstance(personalizations, list) or not personalizations:
-        errors.append(_error(
-            "The personalizations field is required and must have at least one "
-            "personalization.", "personalizations"))
+        errors.append(
+            _error(
+                "The personalizations field is required and must have at least one "
+                "personalization.",
+                "personalizations",
+            )
+        )
         personalizations = []
     elif len(personalizations) > MAX_PERSONALIZATIONS:
-        errors.append(_error(
-            "You may not include more than 1000 personalizations per API request.",
-            "personalizations"))
+        errors.append(
+            _error(
+                "You may not include more than 1000 personalizations per API request.",
+                "personalizations",
+            )
+        )
     total_recipients = 0
     for index, item in enumerate(personalizations):
         where = f"personalizations.{index}"
         if not isinstance(item, dict) or not item.get("to"):
-            errors.append(_error(
-                "The to array is required for all personalization objects, and must have at "
-                "least one email object with a valid email address.", f"{where}.to"))
+            errors.append(
+                _error(
+                    "The to array is required for all personalization objects, and must have at "
+                    "least one email object with a valid email address.",
+                    f"{where}.to",
+                )
+            )
             continue
         seen: dict[str, str] = {}
         for kind in ("to", "cc", "bcc"):
             for position, recipient in enumerate(item.get(kind) or []):
                 address = str((recipient or {}).get("email", "")).strip().lower()
                 if not _ADDRESS.match(address):
-                    errors.append(_error("Does not contain a valid address.",
-                                         f"{where}.{kind}.{position}.email"))
+                    errors.append(
+                        _error(
+                            "Does not contain a valid address.", f"{where}.{kind}.{position}.email"
+                        )
+                    )
                     continue
                 total_recipients += 1
                 if address in seen:
-                    errors.append(_error(
-                        "Each email address in the personalization block should be unique "
-                        "between to, cc, and bcc. We found the first duplicate instance of "
-                        f"[{address}] in the {where}.{kind} field.", where))
+                    errors.append(
+                        _error(
+                            "Each email address in the personalization block should be unique "
+                            "between to, cc, and bcc. We found the first duplicate instance of "
+                            f"[{address}] in the {where}.{kind} field.",
+                            where,
+                        )
+                    )
                 seen[address] = kind
     if total_recipients > MAX_RECIPIENTS:
-        errors.append(_error(
-            "The total number of recipients must be less than 1000. This includes all "
-            "recipients defined within the to, cc, and bcc parameters, across each object "
-            "that you include in the personalizations array.", "personalizations"))
+        errors.append(
+            _error(
+                "The total number of recipients must be less than 1000. This includes all "
+                "recipients defined within the to, cc, and bcc parameters, across each object "
+                "that you include in the personalizations array.",
+                "personalizations",
+            )
+        )
     has_own_subjects = bool(personalizations) and all(
-        isinstance(p, dict) and p.get("subject") for p in personalizations)
+        isinstance(p, dict) and p.get("subject") for p in personalizations
+    )
     if not body.get("subject") and not has_own_subjects:
-        errors.append(_error(
-            "The subject is required. You can get around this requirement if you use a "
-            "template with a subject defined or if every personalization has a subject "
-            "defined.", "subject"))
+        errors.append(
+            _error(
+                "The subject is required. You can get around this requirement if you use a "
+                "template with a subject defined or if every personalization has a subject "
+                "defined.",
+                "subject",
+            )
+        )
     content = body.get("content")
     if not isinstance(content, list) or not any(
         isinstance(c, dict) and c.get("value") for c in content
     ):
-        errors.append(_error(
-            "Unless a valid template_id is provided, the content parameter is required. There "
-            "must be at least one defined content block.", "content"))
+        errors.append(
+            _error(
+                "Unless a valid template_id is provided, the content parameter is required. There "
+                "must be at least one defined content block.",
+                "content",
+            )
+        )
     else:
         types = [c.get("type") for c in content if isinstance(c, dict)]
         if "text/plain" in types and types[0] != "text/plain":
-            errors.append(_error(
-                "If present, text/plain must be first, followed by text/html, followed by any "
-                "other content.", "content"))
+            errors.append(
+                _error(
+                    "If present, text/plain must be first, followed by text/html, followed by any "
+                    "other content.",
+                    "content",
+                )
+            )
     if len(body.get("categories") or []) > MAX_CATEGORIES:
-        errors.append(_error(
-            "Too many categories. You may only specify up to 10 categories.", "categories"))
+        errors.append(
+            _error("Too many categories. You may only specify up to 10 categories.", "categories")
+        )
     return errors
 
 
@@ -141,16 +181,21 @@ class SandboxState:
         for item in body["personalizations"]:
             substitutions = item.get("substitutions") or {}
             subject = item.get("subject") or body.get("subject", "")
-            accepted.append(Accepted(
-                message_id=message_id,
-                to=[r["email"] for r in item["to"]],
-                subject=_substitute(subject, substitutions),
-                custom_args={**(body.get("custom_args") or {}), **(item.get("custom_args") or {})},
-                headers={**(body.get("headers") or {}), **(item.get("headers") or {})},
-                categories=list(body.get("categories") or []),
-                text=_substitute(contents.get("text/plain", ""), substitutions),
-                html=_substitute(contents.get("text/html", ""), substitutions),
-            ))
+            accepted.append(
+                Accepted(
+                    message_id=message_id,
+                    to=[r["email"] for r in item["to"]],
+                    subject=_substitute(subject, substitutions),
+                    custom_args={
+                        **(body.get("custom_args") or {}),
+                        **(item.get("custom_args") or {}),
+                    },
+                    headers={**(body.get("headers") or {}), **(item.get("headers") or {})},
+                    categories=list(body.get("categories") or []),
+                    text=_substitute(contents.get("text/plain", ""), substitutions),
+                    html=_substitute(contents.get("text/html", ""), substitutions),
+                )
+            )
         with self._lock:
             self.requests += 1
             self._accepted.extend(accepted)
@@ -170,11 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name.
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _reply(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, payload: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         data = b"" if payload is None else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         for name, value in (headers or {}).items():
@@ -193,14 +240,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         state = self.server.state
         if self.headers.get("Authorization", "") != f"Bearer {state.api_key}":
-            self._reply(HTTPStatus.UNAUTHORIZED, {"errors": [_error(
-                "The provided authorization grant is invalid, expired, or revoked")]})
+            self._reply(
+                HTTPStatus.UNAUTHORIZED,
+                {
+                    "errors": [
+                        _error("The provided authorization grant is invalid, expired, or revoked")
+                    ]
+                },
+            )
             return
         try:
             body = json.loads(raw)
         except ValueError:
-            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(
-                "Invalid JSON in the request body.")]})
+            self._reply(
+                HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
+            )
             return
         errors = validate_mail_send(body)
         if errors:
@@ -235,8 +289,9 @@ class _Server(ThreadingHTTPServer):
 class Sandbox:
     """The sandbox server; `with Sandbox(api_key) as sandbox:` runs it on a free port."""
 
-    def __init__(self, api_key: str, *, host: str = "127.0.0.1", port: int = 0,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, api_key: str, *, host: str = "127.0.0.1", port: int = 0, verbose: bool = False
+    ) -> None:
         self.state = SandboxState(api_key)
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None
@@ -250,8 +305,9 @@ class Sandbox:
         return self.state.messages()
 
     def start(self) -> Sandbox:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="sendgrid-sandbox")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="sendgrid-sandbox"
+        )
         self._thread.start()
         return self
 

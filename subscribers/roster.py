@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from subscribers.errors import InvalidSubscriberError, SubscriberNotFoundError, SubscriberError
+from subscribers.errors import InvalidSubscriberError, SubscriberError, SubscriberNotFoundError
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber, SubscriberStatus, SubscriberTopic, utcnow
 from subscribers.topics import resolve_topics
@@ -118,7 +118,10 @@ def list_subscribers(
     if status is not None:
         statement = statement.where(Subscriber.status == status)
     subscribers = list(session.exec(statement))
-    return [SubscriberRow(s, follows) for s, follows in zip(subscribers, _followed(subscribers, session), strict=True)]
+    return [
+        SubscriberRow(s, follows)
+        for s, follows in zip(subscribers, _followed(subscribers, session), strict=True)
+    ]
 
 
 def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]]:

@@ -65,10 +65,14 @@ def test_front_matter_fields_win(tmp_path):
     assert parsed.topics == ["food", "trade"]
     assert parsed.author == "Sam Ito"
     assert parsed.preheader == "Three changes that matter for importers."
-    assert parsed.takeaways == ["Tariffs on feed grain fall by *half* from July.",
-                                "Milling wheat is unchanged."]
-    assert parsed.paragraphs == ["The schedule published on Friday is shorter than expected.",
-                                 "It leaves [the main quota](https://example.com/quota) in place."]
+    assert parsed.takeaways == [
+        "Tariffs on feed grain fall by *half* from July.",
+        "Milling wheat is unchanged.",
+    ]
+    assert parsed.paragraphs == [
+        "The schedule published on Friday is shorter than expected.",
+        "It leaves [the main quota](https://example.com/quota) in place.",
+    ]
 
 
 def test_slug_is_date_and_title_unless_front_matter_names_one():
@@ -100,13 +104,25 @@ def test_crlf_and_bom_parse_like_plain_text():
         ("## A title but no date\n\nBody.\n", 1, "no date"),
         ("32 Mayday 2026\n\n## Title\n\nBody.\n", 1, "is not a date"),
         ("1 May 2026\n\n## Title only\n", None, "no body text"),
-        ("---\ntitle: T\ndate: 2026-05-01\ncolour: blue\n---\nBody.\n", 4, "unknown front matter key 'colour'"),
+        (
+            "---\ntitle: T\ndate: 2026-05-01\ncolour: blue\n---\nBody.\n",
+            4,
+            "unknown front matter key 'colour'",
+        ),
         ("---\ntitle: [unclosed\ndate: 2026-05-01\n---\nBody.\n", None, "not valid YAML"),
         ("---\ntitle: T\n\nBody never closes the front matter.\n", 1, "never closed"),
         ("---\ntitle: T\ndate: someday\n---\nBody.\n", None, "not a date"),
     ],
-    ids=["no-title", "no-date", "bad-date", "empty-body", "unknown-key", "bad-yaml",
-         "unclosed-front-matter", "bad-front-matter-date"],
+    ids=[
+        "no-title",
+        "no-date",
+        "bad-date",
+        "empty-body",
+        "unknown-key",
+        "bad-yaml",
+        "unclosed-front-matter",
+        "bad-front-matter-date",
+    ],
 )
 def test_a_brief_that_cannot_be_understood_is_refused_with_file_line_and_reason(text, line, reason):
     with pytest.raises(BriefError) as caught:
@@ -133,5 +149,5 @@ def test_binary_file_is_refused(tmp_path):
 
 
 def test_missing_file_is_refused_with_its_name(tmp_path):
-    with pytest.raises(BriefError, match="missing.md: cannot read the file"):
+    with pytest.raises(BriefError, match=r"missing\.md: cannot read the file"):
         parse_brief_file(tmp_path / "missing.md")

@@ -30,15 +30,19 @@ def test_front_matter_topics_are_attached(engine, with_topics):
 
 def test_staff_topics_replace_the_files_own(engine, with_topics):
     with session_scope(engine) as session:
-        added = add_brief(parse_brief_file(FIXTURES / "front-matter.md"), session=session,
-                          topics=["shipping"])
+        added = add_brief(
+            parse_brief_file(FIXTURES / "front-matter.md"), session=session, topics=["shipping"]
+        )
     assert [t.slug for t in added.topics] == ["shipping"]
 
 
 def test_an_unknown_topic_refuses_the_brief_and_stores_nothing(engine, with_topics):
     with pytest.raises(UnknownTopicError, match="'ports'"), session_scope(engine) as session:
-        add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
-                  topics=["shipping", "ports"])
+        add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"),
+            session=session,
+            topics=["shipping", "ports"],
+        )
     with session_scope(engine) as session:
         assert list_briefs(session=session) == []
 
@@ -56,6 +60,8 @@ def test_adding_the_same_file_twice_changes_nothing(engine, with_topics):
 def test_a_different_brief_under_the_same_slug_is_refused(engine, with_topics):
     with session_scope(engine) as session:
         add_brief(parse_brief("1 May 2026\n\n## Same title\n\nFirst body.\n"), session=session)
-    with pytest.raises(ConflictError, match="already has slug '2026-05-01-same-title'"), \
-            session_scope(engine) as session:
+    with (
+        pytest.raises(ConflictError, match="already has slug '2026-05-01-same-title'"),
+        session_scope(engine) as session,
+    ):
         add_brief(parse_brief("1 May 2026\n\n## Same title\n\nSecond body.\n"), session=session)

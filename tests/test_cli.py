@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
@@ -40,8 +39,12 @@ def newsletter(db_url, sandbox, tmp_path):
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", module, *args],
-            env={**env, **(env_changes or {})}, cwd=tmp_path, capture_output=True, text=True,
-            timeout=120, check=False,
+            env={**env, **(env_changes or {})},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     return run
@@ -81,8 +84,18 @@ def cli(listed, db_url, sandbox, monkeypatch):
 
 
 def test_brief_file_to_sandbox_reaches_exactly_the_matching_subscribers(listed, sandbox):
-    added = json.loads(_ok(listed("briefs", "add", str(FIXTURES / "firm-layout.txt"),
-                                  "--topics", "shipping,trade", "--json")).stdout)
+    added = json.loads(
+        _ok(
+            listed(
+                "briefs",
+                "add",
+                str(FIXTURES / "firm-layout.txt"),
+                "--topics",
+                "shipping,trade",
+                "--json",
+            )
+        ).stdout
+    )
     assert added["slug"] == "2026-04-14-port-congestion-returns-to-the-strait-of-malacca"
     scheduled = json.loads(_ok(listed("send", str(added["id"]), "--now", "--json")).stdout)
     assert scheduled["status"] == "scheduled"
@@ -100,7 +113,10 @@ def test_running_the_worker_again_sends_nothing_twice(listed, sandbox):
     _ok(listed("worker", "--once"))
     _ok(listed("worker", "--once"))
     assert sorted(a for m in sandbox.messages() for a in m.to) == [
-        "bob@example.com", "cy@example.com", "eve@example.com"]
+        "bob@example.com",
+        "cy@example.com",
+        "eve@example.com",
+    ]
 
 
 def test_python_scheduler_py_is_the_same_worker(listed, sandbox):
@@ -108,7 +124,10 @@ def test_python_scheduler_py_is_the_same_worker(listed, sandbox):
     _ok(listed("send", "1", "--now"))
     _ok(listed("--once", module="scheduler"))
     assert sorted(a for m in sandbox.messages() for a in m.to) == [
-        "bob@example.com", "cy@example.com", "eve@example.com"]
+        "bob@example.com",
+        "cy@example.com",
+        "eve@example.com",
+    ]
 
 
 def test_a_brief_with_no_title_is_refused_in_one_line_naming_the_file(cli, tmp_path):
@@ -118,7 +137,8 @@ def test_a_brief_with_no_title_is_refused_in_one_line_naming_the_file(cli, tmp_p
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {bad}:3: no title: start the brief with a '## Title' heading or set 'title:' "
-        "in front matter"]
+        "in front matter"
+    ]
     assert json.loads(_ok(cli("briefs", "list", "--json")).stdout) == []
 
 
@@ -126,7 +146,8 @@ def test_an_unknown_topic_is_refused_in_one_line_and_nothing_is_stored(cli):
     result = cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "ports")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown topic 'ports' (known topics: food, shipping, trade)")
+        "error: unknown topic 'ports' (known topics: food, shipping, trade)"
+    )
     assert json.loads(_ok(cli("briefs", "list", "--json")).stdout) == []
 
 
@@ -137,7 +158,10 @@ def test_a_wrong_sendgrid_key_is_one_line_and_nothing_is_half_sent(listed, sandb
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1
-    assert "sendgrid refused the request: 401: The provided authorization grant is invalid" in errors[0]
+    assert (
+        "sendgrid refused the request: 401: The provided authorization grant is invalid"
+        in errors[0]
+    )
     assert sandbox.messages() == []
     status = json.loads(_ok(listed("sends", "status", "1", "--json")).stdout)
     assert status["status"] == "paused" and status["counts"]["sent"] == 0
@@ -159,17 +183,37 @@ def test_send_needs_now_or_at(cli):
 
 def test_json_output_is_one_document_and_nothing_else(cli):
     out = _ok(cli("subscribers", "list", "--topic", "food", "--json")).stdout
-    assert [s["email"] for s in json.loads(out)] == ["bob@example.com", "cy@example.com",
-                                                      "eve@example.com"]
+    assert [s["email"] for s in json.loads(out)] == [
+        "bob@example.com",
+        "cy@example.com",
+        "eve@example.com",
+    ]
 
 
 def test_topics_and_subscribers_are_added_from_the_command_line(cli):
     _ok(cli("topics", "add", "ports", "--name", "Ports", "--keywords", "harbour,berth"))
-    _ok(cli("subscribers", "add", "Zoe@Example.com", "--name", "Zoë", "--topics", "ports",
-            "--timezone", "Asia/Tokyo"))
+    _ok(
+        cli(
+            "subscribers",
+            "add",
+            "Zoe@Example.com",
+            "--name",
+            "Zoë",
+            "--topics",
+            "ports",
+            "--timezone",
+            "Asia/Tokyo",
+        )
+    )
     topics = json.loads(_ok(cli("topics", "list", "--json")).stdout)
     assert {"slug": "ports", "name": "Ports", "keywords": ["berth", "harbour"]} in topics
     people = json.loads(_ok(cli("subscribers", "list", "--topic", "ports", "--json")).stdout)
     assert [p["email"] for p in people] == ["cy@example.com", "zoe@example.com"]  # cy: all topics
-    assert people[1] == {"email": "zoe@example.com", "name": "Zoë", "status": "active",
-                         "cadence": "immediate", "timezone": "Asia/Tokyo", "topics": ["ports"]}
+    assert people[1] == {
+        "email": "zoe@example.com",
+        "name": "Zoë",
+        "status": "active",
+        "cadence": "immediate",
+        "timezone": "Asia/Tokyo",
+        "topics": ["ports"],
+    }

@@ -48,8 +48,11 @@ def brief_slug(engine):
             add_topic(slug, slug.title(), session=session)
         for email, topics in READERS.items():
             add_subscriber(email, session=session, name=email.split("@")[0].title(), topics=topics)
-        added = add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
-                          topics=["shipping", "trade"])
+        added = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"),
+            session=session,
+            topics=["shipping", "trade"],
+        )
         return added.brief.slug
 
 
@@ -65,14 +68,18 @@ def _new_send(engine, settings, slug, when=None):
 
 def _ledger(engine, send_id):
     with session_scope(engine) as session:
-        return list(session.exec(select(Delivery).where(Delivery.send_id == send_id).order_by(Delivery.id)))
+        return list(
+            session.exec(select(Delivery).where(Delivery.send_id == send_id).order_by(Delivery.id))
+        )
 
 
 def _recipients(sandbox):
     return sorted(address for message in sandbox.messages() for address in message.to)
 
 
-def test_a_send_reaches_each_matching_subscriber_exactly_once(engine, settings, sandbox, brief_slug):
+def test_a_send_reaches_each_matching_subscriber_exactly_once(
+    engine, settings, sandbox, brief_slug
+):
     send_id = _new_send(engine, settings, brief_slug)
     report = _dispatcher(engine, settings).work_due()
     assert report.started == [send_id] and report.finished == [send_id]
@@ -105,7 +112,9 @@ def test_the_database_refuses_a_duplicate_delivery(engine, settings, brief_slug)
         session.add(Delivery(send_id=send_id, subscriber_id=row.subscriber_id))
 
 
-def test_recipients_are_split_into_batches_of_the_configured_size(engine, settings, sandbox, brief_slug):
+def test_recipients_are_split_into_batches_of_the_configured_size(
+    engine, settings, sandbox, brief_slug
+):
     _new_send(engine, settings, brief_slug)
     _dispatcher(engine, settings, NEWSLETTER_BATCH_SIZE=3).work_due()
     assert sandbox.state.requests == 2
@@ -142,9 +151,12 @@ def test_no_token_reaches_a_recipient_unfilled(engine, settings, sandbox, brief_
 def test_a_name_full_of_html_arrives_escaped_in_html_and_plain_in_text(engine, settings, sandbox):
     with session_scope(engine) as session:
         add_topic("shipping", "Shipping", session=session)
-        add_subscriber("kim@example.com", session=session, name='<b>Kim & "Lee"</b>', topics=["all"])
-        slug = add_brief(parse_brief_file(FIXTURES / "firm-layout.txt"), session=session,
-                         topics=["shipping"]).brief.slug
+        add_subscriber(
+            "kim@example.com", session=session, name='<b>Kim & "Lee"</b>', topics=["all"]
+        )
+        slug = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["shipping"]
+        ).brief.slug
     _new_send(engine, settings, slug)
     _dispatcher(engine, settings).work_due()
     [message] = sandbox.messages()
@@ -200,7 +212,9 @@ def test_two_workers_claim_disjoint_rows(engine, settings, brief_slug):
     second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=10, lease=lease, now=now)
     assert len(first) == 2 and len(second) == 2
     assert not set(first) & set(second)
-    assert claim_batch(engine, send_id=send_id, worker_id="w3", limit=10, lease=lease, now=now) == []
+    assert (
+        claim_batch(engine, send_id=send_id, worker_id="w3", limit=10, lease=lease, now=now) == []
+    )
 
 
 def test_an_expired_claim_is_taken_over_by_another_worker(engine, settings, brief_slug):
@@ -210,7 +224,9 @@ def test_an_expired_claim_is_taken_over_by_another_worker(engine, settings, brie
     lease = timedelta(minutes=5)
     taken = claim_batch(engine, send_id=send_id, worker_id="dead", limit=10, lease=lease, now=now)
     later = now + lease + timedelta(seconds=1)
-    retaken = claim_batch(engine, send_id=send_id, worker_id="alive", limit=10, lease=lease, now=later)
+    retaken = claim_batch(
+        engine, send_id=send_id, worker_id="alive", limit=10, lease=lease, now=later
+    )
     assert retaken == taken
 
 
@@ -220,7 +236,9 @@ def test_rows_left_in_flight_by_a_dead_worker_become_unknown_and_are_not_resent(
     send_id = _new_send(engine, settings, brief_slug)
     now = utcnow()
     start_due_sends(engine, now=now)
-    ids = claim_batch(engine, send_id=send_id, worker_id="dead", limit=10, lease=timedelta(seconds=30), now=now)
+    ids = claim_batch(
+        engine, send_id=send_id, worker_id="dead", limit=10, lease=timedelta(seconds=30), now=now
+    )
     with session_scope(engine) as session:  # the dead worker had marked them in flight
         session.execute(sa.update(Delivery).where(Delivery.id.in_(ids)).values(status="sending"))
     assert expire_stale_sending(engine, now=now + timedelta(seconds=31)) == len(ids)

@@ -13,13 +13,17 @@ from subscribers.topics import add_topic
 @pytest.fixture
 def topics(engine):
     with session_scope(engine) as session:
-        return {slug: add_topic(slug, slug.title(), session=session).id
-                for slug in ("japan", "korea", "energy")}
+        return {
+            slug: add_topic(slug, slug.title(), session=session).id
+            for slug in ("japan", "korea", "energy")
+        }
 
 
 def _emails(engine, topic_ids):
     with session_scope(engine) as session:
-        return [row.subscriber.email for row in list_subscribers(session=session, topic_ids=topic_ids)]
+        return [
+            row.subscriber.email for row in list_subscribers(session=session, topic_ids=topic_ids)
+        ]
 
 
 def test_a_subscriber_following_one_of_the_topics_matches(engine, topics):
@@ -52,23 +56,33 @@ def test_an_unsubscribed_or_pending_subscriber_does_not_match(engine, topics):
 def test_emails_are_stored_lower_case_and_unique(engine, topics):
     with session_scope(engine) as session:
         assert add_subscriber("Ann.Lee@Example.COM", session=session).email == "ann.lee@example.com"
-    with pytest.raises(SubscriberError, match="already a subscriber"), session_scope(engine) as session:
+    with (
+        pytest.raises(SubscriberError, match="already a subscriber"),
+        session_scope(engine) as session,
+    ):
         add_subscriber("ann.lee@example.com", session=session)
 
 
 def test_an_unknown_topic_is_refused_naming_it_and_the_known_ones(engine, topics):
-    with pytest.raises(UnknownTopicError, match=r"unknown topic 'china' \(known topics: energy, japan, korea\)"), \
-            session_scope(engine) as session:
+    with (
+        pytest.raises(
+            UnknownTopicError, match=r"unknown topic 'china' \(known topics: energy, japan, korea\)"
+        ),
+        session_scope(engine) as session,
+    ):
         add_subscriber("c@example.com", session=session, topics=["japan", "china"])
     with session_scope(engine) as session:
         assert list_subscribers(session=session) == []
 
 
-@pytest.mark.parametrize(("field", "kwargs"), [
-    ("email", {"email": "not an address"}),
-    ("timezone", {"email": "t@example.com", "timezone": "Mars/Olympus"}),
-    ("cadence", {"email": "t@example.com", "cadence": "hourly"}),
-])
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("email", {"email": "not an address"}),
+        ("timezone", {"email": "t@example.com", "timezone": "Mars/Olympus"}),
+        ("cadence", {"email": "t@example.com", "cadence": "hourly"}),
+    ],
+)
 def test_invalid_fields_are_refused_naming_the_field(engine, topics, field, kwargs):
     with pytest.raises(InvalidSubscriberError) as caught, session_scope(engine) as session:
         add_subscriber(session=session, **kwargs)

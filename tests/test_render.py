@@ -20,15 +20,25 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def _brief(name: str = "firm-layout.txt") -> Brief:
     parsed = parse_brief_file(FIXTURES / name)
-    return Brief(slug=parsed.slug, title=parsed.title, date=parsed.date, author=parsed.author,
-                 preheader=parsed.preheader, takeaways="\n".join(parsed.takeaways),
-                 body=parsed.body, signature=parsed.signature, content_hash=parsed.content_hash)
+    return Brief(
+        slug=parsed.slug,
+        title=parsed.title,
+        date=parsed.date,
+        author=parsed.author,
+        preheader=parsed.preheader,
+        takeaways="\n".join(parsed.takeaways),
+        body=parsed.body,
+        signature=parsed.signature,
+        content_hash=parsed.content_hash,
+    )
 
 
 @pytest.fixture
 def settings():
-    return get_settings(NEWSLETTER_BASE_URL="https://news.example.com",
-                        NEWSLETTER_POSTAL_ADDRESS="Example Analysis LLC, 9 Quay Street, Portsmouth")
+    return get_settings(
+        NEWSLETTER_BASE_URL="https://news.example.com",
+        NEWSLETTER_POSTAL_ADDRESS="Example Analysis LLC, 9 Quay Street, Portsmouth",
+    )
 
 
 @pytest.fixture
@@ -37,9 +47,12 @@ def rendered(settings):
 
 
 def _values(name: str = "Kim") -> dict[str, str]:
-    return recipient_values(name=name, email="kim@example.com",
-                            unsubscribe_url="https://news.example.com/unsubscribe/abc.def",
-                            preferences_url="https://news.example.com/preferences/abc.ghi")
+    return recipient_values(
+        name=name,
+        email="kim@example.com",
+        unsubscribe_url="https://news.example.com/unsubscribe/abc.def",
+        preferences_url="https://news.example.com/preferences/abc.ghi",
+    )
 
 
 def test_html_is_a_complete_document_with_title_takeaways_and_body(rendered):

@@ -17,8 +17,10 @@ def _body(personalizations):
     return {
         "from": {"email": "briefs@example.com"},
         "subject": "Hello",
-        "content": [{"type": "text/plain", "value": "Hi -name-"},
-                    {"type": "text/html", "value": "<p>Hi -name-</p>"}],
+        "content": [
+            {"type": "text/plain", "value": "Hi -name-"},
+            {"type": "text/html", "value": "<p>Hi -name-</p>"},
+        ],
         "personalizations": personalizations,
     }
 
@@ -35,8 +37,9 @@ def client(server):
 
 
 def test_accepts_with_202_and_a_message_id(client, server):
-    response = client.send(_body([{"to": [{"email": "a@example.com"}],
-                                   "substitutions": {"-name-": "Ann"}}]))
+    response = client.send(
+        _body([{"to": [{"email": "a@example.com"}], "substitutions": {"-name-": "Ann"}}])
+    )
     assert response.status_code == 202
     assert response.headers["X-Message-Id"]
     [message] = server.messages()
@@ -79,8 +82,10 @@ def test_a_duplicate_address_within_a_personalization_is_a_400(client):
 
 
 def test_every_broken_rule_is_listed(client):
-    body = {"personalizations": [{"to": [{"email": "not-an-address"}]}],
-            "content": [{"type": "text/html", "value": "x"}, {"type": "text/plain", "value": "y"}]}
+    body = {
+        "personalizations": [{"to": [{"email": "not-an-address"}]}],
+        "content": [{"type": "text/html", "value": "x"}, {"type": "text/plain", "value": "y"}],
+    }
     with pytest.raises(BadRequestsError) as caught:
         client.send(body)
     fields = {e["field"] for e in json.loads(caught.value.body)["errors"]}

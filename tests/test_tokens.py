@@ -25,7 +25,10 @@ def test_a_tampered_token_does_not_verify():
 
 
 def test_another_key_does_not_verify():
-    assert TokenSigner("other").verify("unsubscribe", TokenSigner("secret").sign("unsubscribe", 1)) is None
+    assert (
+        TokenSigner("other").verify("unsubscribe", TokenSigner("secret").sign("unsubscribe", 1))
+        is None
+    )
 
 
 def test_garbage_does_not_verify():

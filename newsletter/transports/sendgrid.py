@@ -39,8 +39,12 @@ STATUS_ACTIONS: dict[int, str] = {
     429: _RETRY,
 }
 # Errors raised while reading the response: the request body had been sent.
-_AMBIGUOUS = (TimeoutError, http.client.RemoteDisconnected, http.client.IncompleteRead,
-              ConnectionResetError)
+_AMBIGUOUS = (
+    TimeoutError,
+    http.client.RemoteDisconnected,
+    http.client.IncompleteRead,
+    ConnectionResetError,
+)
 
 
 def sendgrid_error_text(body: bytes | str | None) -> str:

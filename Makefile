@@ -1,0 +1,28 @@
+# The README's commands. Each creates .venv on first use (and again when pyproject changes).
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the whole pipeline on the bundled examples, through the local SendGrid sandbox
+	$(VENV)/bin/newsletter demo
+
+test: $(STAMP)  ## SQLite always; PostgreSQL too when TEST_DATABASE_URL is set
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)  ## figures and ratios measured side by side in one run
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
