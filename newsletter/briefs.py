@@ -61,6 +61,21 @@ class ParsedBrief:
     source_name: str = ""
     content_hash: str = ""
 
+    def to_brief(self) -> Brief:
+        """The row to store (not yet added to any session)."""
+        return Brief(
+            slug=self.slug,
+            title=self.title,
+            date=self.date,
+            author=self.author,
+            preheader=self.preheader,
+            takeaways="\n".join(self.takeaways),
+            body=self.body,
+            signature=self.signature,
+            source_name=Path(self.source_name).name,
+            content_hash=self.content_hash,
+        )
+
     @property
     def paragraphs(self) -> list[str]:
         return [block for block in re.split(r"\n\s*\n", self.body) if block.strip()]
@@ -393,18 +408,7 @@ def add_brief(
             f"{parsed.source_name}: a different brief already has slug {parsed.slug!r} "
             f"(id {existing.id}); set 'slug:' in the front matter to add this one beside it"
         )
-    brief = Brief(
-        slug=parsed.slug,
-        title=parsed.title,
-        date=parsed.date,
-        author=parsed.author,
-        preheader=parsed.preheader,
-        takeaways="\n".join(parsed.takeaways),
-        body=parsed.body,
-        signature=parsed.signature,
-        source_name=Path(parsed.source_name).name,
-        content_hash=parsed.content_hash,
-    )
+    brief = parsed.to_brief()
     session.add(brief)
     session.flush()  # assigns brief.id
     session.add_all(BriefTopic(brief_id=brief.id, topic_id=topic.id) for topic in chosen)

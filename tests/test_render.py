@@ -19,18 +19,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _brief(name: str = "firm-layout.txt") -> Brief:
-    parsed = parse_brief_file(FIXTURES / name)
-    return Brief(
-        slug=parsed.slug,
-        title=parsed.title,
-        date=parsed.date,
-        author=parsed.author,
-        preheader=parsed.preheader,
-        takeaways="\n".join(parsed.takeaways),
-        body=parsed.body,
-        signature=parsed.signature,
-        content_hash=parsed.content_hash,
-    )
+    return parse_brief_file(FIXTURES / name).to_brief()
 
 
 @pytest.fixture
