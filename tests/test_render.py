@@ -103,19 +103,23 @@ def test_email_stays_under_gmails_clipping_size(rendered):
     assert rendered.html_bytes < GMAIL_CLIP_BYTES
 
 
-def test_a_broken_template_is_refused_with_its_name(tmp_path, settings):
+def _with_template(settings, tmp_path, name: str, source: str):
+    """Settings whose templates are a copy of ours with `name` replaced by `source`."""
     templates = tmp_path / "templates"
     shutil.copytree(settings.NEWSLETTER_TEMPLATES_DIR, templates)
-    (templates / "email" / "brief.mjml.j2").write_text("<mjml><mj-body><mj-section>")
-    broken = settings.model_copy(update={"NEWSLETTER_TEMPLATES_DIR": templates})
+    (templates / name).write_text(source)
+    return settings.model_copy(update={"NEWSLETTER_TEMPLATES_DIR": templates})
+
+
+def test_a_broken_template_is_refused_with_its_name(tmp_path, settings):
+    broken = _with_template(
+        settings, tmp_path, "email/brief.mjml.j2", "<mjml><mj-body><mj-section>"
+    )
     with pytest.raises(TemplateError, match=r"template email/brief.mjml.j2: MJML did not render"):
         render_brief(_brief(), [], broken)
 
 
 def test_a_jinja_syntax_error_names_template_and_line(tmp_path, settings):
-    templates = tmp_path / "templates"
-    shutil.copytree(settings.NEWSLETTER_TEMPLATES_DIR, templates)
-    (templates / "email" / "brief.txt.j2").write_text("line one\n{{ title \n")
-    broken = settings.model_copy(update={"NEWSLETTER_TEMPLATES_DIR": templates})
+    broken = _with_template(settings, tmp_path, "email/brief.txt.j2", "line one\n{{ title \n")
     with pytest.raises(TemplateError, match=r"template email/brief.txt.j2:2"):
         render_brief(_brief(), [], broken)
