@@ -1,36 +1,50 @@
 """`make bench`: figures and ratios, measured side by side in one run.
 
-* parse + render one brief (goal ≤ 5 ms), and token values + fill per recipient (≤ 10 µs);
-* dispatch of BENCH_SUBSCRIBERS (default 20,000) through the sandbox with the real
-  `sendgrid` client, on SQLite and, when BENCH_DATABASE_URL (or TEST_DATABASE_URL) names a
-  PostgreSQL server, on PostgreSQL: plan time, recipients handed off per second, and the
-  naive way (one request per recipient, 500 recipients, extrapolated) for the ratio.
+* parse + render one brief (goal ≤ 5 ms) and token values per recipient (≤ 10 µs);
+* the sandbox's own parse rate, alone: the ceiling for any hand-off through it;
+* dispatch of BENCH_SUBSCRIBERS (default 1,000,000) subscribers, every one matching the
+  brief, through the sandbox (its own process) with the real `sendgrid` client, on SQLite
+  and, when BENCH_DATABASE_URL (or TEST_DATABASE_URL) names a PostgreSQL server, on
+  PostgreSQL: plan time, recipients handed off per second, total time, the worker's RSS at
+  a quarter and at the end of the send (flat means memory does not grow with the list);
+* the naive way in the same run (one request per recipient, 2,000 recipients,
+  extrapolated) for the speedup ratio.
+
+Goals (issue 5, this 2-core machine): ≥ 20,000 recipients/s, 1M in ≤ 60 s on PostgreSQL,
+peak RSS ≤ 256 MB, ≥ 100× the naive way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine, migrate, session_scope
-from newsletter.dispatch import Dispatcher, create_send, start_due_sends
+from newsletter.db import is_postgresql, make_engine, migrate, session_scope
+from newsletter.dispatch import Dispatcher, Target, create_send, start_due_sends
 from newsletter.render import fill, recipient_values, render_brief
-from newsletter.sandbox import Sandbox
 from newsletter.transports import Batch
 from newsletter.transports.sendgrid import SendGridTransport
-from subscribers.models import Subscriber, SubscriberTopic, Topic, utcnow
+from subscribers.models import Topic, utcnow
 
 KEY = "SG.bench"
+TOPICS = 30
 EXAMPLE = (
     Path(__file__).resolve().parent.parent / "examples" / "briefs" / "2026-06-10-rice-prices.md"
 )
@@ -46,6 +60,24 @@ def timed(function: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (not the peak)."""
+    resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def http(url: str, *, method: str = "GET", data: bytes | None = None) -> bytes:
+    """One call to the local sandbox (always http://127.0.0.1, built here)."""
+    request = urllib.request.Request(  # noqa: S310 - see above
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.read()
+
+
 def bench_render(settings: Settings) -> None:
     topics = [Topic(slug="japan", name="Japan")]
 
@@ -54,10 +86,9 @@ def bench_render(settings: Settings) -> None:
 
     parse_and_render()  # warm the template cache, as a worker would be
     seconds = timed(parse_and_render, 50)
-    print(f"parse + render one brief:         {seconds * 1000:8.2f} ms   (goal ≤ 5 ms)")
+    print(f"parse + render one brief:            {seconds * 1000:8.2f} ms   (goal ≤ 5 ms)")
 
-    brief = parse_brief_file(EXAMPLE).to_brief()
-    email = render_brief(brief, topics, settings)
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), topics, settings)
     count = 2000
 
     def values_only() -> None:
@@ -82,127 +113,254 @@ def bench_render(settings: Settings) -> None:
 
     per_values = timed(values_only, 5) / count
     per_fill = timed(values_and_fill, 5) / count
+    print(f"token values per recipient:          {per_values * 1e6:8.2f} µs   (goal ≤ 10 µs)")
     print(
-        f"token values per recipient (SendGrid path): {per_values * 1e6:6.2f} µs   (goal ≤ 10 µs)"
-    )
-    print(
-        f"token values + local fill per recipient:    {per_fill * 1e6:6.2f} µs   "
+        f"token values + local fill:           {per_fill * 1e6:8.2f} µs   "
         f"(SMTP/outbox path; HTML {email.html_bytes:,} bytes)"
     )
 
 
+@contextmanager
+def sandbox_process() -> Iterator[str]:
+    """The sandbox in its own process, as SendGrid is: its parsing is not the worker's CPU."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "newsletter", "sandbox", "--port", str(port)),
+            *("--api-key", KEY, "--no-keep-messages", "--quiet"),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                http(f"{url}/sandbox/stats")
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def sandbox_stats(url: str) -> dict[str, int]:
+    return json.loads(http(f"{url}/sandbox/stats"))
+
+
+def sandbox_reset(url: str, *, latency: float) -> None:
+    """Forget what was accepted (delivery ids restart with each database) and set the
+    simulated API latency: every answer delayed by `latency` seconds."""
+    http(f"{url}/sandbox/messages", method="DELETE")
+    faults = json.dumps({"rate_delay": 1.0 if latency else 0.0, "delay_seconds": latency})
+    http(f"{url}/sandbox/faults", method="PUT", data=faults.encode())
+
+
+def bench_sandbox_ceiling(url: str, settings: Settings) -> float:
+    """Personalizations per second the sandbox parses and accepts, with the request body
+    built once: no database, no token signing, no client-side JSON."""
+    transport = SendGridTransport.from_settings(settings)
+    dispatcher = Dispatcher(None, settings, transport)  # type: ignore[arg-type]
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    recipients = [
+        dispatcher.recipient(Target(i, i, f"ceiling{i}@example.com", f"Reader {i}"))
+        for i in range(1000)
+    ]
+    body = json.dumps(
+        transport.request_body(Batch(0, email.subject, email.html, email.text, recipients))
+    ).encode()
+    requests, threads = 40, 4
+
+    def post(n: int) -> None:
+        for _ in range(n):
+            http(f"{url}/v3/mail/send", method="POST", data=body)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=post, args=(requests // threads,)) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    rate = requests * 1000 / (time.perf_counter() - start)
+    print(
+        f"sandbox alone (the ceiling):         {rate:10,.0f} personalizations/s "
+        f"({len(body) / 1000:,.0f} KB per 1000)"
+    )
+    return rate
+
+
 def seed(engine: sa.Engine, subscribers: int) -> str:
-    """Bulk-load topics, subscribers (each following one or two of 30 topics) and a brief."""
+    """Topics, `subscribers` active readers each following one or two of 30 topics, and a
+    brief on all 30, so every reader matches. Loaded with the driver's bulk path (COPY on
+    PostgreSQL): seeding is not what is measured."""
     now = utcnow()
     with session_scope(engine) as session:
         session.execute(
             sa.insert(Topic),
-            [{"slug": f"t{i}", "name": f"Topic {i}", "keywords": ""} for i in range(30)],
+            [{"slug": f"t{i}", "name": f"Topic {i}", "keywords": ""} for i in range(TOPICS)],
         )
-        ids = list(session.scalars(sa.select(Topic.id).order_by(Topic.id)))
-        rows = [
-            {
-                "email": f"reader{i}@example.com",
-                "name": f"Reader {i}",
-                "status": "active",
-                "cadence": "immediate",
-                "timezone": "UTC",
-                "all_topics": False,
-                "created_at": now,
-                "updated_at": now,
-            }
+        topic_ids = list(session.scalars(sa.select(Topic.id).order_by(Topic.id)))
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        people = (
+            (i + 1, f"reader{i}@example.com", f"Reader {i}", now, now) for i in range(subscribers)
+        )
+        links = (
+            (i + 1, topic_ids[(i + shift) % TOPICS])
             for i in range(subscribers)
-        ]
-        for start in range(0, len(rows), 10_000):
-            session.execute(sa.insert(Subscriber), rows[start : start + 10_000])
-        first = session.scalar(sa.select(sa.func.min(Subscriber.id)))
-        links = []
-        for offset in range(subscribers):
-            links.append({"subscriber_id": first + offset, "topic_id": ids[offset % 30]})
-            if offset % 3 == 0:
-                links.append({"subscriber_id": first + offset, "topic_id": ids[(offset + 7) % 30]})
-        for start in range(0, len(links), 10_000):
-            session.execute(sa.insert(SubscriberTopic), links[start : start + 10_000])
+            for shift in ((0, 7) if i % 3 == 0 else (0,))
+        )
+        if is_postgresql(engine):
+            with cursor.copy(  # type: ignore[attr-defined]
+                "COPY subscriber (id, email, name, status, cadence, timezone, all_topics, "
+                "created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for i, email, name, created, updated in people:
+                    copy.write_row(
+                        (i, email, name, "active", "immediate", "UTC", False, created, updated)
+                    )
+            with cursor.copy("COPY subscriber_topic (subscriber_id, topic_id) FROM STDIN") as copy:
+                for link in links:
+                    copy.write_row(link)
+            cursor.execute("SELECT setval('subscriber_id_seq', %s)", (subscribers,))
+        else:
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            cursor.execute("BEGIN")
+            cursor.executemany(
+                "INSERT INTO subscriber (id, email, name, status, cadence, timezone, all_topics, "
+                "created_at, updated_at) VALUES (?, ?, ?, 'active', 'immediate', 'UTC', 0, ?, ?)",
+                ((i, e, n, stamp, stamp) for i, e, n, _, _ in people),
+            )
+            cursor.executemany(
+                "INSERT INTO subscriber_topic (subscriber_id, topic_id) VALUES (?, ?)", links
+            )
+        raw.commit()
+        cursor.execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+    with session_scope(engine) as session:
         parsed = parse_brief_file(EXAMPLE)
-        # Topics t0..t2 and t7..t9 reach every reader following them: about a fifth of the list.
         return add_brief(
-            parsed, session=session, topics=["t0", "t1", "t2", "t7", "t8", "t9"]
+            parsed, session=session, topics=[f"t{i}" for i in range(TOPICS)]
         ).brief.slug
 
 
-def bench_dispatch(label: str, url: str, subscribers: int) -> None:
+def bench_dispatch(
+    label: str, url: str, subscribers: int, sandbox_url: str, *, latency: float = 0.0
+) -> None:
     migrate(url, get_settings().NEWSLETTER_MIGRATIONS_DIR)
     engine = make_engine(url)
-    with Sandbox(KEY, keep_content=False) as sandbox:
-        settings = get_settings(
-            DATABASE_URL=url,
-            SENDGRID_API_HOST=sandbox.url,
-            SENDGRID_API_KEY=KEY,
-            NEWSLETTER_ENV="development",
-        )
-        start = time.perf_counter()
-        slug = seed(engine, subscribers)
-        seeded = time.perf_counter() - start
-        with session_scope(engine) as session:
-            create_send(slug, session=session, settings=settings)
-        start = time.perf_counter()
-        start_due_sends(engine, now=utcnow())
-        plan = time.perf_counter() - start
-        with session_scope(engine) as session:
-            planned = session.scalar(sa.text("SELECT count(*) FROM delivery"))
-        dispatcher = Dispatcher(engine, settings, SendGridTransport.from_settings(settings))
-        start = time.perf_counter()
-        dispatcher.work_due()
-        handoff = time.perf_counter() - start
-        accepted = len(sandbox.messages())
-        batched_requests = sandbox.state.requests
-        rate = accepted / handoff
+    settings = get_settings(
+        DATABASE_URL=url,
+        SENDGRID_API_HOST=sandbox_url,
+        SENDGRID_API_KEY=KEY,
+        NEWSLETTER_ENV="development",
+    )
+    sandbox_reset(sandbox_url, latency=latency)
+    start = time.perf_counter()
+    slug = seed(engine, subscribers)
+    seeded = time.perf_counter() - start
 
-        naive_n = 500
-        transport = SendGridTransport.from_settings(settings)
-        one = dispatcher._recipient  # the same per-recipient work as the batched path
-        from newsletter.dispatch import _Target
+    total_start = time.perf_counter()
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings)
+    start = time.perf_counter()
+    start_due_sends(engine, now=utcnow())
+    plan = time.perf_counter() - start
+    with session_scope(engine) as session:
+        planned = session.scalar(sa.text("SELECT count(*) FROM delivery")) or 0
 
-        start = time.perf_counter()
-        for i in range(naive_n):
-            target = _Target(delivery_id=i, subscriber_id=i, email=f"n{i}@example.com", name="N")
-            transport.send_batch(
-                Batch(send_id=0, subject="s", html="<p>x</p>", text="x", recipients=[one(target)])
-            )
-        naive_rate = naive_n / (time.perf_counter() - start)
+    samples: dict[str, float] = {}
+    done = [0]
+
+    def progress(rows: int) -> None:
+        done[0] += rows
+        if "quarter" not in samples and done[0] >= planned / 4:
+            samples["quarter"] = rss_mb()
+
+    dispatcher = Dispatcher(
+        engine, settings, SendGridTransport.from_settings(settings), on_progress=progress
+    )
+    start = time.perf_counter()
+    report = dispatcher.work_due()
+    handoff = time.perf_counter() - start
+    total = time.perf_counter() - total_start
+    end_rss = rss_mb()
+    after = sandbox_stats(sandbox_url)
+    accepted = after["personalizations"]
+    requests = after["accepted_requests"]
+    duplicates = after["duplicate_deliveries"]
+    rate = accepted / handoff
+
+    naive_n = 2000 if not latency else 100
+    transport = SendGridTransport.from_settings(settings)
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    start = time.perf_counter()
+    for i in range(naive_n):
+        recipient = dispatcher.recipient(Target(i, i, f"naive{i}@example.com", "N"))
+        transport.send_batch(Batch(0, email.subject, email.html, email.text, [recipient]))
+    naive_rate = naive_n / (time.perf_counter() - start)
     engine.dispose()
+
     print(
-        f"[{label}] {subscribers:,} subscribers seeded in {seeded:.1f} s; planned {planned:,} "
-        f"deliveries in {plan * 1000:.0f} ms (one INSERT … SELECT)"
+        f"[{label}] seeded {subscribers:,} subscribers in {seeded:.1f} s; planned {planned:,} "
+        f"deliveries in {plan:.2f} s (one INSERT … SELECT)"
     )
     print(
-        f"[{label}] handed off {accepted:,} in {handoff:.2f} s = {rate:,.0f} recipients/s "
-        f"in {batched_requests} requests; naive one-per-request: {naive_rate:,.0f}/s "
+        f"[{label}] handed off {accepted:,} in {handoff:.1f} s = {rate:,.0f} recipients/s "
+        f"({requests:,} requests, {settings.NEWSLETTER_CONCURRENCY} threads); "
+        f"send created → finished: {total:.1f} s; duplicates at the sandbox: {duplicates}; "
+        f"ledger settled: {report.settled:,}"
+    )
+    print(
+        f"[{label}] worker RSS at a quarter: {samples.get('quarter', 0):.0f} MB, at the end: "
+        f"{end_rss:.0f} MB"
+    )
+    print(
+        f"[{label}] naive one-request-per-recipient: {naive_rate:,.0f}/s "
+        f"({naive_n:,}, extrapolated to {planned:,}: {planned / naive_rate / 60:,.0f} min) "
         f"→ batched is {rate / naive_rate:,.0f}× faster"
     )
 
 
 def main() -> None:
-    subscribers = int(os.environ.get("BENCH_SUBSCRIBERS", "20000"))
+    subscribers = int(os.environ.get("BENCH_SUBSCRIBERS", "1000000"))
     bench_render(get_settings())
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_dispatch("sqlite", f"sqlite:///{tmp}/bench.db", subscribers)
-    admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if admin:
-        name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-        admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        with admin_engine.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-            bench_dispatch("postgresql", url, subscribers)
-        finally:
+    with sandbox_process() as sandbox_url:
+        bench_sandbox_ceiling(sandbox_url, get_settings(SENDGRID_API_HOST=sandbox_url))
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_dispatch("sqlite", f"sqlite:///{tmp}/bench.db", subscribers, sandbox_url)
+        admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+        if admin:
+            name = f"nl_bench_{uuid.uuid4().hex[:8]}"
+            admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
             with admin_engine.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    else:
-        print("[postgresql] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            try:
+                url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+                bench_dispatch("postgresql", url, subscribers, sandbox_url)
+            finally:
+                with admin_engine.connect() as connection:
+                    connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            print("[postgresql] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
+        # SendGrid is an internet round trip away, not a loopback one: the same comparison
+        # with every answer 50 ms late, which is what batching and concurrency are for.
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_dispatch(
+                "sqlite, API 50 ms away",
+                f"sqlite:///{tmp}/bench.db",
+                min(subscribers, 200_000),
+                sandbox_url,
+                latency=0.05,
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this run (benchmark, worker and sandbox together): {peak:.0f} MB")
+    print(f"peak RSS of the benchmark process (worker, both runs): {peak:.0f} MB (goal ≤ 256 MB)")
 
 
 if __name__ == "__main__":

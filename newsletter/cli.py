@@ -449,17 +449,34 @@ def sandbox(
     api_key: Annotated[
         str | None, typer.Option(help="Key to accept; default SENDGRID_API_KEY.")
     ] = None,
+    keep_messages: Annotated[
+        bool, typer.Option(help="Keep each accepted message (off: only count them).")
+    ] = True,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help='Injected faults as JSON, e.g. \'{"rate_429": 0.1, "rate_drop": 0.01}\'; '
+            "change them later with PUT /sandbox/faults."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not log each request.")] = False,
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
-    from newsletter.sandbox import Sandbox
+    from newsletter.sandbox import Faults, Sandbox
 
     key = api_key or get_settings().SENDGRID_API_KEY.get_secret_value()
     if not key:
         raise NewsletterError("give the sandbox a key to accept: --api-key or SENDGRID_API_KEY")
-    server = Sandbox(key, port=port, verbose=True)
+    try:
+        injected = Faults.from_dict(json.loads(faults)) if faults else None
+    except (ValueError, TypeError) as exc:
+        raise NewsletterError(f"--faults: {exc}") from exc
+    server = Sandbox(
+        key, port=port, verbose=not quiet, keep_messages=keep_messages, faults=injected
+    )
     err.print(
         f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
-        f"accepted mail at {server.url}/sandbox/messages"
+        f"accepted mail at {server.url}/sandbox/messages, counts at {server.url}/sandbox/stats"
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -36,6 +36,8 @@ class Environment(StrEnum):
 
 class TransportName(StrEnum):
     SENDGRID = "sendgrid"
+    SMTP = "smtp"
+    OUTBOX = "outbox"
 
 
 class Settings(BaseSettings):
@@ -49,6 +51,20 @@ class Settings(BaseSettings):
     # The sendgrid client waits forever by default; a hung connection would hold a batch.
     SENDGRID_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
     SENDGRID_WEBHOOK_PUBLIC_KEY: str = ""
+    # An unsubscribe group (Advanced Suppression Manager) to attach to every message.
+    SENDGRID_ASM_GROUP_ID: int | None = None
+    # SendGrid validates the request but delivers nothing: a dry run against the real API.
+    SENDGRID_SANDBOX_MODE: bool = False
+
+    # For NEWSLETTER_TRANSPORT=smtp: a self-hosted MTA.
+    SMTP_HOST: str = "127.0.0.1"
+    SMTP_PORT: int = 25
+    SMTP_USERNAME: str = ""
+    SMTP_PASSWORD: SecretStr = SecretStr("")
+    SMTP_STARTTLS: bool = False
+    SMTP_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    # For NEWSLETTER_TRANSPORT=outbox: one .eml file per message, nothing leaves the machine.
+    NEWSLETTER_OUTBOX_DIR: Path = Path("var/outbox")
 
     NEWSLETTER_TRANSPORT: TransportName = TransportName.SENDGRID
     NEWSLETTER_FROM: str = "Briefings <briefs@example.com>"
@@ -59,11 +75,19 @@ class Settings(BaseSettings):
 
     # SendGrid accepts at most 1000 personalizations per request.
     NEWSLETTER_BATCH_SIZE: int = Field(default=1000, ge=1, le=1000)
-    # Longer than the worst case of one request with its retries, so a live worker's lease
-    # never expires under it.
-    NEWSLETTER_LEASE_SECONDS: int = Field(default=300, ge=30)
+    # Requests in flight at once per worker process (threads). SendGrid answers a full
+    # batch in a few hundred ms; 4 keeps a 2-core worker busy without queuing at the API.
+    NEWSLETTER_CONCURRENCY: int = Field(default=4, ge=1, le=64)
+    # Messages per second per worker process, for accounts on a plan cap; 0 means no cap.
+    NEWSLETTER_RATE_LIMIT: float = Field(default=0.0, ge=0)
+    # A batch that outlives its lease is presumed dead: requeued if its request never
+    # started, `unknown` if it had. Keep it longer than one request with all its retries.
+    NEWSLETTER_LEASE_SECONDS: float = Field(default=300, ge=1)
     NEWSLETTER_TICK_SECONDS: float = Field(default=5.0, gt=0)
     NEWSLETTER_MAX_RETRIES: int = Field(default=5, ge=0)
+    # A send pauses itself after this many failed batches, rather than burn the whole list
+    # against a broken template, a full account or a provider outage.
+    NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES: int = Field(default=5, ge=1)
 
     NEWSLETTER_TEMPLATES_DIR: Path = Field(default_factory=lambda: _data_dir("templates"))
     NEWSLETTER_MIGRATIONS_DIR: Path = Field(default_factory=lambda: _data_dir("migrations"))

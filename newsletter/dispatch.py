@@ -1,48 +1,86 @@
 """Sends and the delivery ledger: plan, claim, hand off, record.
 
 The database holds every bit of a send's state, so any worker can stop at any point and
-another carries on:
+another carries on. A ledger row moves
 
-    queued ──claim──> claimed ──mark──> sending ──provider──> sent | failed | unknown
-       ^                 │ lease expired       │ lease expired
-       └─────────────────┘                     └──> unknown (may have been sent; never resent)
+    queued ──claim──> claimed ──provider answers──> sent | failed | unknown
+       ^                 │
+       └── lease expired before the request began (batch `claimed`)
+                         └──> unknown: lease expired mid-request (batch `sending`)
 
-No transaction stays open across a network call: claiming, marking and recording are
-each their own short transaction.
+and whether a claimed row's request has begun is recorded once per batch (`DeliveryBatch`,
+a one-row update committed before the HTTP call), never guessed. No transaction stays open
+across a network call: claiming, marking and recording are each their own short
+transaction, and each worker runs NEWSLETTER_CONCURRENCY of these loops in threads.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from newsletter.briefs import brief_topics, get_brief
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
-from newsletter.errors import NewsletterError, NotFoundError, TransportError
-from newsletter.models import Brief, BriefTopic, Delivery, DeliveryStatus, Send, SendStatus
+from newsletter.errors import ConflictError, NewsletterError, NotFoundError
+from newsletter.models import (
+    BatchStatus,
+    Brief,
+    BriefTopic,
+    Delivery,
+    DeliveryBatch,
+    DeliveryStatus,
+    Send,
+    SendStatus,
+)
 from newsletter.render import GMAIL_CLIP_BYTES, recipient_values, render_brief
 from newsletter.transports import Batch, BatchResult, Outcome, Recipient, Transport
 from subscribers.matching import matching_subscribers
 from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.tokens import TokenSigner
 
+log = logging.getLogger("newsletter.dispatch")
+
 Clock = Callable[[], datetime]
-OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED, DeliveryStatus.SENDING)
+# What the token in every email's unsubscribe and preferences links is signed for.
+LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - a label, not a secret
+OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED)
+SETTLED_STATES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.CANCELLED,
+)
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _ids_in(connection: Connection | Session, column: Any, ids: Iterable[int]) -> Any:
+    """`column IN ids` as one bound value, not a thousand: an array on PostgreSQL, a JSON
+    array unpacked by `json_each` on SQLite. Keeps the statement cacheable and cheap."""
+    values = list(ids)
+    if is_postgresql(connection.get_bind() if isinstance(connection, Session) else connection):
+        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.BigInteger)))
+    each = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
+    return column.in_(sa.select(each.c.value).scalar_subquery())
 
 
 # --- creating a send -----------------------------------------------------------------------
@@ -97,9 +135,8 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
 
     Returns how many rows the send's ledger holds afterwards.
 
-    Matching runs inside the database (no subscriber is loaded into Python), and
-    ON CONFLICT DO NOTHING against the (send, subscriber) constraint makes a second run a
-    no-op rather than a duplicate.
+    Matching runs inside the database (no subscriber is loaded into Python); subscribers
+    already in the send's ledger are left out, so a second run adds only newcomers.
     """
     brief_topic_ids = select(BriefTopic.topic_id).where(BriefTopic.brief_id == send.brief_id)
     recipients = matching_subscribers(brief_topic_ids).subquery()
@@ -107,7 +144,6 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         sa.literal(send.id),
         recipients.c.id,
         sa.literal(DeliveryStatus.QUEUED.value),
-        sa.literal(""),
         sa.literal(0),
         sa.literal(""),
         sa.literal(""),
@@ -117,18 +153,25 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         "send_id",
         "subscriber_id",
         "status",
-        "worker_id",
         "attempts",
         "message_id",
         "error",
         "updated_at",
     ]
-    dialect_insert = postgresql.insert if is_postgresql(session.connection()) else sqlite.insert
-    statement = (
-        dialect_insert(Delivery)
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+    statement: Any = sa.insert(Delivery).from_select(columns, rows)
+    has_rows = session.scalar(
+        sa.select(sa.literal(1)).where(col(Delivery.send_id) == send.id).limit(1)
     )
+    if has_rows:
+        # Planning again (newcomers since): skip those already in the ledger. The first
+        # plan, the usual case, needs no such check: PostgreSQL's speculative insertion
+        # for ON CONFLICT costs about two seconds per million rows.
+        dialect_insert = postgresql.insert if is_postgresql(session.connection()) else sqlite.insert
+        statement = (
+            dialect_insert(Delivery)
+            .from_select(columns, rows)
+            .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+        )
     session.execute(statement)
     # The ledger's own count, not the statement's rowcount: SQLAlchemy's psycopg path reports
     # -1 for INSERT … FROM SELECT, and the count is what `planned` means anyway.
@@ -171,290 +214,345 @@ def start_due_sends(engine: Engine, *, now: datetime) -> list[int]:
     return started
 
 
-# --- claiming and handing off --------------------------------------------------------------
-
-
-def claim_batch(
-    engine: Engine, *, send_id: int, worker_id: str, limit: int, lease: timedelta, now: datetime
-) -> list[int]:
-    """Take up to `limit` rows of a running send for this worker; returns their ids.
-
-    Claimable: queued rows, and claimed rows whose lease expired (that worker died before
-    handing them off). PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take
-    disjoint rows without waiting. SQLite: `BEGIN IMMEDIATE` serializes claimers.
-    """
-    claimable = sa.or_(
-        col(Delivery.status) == DeliveryStatus.QUEUED,
-        sa.and_(
-            col(Delivery.status) == DeliveryStatus.CLAIMED,
-            col(Delivery.lease_expires_at) < now,
-        ),
-    )
-    send_running = (
-        sa.select(sa.literal(1))
-        .where(col(Send.id) == send_id, col(Send.status) == SendStatus.RUNNING)
-        .exists()
-    )
-    candidates = (
-        sa.select(col(Delivery.id))
-        .where(col(Delivery.send_id) == send_id, claimable, send_running)
-        .order_by(col(Delivery.id))
-        .limit(limit)
-    )
-    if is_postgresql(engine):
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        sa.update(Delivery)
-        .where(col(Delivery.id).in_(candidates.scalar_subquery()))
-        .values(
-            status=DeliveryStatus.CLAIMED,
-            worker_id=worker_id,
-            lease_expires_at=now + lease,
-            attempts=col(Delivery.attempts) + 1,
-            updated_at=now,
-        )
-        .returning(col(Delivery.id))
-    )
-    with session_scope(engine, immediate=True) as session:
-        return sorted(session.execute(statement).scalars())
-
-
-def expire_stale_sending(engine: Engine, *, now: datetime) -> int:
-    """Rows left `sending` by a worker that died mid-request become `unknown`.
-
-    Their request may have reached the provider; resending could deliver twice. Webhook
-    events or `sends resolve` settle them.
-    """
-    with session_scope(engine) as session:
-        return int(
-            session.execute(
-                sa.update(Delivery)
-                .where(
-                    col(Delivery.status) == DeliveryStatus.SENDING,
-                    col(Delivery.lease_expires_at) < now,
-                )
-                .values(
-                    status=DeliveryStatus.UNKNOWN,
-                    error="the worker stopped while the request was in flight",
-                    updated_at=now,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            or 0
-        )
+# --- claiming, handing off, recording ------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     delivery_id: int
     subscriber_id: int
     email: str
     name: str
 
 
-def _mark(
-    session: Session, ids: list[int], owner: str, from_status: str, **values: Any
-) -> list[int]:
-    """Move this worker's rows from one state to the next; returns the ids it still held."""
-    if not ids:
-        return []
-    statement = (
-        sa.update(Delivery)
-        .where(
-            col(Delivery.id).in_(ids),
-            col(Delivery.worker_id) == owner,
-            col(Delivery.status) == from_status,
+@dataclass(frozen=True)
+class Claim:
+    batch_id: int
+    send_id: int
+    targets: list[Target]
+    skipped: int = 0
+    first_id: int = 0  # the claimed rows' id range (other batches' rows may lie inside it)
+    last_id: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.targets) + self.skipped
+
+
+def claim_batch(
+    engine: Engine,
+    *,
+    send_id: int,
+    worker_id: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    after_id: int = 0,
+) -> Claim | None:
+    """Take up to `limit` queued rows of a running send as one batch; None when none is left.
+
+    `after_id` lets a sender thread seek past the rows it already claimed: the index still
+    holds their old `queued` entries until vacuum, and scanning them again for every batch
+    would make a million-row send quadratic.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint rows without
+    waiting. SQLite: `BEGIN IMMEDIATE` serializes claimers. Subscribers who left since
+    planning are marked skipped here, inside the claim, and never reach a transport.
+    """
+    with session_scope(engine, immediate=True) as session:
+        connection = session.connection()
+        status = connection.execute(
+            sa.select(col(Send.status)).where(col(Send.id) == send_id)
+        ).scalar()
+        if status != SendStatus.RUNNING:
+            return None
+        batch_id = connection.execute(
+            sa.insert(DeliveryBatch)
+            .values(
+                send_id=send_id,
+                worker_id=worker_id,
+                status=BatchStatus.CLAIMED,
+                size=0,
+                lease_expires_at=now + lease,
+                created_at=now,
+                outcome="",
+                error="",
+            )
+            .returning(col(DeliveryBatch.id))
+        ).scalar_one()
+        picked = (
+            sa.select(col(Delivery.id))
+            .where(
+                col(Delivery.send_id) == send_id,
+                col(Delivery.status) == DeliveryStatus.QUEUED,
+                col(Delivery.id) > after_id,
+            )
+            .order_by(col(Delivery.id))
+            .limit(limit)
         )
-        .values(**values)
-        .returning(col(Delivery.id))
-    )
-    return sorted(session.execute(statement).scalars())
-
-
-@dataclass
-class Dispatcher:
-    """Works the ledger for one worker process: claim, hand off, record."""
-
-    engine: Engine
-    settings: Settings
-    transport: Transport
-    worker_id: str = field(default_factory=new_worker_id)
-    clock: Clock = utcnow
-
-    def __post_init__(self) -> None:
-        self._signer = TokenSigner(self.settings.NEWSLETTER_SECRET_KEY.get_secret_value())
-        self._lease = timedelta(seconds=self.settings.NEWSLETTER_LEASE_SECONDS)
-        self._batch_size = min(self.settings.NEWSLETTER_BATCH_SIZE, self.transport.max_batch_size)
-
-    def _recipient(self, target: _Target) -> Recipient:
-        base = self.settings.NEWSLETTER_BASE_URL
-        unsubscribe_url = (
-            f"{base}/unsubscribe/{self._signer.sign('unsubscribe', target.subscriber_id)}"
-        )
-        preferences_url = (
-            f"{base}/preferences/{self._signer.sign('preferences', target.subscriber_id)}"
-        )
-        return Recipient(
-            delivery_id=target.delivery_id,
-            email=target.email,
-            name=target.name,
-            values=recipient_values(
-                name=target.name,
-                email=target.email,
-                unsubscribe_url=unsubscribe_url,
-                preferences_url=preferences_url,
-            ),
-            # RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
-            headers={
-                "List-Unsubscribe": f"<{unsubscribe_url}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-        )
-
-    def send_one_batch(self, send: Send, categories: list[str]) -> int:
-        """Claim and hand off one batch of `send`; returns how many rows it settled."""
-        now = self.clock()
-        ids = claim_batch(
-            self.engine,
-            send_id=send.id or 0,
-            worker_id=self.worker_id,
-            limit=self._batch_size,
-            lease=self._lease,
-            now=now,
-        )
-        if not ids:
-            return 0
-        with session_scope(self.engine) as session:
-            rows = session.execute(
-                sa.select(
-                    col(Delivery.id),
-                    col(Subscriber.id),
-                    col(Subscriber.email),
-                    col(Subscriber.name),
-                    col(Subscriber.status),
-                )
-                .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
-                .where(col(Delivery.id).in_(ids))
-                .order_by(col(Delivery.id))
-            ).all()
-            # Someone who left after planning is skipped, not mailed.
-            gone = [row[0] for row in rows if row[4] != SubscriberStatus.ACTIVE]
-            _mark(
-                session,
-                gone,
-                self.worker_id,
-                DeliveryStatus.CLAIMED,
-                status=DeliveryStatus.SKIPPED,
+        if is_postgresql(connection):
+            picked = picked.with_for_update(skip_locked=True)
+        # MATERIALIZED: the locking subquery runs exactly once, whatever the plan.
+        picked_cte = picked.cte("picked").prefix_with("MATERIALIZED")
+        claimed = connection.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.id) == picked_cte.c.id)
+            .values(
+                status=DeliveryStatus.CLAIMED,
+                batch_id=batch_id,
+                attempts=col(Delivery.attempts) + 1,
                 updated_at=now,
-                error="subscriber left",
             )
-            targets = [
-                _Target(r[0], r[1], r[2], r[3]) for r in rows if r[4] == SubscriberStatus.ACTIVE
-            ]
-            held = set(
-                _mark(
-                    session,
-                    [t.delivery_id for t in targets],
-                    self.worker_id,
-                    DeliveryStatus.CLAIMED,
-                    status=DeliveryStatus.SENDING,
-                    updated_at=now,
-                )
+            .returning(col(Delivery.id))
+        ).all()
+        if not claimed:
+            connection.execute(sa.delete(DeliveryBatch).where(col(DeliveryBatch.id) == batch_id))
+            return None
+        first_id, last_id = min(row[0] for row in claimed), max(row[0] for row in claimed)
+        # By id range and batch, not by a list of ids: a primary-key range scan whose plan
+        # does not depend on a thousand-element parameter the planner cannot see into.
+        rows = connection.execute(
+            sa.select(
+                col(Delivery.id),
+                col(Subscriber.id),
+                col(Subscriber.email),
+                col(Subscriber.name),
+                col(Subscriber.status),
             )
-        targets = [target for target in targets if target.delivery_id in held]
-        if targets:
-            batch = Batch(
-                send_id=send.id or 0,
-                subject=send.subject,
-                html=send.html,
-                text=send.text,
-                recipients=[self._recipient(target) for target in targets],
-                categories=categories,
+            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+            .where(
+                col(Delivery.id).between(first_id, last_id),
+                col(Delivery.batch_id) == batch_id,
             )
-            self._record(send, [t.delivery_id for t in targets], self.transport.send_batch(batch))
-        return len(ids)
+            .order_by(col(Delivery.id))
+        ).all()
+        targets = [Target(r[0], r[1], r[2], r[3]) for r in rows if r[4] == SubscriberStatus.ACTIVE]
+        gone = [r[0] for r in rows if r[4] != SubscriberStatus.ACTIVE]
+        if gone:
+            connection.execute(
+                sa.update(Delivery)
+                .where(_ids_in(connection, col(Delivery.id), gone))
+                .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
+            )
+        connection.execute(
+            sa.update(DeliveryBatch)
+            .where(col(DeliveryBatch.id) == batch_id)
+            .values(size=len(targets))
+        )
+    return Claim(
+        batch_id=batch_id,
+        send_id=send_id,
+        targets=targets,
+        skipped=len(gone),
+        first_id=first_id,
+        last_id=last_id,
+    )
 
-    def _record(self, send: Send, ids: list[int], result: BatchResult) -> None:
-        now = self.clock()
-        next_state = {
-            Outcome.SENT: DeliveryStatus.SENT,
-            Outcome.FAILED: DeliveryStatus.FAILED,
-            Outcome.UNKNOWN: DeliveryStatus.UNKNOWN,
-        }
-        with session_scope(self.engine) as session:
-            if result.outcome is Outcome.RETRY_LATER or result.fatal:
-                # Nothing was accepted: back to the queue, for a later tick or after a fix.
-                _mark(
-                    session,
-                    ids,
-                    self.worker_id,
-                    DeliveryStatus.SENDING,
-                    status=DeliveryStatus.QUEUED,
-                    worker_id="",
-                    lease_expires_at=None,
-                    error=result.error,
-                    updated_at=now,
+
+def begin_handoff(engine: Engine, claim: Claim, *, now: datetime) -> bool:
+    """Mark the batch as on the wire, committed before the request; False: do not send.
+
+    Refused when the lease was already taken back by another worker, or when staff paused
+    or cancelled the send since the claim; the rows then go back (or are cancelled).
+    """
+    send_running = (
+        sa.select(sa.literal(1))
+        .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
+        .exists()
+    )
+    with session_scope(engine, immediate=True) as session:
+        connection = session.connection()
+        started = connection.execute(
+            sa.update(DeliveryBatch)
+            .where(
+                col(DeliveryBatch.id) == claim.batch_id,
+                col(DeliveryBatch.status) == BatchStatus.CLAIMED,
+                send_running,
+            )
+            .values(status=BatchStatus.SENDING)
+        ).rowcount
+        if started:
+            return True
+        _release_batch(connection, claim.batch_id, now=now)
+    return False
+
+
+def _release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
+    """A claimed batch that will not be sent: its rows back to the queue (or cancelled)."""
+    batch = connection.execute(
+        sa.select(col(DeliveryBatch.send_id), col(DeliveryBatch.status)).where(
+            col(DeliveryBatch.id) == batch_id
+        )
+    ).one_or_none()
+    if batch is None or batch[1] not in (BatchStatus.CLAIMED, BatchStatus.RELEASED):
+        return 0
+    connection.execute(
+        sa.update(DeliveryBatch)
+        .where(col(DeliveryBatch.id) == batch_id)
+        .values(status=BatchStatus.RELEASED, finished_at=now)
+    )
+    send_status = connection.execute(
+        sa.select(col(Send.status)).where(col(Send.id) == batch[0])
+    ).scalar()
+    cancelled = send_status == SendStatus.CANCELLED
+    return int(
+        connection.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.send_id) == batch[0],
+                col(Delivery.status) == DeliveryStatus.CLAIMED,
+                col(Delivery.batch_id) == batch_id,
+            )
+            .values(
+                status=DeliveryStatus.CANCELLED if cancelled else DeliveryStatus.QUEUED,
+                updated_at=now,
+            )
+        ).rowcount
+        or 0
+    )
+
+
+_ROW_STATE = {
+    Outcome.SENT: DeliveryStatus.SENT,
+    Outcome.FAILED: DeliveryStatus.FAILED,
+    Outcome.UNKNOWN: DeliveryStatus.UNKNOWN,
+    Outcome.RETRY_LATER: DeliveryStatus.QUEUED,  # nothing was accepted: back in line
+}
+
+
+def record_batch(
+    engine: Engine, claim: Claim, result: BatchResult, *, now: datetime, pause_after: int
+) -> str:
+    """Write the provider's answer into the ledger; returns why the send paused, or "".
+
+    Rows are matched by id *and* batch, so an answer that arrives after the lease was taken
+    back cannot overwrite another batch's rows. An `unknown` row (lease expired mid-request)
+    is corrected by the real answer when it does arrive.
+    """
+    groups: dict[tuple[DeliveryStatus, str], list[int]] = {}
+    for target in claim.targets:
+        exception = result.exceptions.get(target.delivery_id)
+        outcome, error = (
+            (exception.outcome, exception.error) if exception else (result.outcome, result.error)
+        )
+        # A refused account accepted nothing: the rows wait for `sends resume`.
+        state = DeliveryStatus.QUEUED if result.fatal else _ROW_STATE[outcome]
+        groups.setdefault((state, error), []).append(target.delivery_id)
+    batch_failed = result.fatal or result.outcome in (Outcome.FAILED, Outcome.RETRY_LATER)
+    with session_scope(engine) as session:
+        connection = session.connection()
+        for (state, error), ids in groups.items():
+            values: dict[str, Any] = {"status": state, "error": error, "updated_at": now}
+            if state is DeliveryStatus.SENT:
+                values["message_id"] = result.message_id
+            # The usual case, one outcome for the whole batch, goes by id range (see claim).
+            rows = (
+                col(Delivery.id).between(claim.first_id, claim.last_id)
+                if len(groups) == 1
+                else _ids_in(connection, col(Delivery.id), ids)
+            )
+            connection.execute(
+                sa.update(Delivery)
+                .where(
+                    rows,
+                    col(Delivery.batch_id) == claim.batch_id,
+                    col(Delivery.status).in_([DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN]),
                 )
-            else:
-                _mark(
-                    session,
-                    ids,
-                    self.worker_id,
-                    DeliveryStatus.SENDING,
-                    status=next_state[result.outcome],
-                    message_id=result.message_id,
-                    error=result.error,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-            if result.fatal:
-                session.execute(
-                    sa.update(Send)
-                    .where(col(Send.id) == send.id)
-                    .values(status=SendStatus.PAUSED, last_error=result.error)
-                )
-            elif result.error:
-                session.execute(
-                    sa.update(Send).where(col(Send.id) == send.id).values(last_error=result.error)
-                )
+                .values(**values)
+            )
+        connection.execute(
+            sa.update(DeliveryBatch)
+            .where(col(DeliveryBatch.id) == claim.batch_id)
+            .values(
+                status=BatchStatus.DONE,
+                outcome=result.outcome.value,
+                error=result.error,
+                finished_at=now,
+            )
+        )
+        if not batch_failed:
+            return ""
+        failed_batches = connection.execute(
+            sa.update(Send)
+            .where(col(Send.id) == claim.send_id)
+            .values(
+                failed_batches=col(Send.failed_batches) + 1,
+                # A paused send keeps the reason it paused, not a later thread's echo of it.
+                last_error=sa.case(
+                    (col(Send.status) == SendStatus.RUNNING, result.error),
+                    else_=col(Send.last_error),
+                ),
+            )
+            .returning(col(Send.failed_batches))
+        ).scalar_one()
         if result.fatal:
-            raise TransportError(
-                self.transport.name,
-                None,
-                f"{result.error}; send {send.id} is paused, fix the cause and run "
-                f"`newsletter sends resume {send.id}`",
-            )
-
-    def work_send(self, send: Send) -> int:
-        """Hand off every claimable row of one send; returns how many rows were settled."""
-        categories = [f"brief:{send.brief_id}", f"send:{send.id}"]
-        total = 0
-        while settled := self.send_one_batch(send, categories):
-            total += settled
-        return total
-
-    def work_due(self) -> WorkReport:
-        """Everything due now: start sends whose time came, work every running send."""
-        now = self.clock()
-        report = WorkReport(started=start_due_sends(self.engine, now=now))
-        report.unknown += expire_stale_sending(self.engine, now=now)
-        with session_scope(self.engine) as session:
-            running = list(
-                session.exec(
-                    select(Send).where(Send.status == SendStatus.RUNNING).order_by(Send.id)
-                )
-            )
-        for send in running:
-            report.settled += self.work_send(send)
-        report.finished = finish_sends(self.engine, now=self.clock())
-        return report
+            reason = f"the provider refused the account: {result.error}"
+        elif failed_batches >= pause_after:
+            reason = f"{failed_batches} batches failed; the last said: {result.error}"
+        else:
+            return ""
+        paused = connection.execute(
+            sa.update(Send)
+            .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
+            .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
+        ).rowcount
+        return reason if paused else ""
 
 
 @dataclass
-class WorkReport:
-    started: list[int] = field(default_factory=list)
-    settled: int = 0
-    unknown: int = 0
-    finished: list[int] = field(default_factory=list)
+class Recovery:
+    released: int = 0  # rows whose request never began, back in the queue
+    unknown: int = 0  # rows whose request may have gone out
+
+
+def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
+    """Batches whose worker died: requeue if the request never began, else `unknown`.
+
+    Safe for any number of workers at once: each batch changes state by compare-and-set.
+    """
+    recovery = Recovery()
+    with session_scope(engine) as session:
+        expired = session.execute(
+            sa.select(col(DeliveryBatch.id), col(DeliveryBatch.send_id), col(DeliveryBatch.status))
+            .where(
+                col(DeliveryBatch.status).in_([BatchStatus.CLAIMED, BatchStatus.SENDING]),
+                col(DeliveryBatch.lease_expires_at) < now,
+            )
+            .order_by(col(DeliveryBatch.id))
+        ).all()
+    for batch_id, send_id, status in expired:
+        with session_scope(engine, immediate=True) as session:
+            connection = session.connection()
+            if status == BatchStatus.CLAIMED:
+                recovery.released += _release_batch(connection, batch_id, now=now)
+                continue
+            won = connection.execute(
+                sa.update(DeliveryBatch)
+                .where(
+                    col(DeliveryBatch.id) == batch_id,
+                    col(DeliveryBatch.status) == BatchStatus.SENDING,
+                )
+                .values(status=BatchStatus.ABANDONED, finished_at=now)
+            ).rowcount
+            if not won:
+                continue
+            recovery.unknown += int(
+                connection.execute(
+                    sa.update(Delivery)
+                    .where(
+                        col(Delivery.send_id) == send_id,
+                        col(Delivery.status) == DeliveryStatus.CLAIMED,
+                        col(Delivery.batch_id) == batch_id,
+                    )
+                    .values(
+                        status=DeliveryStatus.UNKNOWN,
+                        error="the worker stopped while the request was in flight",
+                        updated_at=now,
+                    )
+                ).rowcount
+                or 0
+            )
+    return recovery
 
 
 def finish_sends(engine: Engine, *, now: datetime) -> list[int]:
@@ -475,6 +573,290 @@ def finish_sends(engine: Engine, *, now: datetime) -> list[int]:
         )
 
 
+# --- the worker's side ---------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most `rate` messages per second across this process's threads (0: no limit).
+
+    Each caller reserves its slot under the lock and sleeps outside it, so threads queue in
+    order and a 1000-recipient batch waits as long as 1000 messages take at the cap.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def reserve(self, messages: int) -> float:
+        """Seconds to wait before sending `messages`."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + messages / self.rate
+            return start - now
+
+
+def send_categories(engine: Engine, send: Send) -> list[str]:
+    """Provider-side labels for a send's messages: the brief's slug, then its topics, so
+    the provider's own statistics split the same way ours do."""
+    with session_scope(engine) as session:
+        brief = session.get_one(Brief, send.brief_id)
+        return [brief.slug, *(topic.slug for topic in brief_topics(brief, session=session))]
+
+
+@dataclass
+class WorkReport:
+    started: list[int] = field(default_factory=list)
+    settled: int = 0
+    released: int = 0
+    unknown: int = 0
+    finished: list[int] = field(default_factory=list)
+    paused: dict[int, str] = field(default_factory=dict)  # send id → why
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_settled(self, rows: int) -> None:
+        with self._lock:  # several sender threads report into one WorkReport
+            self.settled += rows
+
+
+@dataclass
+class Dispatcher:
+    """Works the ledger for one worker process: claim, hand off, record, in N threads."""
+
+    engine: Engine
+    settings: Settings
+    transport: Transport
+    worker_id: str = field(default_factory=new_worker_id)
+    clock: Clock = utcnow
+    # Called with the number of rows each batch settled (progress bars); from any thread.
+    on_progress: Callable[[int], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        self._signer = TokenSigner(self.settings.NEWSLETTER_SECRET_KEY.get_secret_value())
+        self._lease = timedelta(seconds=self.settings.NEWSLETTER_LEASE_SECONDS)
+        self._batch_size = min(self.settings.NEWSLETTER_BATCH_SIZE, self.transport.max_batch_size)
+        self._limiter = RateLimiter(self.settings.NEWSLETTER_RATE_LIMIT)
+        self._stopping = threading.Event()
+        base = self.settings.NEWSLETTER_BASE_URL
+        self._unsubscribe_base = f"{base}/unsubscribe/"
+        self._preferences_base = f"{base}/preferences/"
+
+    def request_stop(self) -> None:
+        """Finish the batches in hand, claim no more (SIGTERM)."""
+        self._stopping.set()
+
+    def recipient(self, target: Target) -> Recipient:
+        # One signed token serves both links: each lets its holder change only their own
+        # subscription, and signing once halves the per-recipient cost.
+        token = self._signer.sign(LINK_TOKEN_PURPOSE, target.subscriber_id)
+        unsubscribe_url = self._unsubscribe_base + token
+        preferences_url = self._preferences_base + token
+        return Recipient(
+            delivery_id=target.delivery_id,
+            email=target.email,
+            name=target.name,
+            values=recipient_values(
+                name=target.name,
+                email=target.email,
+                unsubscribe_url=unsubscribe_url,
+                preferences_url=preferences_url,
+            ),
+            # RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
+
+    def hand_off(self, send: Send, claim: Claim, categories: list[str]) -> str:
+        """Send one claimed batch and record the answer; returns why the send paused, or ""."""
+        if not claim.targets:
+            return ""
+        batch = Batch(
+            send_id=claim.send_id,
+            subject=send.subject,
+            html=send.html,
+            text=send.text,
+            recipients=[self.recipient(target) for target in claim.targets],
+            categories=categories,
+        )
+        wait = self._limiter.reserve(len(batch.recipients))
+        if wait:
+            self.sleep(wait)
+        if not begin_handoff(self.engine, claim, now=self.clock()):
+            return ""
+        try:
+            result = self.transport.send_batch(batch)
+        except Exception as exc:  # a transport bug must not leave the batch looking alive
+            log.exception("transport %s raised", self.transport.name)
+            result = BatchResult(Outcome.UNKNOWN, error=f"the transport raised {exc!r}")
+        return record_batch(
+            self.engine,
+            claim,
+            result,
+            now=self.clock(),
+            pause_after=self.settings.NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES,
+        )
+
+    def _drain(self, send: Send, categories: list[str], report: WorkReport) -> None:
+        """One thread's loop: batches of this send until none is left or the send stops.
+
+        It claims forward from its last batch; when nothing lies ahead it looks once more
+        from the start, for rows requeued behind it (a retry, a released lease).
+        """
+        cursor = 0
+        while not self._stopping.is_set():
+            claim = claim_batch(
+                self.engine,
+                send_id=send.id or 0,
+                worker_id=self.worker_id,
+                limit=self._batch_size,
+                lease=self._lease,
+                now=self.clock(),
+                after_id=cursor,
+            )
+            if claim is None:
+                if cursor == 0:
+                    return
+                cursor = 0
+                continue
+            cursor = claim.last_id
+            paused = self.hand_off(send, claim, categories)
+            report.add_settled(claim.size)
+            if self.on_progress is not None:
+                self.on_progress(claim.size)
+            if paused:
+                report.paused[send.id or 0] = paused
+                return
+
+    def work_send(self, send: Send, report: WorkReport | None = None) -> WorkReport:
+        """Hand off every claimable row of one send with NEWSLETTER_CONCURRENCY threads."""
+        report = report if report is not None else WorkReport()
+        categories = send_categories(self.engine, send)
+        threads = [
+            threading.Thread(
+                target=self._drain, args=(send, categories, report), name=f"send-{send.id}-{n}"
+            )
+            for n in range(self.settings.NEWSLETTER_CONCURRENCY)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return report
+
+    def work_due(self, *, only: int | None = None) -> WorkReport:
+        """Everything due now: recover dead batches, start due sends, work running ones."""
+        now = self.clock()
+        recovery = recover_expired_batches(self.engine, now=now)
+        report = WorkReport(released=recovery.released, unknown=recovery.unknown)
+        report.started = start_due_sends(self.engine, now=now)
+        with session_scope(self.engine) as session:
+            statement = select(Send).where(Send.status == SendStatus.RUNNING).order_by(Send.id)
+            if only is not None:
+                statement = statement.where(Send.id == only)
+            running = list(session.exec(statement))
+        for send in running:
+            if self._stopping.is_set():
+                break
+            self.work_send(send, report)
+        report.finished = finish_sends(self.engine, now=self.clock())
+        return report
+
+
+# --- staff controls ------------------------------------------------------------------------
+
+
+class ResolveAction(StrEnum):
+    RESEND = "resend"
+    DROP = "drop"
+
+
+def _transition(session: Session, send_id: int, allowed: tuple[SendStatus, ...], verb: str) -> Send:
+    send = get_send(send_id, session=session)
+    if send.status not in allowed:
+        raise ConflictError(
+            f"send {send_id} is {send.status}; only a {' or '.join(allowed)} send can be {verb}"
+        )
+    return send
+
+
+def pause_send(send_id: int, *, session: Session) -> Send:
+    """Workers stop claiming at once; batches already on the wire finish and are recorded."""
+    send = _transition(session, send_id, (SendStatus.SCHEDULED, SendStatus.RUNNING), "paused")
+    send.status = SendStatus.PAUSED
+    send.last_error = "paused by staff"
+    session.add(send)
+    return send
+
+
+def resume_send(send_id: int, *, session: Session) -> Send:
+    """Back to work; the failed-batch count starts again from zero."""
+    send = _transition(session, send_id, (SendStatus.PAUSED,), "resumed")
+    send.status = SendStatus.RUNNING if send.started_at else SendStatus.SCHEDULED
+    send.failed_batches = 0
+    session.add(send)
+    return send
+
+
+def cancel_send(send_id: int, *, session: Session, now: datetime) -> int:
+    """Stop for good: queued rows become cancelled; returns how many. In-flight batches
+    finish (their request may already be out) and are recorded as usual."""
+    send = _transition(
+        session,
+        send_id,
+        (SendStatus.SCHEDULED, SendStatus.RUNNING, SendStatus.PAUSED),
+        "cancelled",
+    )
+    send.status = SendStatus.CANCELLED
+    send.finished_at = now
+    session.add(send)
+    session.flush()
+    return int(
+        session.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.QUEUED)
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        or 0
+    )
+
+
+def resolve_unknown(send_id: int, action: ResolveAction, *, session: Session, now: datetime) -> int:
+    """Staff decide the ambiguous rows: resend them (risking a duplicate for some) or drop
+    them (risking a miss for some). Returns how many rows changed."""
+    send = get_send(send_id, session=session)
+    if action is ResolveAction.RESEND:
+        values: dict[str, Any] = {
+            "status": DeliveryStatus.QUEUED,
+            "batch_id": None,
+            "error": "requeued by staff after an ambiguous hand-off",
+        }
+    else:
+        values = {
+            "status": DeliveryStatus.SKIPPED,
+            "error": "dropped by staff after an ambiguous hand-off",
+        }
+    changed = int(
+        session.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.UNKNOWN)
+            .values(updated_at=now, **values)
+        ).rowcount  # type: ignore[attr-defined]
+        or 0
+    )
+    if changed and action is ResolveAction.RESEND and send.status == SendStatus.FINISHED:
+        send.status = SendStatus.RUNNING
+        send.finished_at = None
+        session.add(send)
+    return changed
+
+
 # --- reporting -----------------------------------------------------------------------------
 
 
@@ -484,9 +866,18 @@ class SendSummary:
     brief_slug: str
     status: str
     scheduled_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
     planned: int
     counts: dict[str, int]
+    failed_batches: int
     last_error: str
+    rate: float  # rows settled per second since the send started
+    eta_seconds: float | None
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.counts[state.value] for state in OPEN_STATES)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -494,14 +885,22 @@ class SendSummary:
             "brief": self.brief_slug,
             "status": self.status,
             "scheduled_at": self.scheduled_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "planned": self.planned,
             "counts": self.counts,
+            "failed_batches": self.failed_batches,
             "last_error": self.last_error,
+            "rate_per_second": round(self.rate, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
         }
 
 
-def summarize_sends(*, session: Session, send_id: int | None = None) -> list[SendSummary]:
+def summarize_sends(
+    *, session: Session, send_id: int | None = None, now: datetime | None = None
+) -> list[SendSummary]:
     """Sends with their ledger counts per state, counted by the database in one query."""
+    now = now or utcnow()
     statement = (
         sa.select(Send, col(Brief.slug))
         .join(Brief, col(Brief.id) == col(Send.brief_id))
@@ -520,18 +919,35 @@ def summarize_sends(*, session: Session, send_id: int | None = None) -> list[Sen
         )
         for sid, status, count in grouped:
             counts.setdefault(sid, {})[status] = count
-    return [
-        SendSummary(
-            id=send.id or 0,
-            brief_slug=slug,
-            status=send.status,
-            scheduled_at=send.scheduled_at,
-            planned=send.planned,
-            counts={
-                state.value: counts.get(send.id or 0, {}).get(state.value, 0)
-                for state in DeliveryStatus
-            },
-            last_error=send.last_error,
+    summaries = []
+    for send, slug in sends:
+        by_state = {
+            state.value: counts.get(send.id or 0, {}).get(state.value, 0)
+            for state in DeliveryStatus
+        }
+        settled = sum(by_state[state.value] for state in SETTLED_STATES)
+        waiting = sum(by_state[state.value] for state in OPEN_STATES)
+        elapsed = (
+            ((send.finished_at or now) - send.started_at).total_seconds()
+            if send.started_at
+            else 0.0
         )
-        for send, slug in sends
-    ]
+        rate = settled / elapsed if elapsed > 0 else 0.0
+        eta = waiting / rate if send.status == SendStatus.RUNNING and rate > 0 else None
+        summaries.append(
+            SendSummary(
+                id=send.id or 0,
+                brief_slug=slug,
+                status=send.status,
+                scheduled_at=send.scheduled_at,
+                started_at=send.started_at,
+                finished_at=send.finished_at,
+                planned=send.planned,
+                counts=by_state,
+                failed_batches=send.failed_batches,
+                last_error=send.last_error,
+                rate=rate,
+                eta_seconds=eta,
+            )
+        )
+    return summaries

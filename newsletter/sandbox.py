@@ -1,18 +1,27 @@
-"""A local stand-in for SendGrid's v3 `mail/send`, for tests, the demo and trying templates.
+"""A local stand-in for SendGrid's v3 `mail/send`, for tests, the demo, benchmarks and
+trying templates. Nothing leaves the machine.
 
-It answers as SendGrid does (202 with `X-Message-Id`; 401 for a wrong key; 400 with the
-`{"errors": [{"message", "field", "help"}]}` envelope for a request that breaks SendGrid's
-rules, every broken rule listed) and keeps what it accepted, one entry per
-personalization, at `GET /sandbox/messages` (JSON). Nothing leaves the machine.
+It answers as SendGrid does: 202 with `X-Message-Id` and `X-RateLimit-*` headers; 401 for a
+wrong key; 400 with the `{"errors": [{"message", "field", "help"}]}` envelope for a request
+that breaks SendGrid's rules, every broken rule listed. It keeps every accepted
+personalization (`GET /sandbox/messages`) and counts them, with any delivery id seen twice
+(`GET /sandbox/stats`), so tests can prove exactly-once.
+
+Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
+share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
+read and accepted — the case where the sender cannot know whether the mail went out.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import secrets
+import socket
 import threading
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,8 +41,13 @@ def _error(message: str, field: str | None = None) -> Error:
 
 
 @dataclass
+@dataclass
 class Accepted:
-    """One personalization SendGrid would have delivered, with tokens filled as it would."""
+    """One personalization SendGrid would have delivered, with tokens filled as it would.
+
+    The content is shared by every personalization of a request and filled on reading, so
+    accepting 1000 personalizations costs the sandbox almost nothing.
+    """
 
     message_id: str
     to: list[str]
@@ -41,14 +55,61 @@ class Accepted:
     custom_args: dict[str, str]
     headers: dict[str, str]
     categories: list[str]
-    text: str = field(repr=False, default="")
-    html: str = field(repr=False, default="")
+    substitutions: dict[str, str] = field(repr=False, default_factory=dict)
+    content: dict[str, str] = field(repr=False, default_factory=dict)  # shared per request
+
+    @property
+    def text(self) -> str:
+        return _substitute(self.content.get("text/plain", ""), self.substitutions)
+
+    @property
+    def html(self) -> str:
+        return _substitute(self.content.get("text/html", ""), self.substitutions)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["content"], data["substitutions"]
+        return {**data, "text": self.text, "html": self.html}
 
 
 def _substitute(content: str, substitutions: dict[str, str]) -> str:
     for key, value in substitutions.items():
         content = content.replace(key, value)
     return content
+
+
+@dataclass
+class Faults:
+    """What share of requests go wrong, and how. Chosen per request by a seeded RNG, so a
+    test's run is repeatable."""
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    # Read the body, accept the mail, then close the connection without an answer.
+    rate_drop: float = 0.0
+    rate_delay: float = 0.0
+    delay_seconds: float = 0.0
+    # Seconds a 429 asks the client to wait (X-RateLimit-Reset is this far ahead).
+    retry_after: int = 1
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    accepted_requests: int = 0
+    personalizations: int = 0
+    duplicate_deliveries: int = 0  # custom_args.delivery_id values accepted more than once
+    injected: dict[str, int] = field(default_factory=dict)
 
 
 def validate_mail_send(body: Any) -> list[Error]:
@@ -168,50 +229,114 @@ def validate_mail_send(body: Any) -> list[Error]:
 class SandboxState:
     """What the sandbox accepted; safe to read from tests while requests arrive."""
 
-    def __init__(self, api_key: str, *, keep_content: bool = True) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        keep_messages: bool = True,
+        faults: Faults | None = None,
+        rate_limit: int = 10_000,
+    ) -> None:
         self.api_key = api_key
-        # Off for benchmarks: filling each body per personalization costs memory and time
-        # that SendGrid spends, not us.
-        self.keep_content = keep_content
+        # Off for benchmarks of a million recipients: counting is enough, and the sandbox's
+        # memory is not what is being measured.
+        self.keep_messages = keep_messages
+        self.rate_limit = rate_limit
         self._lock = threading.Lock()
         self._accepted: list[Accepted] = []
-        self.requests = 0
+        self._seen: set[str] = set()
+        self.stats = Stats()
+        self.set_faults(faults or Faults())
+
+    @property
+    def requests(self) -> int:
+        return self.stats.requests
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._random = random.Random(faults.seed)
+
+    def draw_fault(self) -> tuple[str, float]:
+        """(what goes wrong or "", seconds of delay) for the next request."""
+        with self._lock:
+            self.stats.requests += 1
+            faults, roll = self.faults, self._random.random()
+            delay = faults.delay_seconds if self._random.random() < faults.rate_delay else 0.0
+            for name, share in (
+                ("429", faults.rate_429),
+                ("500", faults.rate_500),
+                ("503", faults.rate_503),
+                ("drop", faults.rate_drop),
+            ):
+                if roll < share:
+                    self.stats.injected[name] = self.stats.injected.get(name, 0) + 1
+                    return name, delay
+                roll -= share
+            return "", delay
 
     def accept(self, body: dict[str, Any]) -> str:
         message_id = secrets.token_urlsafe(16)
-        contents = {c.get("type"): c.get("value", "") for c in body.get("content", [])}
-        accepted = []
-        for item in body["personalizations"]:
-            substitutions = item.get("substitutions") or {}
-            subject = item.get("subject") or body.get("subject", "")
-            accepted.append(
-                Accepted(
-                    message_id=message_id,
-                    to=[r["email"] for r in item["to"]],
-                    subject=_substitute(subject, substitutions),
-                    custom_args={
-                        **(body.get("custom_args") or {}),
-                        **(item.get("custom_args") or {}),
-                    },
-                    headers={**(body.get("headers") or {}), **(item.get("headers") or {})},
-                    categories=list(body.get("categories") or []),
-                    text=_substitute(contents.get("text/plain", ""), substitutions),
-                    html=_substitute(contents.get("text/html", ""), substitutions),
+        personalizations = body["personalizations"]
+        delivery_ids = [
+            (item.get("custom_args") or {}).get("delivery_id") for item in personalizations
+        ]
+        accepted: list[Accepted] = []
+        if self.keep_messages:
+            content = {c.get("type"): c.get("value", "") for c in body.get("content", [])}
+            shared_args = body.get("custom_args") or {}
+            shared_headers = body.get("headers") or {}
+            categories = list(body.get("categories") or [])
+            for item in personalizations:
+                substitutions = item.get("substitutions") or {}
+                accepted.append(
+                    Accepted(
+                        message_id=message_id,
+                        to=[r["email"] for r in item["to"]],
+                        subject=_substitute(
+                            item.get("subject") or body.get("subject", ""), substitutions
+                        ),
+                        custom_args={**shared_args, **(item.get("custom_args") or {})},
+                        headers={**shared_headers, **(item.get("headers") or {})},
+                        categories=categories,
+                        substitutions=substitutions,
+                        content=content,
+                    )
                 )
-            )
         with self._lock:
-            self.requests += 1
+            self.stats.accepted_requests += 1
+            self.stats.personalizations += len(personalizations)
+            for delivery_id in delivery_ids:
+                if delivery_id is None:
+                    continue
+                if delivery_id in self._seen:
+                    self.stats.duplicate_deliveries += 1
+                self._seen.add(delivery_id)
             self._accepted.extend(accepted)
         return message_id
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """SendGrid's X-RateLimit-* headers, for a one-second window."""
+        now = time.time()
+        return {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(self.rate_limit - 1),
+            "X-RateLimit-Reset": str(int(now) + 1),
+        }
 
     def messages(self) -> list[Accepted]:
         with self._lock:
             return list(self._accepted)
 
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**asdict(self.stats), "faults": asdict(self.faults)}
+
     def clear(self) -> None:
         with self._lock:
             self._accepted.clear()
-            self.requests = 0
+            self._seen.clear()
+            self.stats = Stats()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -235,9 +360,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
+        raw = self._read_body()
         if urlsplit(self.path).path.rstrip("/") != "/v3/mail/send":
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
             return
@@ -252,6 +379,22 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        fault, delay = state.draw_fault()
+        if delay:
+            time.sleep(delay)
+        limits = state.rate_limit_headers()
+        if fault == "429":
+            limits["X-RateLimit-Remaining"] = "0"
+            limits["X-RateLimit-Reset"] = str(int(time.time()) + state.faults.retry_after)
+            self._reply(
+                HTTPStatus.TOO_MANY_REQUESTS, {"errors": [_error("too many requests")]}, limits
+            )
+            return
+        if fault in ("500", "503"):
+            self._reply(
+                int(fault), {"errors": [_error("internal error (injected by the sandbox)")]}
+            )
+            return
         try:
             body = json.loads(raw)
         except ValueError:
@@ -261,14 +404,35 @@ class _Handler(BaseHTTPRequestHandler):
             return
         errors = validate_mail_send(body)
         if errors:
-            self._reply(HTTPStatus.BAD_REQUEST, {"errors": errors})
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": errors}, limits)
             return
         message_id = state.accept(body)
-        self._reply(HTTPStatus.ACCEPTED, headers={"X-Message-Id": message_id})
+        if fault == "drop":
+            # Accepted, but the answer never arrives: the client cannot tell.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._reply(HTTPStatus.ACCEPTED, headers={"X-Message-Id": message_id, **limits})
+
+    def do_PUT(self) -> None:
+        raw = self._read_body()
+        if urlsplit(self.path).path.rstrip("/") != "/sandbox/faults":
+            self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+            return
+        try:
+            faults = Faults.from_dict(json.loads(raw or b"{}"))
+        except (ValueError, TypeError) as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc))]})
+            return
+        self.server.state.set_faults(faults)
+        self._reply(HTTPStatus.OK, asdict(faults))
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path.rstrip("/") == "/sandbox/messages":
-            self._reply(HTTPStatus.OK, [asdict(m) for m in self.server.state.messages()])
+        path = urlsplit(self.path).path.rstrip("/")
+        if path == "/sandbox/messages":
+            self._reply(HTTPStatus.OK, [m.as_dict() for m in self.server.state.messages()])
+        elif path == "/sandbox/stats":
+            self._reply(HTTPStatus.OK, self.server.state.snapshot())
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
 
@@ -282,6 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
         super().__init__(address, _Handler)
@@ -299,9 +464,10 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         verbose: bool = False,
-        keep_content: bool = True,
+        keep_messages: bool = True,
+        faults: Faults | None = None,
     ) -> None:
-        self.state = SandboxState(api_key, keep_content=keep_content)
+        self.state = SandboxState(api_key, keep_messages=keep_messages, faults=faults)
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None
 

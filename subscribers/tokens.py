@@ -28,7 +28,8 @@ class TokenSigner:
     def _mac(self, purpose: str, payload: str) -> str:
         message = f"{purpose}:{payload}".encode("ascii")
         # 16 bytes of the MAC: 128 bits is far beyond guessing, and keeps links short.
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest()[:16])
+        # hmac.digest is the one-shot C path: a third of hmac.new's cost, twice per recipient.
+        return _b64(hmac.digest(self._key, message, "sha256")[:16])
 
     def sign(self, purpose: str, subscriber_id: int) -> str:
         payload = _b64(str(subscriber_id).encode("ascii"))

@@ -14,16 +14,20 @@ from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.dispatch import (
+    LINK_TOKEN_PURPOSE,
     Dispatcher,
+    begin_handoff,
     claim_batch,
     create_send,
-    expire_stale_sending,
     plan_deliveries,
+    record_batch,
+    recover_expired_batches,
     start_due_sends,
     summarize_sends,
 )
-from newsletter.errors import NewsletterError, TransportError
+from newsletter.errors import NewsletterError
 from newsletter.models import Delivery, Send
+from newsletter.transports import Batch
 from newsletter.transports.sendgrid import SendGridTransport
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, unsubscribe
@@ -136,7 +140,7 @@ def test_each_message_names_its_delivery_and_carries_one_click_unsubscribe(
         assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         url = message.headers["List-Unsubscribe"].strip("<>")
         assert url.startswith("https://news.example.com/unsubscribe/")
-        assert signer.verify("unsubscribe", url.rsplit("/", 1)[1]) == delivery.subscriber_id
+        assert signer.verify(LINK_TOKEN_PURPOSE, url.rsplit("/", 1)[1]) == delivery.subscriber_id
         assert url in message.text and url in message.html
 
 
@@ -193,8 +197,8 @@ def test_a_brief_without_topics_is_refused_before_anything_is_queued(engine, set
 
 def test_a_wrong_api_key_pauses_the_send_and_sends_nothing(engine, settings, sandbox, brief_slug):
     send_id = _new_send(engine, settings, brief_slug)
-    with pytest.raises(TransportError, match=r"401: The provided authorization grant is invalid"):
-        _dispatcher(engine, settings, SENDGRID_API_KEY="SG.wrong").work_due()
+    report = _dispatcher(engine, settings, SENDGRID_API_KEY="SG.wrong").work_due()
+    assert "401: The provided authorization grant is invalid" in report.paused[send_id]
     assert sandbox.messages() == []
     with session_scope(engine) as session:
         [summary] = summarize_sends(session=session, send_id=send_id)
@@ -203,31 +207,36 @@ def test_a_wrong_api_key_pauses_the_send_and_sends_nothing(engine, settings, san
     assert summary.counts["queued"] == len(EXPECTED) and summary.counts["sent"] == 0
 
 
+def _claim(engine, send_id, worker, limit, now, lease=timedelta(minutes=5)):
+    return claim_batch(engine, send_id=send_id, worker_id=worker, limit=limit, lease=lease, now=now)
+
+
+def _ids(claim):
+    return [target.delivery_id for target in claim.targets]
+
+
 def test_two_workers_claim_disjoint_rows(engine, settings, brief_slug):
     send_id = _new_send(engine, settings, brief_slug)
     now = utcnow()
     start_due_sends(engine, now=now)
-    lease = timedelta(minutes=5)
-    first = claim_batch(engine, send_id=send_id, worker_id="w1", limit=2, lease=lease, now=now)
-    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=10, lease=lease, now=now)
-    assert len(first) == 2 and len(second) == 2
-    assert not set(first) & set(second)
-    assert (
-        claim_batch(engine, send_id=send_id, worker_id="w3", limit=10, lease=lease, now=now) == []
-    )
+    first = _claim(engine, send_id, "w1", 2, now)
+    second = _claim(engine, send_id, "w2", 10, now)
+    assert len(_ids(first)) == 2 and len(_ids(second)) == 2
+    assert not set(_ids(first)) & set(_ids(second))
+    assert _claim(engine, send_id, "w3", 10, now) is None
 
 
-def test_an_expired_claim_is_taken_over_by_another_worker(engine, settings, brief_slug):
+def test_a_batch_whose_request_never_began_is_requeued_when_its_lease_expires(
+    engine, settings, sandbox, brief_slug
+):
     send_id = _new_send(engine, settings, brief_slug)
     now = utcnow()
     start_due_sends(engine, now=now)
-    lease = timedelta(minutes=5)
-    taken = claim_batch(engine, send_id=send_id, worker_id="dead", limit=10, lease=lease, now=now)
-    later = now + lease + timedelta(seconds=1)
-    retaken = claim_batch(
-        engine, send_id=send_id, worker_id="alive", limit=10, lease=lease, now=later
-    )
-    assert retaken == taken
+    taken = _claim(engine, send_id, "dead", 10, now)
+    recovery = recover_expired_batches(engine, now=now + timedelta(minutes=6))
+    assert recovery.released == len(EXPECTED) and recovery.unknown == 0
+    retaken = _claim(engine, send_id, "alive", 10, now + timedelta(minutes=6))
+    assert _ids(retaken) == _ids(taken)
 
 
 def test_rows_left_in_flight_by_a_dead_worker_become_unknown_and_are_not_resent(
@@ -236,12 +245,26 @@ def test_rows_left_in_flight_by_a_dead_worker_become_unknown_and_are_not_resent(
     send_id = _new_send(engine, settings, brief_slug)
     now = utcnow()
     start_due_sends(engine, now=now)
-    ids = claim_batch(
-        engine, send_id=send_id, worker_id="dead", limit=10, lease=timedelta(seconds=30), now=now
-    )
-    with session_scope(engine) as session:  # the dead worker had marked them in flight
-        session.execute(sa.update(Delivery).where(Delivery.id.in_(ids)).values(status="sending"))
-    assert expire_stale_sending(engine, now=now + timedelta(seconds=31)) == len(ids)
+    claim = _claim(engine, send_id, "dead", 10, now, lease=timedelta(seconds=30))
+    assert begin_handoff(engine, claim, now=now)  # the dead worker's request went out
+    assert recover_expired_batches(engine, now=now + timedelta(seconds=31)).unknown == len(EXPECTED)
     _dispatcher(engine, settings).work_due()
     assert sandbox.messages() == []
     assert {d.status for d in _ledger(engine, send_id)} == {"unknown"}
+
+
+def test_a_late_answer_from_a_presumed_dead_worker_settles_its_unknown_rows(
+    engine, settings, sandbox, brief_slug
+):
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    slow = _dispatcher(engine, settings)
+    claim = _claim(engine, send_id, slow.worker_id, 10, now, lease=timedelta(seconds=30))
+    assert begin_handoff(engine, claim, now=now)
+    recover_expired_batches(engine, now=now + timedelta(seconds=31))
+    result = slow.transport.send_batch(
+        Batch(send_id, "s", "h", "t", [slow.recipient(t) for t in claim.targets])
+    )
+    record_batch(engine, claim, result, now=now + timedelta(seconds=32), pause_after=5)
+    assert {d.status for d in _ledger(engine, send_id)} == {"sent"}

@@ -3,6 +3,9 @@
 A transport takes a `Batch` (content rendered once, with tokens, plus each recipient's
 token values) and answers with one `BatchResult` from a closed vocabulary of outcomes.
 Dispatch never looks at provider details; adding a provider is adding a module here.
+
+Transports are called from several threads at once (NEWSLETTER_CONCURRENCY); each keeps
+whatever connection state it needs per thread.
 """
 
 from __future__ import annotations
@@ -39,16 +42,31 @@ class Batch:
     text: str
     recipients: list[Recipient]
     categories: list[str] = field(default_factory=list)
+    # A test copy (`briefs test-send`): marked as such in the subject and headers.
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    outcome: Outcome
+    error: str = ""
 
 
 @dataclass(frozen=True)
 class BatchResult:
+    """What happened to a batch: one outcome for all, with per-recipient exceptions.
+
+    SendGrid accepts or refuses a request as a whole; an SMTP server answers per message,
+    so one refused address there must not fail the other 999.
+    """
+
     outcome: Outcome
     message_id: str = ""
     error: str = ""
     # The whole send must stop (a revoked key, a suspended account): every later batch
     # would fail the same way.
     fatal: bool = False
+    exceptions: dict[int, RecipientResult] = field(default_factory=dict)  # by delivery id
 
 
 class Transport(Protocol):
@@ -65,4 +83,12 @@ def make_transport(settings: Settings) -> Transport:
         from newsletter.transports.sendgrid import SendGridTransport
 
         return SendGridTransport.from_settings(settings)
+    if settings.NEWSLETTER_TRANSPORT is TransportName.SMTP:
+        from newsletter.transports.smtp import SmtpTransport
+
+        return SmtpTransport.from_settings(settings)
+    if settings.NEWSLETTER_TRANSPORT is TransportName.OUTBOX:
+        from newsletter.transports.outbox import OutboxTransport
+
+        return OutboxTransport.from_settings(settings)
     raise ValueError(f"unknown transport {settings.NEWSLETTER_TRANSPORT}")  # pragma: no cover

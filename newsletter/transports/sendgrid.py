@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import threading
 import time
 import urllib.error
 from collections.abc import Callable
@@ -76,17 +77,33 @@ class SendGridTransport:
         timeout: float,
         from_header: str,
         max_retries: int = 5,
+        asm_group_id: int | None = None,
+        sandbox_mode: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = SendGridAPIClient(api_key=api_key, host=host)
-        # The client's default is no timeout at all; a hung socket would hold the batch.
-        self._client.client.timeout = timeout
+        self._api_key = api_key
+        self._host = host
+        self._timeout = timeout
+        self._local = threading.local()
         name, address = parseaddr(from_header)
         self._from: dict[str, str] = {"email": address}
         if name:
             self._from["name"] = name
         self._max_retries = max_retries
+        self._asm_group_id = asm_group_id
+        self._sandbox_mode = sandbox_mode
         self._sleep = sleep
+
+    @property
+    def _client(self) -> SendGridAPIClient:
+        """One client per sender thread: the client keeps per-request state on itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = SendGridAPIClient(api_key=self._api_key, host=self._host)
+            # The client's default is no timeout at all; a hung socket would hold the batch.
+            client.client.timeout = self._timeout
+            self._local.client = client
+        return client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendGridTransport:
@@ -96,6 +113,8 @@ class SendGridTransport:
             timeout=settings.SENDGRID_TIMEOUT_SECONDS,
             from_header=settings.NEWSLETTER_FROM,
             max_retries=settings.NEWSLETTER_MAX_RETRIES,
+            asm_group_id=settings.SENDGRID_ASM_GROUP_ID,
+            sandbox_mode=settings.SENDGRID_SANDBOX_MODE,
         )
 
     def request_body(self, batch: Batch) -> dict[str, Any]:
@@ -117,17 +136,24 @@ class SendGridTransport:
                     },
                 }
             )
-        return {
+        body: dict[str, Any] = {
             "from": self._from,
-            "subject": batch.subject,
+            "subject": f"[TEST] {batch.subject}" if batch.test else batch.subject,
             # SendGrid requires text/plain first when both are present.
             "content": [
                 {"type": "text/plain", "value": batch.text},
                 {"type": "text/html", "value": batch.html},
             ],
             "personalizations": personalizations,
-            "categories": batch.categories[:MAX_CATEGORIES],
+            "categories": (["test"] if batch.test else []) + batch.categories[:MAX_CATEGORIES],
         }
+        body["categories"] = body["categories"][:MAX_CATEGORIES]
+        if self._asm_group_id is not None:
+            # SendGrid then adds its own unsubscribe-from-this-group handling and honours it.
+            body["asm"] = {"group_id": self._asm_group_id}
+        if self._sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
 
     def send_batch(self, batch: Batch) -> BatchResult:
         body = self.request_body(batch)

@@ -1,0 +1,218 @@
+"""Dispatch when SendGrid misbehaves: every recipient exactly once, whatever fails.
+
+The sandbox injects the faults (429s, 5xx, slow answers, connections dropped after the
+mail was accepted); the real `sendgrid` client and several sender threads meet them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.dispatch import (
+    Dispatcher,
+    RateLimiter,
+    create_send,
+    resume_send,
+    summarize_sends,
+)
+from newsletter.models import Delivery
+from newsletter.sandbox import Faults
+from newsletter.transports import Batch
+from newsletter.transports.sendgrid import SendGridTransport
+from subscribers.models import Subscriber, SubscriberTopic, utcnow
+from subscribers.topics import add_topic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+READERS = 60
+
+
+def _seed(engine, readers=READERS, bad_address_at=None):
+    """`readers` subscribers on one topic and a brief on it; returns the brief's slug.
+
+    `bad_address_at` plants an address SendGrid refuses (a row from before validation).
+    """
+    now = utcnow()
+    with session_scope(engine) as session:
+        topic = add_topic("energy", "Energy", session=session)
+        people = [
+            {
+                "email": f"reader{i}@example.com" if i != bad_address_at else "reader@nodot",
+                "name": f"Reader {i}",
+                "status": "active",
+                "cadence": "immediate",
+                "timezone": "UTC",
+                "all_topics": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(readers)
+        ]
+        session.execute(sa.insert(Subscriber), people)
+        ids = session.scalars(sa.select(Subscriber.id)).all()
+        session.execute(
+            sa.insert(SubscriberTopic), [{"subscriber_id": i, "topic_id": topic.id} for i in ids]
+        )
+        return add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
+        ).brief.slug
+
+
+def _dispatcher(engine, settings, **changes):
+    settings = get_settings(
+        **{
+            **settings.model_dump(),
+            "NEWSLETTER_BATCH_SIZE": 5,
+            "NEWSLETTER_CONCURRENCY": 3,
+            "NEWSLETTER_MAX_RETRIES": 10,
+            **changes,
+        }
+    )
+    # Backoff waits are real but cut short: the test is about outcomes, not about minutes.
+    transport = SendGridTransport.from_settings(settings)
+    transport._sleep = lambda seconds: time.sleep(min(seconds, 0.02))
+    return Dispatcher(engine, settings, transport)
+
+
+def _send(engine, settings, slug):
+    with session_scope(engine) as session:
+        return create_send(slug, session=session, settings=settings).id
+
+
+def _statuses(engine, send_id):
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery.status).where(Delivery.send_id == send_id)).all()
+    counts: dict[str, int] = {}
+    for status in rows:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _delivered_ids(sandbox):
+    return [int(m.custom_args["delivery_id"]) for m in sandbox.messages()]
+
+
+def test_429s_5xx_and_slow_answers_still_deliver_everyone_exactly_once(engine, settings, sandbox):
+    slug = _seed(engine)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(
+        Faults(
+            rate_429=0.2,
+            rate_500=0.1,
+            rate_503=0.1,
+            rate_delay=0.3,
+            delay_seconds=0.05,
+            retry_after=0,
+            seed=7,
+        )
+    )
+    _dispatcher(engine, settings).work_due()
+    assert sum(sandbox.state.stats.injected.values()) > 0
+    delivered = _delivered_ids(sandbox)
+    assert len(delivered) == READERS and len(set(delivered)) == READERS
+    assert _statuses(engine, send_id) == {"sent": READERS}
+
+
+def test_a_400_fails_only_the_batch_that_caused_it(engine, settings, sandbox):
+    slug = _seed(engine, bad_address_at=7)  # in the second batch of five
+    send_id = _send(engine, settings, slug)
+    _dispatcher(engine, settings).work_due()
+    assert _statuses(engine, send_id) == {"sent": READERS - 5, "failed": 5}
+    with session_scope(engine) as session:
+        errors = session.exec(
+            select(Delivery.error).where(Delivery.send_id == send_id, Delivery.status == "failed")
+        ).all()
+    assert all("400" in e and "Does not contain a valid address" in e for e in errors)
+    assert len(sandbox.messages()) == READERS - 5
+
+
+def test_a_dropped_answer_leaves_its_batch_unknown_and_never_resends_it(engine, settings, sandbox):
+    slug = _seed(engine)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(Faults(rate_drop=0.3, seed=3))
+    report = _dispatcher(engine, settings).work_due()
+    assert report.finished == [send_id]
+    counts = _statuses(engine, send_id)
+    assert counts.get("unknown", 0) > 0
+    assert counts["sent"] + counts["unknown"] == READERS
+    # The sandbox accepted the dropped batches too: each delivery id exactly once.
+    delivered = _delivered_ids(sandbox)
+    assert len(delivered) == READERS == len(set(delivered))
+    _dispatcher(engine, settings).work_due()
+    assert sandbox.state.stats.duplicate_deliveries == 0
+
+
+def test_a_send_pauses_itself_after_the_configured_number_of_failed_batches(
+    engine, settings, sandbox
+):
+    slug = _seed(engine)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(Faults(rate_500=1.0))
+    report = _dispatcher(
+        engine, settings, NEWSLETTER_MAX_RETRIES=0, NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES=2
+    ).work_due()
+    assert "batches failed" in report.paused[send_id]
+    assert "500" in report.paused[send_id]
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=send_id)
+    assert summary.status == "paused" and summary.last_error.startswith("paused: ")
+    assert summary.counts["queued"] == READERS and sandbox.messages() == []
+
+    sandbox.state.set_faults(Faults())
+    with session_scope(engine) as session:
+        resume_send(send_id, session=session)
+    _dispatcher(engine, settings).work_due()
+    assert _statuses(engine, send_id) == {"sent": READERS}
+
+
+def test_messages_carry_the_brief_and_its_topics_as_categories(engine, settings, sandbox):
+    slug = _seed(engine, readers=3)
+    _send(engine, settings, slug)
+    _dispatcher(engine, settings).work_due()
+    assert {tuple(m.categories) for m in sandbox.messages()} == {(slug, "energy")}
+
+
+def test_the_rate_limit_spaces_batches_at_the_configured_pace():
+    now = [100.0]
+    limiter = RateLimiter(10, clock=lambda: now[0])
+    assert limiter.reserve(10) == 0.0
+    assert limiter.reserve(10) == pytest.approx(1.0)
+    now[0] += 5  # idle for a while: no debt is carried over
+    assert limiter.reserve(5) == 0.0
+
+
+def test_no_rate_limit_never_waits():
+    assert RateLimiter(0).reserve(1000) == 0.0
+
+
+def test_the_request_asks_for_an_unsubscribe_group_and_sandbox_mode_when_configured(settings):
+    transport = SendGridTransport.from_settings(
+        get_settings(
+            **{**settings.model_dump(), "SENDGRID_ASM_GROUP_ID": 42, "SENDGRID_SANDBOX_MODE": True}
+        )
+    )
+    body = transport.request_body(Batch(1, "Subject", "<p>x</p>", "x", [], ["a"]))
+    assert body["asm"] == {"group_id": 42}
+    assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
+
+
+def test_the_sandbox_sends_rate_limit_headers(settings, sandbox):
+    client = SendGridTransport.from_settings(settings)._client
+    response = client.send(
+        {
+            "from": {"email": "briefs@example.com"},
+            "subject": "s",
+            "content": [{"type": "text/plain", "value": "x"}],
+            "personalizations": [{"to": [{"email": "a@example.com"}]}],
+        }
+    )
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+        response.headers.keys()
+    )
