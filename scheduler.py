@@ -14,11 +14,12 @@ import sys
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine
 from newsletter.dispatch import Dispatcher, WorkReport
-from newsletter.errors import NewsletterError, TransportError
+from newsletter.errors import NewsletterError
 from newsletter.transports import make_transport
 
 log = logging.getLogger("newsletter.worker")
@@ -28,13 +29,28 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     return Dispatcher(make_engine(settings.DATABASE_URL), settings, make_transport(settings))
 
 
-def log_report(report: WorkReport) -> None:
+def paused_message(send_id: int, reason: str) -> str:
+    return (
+        f"send {send_id} paused: {reason}; fix the cause, then `newsletter sends resume {send_id}`"
+    )
+
+
+def log_report(report: WorkReport, *, paused: bool = True) -> None:
     for send_id in report.started:
         log.info("send %s started", send_id)
     if report.settled:
         log.info("handed off %s deliveries", report.settled)
+    if report.released:
+        log.info("%s deliveries requeued from batches a dead worker never sent", report.released)
     if report.unknown:
-        log.warning("%s deliveries are unknown (a worker died mid-request)", report.unknown)
+        log.warning(
+            "%s deliveries are unknown (a worker died mid-request); settle them with "
+            "`newsletter sends resolve`",
+            report.unknown,
+        )
+    if paused:
+        for send_id, reason in report.paused.items():
+            log.error("%s", paused_message(send_id, reason))
     for send_id in report.finished:
         log.info("send %s finished", send_id)
 
@@ -42,8 +58,8 @@ def log_report(report: WorkReport) -> None:
 def tick(dispatcher: Dispatcher) -> None:
     try:
         log_report(dispatcher.work_due())
-    except TransportError as exc:
-        # The send is paused in the database; the next tick works the other sends.
+    except (NewsletterError, OperationalError) as exc:
+        # A database that went away for a moment: the next tick tries again.
         log.error("%s", exc)
 
 
@@ -69,8 +85,9 @@ def run(settings: Settings) -> None:
     scheduler = build_scheduler(dispatcher, settings.NEWSLETTER_TICK_SECONDS)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the batch in hand, then stopping", signum)
-        scheduler.shutdown(wait=True)
+        log.info("signal %s: finishing the batches in hand, then stopping", signum)
+        dispatcher.request_stop()
+        scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -79,9 +96,16 @@ def run(settings: Settings) -> None:
 
 
 def run_once(settings: Settings) -> WorkReport:
-    """All work due now, then return: for cron-driven setups, tests and the demo."""
+    """All work due now, then return: for cron-driven setups, tests and the demo.
+
+    A send that paused itself is an error here (exit status 1), so cron mails someone.
+    """
     report = build_dispatcher(settings).work_due()
-    log_report(report)
+    log_report(report, paused=False)
+    if report.paused:
+        raise NewsletterError(
+            "; ".join(paused_message(send_id, why) for send_id, why in report.paused.items())
+        )
     return report
 
 

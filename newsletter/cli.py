@@ -26,7 +26,16 @@ from sqlalchemy.exc import OperationalError
 from newsletter.briefs import add_brief, brief_topics, get_brief, list_briefs, parse_brief_file
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, schema_is_current, session_scope
-from newsletter.dispatch import create_send, summarize_sends
+from newsletter.dispatch import (
+    ResolveAction,
+    SendSummary,
+    cancel_send,
+    create_send,
+    pause_send,
+    resolve_unknown,
+    resume_send,
+    summarize_sends,
+)
 from newsletter.errors import NewsletterError
 from newsletter.preview import write_preview
 from subscribers.errors import SubscriberError
@@ -346,18 +355,31 @@ def send(
     now: Annotated[bool, typer.Option("--now", help="Send as soon as a worker runs.")] = False,
     at: Annotated[str | None, typer.Option(help='"YYYY-MM-DD HH:MM" in --tz.')] = None,
     tz: Annotated[str | None, typer.Option(help="Zone for --at; default the firm's.")] = None,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground", help="With --now: send it from this process, with a progress bar."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a brief for its subscribers; a worker sends it."""
     if now == (at is not None):
         raise NewsletterError('say when: either --now or --at "YYYY-MM-DD HH:MM"')
+    if foreground and not now:
+        raise NewsletterError("--foreground works with --now only; a worker sends at --at")
     settings, engine = settings_and_engine()
     when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
     with session_scope(engine) as session:
         created = create_send(brief, session=session, settings=settings, when=when)
         summary = summarize_sends(session=session, send_id=created.id)[0]
+    if foreground:
+        summary = run_in_foreground(settings, engine, summary.id, quiet=as_json)
     if as_json:
         print_json(summary.as_dict())
+        return
+    if foreground:
+        print_summary(summary)
         return
     out.print(
         f"send {summary.id} of {summary.brief_slug} scheduled for "
@@ -365,6 +387,47 @@ def send(
         "(`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
     )
+
+
+def run_in_foreground(
+    settings: Settings, engine: Engine, send_id: int, *, quiet: bool
+) -> SendSummary:
+    """Work one send from this process, with a Rich progress bar on stderr."""
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from newsletter.dispatch import Dispatcher, start_due_sends
+    from newsletter.transports import make_transport
+    from subscribers.models import utcnow
+
+    lock = threading.Lock()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task(f"send {send_id}", total=None)
+
+        def advance(rows: int) -> None:
+            with lock:
+                progress.advance(task, rows)
+
+        start_due_sends(engine, now=utcnow(), only=send_id)
+        with session_scope(engine) as session:
+            progress.update(
+                task, total=summarize_sends(session=session, send_id=send_id)[0].planned
+            )
+        dispatcher = Dispatcher(engine, settings, make_transport(settings), on_progress=advance)
+        report = dispatcher.work_due(only=send_id)
+    with session_scope(engine) as session:
+        summary = summarize_sends(session=session, send_id=send_id)[0]
+    if send_id in report.paused:
+        raise NewsletterError(f"send {send_id} paused: {report.paused[send_id]}")
+    return summary
 
 
 @sends_app.command("list")
@@ -399,26 +462,98 @@ def sends_list(as_json: JsonOption = False) -> None:
             str(c["sent"]),
             str(c["failed"]),
             str(c["unknown"]),
-            str(c["queued"] + c["claimed"] + c["sending"]),
+            str(s.waiting),
         )
     out.print(table)
+
+
+def print_summary(summary: SendSummary) -> None:
+    out.print(f"send {summary.id} of {summary.brief_slug}: {summary.status}", highlight=False)
+    out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
+    out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items() if count))
+    if summary.rate:
+        eta = f", about {summary.eta_seconds:,.0f} s to go" if summary.eta_seconds else ""
+        out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}")
+    if summary.failed_batches:
+        out.print(f"failed batches: {summary.failed_batches}")
+    if summary.last_error:
+        out.print(f"last error: {summary.last_error}", highlight=False)
+    if summary.counts["unknown"]:
+        out.print(
+            f"{summary.counts['unknown']} deliveries are unknown (the request may or may not "
+            f"have reached the provider): `newsletter sends resolve {summary.id} --resend` or "
+            "`--drop` once you know which",
+            highlight=False,
+        )
 
 
 @sends_app.command("status")
 @user_errors
 def sends_status(send_id: int, as_json: JsonOption = False) -> None:
-    """One send: its state, its ledger counts, its last error."""
+    """One send: its state, ledger counts, rate, time to go, errors."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         summary = summarize_sends(session=session, send_id=send_id)[0]
     if as_json:
         print_json(summary.as_dict())
         return
-    out.print(f"send {summary.id} of {summary.brief_slug}: {summary.status}", highlight=False)
-    out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
-    out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items()))
-    if summary.last_error:
-        out.print(f"last error: {summary.last_error}", highlight=False)
+    print_summary(summary)
+
+
+@sends_app.command("pause")
+@user_errors
+def sends_pause(send_id: int) -> None:
+    """Stop claiming new batches; those already on the wire finish."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        pause_send(send_id, session=session)
+    out.print(f"send {send_id} paused; `newsletter sends resume {send_id}` continues it")
+
+
+@sends_app.command("resume")
+@user_errors
+def sends_resume(send_id: int) -> None:
+    """Continue a paused send where it stopped."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        send_row = resume_send(send_id, session=session)
+    out.print(f"send {send_id} is {send_row.status} again; a worker carries on")
+
+
+@sends_app.command("cancel")
+@user_errors
+def sends_cancel(send_id: int) -> None:
+    """Stop for good: deliveries not yet handed off are cancelled."""
+    from subscribers.models import utcnow
+
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        cancelled = cancel_send(send_id, session=session, now=utcnow())
+    out.print(f"send {send_id} cancelled; {cancelled} deliveries will not be sent")
+
+
+@sends_app.command("resolve")
+@user_errors
+def sends_resolve(
+    send_id: int,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Queue the unknown deliveries again.")
+    ] = False,
+    drop: Annotated[bool, typer.Option("--drop", help="Give the unknown deliveries up.")] = False,
+) -> None:
+    """Settle deliveries whose hand-off was ambiguous: resend them or drop them."""
+    from subscribers.models import utcnow
+
+    if resend == drop:
+        raise NewsletterError(
+            "choose --resend (some readers may get it twice) or --drop (some may never get it)"
+        )
+    _, engine = settings_and_engine()
+    action = ResolveAction.RESEND if resend else ResolveAction.DROP
+    with session_scope(engine) as session:
+        changed = resolve_unknown(send_id, action, session=session, now=utcnow())
+    verb = "queued again" if resend else "dropped"
+    out.print(f"send {send_id}: {changed} unknown deliveries {verb}")
 
 
 # --- processes -----------------------------------------------------------------------------

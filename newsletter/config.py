@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # A send pauses itself after this many failed batches, rather than burn the whole list
     # against a broken template, a full account or a provider outage.
     NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES: int = Field(default=5, ge=1)
+    # A recipient the provider keeps deferring (SMTP 4xx, batches that never got through)
+    # is marked failed after this many claims, instead of being tried forever.
+    NEWSLETTER_MAX_ATTEMPTS: int = Field(default=10, ge=1)
 
     NEWSLETTER_TEMPLATES_DIR: Path = Field(default_factory=lambda: _data_dir("templates"))
     NEWSLETTER_MIGRATIONS_DIR: Path = Field(default_factory=lambda: _data_dir("migrations"))

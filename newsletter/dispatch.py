@@ -183,20 +183,21 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     )
 
 
-def start_due_sends(engine: Engine, *, now: datetime) -> list[int]:
+def start_due_sends(engine: Engine, *, now: datetime, only: int | None = None) -> list[int]:
     """Move every due scheduled send to running, planning its ledger in the same transaction.
 
     The conditional UPDATE is the lock: when several workers tick at once, exactly one
     sees `status = 'scheduled'` and plans; the others update nothing and move on.
     """
+    statement = (
+        select(Send.id)
+        .where(Send.status == SendStatus.SCHEDULED, col(Send.scheduled_at) <= now)
+        .order_by(Send.scheduled_at, Send.id)
+    )
+    if only is not None:
+        statement = statement.where(Send.id == only)
     with session_scope(engine) as session:
-        due = list(
-            session.exec(
-                select(Send.id)
-                .where(Send.status == SendStatus.SCHEDULED, col(Send.scheduled_at) <= now)
-                .order_by(Send.scheduled_at, Send.id)
-            )
-        )
+        due = list(session.exec(statement))
     started = []
     for send_id in due:
         with session_scope(engine, immediate=True) as session:
@@ -421,7 +422,13 @@ _ROW_STATE = {
 
 
 def record_batch(
-    engine: Engine, claim: Claim, result: BatchResult, *, now: datetime, pause_after: int
+    engine: Engine,
+    claim: Claim,
+    result: BatchResult,
+    *,
+    now: datetime,
+    pause_after: int,
+    max_attempts: int = 10,
 ) -> str:
     """Write the provider's answer into the ledger; returns why the send paused, or "".
 
@@ -443,6 +450,15 @@ def record_batch(
         connection = session.connection()
         for (state, error), ids in groups.items():
             values: dict[str, Any] = {"status": state, "error": error, "updated_at": now}
+            if state is DeliveryStatus.QUEUED and not result.fatal:
+                # Back in line, unless it has had its chances: then it failed, and says so.
+                exhausted = col(Delivery.attempts) >= max_attempts
+                values["status"] = sa.case(
+                    (exhausted, DeliveryStatus.FAILED.value), else_=DeliveryStatus.QUEUED.value
+                )
+                values["error"] = sa.case(
+                    (exhausted, f"{error} (gave up after {max_attempts} attempts)"), else_=error
+                )
             if state is DeliveryStatus.SENT:
                 values["message_id"] = result.message_id
             # The usual case, one outcome for the whole batch, goes by id range (see claim).
@@ -701,15 +717,18 @@ class Dispatcher:
             result,
             now=self.clock(),
             pause_after=self.settings.NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES,
+            max_attempts=self.settings.NEWSLETTER_MAX_ATTEMPTS,
         )
 
     def _drain(self, send: Send, categories: list[str], report: WorkReport) -> None:
         """One thread's loop: batches of this send until none is left or the send stops.
 
-        It claims forward from its last batch; when nothing lies ahead it looks once more
-        from the start, for rows requeued behind it (a retry, a released lease).
+        It claims forward from its last batch; when nothing lies ahead it sweeps once more
+        from the start, for rows requeued behind it (a 4xx, a released lease). Rows
+        requeued after that wait for the next tick, so a recipient whose server keeps
+        saying "try later" costs one attempt per tick, not a busy loop.
         """
-        cursor = 0
+        cursor, swept = 0, False
         while not self._stopping.is_set():
             claim = claim_batch(
                 self.engine,
@@ -721,9 +740,9 @@ class Dispatcher:
                 after_id=cursor,
             )
             if claim is None:
-                if cursor == 0:
+                if swept:
                     return
-                cursor = 0
+                cursor, swept = 0, True
                 continue
             cursor = claim.last_id
             paused = self.hand_off(send, claim, categories)
@@ -755,7 +774,7 @@ class Dispatcher:
         now = self.clock()
         recovery = recover_expired_batches(self.engine, now=now)
         report = WorkReport(released=recovery.released, unknown=recovery.unknown)
-        report.started = start_due_sends(self.engine, now=now)
+        report.started = start_due_sends(self.engine, now=now, only=only)
         with session_scope(self.engine) as session:
             statement = select(Send).where(Send.status == SendStatus.RUNNING).order_by(Send.id)
             if only is not None:

@@ -39,14 +39,3 @@ class NotFoundError(NewsletterError):
 
 class ConflictError(NewsletterError):
     """The request contradicts what the database already holds."""
-
-
-class TransportError(NewsletterError):
-    """The delivery provider refused us in a way that stops the whole send (bad key...)."""
-
-    def __init__(self, provider: str, status: int | None, detail: str) -> None:
-        self.provider = provider
-        self.status = status
-        self.detail = detail
-        code = f" ({status})" if status is not None else ""
-        super().__init__(f"{provider} refused the request{code}: {detail}")

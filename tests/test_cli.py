@@ -159,8 +159,8 @@ def test_a_wrong_sendgrid_key_is_one_line_and_nothing_is_half_sent(listed, sandb
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1
     assert (
-        "sendgrid refused the request: 401: The provided authorization grant is invalid"
-        in errors[0]
+        "send 1 paused: the provider refused the account: 401: The provided authorization "
+        "grant is invalid" in errors[0]
     )
     assert sandbox.messages() == []
     status = json.loads(_ok(listed("sends", "status", "1", "--json")).stdout)
@@ -217,3 +217,40 @@ def test_topics_and_subscribers_are_added_from_the_command_line(cli):
         "timezone": "Asia/Tokyo",
         "topics": ["ports"],
     }
+
+
+def test_staff_pause_resume_and_finish_a_send_from_the_command_line(cli, sandbox):
+    _ok(cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping,trade"))
+    _ok(cli("send", "1", "--now"))
+    assert "paused" in _ok(cli("sends", "pause", "1")).stdout
+    _ok(cli("worker", "--once"))
+    assert sandbox.messages() == []
+    # Paused before a worker planned it, so it waits for its time again.
+    assert "send 1 is scheduled again" in _ok(cli("sends", "resume", "1")).stdout
+    _ok(cli("worker", "--once"))
+    assert json.loads(_ok(cli("sends", "status", "1", "--json")).stdout)["status"] == "finished"
+    assert len(sandbox.messages()) == 3
+
+
+def test_a_cancelled_send_sends_nothing_more(cli, sandbox):
+    _ok(cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping,trade"))
+    _ok(cli("send", "1", "--now"))
+    assert "cancelled" in _ok(cli("sends", "cancel", "1")).stdout
+    _ok(cli("worker", "--once"))
+    assert sandbox.messages() == []
+    result = cli("sends", "resume", "1")
+    assert result.exit_code == 1
+    assert "send 1 is cancelled; only a paused send can be resumed" in result.stderr
+
+
+def test_resolve_needs_exactly_one_of_resend_or_drop(cli):
+    result = cli("sends", "resolve", "1")
+    assert result.exit_code == 1
+    assert "choose --resend" in result.stderr and "--drop" in result.stderr
+
+
+def test_a_foreground_send_reports_its_outcome(cli, sandbox):
+    _ok(cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping,trade"))
+    result = json.loads(_ok(cli("send", "1", "--now", "--foreground", "--json")).stdout)
+    assert result["status"] == "finished"
+    assert result["counts"]["sent"] == 3 and len(sandbox.messages()) == 3
