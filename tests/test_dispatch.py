@@ -16,18 +16,20 @@ from newsletter.db import session_scope
 from newsletter.dispatch import (
     LINK_TOKEN_PURPOSE,
     Dispatcher,
+    ResolveAction,
     begin_handoff,
     claim_batch,
     create_send,
     plan_deliveries,
     record_batch,
     recover_expired_batches,
+    resolve_unknown,
     start_due_sends,
     summarize_sends,
 )
 from newsletter.errors import NewsletterError
 from newsletter.models import Delivery, Send
-from newsletter.transports import Batch
+from newsletter.transports import Batch, BatchResult, Outcome
 from newsletter.transports.sendgrid import SendGridTransport
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, unsubscribe
@@ -268,3 +270,51 @@ def test_a_late_answer_from_a_presumed_dead_worker_settles_its_unknown_rows(
     )
     record_batch(engine, claim, result, now=now + timedelta(seconds=32), pause_after=5)
     assert {d.status for d in _ledger(engine, send_id)} == {"sent"}
+
+
+def _make_unknown(engine, settings, slug):
+    send_id = _new_send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    claim = _claim(engine, send_id, "dead", 10, now, lease=timedelta(seconds=30))
+    begin_handoff(engine, claim, now=now)
+    recover_expired_batches(engine, now=now + timedelta(seconds=31))
+    return send_id
+
+
+def test_resolving_unknown_deliveries_with_resend_sends_them_once_more(
+    engine, settings, sandbox, brief_slug
+):
+    send_id = _make_unknown(engine, settings, brief_slug)
+    _dispatcher(engine, settings).work_due()
+    with session_scope(engine) as session:
+        assert resolve_unknown(send_id, ResolveAction.RESEND, session=session, now=utcnow()) == 4
+    report = _dispatcher(engine, settings).work_due()
+    assert report.finished == [send_id]
+    assert _recipients(sandbox) == sorted(EXPECTED)
+    assert {d.status for d in _ledger(engine, send_id)} == {"sent"}
+
+
+def test_resolving_unknown_deliveries_with_drop_gives_them_up(
+    engine, settings, sandbox, brief_slug
+):
+    send_id = _make_unknown(engine, settings, brief_slug)
+    with session_scope(engine) as session:
+        assert resolve_unknown(send_id, ResolveAction.DROP, session=session, now=utcnow()) == 4
+    _dispatcher(engine, settings).work_due()
+    assert sandbox.messages() == []
+    assert {d.status for d in _ledger(engine, send_id)} == {"skipped"}
+
+
+def test_status_reports_rate_and_time_to_go_while_running(engine, settings, brief_slug):
+    send_id = _new_send(engine, settings, brief_slug)
+    start = utcnow()
+    start_due_sends(engine, now=start)
+    claim = _claim(engine, send_id, "w", 2, start)
+    record_batch(engine, claim, BatchResult(Outcome.SENT), now=start, pause_after=5)
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(
+            session=session, send_id=send_id, now=start + timedelta(seconds=2)
+        )
+    assert summary.rate == pytest.approx(1.0)  # two settled in two seconds
+    assert summary.eta_seconds == pytest.approx(2.0)  # two to go

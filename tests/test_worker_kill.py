@@ -109,7 +109,9 @@ def test_a_worker_killed_mid_send_and_a_new_one_deliver_everyone_exactly_once(
 
     _wait_for(finished, 90, "the send to finish")
     survivor.send_signal(signal.SIGTERM)
-    assert survivor.wait(timeout=30) == 0, survivor.stderr.read().decode() if survivor.stderr else ""
+    assert survivor.wait(timeout=30) == 0, (
+        survivor.stderr.read().decode() if survivor.stderr else ""
+    )
 
     with session_scope(engine) as session:
         rows = session.exec(
