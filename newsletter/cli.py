@@ -39,8 +39,8 @@ from newsletter.dispatch import (
 from newsletter.errors import NewsletterError
 from newsletter.preview import write_preview
 from subscribers.errors import SubscriberError
-from subscribers.roster import add_subscriber, list_subscribers, unsubscribe
-from subscribers.topics import add_topic, list_topics, resolve_topics
+from subscribers.roster import add_subscriber, forget, list_subscribers, unsubscribe
+from subscribers.topics import add_topic, list_topics, merge_topics, rename_topic, resolve_topics
 
 app = typer.Typer(
     help="Briefs in, emails out: the briefing newsletter pipeline.",
@@ -143,12 +143,44 @@ def topics_add(
     slug: str,
     name: Annotated[str, typer.Option("--name", help="Shown to subscribers.")],
     keywords: Annotated[str, typer.Option(help="Comma-separated words that suggest it.")] = "",
+    description: Annotated[str, typer.Option(help="One line for the preference page.")] = "",
 ) -> None:
     """Add a topic."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        topic = add_topic(slug, name, split_list(keywords) or [], session=session)
+        topic = add_topic(
+            slug, name, split_list(keywords) or [], session=session, description=description
+        )
     err.print(f"topic {topic.slug!r} added")
+
+
+@topics_app.command("rename")
+@user_errors
+def topics_rename(
+    slug: str,
+    new_slug: Annotated[str | None, typer.Argument(help="The new slug, if it changes.")] = None,
+    name: Annotated[str | None, typer.Option(help="A new display name.")] = None,
+) -> None:
+    """Rename a topic; everyone who follows it still does."""
+    if new_slug is None and name is None:
+        raise NewsletterError("say what changes: a NEW_SLUG argument, --name, or both")
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic = rename_topic(slug, new_slug, session=session, name=name)
+    err.print(f"topic {slug!r} is now {topic.slug!r} ({topic.name})")
+
+
+@topics_app.command("merge")
+@user_errors
+def topics_merge(
+    source: str,
+    into: Annotated[str, typer.Option("--into", help="The topic that remains.")],
+) -> None:
+    """Fold one topic into another: its followers and briefs move, it goes."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        moved = merge_topics(source, into, session=session)
+    err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
 
 
 @topics_app.command("list")
@@ -160,12 +192,20 @@ def topics_list(as_json: JsonOption = False) -> None:
         topics = list_topics(session=session)
     if as_json:
         print_json(
-            [{"slug": t.slug, "name": t.name, "keywords": split_list(t.keywords)} for t in topics]
+            [
+                {
+                    "slug": t.slug,
+                    "name": t.name,
+                    "description": t.description,
+                    "keywords": split_list(t.keywords),
+                }
+                for t in topics
+            ]
         )
         return
-    table = Table("slug", "name", "keywords")
+    table = Table("slug", "name", "keywords", "description")
     for topic in topics:
-        table.add_row(topic.slug, topic.name, topic.keywords.replace(",", ", "))
+        table.add_row(topic.slug, topic.name, topic.keywords.replace(",", ", "), topic.description)
     out.print(table)
 
 
@@ -205,6 +245,95 @@ def subscribers_unsubscribe(email: str) -> None:
     err.print(f"{subscriber.email} is unsubscribed")
 
 
+@subscribers_app.command("forget")
+@user_errors
+def subscribers_forget(email: str) -> None:
+    """Erase a person's data; a hash stays so the address is never mailed again."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        forget(email, session=session)
+    err.print(f"{email} forgotten: personal data erased, address suppressed for good")
+
+
+@subscribers_app.command("import")
+@user_errors
+def subscribers_import(
+    file: Annotated[Path, typer.Argument(help="CSV: email,name,topics,cadence,timezone.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
+    require_confirmation: Annotated[
+        bool,
+        typer.Option(
+            "--require-confirmation",
+            help="New addresses start as pending until they confirm, instead of active.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import subscribers from a spreadsheet: good rows go in, bad rows are reported."""
+    from subscribers.importer import import_subscribers
+
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        report = import_subscribers(
+            file,
+            session=session,
+            default_timezone=settings.NEWSLETTER_TIMEZONE,
+            dry_run=dry_run,
+            require_confirmation=require_confirmation,
+        )
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    document = report.as_dict()
+    verb = "would be" if dry_run else "were"
+    counts = report.counts()
+    out.print(
+        f"{file}: {counts['added']} added, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {counts['skipped']} skipped, "
+        f"{counts['merged']} merged" + (" (dry run: nothing changed)" if dry_run else ""),
+        highlight=False,
+    )
+    if document["added_lines"]:
+        out.print(f"  added, lines {document['added_lines']}", highlight=False)
+    for label, notes in (
+        ("updated", report.updated),
+        ("skipped", report.skipped),
+        ("merged", report.merged),
+    ):
+        for note in notes:
+            out.print(f"  {label} line {note.line} {note.email}: {note.detail}", highlight=False)
+    if require_confirmation and counts["added"]:
+        out.print(
+            f"  {counts['added']} new address(es) {verb} added as pending: they receive nothing "
+            "until they confirm",
+            highlight=False,
+        )
+
+
+@subscribers_app.command("export")
+@user_errors
+def subscribers_export(
+    file: Annotated[
+        Path | None, typer.Argument(help="Where to write; standard output if omitted.")
+    ] = None,
+) -> None:
+    """Export every subscriber as CSV, in the format `import` reads."""
+    from subscribers.exporter import export_subscribers
+
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        if file is None:
+            count = export_subscribers(sys.stdout, session=session)
+        else:
+            with file.open("w", encoding="utf-8", newline="") as stream:
+                count = export_subscribers(stream, session=session)
+    err.print(f"{count} subscriber(s) exported" + (f" to {file}" if file else ""))
+
+
 @subscribers_app.command("list")
 @user_errors
 def subscribers_list(
@@ -212,6 +341,7 @@ def subscribers_list(
         str | None, typer.Option(help="Only who a brief on this topic reaches.")
     ] = None,
     status: Annotated[str | None, typer.Option(help="pending, active, unsubscribed…")] = None,
+    cadence: Annotated[str | None, typer.Option(help="With --topic: only this cadence.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List subscribers."""
@@ -220,7 +350,9 @@ def subscribers_list(
         topic_ids = None
         if topic is not None:
             topic_ids = [t.id or 0 for t in resolve_topics([topic], session=session)]
-        rows = list_subscribers(session=session, topic_ids=topic_ids, status=status)
+        rows = list_subscribers(
+            session=session, topic_ids=topic_ids, status=status, cadence=cadence
+        )
     if as_json:
         print_json(
             [

@@ -16,14 +16,13 @@ transaction, and each worker runs NEWSLETTER_CONCURRENCY of these loops in threa
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -52,6 +51,7 @@ from newsletter.render import GMAIL_CLIP_BYTES, recipient_values, render_brief
 from newsletter.transports import Batch, BatchResult, Outcome, Recipient, Transport
 from subscribers.matching import matching_subscribers
 from subscribers.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.sql import any_of
 from subscribers.tokens import TokenSigner
 
 log = logging.getLogger("newsletter.dispatch")
@@ -71,16 +71,6 @@ SETTLED_STATES = (
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _ids_in(connection: Connection | Session, column: Any, ids: Iterable[int]) -> Any:
-    """`column IN ids` as one bound value, not a thousand: an array on PostgreSQL, a JSON
-    array unpacked by `json_each` on SQLite. Keeps the statement cacheable and cheap."""
-    values = list(ids)
-    if is_postgresql(connection.get_bind() if isinstance(connection, Session) else connection):
-        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.BigInteger)))
-    each = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
-    return column.in_(sa.select(each.c.value).scalar_subquery())
 
 
 # --- creating a send -----------------------------------------------------------------------
@@ -332,7 +322,7 @@ def claim_batch(
         if gone:
             connection.execute(
                 sa.update(Delivery)
-                .where(_ids_in(connection, col(Delivery.id), gone))
+                .where(any_of(connection, col(Delivery.id), gone))
                 .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
             )
         connection.execute(
@@ -465,7 +455,7 @@ def record_batch(
             rows = (
                 col(Delivery.id).between(claim.first_id, claim.last_id)
                 if len(groups) == 1
-                else _ids_in(connection, col(Delivery.id), ids)
+                else any_of(connection, col(Delivery.id), ids)
             )
             connection.execute(
                 sa.update(Delivery)

@@ -44,11 +44,24 @@ def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
 
 
 class SubscriberStatus(StrEnum):
-    PENDING = "pending"
-    ACTIVE = "active"
+    PENDING = "pending"  # asked to subscribe, has not confirmed yet
+    ACTIVE = "active"  # receives what they follow
     UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
+    BOUNCED = "bounced"  # the address does not take mail
+    COMPLAINED = "complained"  # marked a message as spam
+    FORGOTTEN = "forgotten"  # personal data erased; only a suppression hash remains
+
+
+# Statuses an import or a form may never turn back into `active`: the person said no, or
+# their mailbox did.
+NO_MAIL_STATUSES = frozenset(
+    {
+        SubscriberStatus.UNSUBSCRIBED,
+        SubscriberStatus.BOUNCED,
+        SubscriberStatus.COMPLAINED,
+        SubscriberStatus.FORGOTTEN,
+    }
+)
 
 
 class Cadence(StrEnum):
@@ -63,6 +76,7 @@ class Topic(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=1000)
     # Comma-separated words that suggest this topic for a brief (the topic suggestion uses it).
     keywords: str = Field(default="", max_length=2000)
 
@@ -84,6 +98,25 @@ class Subscriber(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = utc_column()
+    # Who last changed the status and when: "staff", "import:list.csv", "subscriber",
+    # "sendgrid:bounce"… An unsubscribe must be provable, and so must a resubscribe.
+    status_changed_at: datetime | None = utc_column()
+    status_changed_by: str = Field(default="", max_length=100)
+    # The consent record: where the address came from, when, and from which IP if known.
+    consent_source: str = Field(default="", max_length=200)
+    consent_at: datetime | None = utc_column()
+    consent_ip: str = Field(default="", max_length=45)
+
+
+class Suppression(SQLModel, table=True):
+    """An address that must never be mailed again, kept as a hash once its owner asked us
+    to forget them: we can recognise the address if it comes back, not read it."""
+
+    __tablename__ = "suppression"
+
+    email_hash: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SubscriberTopic(SQLModel, table=True):

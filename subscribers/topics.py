@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from subscribers.errors import InvalidSubscriberError, TopicExistsError, UnknownTopicError
@@ -13,7 +14,7 @@ from subscribers.models import Topic
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-def add_topic(slug: str, name: str, keywords: Iterable[str] = (), *, session: Session) -> Topic:
+def _checked_slug(slug: str, *, session: Session) -> str:
     slug = slug.strip().lower()
     if not _SLUG.match(slug):
         raise InvalidSubscriberError(
@@ -21,11 +22,79 @@ def add_topic(slug: str, name: str, keywords: Iterable[str] = (), *, session: Se
         )
     if session.exec(select(Topic).where(Topic.slug == slug)).first() is not None:
         raise TopicExistsError(f"topic {slug!r} already exists")
-    words = sorted({word.strip().lower() for word in keywords if word.strip()})
-    topic = Topic(slug=slug, name=name.strip() or slug, keywords=",".join(words))
+    return slug
+
+
+def _keywords(words: Iterable[str]) -> str:
+    return ",".join(sorted({word.strip().lower() for word in words if word.strip()}))
+
+
+def add_topic(
+    slug: str,
+    name: str,
+    keywords: Iterable[str] = (),
+    *,
+    session: Session,
+    description: str = "",
+) -> Topic:
+    slug = _checked_slug(slug, session=session)
+    topic = Topic(
+        slug=slug,
+        name=name.strip() or slug,
+        keywords=_keywords(keywords),
+        description=description.strip(),
+    )
     session.add(topic)
     session.flush()
     return topic
+
+
+def get_topic(slug: str, *, session: Session) -> Topic:
+    [topic] = resolve_topics([slug], session=session)
+    return topic
+
+
+def rename_topic(
+    slug: str, new_slug: str | None = None, *, session: Session, name: str | None = None
+) -> Topic:
+    """A new slug and/or name. Followers and briefs point at the topic's id, so nobody's
+    preference changes."""
+    topic = get_topic(slug, session=session)
+    if new_slug is not None and new_slug.strip().lower() != topic.slug:
+        topic.slug = _checked_slug(new_slug, session=session)
+    if name is not None and name.strip():
+        topic.name = name.strip()
+    session.add(topic)
+    session.flush()
+    return topic
+
+
+def merge_topics(source: str, into: str, *, session: Session) -> int:
+    """Fold `source` into `into`: its followers follow `into` (once), its briefs are on
+    `into`, its keywords join, and `source` goes. Returns how many followers moved."""
+    from_topic = get_topic(source, session=session)
+    to_topic = get_topic(into, session=session)
+    if from_topic.id == to_topic.id:
+        raise InvalidSubscriberError("topic", source, "cannot be merged into itself")
+    moved = 0
+    # brief_topic belongs to newsletter/, which this package may not import: a lightweight
+    # table clause names just the two columns needed.
+    for name, owner in (("subscriber_topic", "subscriber_id"), ("brief_topic", "brief_id")):
+        links = sa.table(name, sa.column(owner), sa.column("topic_id"))
+        others = links.alias("other")
+        missing = sa.select(links.c[owner], sa.literal(to_topic.id)).where(
+            links.c.topic_id == from_topic.id,
+            ~sa.exists().where(others.c[owner] == links.c[owner], others.c.topic_id == to_topic.id),
+        )
+        if name == "subscriber_topic":  # counted, as psycopg reports no rowcount here
+            moved = session.scalar(sa.select(sa.func.count()).select_from(missing.subquery())) or 0
+        session.execute(sa.insert(links).from_select([owner, "topic_id"], missing))
+        session.execute(sa.delete(links).where(links.c.topic_id == from_topic.id))
+    to_topic.keywords = _keywords([*to_topic.keywords.split(","), *from_topic.keywords.split(",")])
+    session.add(to_topic)
+    session.delete(from_topic)
+    session.flush()
+    return moved
 
 
 def list_topics(*, session: Session) -> list[Topic]:

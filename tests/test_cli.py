@@ -206,7 +206,12 @@ def test_topics_and_subscribers_are_added_from_the_command_line(cli):
         )
     )
     topics = json.loads(_ok(cli("topics", "list", "--json")).stdout)
-    assert {"slug": "ports", "name": "Ports", "keywords": ["berth", "harbour"]} in topics
+    assert {
+        "slug": "ports",
+        "name": "Ports",
+        "description": "",
+        "keywords": ["berth", "harbour"],
+    } in topics
     people = json.loads(_ok(cli("subscribers", "list", "--topic", "ports", "--json")).stdout)
     assert [p["email"] for p in people] == ["cy@example.com", "zoe@example.com"]  # cy: all topics
     assert people[1] == {

@@ -1,0 +1,125 @@
+"""The subscriber spreadsheet: its columns, reading it safely, writing it safely.
+
+Import and export share this one definition, so a file exported here imports unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from subscribers.errors import SubscriberError
+
+# The header staff write (DESIGN.md); export adds the last two, import understands them.
+COLUMNS = ("email", "name", "topics", "cadence", "timezone")
+EXPORT_COLUMNS = (*COLUMNS, "status", "subscribed_at")
+TOPIC_SEPARATOR = ";"
+# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(cell: str) -> str:
+    """Defuse spreadsheet formula injection (OWASP): a leading quote makes it text."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def unneutralize(cell: str) -> str:
+    """Undo `neutralize`, so an exported file imports as it was."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1:].startswith(_FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
+class CsvFileError(SubscriberError):
+    """The file as a whole cannot be read; nothing was imported."""
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int  # where the row starts in the file, 1 being the header
+    cells: dict[str, str]
+
+
+class SubscriberCsv:
+    """A subscriber CSV opened for reading: UTF-8 with or without BOM, any line ending,
+    quoted cells. Iterating yields rows with the line each starts on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.header: list[str] = []
+        self.ignored_columns: list[str] = []
+        self._stream: IO[str] | None = None
+
+    def __enter__(self) -> SubscriberCsv:
+        try:
+            self._stream = self.path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise CsvFileError(str(self.path), None, exc.strerror or str(exc)) from exc
+        self._reader = csv.reader(self._stream)
+        try:
+            header = next(self._reader, None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self._unreadable(exc) from exc
+        if not header:
+            raise CsvFileError(str(self.path), 1, "the file is empty; expected a header row")
+        self.header = [cell.strip().lower() for cell in header]
+        if "email" not in self.header:
+            raise CsvFileError(
+                str(self.path),
+                1,
+                f"no 'email' column in the header ({', '.join(header)}); expected "
+                f"{','.join(COLUMNS)}",
+            )
+        self.ignored_columns = [c for c in self.header if c not in EXPORT_COLUMNS]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def _unreadable(self, exc: Exception) -> CsvFileError:
+        line = self._reader.line_num + 1
+        if isinstance(exc, UnicodeDecodeError):
+            return CsvFileError(
+                str(self.path),
+                line,
+                "not UTF-8 text (save the spreadsheet as 'CSV UTF-8'); nothing was imported",
+            )
+        return CsvFileError(str(self.path), line, f"not a readable CSV row ({exc})")
+
+    def __iter__(self) -> Iterator[CsvRow]:
+        header = self.header
+        width = len(header)
+        start = self._reader.line_num + 1
+        while True:
+            try:
+                cells = next(self._reader, None)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise self._unreadable(exc) from exc
+            if cells is None:
+                return
+            if any(cell.strip() for cell in cells):  # blank lines are not rows
+                if len(cells) < width:
+                    cells = cells + [""] * (width - len(cells))
+                yield CsvRow(start, dict(zip(header, cells, strict=False)))
+            start = self._reader.line_num + 1
+
+
+def write_rows(stream: IO[str], rows: Iterable[Iterable[str]]) -> int:
+    """Write the export header and rows, every cell neutralized; returns the row count."""
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for row in rows:
+        writer.writerow([neutralize(cell) for cell in row])
+        count += 1
+    return count
