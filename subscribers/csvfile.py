@@ -87,14 +87,24 @@ class SubscriberCsv:
             self._stream.close()
 
     def _unreadable(self, exc: Exception) -> CsvFileError:
-        line = self._reader.line_num + 1
         if isinstance(exc, UnicodeDecodeError):
             return CsvFileError(
                 str(self.path),
-                line,
+                self._first_line_not_utf8(),
                 "not UTF-8 text (save the spreadsheet as 'CSV UTF-8'); nothing was imported",
             )
+        line = self._reader.line_num + 1
         return CsvFileError(str(self.path), line, f"not a readable CSV row ({exc})")
+
+    def _first_line_not_utf8(self) -> int | None:
+        """The decoder reads ahead in blocks, so its error does not say which line: look."""
+        with self.path.open("rb") as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+        return None
 
     def __iter__(self) -> Iterator[CsvRow]:
         header = self.header

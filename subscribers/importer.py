@@ -372,7 +372,9 @@ class _Writer:
     ) -> None:
         report = self.report
         wanted_status = candidate.status or current.status
-        if current.status in NO_MAIL_STATUSES and wanted_status != current.status:
+        # A row for someone we no longer mail is a wish to mail them: refused, unless the
+        # row itself says they are unsubscribed (an exported file coming back).
+        if current.status in NO_MAIL_STATUSES and candidate.status != current.status:
             when = f" on {current.status_changed_at:%Y-%m-%d}" if current.status_changed_at else ""
             by = f" by {current.status_changed_by}" if current.status_changed_by else ""
             report.skipped.append(

@@ -223,6 +223,8 @@ def list_subscribers(
         statement = statement.where(Subscriber.cadence == check_cadence(cadence))
     if status is not None:
         statement = statement.where(Subscriber.status == status)
+    else:  # nothing is left of the forgotten to list
+        statement = statement.where(Subscriber.status != SubscriberStatus.FORGOTTEN)
     subscribers = list(session.exec(statement))
     return [
         SubscriberRow(s, follows)

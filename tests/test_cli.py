@@ -259,3 +259,35 @@ def test_a_foreground_send_reports_its_outcome(cli, sandbox):
     result = json.loads(_ok(cli("send", "1", "--now", "--foreground", "--json")).stdout)
     assert result["status"] == "finished"
     assert result["counts"]["sent"] == 3 and len(sandbox.messages()) == 3
+
+
+def test_import_reports_as_json_and_export_writes_the_same_format(cli, tmp_path):
+    sheet = tmp_path / "people.csv"
+    sheet.write_text(
+        "email,name,topics,cadence,timezone\nzoe@example.com,Zoë,food,,\nnot-an-address,,food,,\n",
+        encoding="utf-8",
+    )
+    dry = json.loads(_ok(cli("subscribers", "import", str(sheet), "--dry-run", "--json")).stdout)
+    assert dry["dry_run"] and dry["counts"]["added"] == 1
+    report = json.loads(_ok(cli("subscribers", "import", str(sheet), "--json")).stdout)
+    assert report["counts"] == {
+        "added": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 1,
+        "merged": 0,
+    }
+    assert report["skipped"][0]["line"] == 3
+    exported = tmp_path / "out.csv"
+    _ok(cli("subscribers", "export", str(exported)))
+    lines = exported.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "email,name,topics,cadence,timezone,status,subscribed_at"
+    assert any(line.startswith("zoe@example.com,Zoë,food,immediate,UTC,active,") for line in lines)
+
+
+def test_forget_removes_the_person_from_listings_and_keeps_them_unmailable(cli):
+    _ok(cli("subscribers", "forget", "ann@example.com"))
+    people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
+    assert "ann@example.com" not in [p["email"] for p in people]
+    result = cli("subscribers", "add", "ann@example.com", "--topics", "food")
+    assert result.exit_code == 1 and "asked to be forgotten" in result.stderr

@@ -1,0 +1,268 @@
+"""Importing the subscriber spreadsheet, on SQLite and PostgreSQL: every row accounted for,
+good rows kept whatever the bad ones do, nothing resurrected, a second import a no-op."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from newsletter.db import session_scope
+from subscribers.csvfile import CsvFileError, neutralize, unneutralize
+from subscribers.exporter import export_subscribers
+from subscribers.importer import import_subscribers
+from subscribers.models import Subscriber, SubscriberTopic, Topic
+from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
+from subscribers.topics import add_topic
+
+HEADER = "email,name,topics,cadence,timezone\n"
+
+
+@pytest.fixture
+def topics(engine):
+    with session_scope(engine) as session:
+        for slug in ("japan", "energy", "food"):
+            add_topic(slug, slug.title(), session=session)
+    return engine
+
+
+def _file(tmp_path, text, *, encoding="utf-8", name="list.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def _import(engine, path, **options):
+    with session_scope(engine) as session:
+        return import_subscribers(path, session=session, default_timezone="UTC", **options)
+
+
+def _people(engine):
+    with session_scope(engine) as session:
+        rows = session.exec(select(Subscriber).order_by(Subscriber.email)).all()
+        slugs = dict(session.exec(select(Topic.id, Topic.slug)).all())
+        links = session.exec(select(SubscriberTopic)).all()
+    follows: dict[int, list[str]] = {}
+    for link in links:
+        follows.setdefault(link.subscriber_id, []).append(slugs[link.topic_id])
+    return {
+        s.email: {
+            "name": s.name,
+            "status": s.status,
+            "cadence": s.cadence,
+            "timezone": s.timezone,
+            "topics": ["all"] if s.all_topics else sorted(follows.get(s.id, [])),
+        }
+        for s in rows
+    }
+
+
+def test_good_rows_go_in_and_each_bad_row_is_reported_with_its_line_and_reason(topics, tmp_path):
+    path = _file(
+        tmp_path,
+        HEADER
+        + "aiko@example.com,Aiko,japan;energy,,Asia/Tokyo\n"
+        + "not-an-address,Nobody,food,,\n"
+        + "ben@example.com,Ben,ports,,\n"
+        + "cleo@example.com,Cleo,food,,Mars/Olympus\n"
+        + "dan@example.com,Dan,food,hourly,\n"
+        + "eve@example.com,Eve,,,\n"
+        + "fay@example.com,Fay,all,weekly,Europe/Paris\n",
+    )
+    report = _import(topics, path)
+    assert report.counts() == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 5, "merged": 0}
+    assert list(report.added) == [2, 8]
+    reasons = {note.line: note.detail for note in report.skipped}
+    assert set(reasons) == {3, 4, 5, 6, 7}
+    assert reasons[3].startswith("email 'not-an-address': An email address must have an @-sign")
+    assert reasons[4] == "topics 'ports': unknown topic (known topics: energy, food, japan)"
+    assert reasons[5].startswith("timezone 'Mars/Olympus': not an IANA timezone")
+    assert reasons[6] == "cadence 'hourly': choose one of immediate, daily, weekly"
+    assert reasons[7] == "topics '': name at least one topic, or 'all'"
+    assert _people(topics) == {
+        "aiko@example.com": {
+            "name": "Aiko",
+            "status": "active",
+            "cadence": "immediate",
+            "timezone": "Asia/Tokyo",
+            "topics": ["energy", "japan"],
+        },
+        "fay@example.com": {
+            "name": "Fay",
+            "status": "active",
+            "cadence": "weekly",
+            "timezone": "Europe/Paris",
+            "topics": ["all"],
+        },
+    }
+
+
+def test_a_bom_crlf_line_endings_quoted_commas_and_non_latin_names_are_read_as_meant(
+    topics, tmp_path
+):
+    text = (
+        "\ufeffemail,name,topics,cadence,timezone\r\n"
+        '"kim@example.com","Kim, Lee & Co",japan,,\r\n'
+        "takaichi@example.com,高市早苗,japan,,Asia/Tokyo\r\n"
+        "lee@example.kr,이재명,energy,,Asia/Seoul\r\n"
+    )
+    report = _import(topics, _file(tmp_path, text))
+    assert report.counts()["added"] == 3 and not report.skipped
+    people = _people(topics)
+    assert people["kim@example.com"]["name"] == "Kim, Lee & Co"
+    assert people["takaichi@example.com"]["name"] == "高市早苗"
+    assert people["lee@example.kr"]["name"] == "이재명"
+
+
+def test_extra_columns_are_ignored_with_a_warning_naming_them(topics, tmp_path):
+    path = _file(tmp_path, "email,topics,notes,source\nann@example.com,food,vip,fair\n")
+    report = _import(topics, path)
+    assert report.counts()["added"] == 1
+    assert report.warnings == [
+        f"{path}:1: column 'notes' is not one we import; ignored",
+        f"{path}:1: column 'source' is not one we import; ignored",
+    ]
+
+
+def test_duplicate_rows_are_merged_into_one_subscriber_and_reported(topics, tmp_path):
+    path = _file(
+        tmp_path,
+        HEADER
+        + "ann@example.com,Ann,japan,,\n"
+        + "bob@example.com,Bob,food,,\n"
+        + "ANN@example.com,Ann Smith,energy,daily,\n",
+    )
+    report = _import(topics, path)
+    assert report.counts() == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "merged": 1}
+    [merged] = report.merged
+    assert (merged.line, merged.detail) == (4, "same address as line 2; merged into it")
+    ann = _people(topics)["ann@example.com"]
+    assert ann["name"] == "Ann Smith" and ann["cadence"] == "daily"
+    assert ann["topics"] == ["energy", "japan"]
+
+
+def test_importing_the_same_file_again_changes_nothing(topics, tmp_path):
+    path = _file(
+        tmp_path,
+        HEADER
+        + "ann@example.com,Ann,japan,,\n"
+        + "ann@example.com,,energy,,\n"
+        + "bob@example.com,Bob,all,weekly,Asia/Tokyo\n",
+    )
+    _import(topics, path)
+    before = _people(topics)
+    again = _import(topics, path)
+    assert again.counts() == {"added": 0, "updated": 0, "unchanged": 2, "skipped": 0, "merged": 1}
+    assert _people(topics) == before
+
+
+def test_a_changed_row_updates_the_subscriber_and_says_what_changed(topics, tmp_path):
+    _import(topics, _file(tmp_path, HEADER + "ann@example.com,Ann,japan,,Asia/Tokyo\n"))
+    report = _import(
+        topics,
+        _file(tmp_path, HEADER + "ann@example.com,Ann Lee,japan;food,daily,\n", name="b.csv"),
+    )
+    [note] = report.updated
+    assert note.detail == (
+        "name 'Ann' → 'Ann Lee'; cadence 'immediate' → 'daily'; topics japan → food;japan"
+    )
+    ann = _people(topics)["ann@example.com"]
+    assert ann["timezone"] == "Asia/Tokyo"  # an empty cell keeps what was there
+
+
+def test_an_import_never_resurrects_an_unsubscribed_address(topics, tmp_path):
+    with session_scope(topics) as session:
+        add_subscriber("ann@example.com", session=session, topics=["japan"])
+        unsubscribe("ann@example.com", session=session, by="subscriber")
+    report = _import(topics, _file(tmp_path, HEADER + "ann@example.com,Ann,japan,,\n"))
+    [note] = report.skipped
+    assert note.detail.startswith("unsubscribed by subscriber on ")
+    assert note.detail.endswith("; an import never brings an address back")
+    assert _people(topics)["ann@example.com"]["status"] == "unsubscribed"
+
+
+def test_a_forgotten_address_cannot_be_imported_again(topics, tmp_path):
+    with session_scope(topics) as session:
+        add_subscriber("ann@example.com", session=session, name="Ann", topics=["japan"])
+        forget("ann@example.com", session=session)
+    report = _import(topics, _file(tmp_path, HEADER + "Ann@Example.com,Ann,japan,,\n"))
+    [note] = report.skipped
+    assert note.detail == "this address asked to be forgotten; it is suppressed for good"
+    assert "ann@example.com" not in _people(topics)
+
+
+def test_a_dry_run_reports_the_same_and_changes_nothing(topics, tmp_path):
+    path = _file(tmp_path, HEADER + "ann@example.com,Ann,japan,,\nbad,,food,,\n")
+    report = _import(topics, path, dry_run=True)
+    assert report.dry_run
+    assert report.counts() == {"added": 1, "updated": 0, "unchanged": 0, "skipped": 1, "merged": 0}
+    assert _people(topics) == {}
+
+
+def test_require_confirmation_adds_new_addresses_as_pending(topics, tmp_path):
+    _import(
+        topics, _file(tmp_path, HEADER + "ann@example.com,Ann,japan,,\n"), require_confirmation=True
+    )
+    assert _people(topics)["ann@example.com"]["status"] == "pending"
+
+
+def test_imported_rows_carry_a_consent_record_naming_the_file(topics, tmp_path):
+    _import(topics, _file(tmp_path, HEADER + "ann@example.com,Ann,japan,,\n", name="fair-2026.csv"))
+    with session_scope(topics) as session:
+        ann = get_subscriber("ann@example.com", session=session)
+    assert ann.consent_source == "import:fair-2026.csv" and ann.consent_at is not None
+    assert ann.status_changed_by == "import:fair-2026.csv"
+
+
+def test_a_file_that_is_not_utf8_is_refused_whole_naming_the_line(topics, tmp_path):
+    path = _file(
+        tmp_path,
+        HEADER + "ann@example.com,Ann,japan,,\nbob@example.com,Bjørn,food,,\n",
+        encoding="latin-1",
+    )
+    with pytest.raises(CsvFileError) as caught:
+        _import(topics, path)
+    assert str(caught.value) == (
+        f"{path}:3: not UTF-8 text (save the spreadsheet as 'CSV UTF-8'); nothing was imported"
+    )
+    assert _people(topics) == {}
+
+
+def test_a_file_without_an_email_column_is_refused(topics, tmp_path):
+    path = _file(tmp_path, "name,topics\nAnn,japan\n")
+    with pytest.raises(CsvFileError, match=r"list.csv:1: no 'email' column in the header"):
+        _import(topics, path)
+
+
+def test_export_then_import_into_an_empty_list_round_trips(topics, tmp_path):
+    path = _file(
+        tmp_path,
+        HEADER
+        + 'ann@example.com,=HYPERLINK("x"),japan;food,daily,Asia/Tokyo\n'
+        + "bob@example.com,Bob,all,,\n",
+    )
+    _import(topics, path)
+    with session_scope(topics) as session:
+        unsubscribe("bob@example.com", session=session)
+        first = io.StringIO()
+        export_subscribers(first, session=session)
+    exported = _file(tmp_path, first.getvalue(), name="export.csv")
+    assert "'=HYPERLINK" in first.getvalue()  # neutralized against formula injection
+
+    before = _people(topics)
+    with session_scope(topics) as session:  # empty the list, keep the topics
+        session.execute(sa.delete(SubscriberTopic))
+        session.execute(sa.delete(Subscriber))
+    report = _import(topics, exported)
+    assert report.counts()["added"] == 2 and not report.warnings
+    assert _people(topics) == before  # bob is unsubscribed still, not mailed again
+    again = _import(topics, exported)
+    assert again.counts()["unchanged"] == 2
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "plain", "'quoted"])
+def test_neutralizing_a_cell_is_undone_by_import(cell):
+    assert unneutralize(neutralize(cell)) == cell
+    assert not neutralize(cell).startswith(("=", "+", "-", "@", "\t"))

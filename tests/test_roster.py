@@ -1,0 +1,136 @@
+"""Subscribers one at a time: addresses, statuses with who and when, forgetting, topics
+renamed and merged without losing anyone's choice, and the one matching function."""
+
+from __future__ import annotations
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import select
+
+from newsletter.db import session_scope
+from subscribers.errors import InvalidSubscriberError, SubscriberError
+from subscribers.matching import matching_subscribers
+from subscribers.models import Subscriber, Suppression, Topic
+from subscribers.roster import (
+    add_subscriber,
+    forget,
+    get_subscriber,
+    list_subscribers,
+    normalize_email,
+    suppression_hash,
+    unsubscribe,
+)
+from subscribers.topics import add_topic, merge_topics, rename_topic
+
+ADDRESSES = [
+    "Plain@Example.com",
+    "first.last+tag@sub.example.co.uk",
+    "o'brien@example.ie",
+    "x@xn--bcher-kva.example",
+    "josé@example.com",
+    "用户@例子.广告",
+    '"quoted local"@example.com',
+    "a..b@example.com",
+    ".lead@example.com",
+    "trail.@example.com",
+    "no-at-sign.example.com",
+    "a@localhost",
+    "a@example.invalid",
+    "a@-bad-.com",
+    "a" * 65 + "@example.com",
+    "a@" + "b" * 250 + ".com",
+]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_the_fast_path_gives_exactly_email_validators_answer(address):
+    try:
+        expected: str | None = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        ours: str | None = normalize_email(address)
+    except InvalidSubscriberError:
+        ours = None
+    assert ours == (expected.lower() if expected else None)
+
+
+@pytest.fixture
+def topics(engine):
+    with session_scope(engine) as session:
+        for slug in ("japan", "energy", "food"):
+            add_topic(slug, slug.title(), session=session)
+    return engine
+
+
+def test_an_unsubscribe_records_who_and_when(topics):
+    with session_scope(topics) as session:
+        add_subscriber(
+            "ann@example.com", session=session, topics=["japan"], source="form", ip="203.0.113.9"
+        )
+        ann = unsubscribe("ann@example.com", session=session, by="subscriber")
+        assert ann.status == "unsubscribed" and ann.status_changed_by == "subscriber"
+        assert ann.status_changed_at is not None and ann.unsubscribed_at == ann.status_changed_at
+        assert (ann.consent_source, ann.consent_ip) == ("form", "203.0.113.9")
+
+
+def test_forget_erases_the_person_and_keeps_only_a_suppression_hash(topics):
+    with session_scope(topics) as session:
+        add_subscriber(
+            "ann@example.com", session=session, name="Ann", topics=["japan"], ip="203.0.113.9"
+        )
+        fingerprint = forget("Ann@Example.com", session=session)
+    with session_scope(topics) as session:
+        [row] = session.exec(select(Subscriber)).all()
+        assert "ann" not in row.email.lower() and row.name == "" and row.consent_ip == ""
+        assert row.status == "forgotten"
+        assert session.get(Suppression, fingerprint) is not None
+        assert fingerprint == suppression_hash("ann@example.com")
+        with pytest.raises(SubscriberError, match="asked to be forgotten"):
+            add_subscriber("ann@example.com", session=session, topics=["japan"])
+
+
+def test_renaming_a_topic_keeps_its_followers(topics):
+    with session_scope(topics) as session:
+        add_subscriber("ann@example.com", session=session, topics=["energy"])
+        rename_topic("energy", "energy-security", name="Energy security", session=session)
+        people = list_subscribers(session=session)
+    assert people[0].topics == ["energy-security"]
+
+
+def test_merging_topics_moves_every_follower_once(topics):
+    with session_scope(topics) as session:
+        add_subscriber("ann@example.com", session=session, topics=["food"])
+        add_subscriber("bob@example.com", session=session, topics=["food", "japan"])
+        add_subscriber("cy@example.com", session=session, topics=["energy"])
+        assert merge_topics("food", "japan", session=session) == 1  # bob already followed japan
+        people = {r.subscriber.email: r.topics for r in list_subscribers(session=session)}
+    assert people == {
+        "ann@example.com": ["japan"],
+        "bob@example.com": ["japan"],
+        "cy@example.com": ["energy"],
+    }
+
+
+def test_a_topic_cannot_be_merged_into_itself(topics):
+    with session_scope(topics) as session, pytest.raises(InvalidSubscriberError):
+        merge_topics("food", "food", session=session)
+
+
+def test_matching_respects_status_topics_all_and_cadence(topics):
+    with session_scope(topics) as session:
+        add_subscriber("ann@example.com", session=session, topics=["japan"])
+        add_subscriber("bob@example.com", session=session, topics=["all"], cadence="daily")
+        add_subscriber("cy@example.com", session=session, topics=["food"])
+        add_subscriber("dee@example.com", session=session, topics=["japan"])
+        unsubscribe("dee@example.com", session=session)
+        japan = [session.exec(select(Topic.id).where(Topic.slug == "japan")).one()]
+
+        def emails(statement):
+            ids = set(session.scalars(statement).all())
+            return sorted(s.email for s in session.exec(select(Subscriber)) if s.id in ids)
+
+        assert emails(matching_subscribers(japan)) == ["ann@example.com", "bob@example.com"]
+        assert emails(matching_subscribers(japan, cadences=["immediate"])) == ["ann@example.com"]
+        assert emails(matching_subscribers(japan, cadences=["daily"])) == ["bob@example.com"]
+        assert get_subscriber("dee@example.com", session=session).status == "unsubscribed"
