@@ -11,13 +11,15 @@ import argparse
 import logging
 import signal
 import sys
+import threading
+import time
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine
+from newsletter.db import make_engine, single_worker_lock
 from newsletter.dispatch import Dispatcher, WorkReport
 from newsletter.errors import NewsletterError
 from newsletter.transports import make_transport
@@ -25,8 +27,32 @@ from newsletter.transports import make_transport
 log = logging.getLogger("newsletter.worker")
 
 
+class ProgressLog:
+    """One log line per send every `every` seconds while it runs, from any sender thread."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._settled = 0
+        self._since = time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        with self._lock:
+            self._settled += rows
+            elapsed = time.monotonic() - self._since
+            if elapsed < self.every:
+                return
+            settled, self._settled, self._since = self._settled, 0, time.monotonic()
+        log.info("progress: %s deliveries settled in the last %.0f s", settled, elapsed)
+
+
 def build_dispatcher(settings: Settings) -> Dispatcher:
-    return Dispatcher(make_engine(settings.DATABASE_URL), settings, make_transport(settings))
+    return Dispatcher(
+        make_engine(settings.DATABASE_URL),
+        settings,
+        make_transport(settings),
+        on_progress=ProgressLog(),
+    )
 
 
 def paused_message(send_id: int, reason: str) -> str:
@@ -73,14 +99,19 @@ def build_scheduler(dispatcher: Dispatcher, interval_seconds: float) -> Blocking
         id="work-due",
         max_instances=1,  # one tick at a time in this process
         coalesce=True,  # after a stall, run once, not once per missed tick
-        misfire_grace_time=None,
+        misfire_grace_time=6 * 3600,  # a worker back from hours asleep still ticks
         next_run_time=dispatcher.clock(),
     )
     return scheduler
 
 
 def run(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT; the batch in hand is finished first."""
+    """Run until SIGTERM or SIGINT; the batches in hand are finished first."""
+    with single_worker_lock(settings.DATABASE_URL):
+        _run(settings)
+
+
+def _run(settings: Settings) -> None:
     dispatcher = build_dispatcher(settings)
     scheduler = build_scheduler(dispatcher, settings.NEWSLETTER_TICK_SECONDS)
 
@@ -100,7 +131,8 @@ def run_once(settings: Settings) -> WorkReport:
 
     A send that paused itself is an error here (exit status 1), so cron mails someone.
     """
-    report = build_dispatcher(settings).work_due()
+    with single_worker_lock(settings.DATABASE_URL):
+        report = build_dispatcher(settings).work_due()
     log_report(report, paused=False)
     if report.paused:
         raise NewsletterError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +53,39 @@ def make_engine(url: str) -> Engine:
         f"DATABASE_URL {parsed.render_as_string(hide_password=True)!r}: only sqlite:/// and "
         "postgresql+psycopg:// are supported"
     )
+
+
+@contextmanager
+def single_worker_lock(url: str) -> Iterator[None]:
+    """On SQLite, refuse a second worker process: SQLite serializes writers, so a second
+    worker adds lock waits, not throughput. The lock is the kernel's (flock on a file next
+    to the database), so a worker killed with SIGKILL leaves nothing stale behind.
+    PostgreSQL takes any number of workers; there this does nothing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        yield
+        return
+    path = Path(f"{parsed.database}.worker-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise NewsletterError(
+                f"a worker ({holder}) is already running on the SQLite database "
+                f"{parsed.database}; SQLite takes one worker at a time. Stop it first, or use "
+                "PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_postgresql(engine: Engine | sa.Connection) -> bool:

@@ -1,0 +1,84 @@
+"""Helpers for the tests that run real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.db import session_scope
+from newsletter.dispatch import create_send
+from subscribers.models import Subscriber, SubscriberTopic, utcnow
+from subscribers.topics import add_topic
+from tests.conftest import SANDBOX_KEY
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -> int:
+    """`readers` subscribers on one topic, a brief on it, and a send of it; the send's id."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        topic = add_topic("energy", "Energy", session=session)
+        session.execute(
+            sa.insert(Subscriber),
+            [
+                {
+                    "email": f"reader{i}@example.com",
+                    "name": f"Reader {i}",
+                    "status": "active",
+                    "cadence": "immediate",
+                    "timezone": "UTC",
+                    "all_topics": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(readers)
+            ],
+        )
+        ids = session.scalars(sa.select(Subscriber.id)).all()
+        session.execute(
+            sa.insert(SubscriberTopic), [{"subscriber_id": i, "topic_id": topic.id} for i in ids]
+        )
+        slug = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
+        ).brief.slug
+        return create_send(slug, session=session, settings=settings, when=when).id
+
+
+def worker(
+    db_url: str, sandbox_url: str, tmp_path: Path, *, batch: int, threads: int
+) -> subprocess.Popen[bytes]:
+    """A real `newsletter worker` process, with short leases so a dead one's batches come
+    back within seconds."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SENDGRID_API_HOST": sandbox_url,
+        "SENDGRID_API_KEY": SANDBOX_KEY,
+        "NEWSLETTER_BATCH_SIZE": str(batch),
+        "NEWSLETTER_CONCURRENCY": str(threads),
+        "NEWSLETTER_LEASE_SECONDS": "2",
+        "NEWSLETTER_TICK_SECONDS": "0.2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
