@@ -138,7 +138,7 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         sa.literal(""),
         sa.literal(""),
         sa.literal(now, type_=Delivery.__table__.c.updated_at.type),  # type: ignore[attr-defined]
-    ).order_by(recipients.c.id)
+    )  # no ORDER BY: a sort (or a primary-key walk) costs a second per million rows
     columns = [
         "send_id",
         "subscriber_id",
@@ -162,6 +162,9 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
             .from_select(columns, rows)
             .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
         )
+    if is_postgresql(session.connection()):
+        # JIT compiling this one statement costs more than it saves (~0.2 s).
+        session.execute(sa.text("SET LOCAL jit = off"))
     session.execute(statement)
     # The ledger's own count, not the statement's rowcount: SQLAlchemy's psycopg path reports
     # -1 for INSERT … FROM SELECT, and the count is what `planned` means anyway.
