@@ -138,7 +138,11 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         sa.literal(""),
         sa.literal(""),
         sa.literal(now, type_=Delivery.__table__.c.updated_at.type),  # type: ignore[attr-defined]
-    )  # no ORDER BY: a sort (or a primary-key walk) costs a second per million rows
+    ).where(
+        # No ORDER BY: a sort (or a primary-key walk) costs a second per million rows. The
+        # WHERE is for SQLite, which cannot tell an upsert's ON from a join's without one.
+        sa.true()
+    )
     columns = [
         "send_id",
         "subscriber_id",
