@@ -487,6 +487,14 @@ def send(
     now: Annotated[bool, typer.Option("--now", help="Send as soon as a worker runs.")] = False,
     at: Annotated[str | None, typer.Option(help='"YYYY-MM-DD HH:MM" in --tz.')] = None,
     tz: Annotated[str | None, typer.Option(help="Zone for --at; default the firm's.")] = None,
+    local_time: Annotated[
+        str | None,
+        typer.Option(
+            "--local-time",
+            help="HH:MM in each reader's own timezone (the next one: tomorrow's if today's "
+            "has passed).",
+        ),
+    ] = None,
     foreground: Annotated[
         bool,
         typer.Option(
@@ -496,14 +504,18 @@ def send(
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a brief for its subscribers; a worker sends it."""
-    if now == (at is not None):
-        raise NewsletterError('say when: either --now or --at "YYYY-MM-DD HH:MM"')
+    if [now, at is not None, local_time is not None].count(True) != 1:
+        raise NewsletterError(
+            'say when, once: --now, --at "YYYY-MM-DD HH:MM", or --local-time HH:MM'
+        )
     if foreground and not now:
-        raise NewsletterError("--foreground works with --now only; a worker sends at --at")
+        raise NewsletterError("--foreground works with --now only; a worker sends the others")
     settings, engine = settings_and_engine()
     when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
     with session_scope(engine) as session:
-        created = create_send(brief, session=session, settings=settings, when=when)
+        created = create_send(
+            brief, session=session, settings=settings, when=when, local_time=local_time or ""
+        )
         summary = summarize_sends(session=session, send_id=created.id)[0]
     if foreground:
         summary = run_in_foreground(settings, engine, summary.id, quiet=as_json)
@@ -513,9 +525,13 @@ def send(
     if foreground:
         print_summary(summary)
         return
+    when_text = (
+        f"at {local_time} in each reader's timezone"
+        if local_time
+        else f"for {summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
+    )
     out.print(
-        f"send {summary.id} of {summary.brief_slug} scheduled for "
-        f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC; a worker sends it "
+        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; a worker sends it "
         "(`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
     )
@@ -582,6 +598,7 @@ def sends_list(as_json: JsonOption = False) -> None:
         "failed",
         "unknown",
         "waiting",
+        "next (UTC)",
     )
     for s in summaries:
         c = s.counts
@@ -595,6 +612,7 @@ def sends_list(as_json: JsonOption = False) -> None:
             str(c["failed"]),
             str(c["unknown"]),
             str(s.waiting),
+            f"{s.next_action_at:%Y-%m-%d %H:%M}" if s.next_action_at else "",
         )
     out.print(table)
 

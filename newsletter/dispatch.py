@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +60,8 @@ from subscribers.tokens import TokenSigner
 log = logging.getLogger("newsletter.dispatch")
 
 Clock = Callable[[], datetime]
+_TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
+_LOCAL_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 # What the token in every email's unsubscribe and preferences links is signed for.
 LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - a label, not a secret
 OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED)
@@ -77,13 +82,22 @@ def new_worker_id() -> str:
 
 
 def create_send(
-    brief_reference: str, *, session: Session, settings: Settings, when: datetime | None = None
+    brief_reference: str,
+    *,
+    session: Session,
+    settings: Settings,
+    when: datetime | None = None,
+    local_time: str = "",
 ) -> Send:
     """Render and check the brief now, so a bad one is refused before anything is queued.
 
     The send is planned into the ledger by a worker when `when` comes (subscribers who join
-    or leave meanwhile are counted as they are then).
+    or leave meanwhile are counted as they are then). With `local_time` ("07:00") it is
+    planned at once and each recipient's row falls due at the next 07:00 in their own
+    timezone; someone whose 07:00 has passed today gets it tomorrow at 07:00.
     """
+    if local_time and not _LOCAL_TIME.fullmatch(local_time):
+        raise NewsletterError(f"--local-time {local_time!r}: write it as HH:MM, e.g. 07:00")
     brief = get_brief(brief_reference, session=session)
     topics = brief_topics(brief, session=session)
     if not topics:
@@ -101,6 +115,7 @@ def create_send(
     send = Send(
         brief_id=brief.id,  # type: ignore[arg-type]
         scheduled_at=when or utcnow(),
+        local_time=local_time,
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
@@ -120,56 +135,96 @@ def get_send(send_id: int, *, session: Session) -> Send:
 # --- planning: the ledger, in one statement ------------------------------------------------
 
 
+def next_local_time(local_time: str, zone: str, *, after: datetime) -> datetime:
+    """The first `local_time` ("07:00") in `zone` strictly after `after`, in UTC.
+
+    Wall-clock arithmetic in the zone, so a daylight-saving change between `after` and the
+    answer moves the UTC time, not the local one.
+    """
+    hours, minutes = (int(part) for part in local_time.split(":"))
+    tz = ZoneInfo(zone)
+    local_after = after.astimezone(tz)
+    day = local_after.date()
+    candidate = datetime.combine(day, dt_time(hours, minutes), tzinfo=tz)
+    if candidate <= local_after:
+        candidate = datetime.combine(day + timedelta(days=1), dt_time(hours, minutes), tzinfo=tz)
+    return candidate.astimezone(UTC)
+
+
 def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     """Write one queued Delivery per matching subscriber: one INSERT … SELECT.
 
     Returns how many rows the send's ledger holds afterwards.
 
     Matching runs inside the database (no subscriber is loaded into Python); subscribers
-    already in the send's ledger are left out, so a second run adds only newcomers.
+    already in the send's ledger are left out, so a second run adds only newcomers. A
+    `--local-time` send takes one INSERT … SELECT per distinct due moment (time zones
+    sharing an offset share one), in due order, so each wave's rows have adjacent ids.
     """
     brief_topic_ids = select(BriefTopic.topic_id).where(BriefTopic.brief_id == send.brief_id)
-    recipients = matching_subscribers(brief_topic_ids).subquery()
-    rows = sa.select(
-        sa.literal(send.id),
-        recipients.c.id,
-        sa.literal(DeliveryStatus.QUEUED.value),
-        sa.literal(0),
-        sa.literal(""),
-        sa.literal(""),
-        sa.literal(now, type_=Delivery.__table__.c.updated_at.type),  # type: ignore[attr-defined]
-    ).where(
-        # No ORDER BY: a sort (or a primary-key walk) costs a second per million rows. The
-        # WHERE is for SQLite, which cannot tell an upsert's ON from a join's without one.
-        sa.true()
+    matching = matching_subscribers(brief_topic_ids)
+    if not send.local_time:
+        waves: list[tuple[datetime, list[str] | None]] = [(now, None)]
+    else:
+        zones = session.scalars(
+            sa.select(col(Subscriber.timezone))
+            .where(col(Subscriber.id).in_(matching.scalar_subquery()))
+            .distinct()
+        ).all()
+        by_moment: dict[datetime, list[str]] = {}
+        for zone in zones:
+            moment = next_local_time(send.local_time, zone, after=send.created_at)
+            by_moment.setdefault(moment, []).append(zone)
+        waves = sorted((moment, sorted(group)) for moment, group in by_moment.items())
+    postgres = is_postgresql(session.connection())
+    again = session.scalar(
+        sa.select(sa.literal(1)).where(col(Delivery.send_id) == send.id).limit(1)
     )
+    if postgres:
+        # JIT compiling these statements costs more than it saves (~0.2 s).
+        session.execute(sa.text("SET LOCAL jit = off"))
+    datetime_type = Delivery.__table__.c.updated_at.type  # type: ignore[attr-defined]
     columns = [
         "send_id",
         "subscriber_id",
         "status",
+        "not_before",
         "attempts",
         "message_id",
         "error",
         "updated_at",
     ]
-    statement: Any = sa.insert(Delivery).from_select(columns, rows)
-    has_rows = session.scalar(
-        sa.select(sa.literal(1)).where(col(Delivery.send_id) == send.id).limit(1)
-    )
-    if has_rows:
-        # Planning again (newcomers since): skip those already in the ledger. The first
-        # plan, the usual case, needs no such check: PostgreSQL's speculative insertion
-        # for ON CONFLICT costs about two seconds per million rows.
-        dialect_insert = postgresql.insert if is_postgresql(session.connection()) else sqlite.insert
-        statement = (
-            dialect_insert(Delivery)
-            .from_select(columns, rows)
-            .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+    for moment, zones_due in waves:
+        recipients = matching
+        if zones_due is not None:
+            recipients = recipients.where(col(Subscriber.timezone).in_(zones_due))
+        picked = recipients.subquery()
+        rows = sa.select(
+            sa.literal(send.id),
+            picked.c.id,
+            sa.literal(DeliveryStatus.QUEUED.value),
+            sa.literal(moment, type_=datetime_type),
+            sa.literal(0),
+            sa.literal(""),
+            sa.literal(""),
+            sa.literal(now, type_=datetime_type),
+        ).where(
+            # No ORDER BY: a sort (or a primary-key walk) costs a second per million rows.
+            # The WHERE is for SQLite, which cannot tell an upsert's ON from a join's without.
+            sa.true()
         )
-    if is_postgresql(session.connection()):
-        # JIT compiling this one statement costs more than it saves (~0.2 s).
-        session.execute(sa.text("SET LOCAL jit = off"))
-    session.execute(statement)
+        statement: Any = sa.insert(Delivery).from_select(columns, rows)
+        if again:
+            # Planning again (newcomers since): skip those already in the ledger. The first
+            # plan, the usual case, needs no such check: PostgreSQL's speculative insertion
+            # for ON CONFLICT costs about two seconds per million rows.
+            dialect_insert = postgresql.insert if postgres else sqlite.insert
+            statement = (
+                dialect_insert(Delivery)
+                .from_select(columns, rows)
+                .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+            )
+        session.execute(statement)
     # The ledger's own count, not the statement's rowcount: SQLAlchemy's psycopg path reports
     # -1 for INSERT … FROM SELECT, and the count is what `planned` means anyway.
     return int(
@@ -231,6 +286,7 @@ class Claim:
     skipped: int = 0
     first_id: int = 0  # the claimed rows' id range (other batches' rows may lie inside it)
     last_id: int = 0
+    last_key: tuple[datetime, int] | None = None  # (not_before, id) of the last row claimed
 
     @property
     def size(self) -> int:
@@ -245,13 +301,14 @@ def claim_batch(
     limit: int,
     lease: timedelta,
     now: datetime,
-    after_id: int = 0,
+    after: tuple[datetime, int] | None = None,
 ) -> Claim | None:
-    """Take up to `limit` queued rows of a running send as one batch; None when none is left.
+    """Take up to `limit` queued, due rows of a running send as one batch, in due order;
+    None when none is left.
 
-    `after_id` lets a sender thread seek past the rows it already claimed: the index still
-    holds their old `queued` entries until vacuum, and scanning them again for every batch
-    would make a million-row send quadratic.
+    `after` (a previous claim's last key) lets a sender thread seek past the rows it already
+    claimed: the index still holds their old `queued` entries until vacuum, and scanning
+    them again for every batch would make a million-row send quadratic.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint rows without
     waiting. SQLite: `BEGIN IMMEDIATE` serializes claimers. Subscribers who left since
@@ -278,16 +335,21 @@ def claim_batch(
             )
             .returning(col(DeliveryBatch.id))
         ).scalar_one()
+        due_key = sa.tuple_(col(Delivery.not_before), col(Delivery.id))
         picked = (
             sa.select(col(Delivery.id))
             .where(
                 col(Delivery.send_id) == send_id,
                 col(Delivery.status) == DeliveryStatus.QUEUED,
-                col(Delivery.id) > after_id,
+                col(Delivery.not_before) <= now,
             )
-            .order_by(col(Delivery.id))
+            .order_by(col(Delivery.not_before), col(Delivery.id))
             .limit(limit)
         )
+        if after is not None:
+            picked = picked.where(
+                due_key > sa.tuple_(sa.literal(after[0], type_=_TIME), sa.literal(after[1]))
+            )
         if is_postgresql(connection):
             picked = picked.with_for_update(skip_locked=True)
         # MATERIALIZED: the locking subquery runs exactly once, whatever the plan.
@@ -301,12 +363,13 @@ def claim_batch(
                 attempts=col(Delivery.attempts) + 1,
                 updated_at=now,
             )
-            .returning(col(Delivery.id))
+            .returning(col(Delivery.id), col(Delivery.not_before))
         ).all()
         if not claimed:
             connection.execute(sa.delete(DeliveryBatch).where(col(DeliveryBatch.id) == batch_id))
             return None
         first_id, last_id = min(row[0] for row in claimed), max(row[0] for row in claimed)
+        last_key = max((row[1], row[0]) for row in claimed)
         # By id range and batch, not by a list of ids: a primary-key range scan whose plan
         # does not depend on a thousand-element parameter the planner cannot see into.
         rows = connection.execute(
@@ -344,6 +407,7 @@ def claim_batch(
         skipped=len(gone),
         first_id=first_id,
         last_id=last_id,
+        last_key=last_key,
     )
 
 
@@ -725,7 +789,8 @@ class Dispatcher:
         requeued after that wait for the next tick, so a recipient whose server keeps
         saying "try later" costs one attempt per tick, not a busy loop.
         """
-        cursor, swept = 0, False
+        cursor: tuple[datetime, int] | None = None
+        swept = False
         while not self._stopping.is_set():
             claim = claim_batch(
                 self.engine,
@@ -734,14 +799,14 @@ class Dispatcher:
                 limit=self._batch_size,
                 lease=self._lease,
                 now=self.clock(),
-                after_id=cursor,
+                after=cursor,
             )
             if claim is None:
                 if swept:
                     return
-                cursor, swept = 0, True
+                cursor, swept = None, True
                 continue
-            cursor = claim.last_id
+            cursor = claim.last_key
             paused = self.hand_off(send, claim, categories)
             report.add_settled(claim.size)
             if self.on_progress is not None:
@@ -890,6 +955,9 @@ class SendSummary:
     last_error: str
     rate: float  # rows settled per second since the send started
     eta_seconds: float | None
+    # When a worker next has something to do for it: its start, or the next local-time wave.
+    next_action_at: datetime | None = None
+    local_time: str = ""
 
     @property
     def waiting(self) -> int:
@@ -909,6 +977,8 @@ class SendSummary:
             "last_error": self.last_error,
             "rate_per_second": round(self.rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "next_action_at": self.next_action_at.isoformat() if self.next_action_at else None,
+            "local_time": self.local_time,
         }
 
 
@@ -935,6 +1005,16 @@ def summarize_sends(
         )
         for sid, status, count in grouped:
             counts.setdefault(sid, {})[status] = count
+        next_due = dict(
+            session.execute(
+                sa.select(col(Delivery.send_id), sa.func.min(col(Delivery.not_before)))
+                .where(
+                    col(Delivery.send_id).in_([s.id for s, _ in sends]),
+                    col(Delivery.status) == DeliveryStatus.QUEUED,
+                )
+                .group_by(col(Delivery.send_id))
+            ).all()
+        )
     summaries = []
     for send, slug in sends:
         by_state = {
@@ -950,6 +1030,11 @@ def summarize_sends(
         )
         rate = settled / elapsed if elapsed > 0 else 0.0
         eta = waiting / rate if send.status == SendStatus.RUNNING and rate > 0 else None
+        next_action: datetime | None = None
+        if send.status == SendStatus.SCHEDULED:
+            next_action = send.scheduled_at
+        elif send.status == SendStatus.RUNNING and send.id in next_due:
+            next_action = max(next_due[send.id], now)
         summaries.append(
             SendSummary(
                 id=send.id or 0,
@@ -964,6 +1049,8 @@ def summarize_sends(
                 last_error=send.last_error,
                 rate=rate,
                 eta_seconds=eta,
+                next_action_at=next_action,
+                local_time=send.local_time,
             )
         )
     return summaries

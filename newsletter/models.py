@@ -65,6 +65,9 @@ class Send(SQLModel, table=True):
     html: str = Field(sa_type=sa.Text)
     text: str = Field(sa_type=sa.Text)
     planned: int = Field(default=0)
+    # "07:00": each recipient gets it at the next 07:00 in their own timezone after the
+    # send was created, instead of at `scheduled_at`. Empty for an ordinary send.
+    local_time: str = Field(default="", max_length=5)
     # Batches the provider refused or that kept failing since the send last (re)started;
     # at NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES the send pauses itself.
     failed_batches: int = Field(default=0)
@@ -89,8 +92,9 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         # Exactly once: the database, not a worker's memory, refuses a second row.
         sa.UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
-        # Claiming scans one send's queued rows in id order.
-        sa.Index("ix_delivery_send_status_id", "send_id", "status", "id"),
+        # Claiming reads one send's queued rows that are due, in due order: the index holds
+        # exactly that range, so rows for later time zones are never scanned.
+        sa.Index("ix_delivery_send_status_due", "send_id", "status", "not_before", "id"),
     )
 
     # BIGINT on PostgreSQL; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
@@ -102,6 +106,9 @@ class Delivery(SQLModel, table=True):
     send_id: int
     subscriber_id: int
     status: str = Field(default=DeliveryStatus.QUEUED, max_length=16)
+    # Not to be handed off before this moment: the planning time for an ordinary send, the
+    # recipient's own local time for a `--local-time` send.
+    not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The batch that last claimed this row. No foreign key and no index on purpose: every
     # claim rewrites it, and lookups go by (send, status) or by id.
     batch_id: int | None = Field(default=None, sa_type=_BIG_ID)

@@ -1,0 +1,93 @@
+"""`send --local-time 07:00`: each reader gets the brief at 07:00 in their own timezone,
+the next one after the send was created; the worker's clock is driven by the test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.dispatch import Dispatcher, create_send, next_local_time, summarize_sends
+from newsletter.errors import NewsletterError
+from newsletter.transports.sendgrid import SendGridTransport
+from subscribers.roster import add_subscriber
+from subscribers.topics import add_topic
+from tests.workers_support import FIXTURES
+
+READERS = {
+    "aiko@example.com": "Asia/Tokyo",  # UTC+9
+    "lena@example.com": "Europe/Berlin",  # UTC+1 in winter
+    "sam@example.com": "America/New_York",  # UTC-5 in winter
+}
+# Created at 2026-01-15 00:00 UTC: 09:00 in Tokyo (07:00 has passed: tomorrow's), 01:00 in
+# Berlin, 19:00 the day before in New York.
+CREATED = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
+DUE = {
+    "aiko@example.com": datetime(2026, 1, 15, 22, 0, tzinfo=UTC),  # 16 Jan 07:00 JST
+    "lena@example.com": datetime(2026, 1, 15, 6, 0, tzinfo=UTC),  # 15 Jan 07:00 CET
+    "sam@example.com": datetime(2026, 1, 15, 12, 0, tzinfo=UTC),  # 15 Jan 07:00 EST
+}
+
+
+def test_next_local_time_is_tomorrows_when_todays_has_passed():
+    assert next_local_time("07:00", "Asia/Tokyo", after=CREATED) == DUE["aiko@example.com"]
+    assert next_local_time("07:00", "Europe/Berlin", after=CREATED) == DUE["lena@example.com"]
+
+
+def test_next_local_time_keeps_seven_oclock_across_the_spring_change():
+    # New York moves to daylight time at 02:00 on 8 March 2026.
+    before = datetime(2026, 3, 7, 13, 0, tzinfo=UTC)  # 08:00 EST on the 7th
+    assert next_local_time("07:00", "America/New_York", after=before) == datetime(
+        2026, 3, 8, 11, 0, tzinfo=UTC
+    )  # 07:00 EDT, an hour earlier in UTC than the day before
+
+
+def test_a_malformed_local_time_is_refused(engine, settings):
+    with session_scope(engine) as session, pytest.raises(NewsletterError, match="HH:MM"):
+        create_send("1", session=session, settings=settings, local_time="7am")
+
+
+@pytest.fixture
+def local_send(engine, settings):
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        for email, zone in READERS.items():
+            add_subscriber(email, session=session, topics=["energy"], timezone=zone)
+        slug = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
+        ).brief.slug
+        send = create_send(slug, session=session, settings=settings, local_time="07:00")
+        send.created_at = send.scheduled_at = CREATED
+        session.add(send)
+        return send.id
+
+
+def _tick(engine, settings, at: datetime):
+    settings = get_settings(**settings.model_dump())
+    return Dispatcher(
+        engine, settings, SendGridTransport.from_settings(settings), clock=lambda: at
+    ).work_due()
+
+
+def _received(sandbox):
+    return sorted(address for message in sandbox.messages() for address in message.to)
+
+
+def test_each_reader_gets_it_at_seven_in_their_own_timezone(engine, settings, sandbox, local_send):
+    _tick(engine, settings, CREATED)
+    assert _received(sandbox) == []
+    _tick(engine, settings, DUE["lena@example.com"] - timedelta(seconds=1))
+    assert _received(sandbox) == []
+    _tick(engine, settings, DUE["lena@example.com"])
+    assert _received(sandbox) == ["lena@example.com"]
+    _tick(engine, settings, DUE["sam@example.com"])
+    assert _received(sandbox) == ["lena@example.com", "sam@example.com"]
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=local_send, now=DUE["sam@example.com"])
+    assert summary.status == "running" and summary.next_action_at == DUE["aiko@example.com"]
+    report = _tick(engine, settings, DUE["aiko@example.com"])
+    assert _received(sandbox) == sorted(READERS)
+    assert report.finished == [local_send]
