@@ -34,6 +34,21 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class Weekday(StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+    @property
+    def number(self) -> int:
+        """0 for Monday, as `date.weekday()` counts."""
+        return list(Weekday).index(self)
+
+
 class TransportName(StrEnum):
     SENDGRID = "sendgrid"
     SMTP = "smtp"
@@ -72,6 +87,10 @@ class Settings(BaseSettings):
     NEWSLETTER_SECRET_KEY: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     NEWSLETTER_POSTAL_ADDRESS: str = "Example Analysis LLC, 1 Main Street, Springfield"
     NEWSLETTER_TIMEZONE: str = "UTC"
+    # Daily and weekly readers get their digest at this hour of their own timezone; weekly
+    # ones on this day (monday … sunday).
+    NEWSLETTER_DIGEST_HOUR: int = Field(default=7, ge=0, le=23)
+    NEWSLETTER_DIGEST_WEEKDAY: Weekday = Weekday.MONDAY
 
     # SendGrid accepts at most 1000 personalizations per request.
     NEWSLETTER_BATCH_SIZE: int = Field(default=1000, ge=1, le=1000)

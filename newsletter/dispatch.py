@@ -48,12 +48,13 @@ from newsletter.models import (
     DeliveryBatch,
     DeliveryStatus,
     Send,
+    SendKind,
     SendStatus,
 )
 from newsletter.render import GMAIL_CLIP_BYTES, recipient_values, render_brief
 from newsletter.transports import Batch, BatchResult, Outcome, Recipient, Transport
 from subscribers.matching import matching_subscribers
-from subscribers.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.models import Cadence, Subscriber, SubscriberStatus, utcnow
 from subscribers.sql import any_of
 from subscribers.tokens import TokenSigner
 
@@ -162,7 +163,8 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     sharing an offset share one), in due order, so each wave's rows have adjacent ids.
     """
     brief_topic_ids = select(BriefTopic.topic_id).where(BriefTopic.brief_id == send.brief_id)
-    matching = matching_subscribers(brief_topic_ids)
+    # Daily and weekly readers get the brief in their digest (newsletter.digests), not now.
+    matching = matching_subscribers(brief_topic_ids, cadences=[Cadence.IMMEDIATE])
     if not send.local_time:
         waves: list[tuple[datetime, list[str] | None]] = [(now, None)]
     else:
@@ -682,6 +684,8 @@ def send_categories(engine: Engine, send: Send) -> list[str]:
     the provider's own statistics split the same way ours do."""
     with session_scope(engine) as session:
         brief = session.get_one(Brief, send.brief_id)
+        if send.kind == SendKind.DIGEST:
+            return ["digest"]
         return [brief.slug, *(topic.slug for topic in brief_topics(brief, session=session))]
 
 

@@ -51,12 +51,21 @@ class SendStatus(StrEnum):
     CANCELLED = "cancelled"  # stopped for good; rows not yet handed off were cancelled
 
 
+class SendKind(StrEnum):
+    BRIEF = "brief"  # one brief to its immediate readers
+    DIGEST = "digest"  # several briefs in one email, to daily or weekly readers
+
+
 class Send(SQLModel, table=True):
     __tablename__ = "send"
     __table_args__ = (sa.Index("ix_send_status_scheduled_at", "status", "scheduled_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default=SendKind.BRIEF, max_length=16)
+    # A digest's newest brief; the others are in `digest_brief_ids`.
     brief_id: int = Field(foreign_key="brief.id", index=True)
+    # A digest's briefs, comma-separated ids, oldest first.
+    digest_brief_ids: str = Field(default="", max_length=2000)
     status: str = Field(default=SendStatus.SCHEDULED, max_length=16)
     scheduled_at: datetime = Field(sa_type=UTCDateTime)
     # Rendered once when the send is created, with per-recipient tokens left in; every

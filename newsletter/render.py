@@ -182,3 +182,46 @@ def render_brief(brief: Brief, topics: list[Topic], settings: Settings) -> Rende
         html=render_template("email/brief.mjml.j2", context, templates),
         text=render_template("email/brief.txt.j2", context, templates),
     )
+
+
+def _day(value: object) -> str:
+    return f"{value.day} {value:%B %Y}"  # type: ignore[attr-defined]
+
+
+def render_digest(
+    briefs: list[Brief], topics: list[Topic], settings: Settings, *, cadence: str, on: object
+) -> RenderedEmail:
+    """One email holding several briefs (title, takeaways, a link to each web version), for
+    readers who chose a daily or weekly digest. Rendered once per distinct set of briefs."""
+    base = settings.NEWSLETTER_BASE_URL
+    title = f"Your {cadence} briefing: {len(briefs)} brief{'s' if len(briefs) != 1 else ''}"
+    entries = []
+    for brief in briefs:
+        takeaways = [line for line in brief.takeaways.splitlines() if line.strip()]
+        entries.append(
+            {
+                "title": brief.title,
+                "date": _day(brief.date),
+                "web_url": f"{base}/archive/{brief.slug}",
+                "takeaways_html": [markdown_inline_html(item) for item in takeaways],
+                "takeaways_text": [markdown_to_text(item) for item in takeaways],
+            }
+        )
+    context = {
+        "subject": title,
+        "title": title,
+        "date": _day(on),
+        "preheader": " · ".join(brief.title for brief in briefs),
+        "briefs": entries,
+        "topics": [topic.name for topic in topics],
+        "sender": _sender_name(settings.NEWSLETTER_FROM),
+        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
+        "web_url": f"{base}/archive",
+        "tokens": _TOKENS,
+    }
+    templates = settings.NEWSLETTER_TEMPLATES_DIR
+    return RenderedEmail(
+        subject=title,
+        html=render_template("email/digest.mjml.j2", context, templates),
+        text=render_template("email/digest.txt.j2", context, templates),
+    )

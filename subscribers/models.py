@@ -106,6 +106,9 @@ class Subscriber(SQLModel, table=True):
     consent_source: str = Field(default="", max_length=200)
     consent_at: datetime | None = utc_column()
     consent_ip: str = Field(default="", max_length=45)
+    # Daily and weekly readers: when their last digest was made. The next one holds every
+    # brief published after this (or after they subscribed, for the first).
+    last_digest_at: datetime | None = utc_column()
 
 
 class Suppression(SQLModel, table=True):

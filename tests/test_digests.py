@@ -1,0 +1,136 @@
+"""Digests: daily and weekly readers get one email with exactly the briefs on their topics
+published since their last digest, at the digest hour of their own timezone; immediate
+readers get each brief alone; nobody gets a brief both ways. Time is driven by the test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from newsletter.briefs import add_brief, parse_brief
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.digests import create_due_digests, digest_moment
+from newsletter.dispatch import Dispatcher, create_send, start_due_sends
+from newsletter.models import Delivery, Send
+from newsletter.transports.sendgrid import SendGridTransport
+from subscribers.models import Subscriber
+from subscribers.roster import add_subscriber
+from subscribers.topics import add_topic
+
+JOINED = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday, before the 07:00 digests
+MONDAY_7 = datetime(2026, 1, 12, 7, 0, tzinfo=UTC)
+NEXT_MONDAY_7 = datetime(2026, 1, 19, 7, 0, tzinfo=UTC)
+
+
+def _utc(day: int, hour: int) -> datetime:
+    return datetime(2026, 1, day, hour, 0, tzinfo=UTC)
+
+
+def test_the_digest_moment_is_the_last_digest_hour_in_the_readers_own_timezone():
+    # 07:00 in Tokyo on 8 January is 22:00 UTC on the 7th.
+    now = datetime(2026, 1, 7, 23, 0, tzinfo=UTC)
+    assert digest_moment("daily", "Asia/Tokyo", now=now, hour=7, weekday=0) == _utc(7, 22)
+    assert digest_moment("weekly", "UTC", now=MONDAY_7, hour=7, weekday=0) == MONDAY_7
+    assert digest_moment("weekly", "UTC", now=_utc(12, 6), hour=7, weekday=0) == _utc(5, 7)
+
+
+@pytest.fixture
+def newsroom(engine, settings):
+    settings = get_settings(**{**settings.model_dump(), "NEWSLETTER_DIGEST_HOUR": 7})
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        add_topic("food", "Food", session=session)
+        add_subscriber("wes@example.com", session=session, topics=["energy"], cadence="weekly")
+        add_subscriber(
+            "dai@example.com",
+            session=session,
+            topics=["food"],
+            cadence="daily",
+            timezone="Asia/Tokyo",
+        )
+        add_subscriber("ida@example.com", session=session, topics=["all"])
+        for person in session.exec(select(Subscriber)).all():
+            person.created_at = JOINED
+            session.add(person)
+    return engine, settings
+
+
+def _publish(engine, settings, topic: str, at: datetime, title: str) -> int:
+    """A brief on `topic`, sent to its immediate readers at `at`."""
+    text = f"---\ntitle: {title}\ndate: {at:%Y-%m-%d}\n---\n\nWhat happened to {title}.\n"
+    with session_scope(engine) as session:
+        parsed = parse_brief(text, source_name=f"{title}.md")
+        brief = add_brief(parsed, session=session, topics=[topic]).brief
+        create_send(brief.slug, session=session, settings=settings, when=at)
+    start_due_sends(engine, now=at)
+    return brief.id or 0
+
+
+def _ledger(engine, send_id):
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Subscriber.email)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.send_id == send_id)
+        ).all()
+    return sorted(rows)
+
+
+def test_a_weekly_digest_holds_exactly_the_weeks_matching_briefs(newsroom, sandbox):
+    engine, settings = newsroom
+    energy = _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    made = create_due_digests(engine, settings, now=MONDAY_7)
+    later = _publish(engine, settings, "energy", _utc(12, 8), "Pipelines")
+    with session_scope(engine) as session:
+        digests = {s.id: s for s in session.exec(select(Send).where(Send.kind == "digest"))}
+    weekly = [d for d in digests.values() if _ledger(engine, d.id) == ["wes@example.com"]]
+    assert len(weekly) == 1 and weekly[0].id in made
+    assert weekly[0].digest_brief_ids == str(energy)
+    assert "Grid" in weekly[0].html and "Rice" not in weekly[0].html
+    assert weekly[0].subject == "Your weekly briefing: 1 brief"
+
+    next_week = create_due_digests(engine, settings, now=NEXT_MONDAY_7)
+    with session_scope(engine) as session:
+        [following] = [session.get_one(Send, i) for i in next_week]
+    assert following.digest_brief_ids == str(later)
+    assert _ledger(engine, following.id) == ["wes@example.com"]
+
+
+def test_a_daily_digest_comes_at_seven_in_the_readers_timezone(newsroom):
+    engine, settings = newsroom
+    rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    assert create_due_digests(engine, settings, now=_utc(7, 21)) == []  # 06:00 in Tokyo
+    [made] = create_due_digests(engine, settings, now=_utc(7, 22))  # 07:00 in Tokyo
+    with session_scope(engine) as session:
+        assert session.get_one(Send, made).digest_brief_ids == str(rice)
+    assert _ledger(engine, made) == ["dai@example.com"]
+    assert create_due_digests(engine, settings, now=_utc(8, 22)) == []  # nothing new
+
+
+def test_digest_readers_are_left_out_of_the_immediate_send(newsroom):
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    with session_scope(engine) as session:
+        [brief_send] = session.exec(select(Send).where(Send.kind == "brief")).all()
+    assert _ledger(engine, brief_send.id) == ["ida@example.com"]
+
+
+def test_making_digests_twice_for_the_same_moment_makes_them_once(newsroom):
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    assert len(create_due_digests(engine, settings, now=MONDAY_7)) == 1
+    assert create_due_digests(engine, settings, now=MONDAY_7) == []
+
+
+def test_a_digest_goes_out_through_the_ordinary_dispatch(newsroom, sandbox):
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    create_due_digests(engine, settings, now=MONDAY_7)
+    Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
+    digest = [m for m in sandbox.messages() if m.to == ["wes@example.com"]]
+    assert len(digest) == 1 and digest[0].subject == "Your weekly briefing: 1 brief"
+    assert "%%nl:" not in digest[0].html and "wes@example.com" in digest[0].text
