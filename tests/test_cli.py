@@ -178,7 +178,7 @@ def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp
 def test_send_needs_now_or_at(cli):
     result = cli("send", "1")
     assert result.exit_code == 1
-    assert "either --now or --at" in result.stderr
+    assert "say when, once: --now, --at" in result.stderr
 
 
 def test_json_output_is_one_document_and_nothing_else(cli):
