@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlmodel import select
 
-from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.dispatch import (
@@ -27,42 +25,14 @@ from newsletter.models import Delivery
 from newsletter.sandbox import Faults
 from newsletter.transports import Batch
 from newsletter.transports.sendgrid import SendGridTransport
-from subscribers.models import Subscriber, SubscriberTopic, utcnow
-from subscribers.topics import add_topic
+from tests.workers_support import seed_brief
 
 FIXTURES = Path(__file__).parent / "fixtures"
 READERS = 60
 
 
 def _seed(engine, readers=READERS, bad_address_at=None):
-    """`readers` subscribers on one topic and a brief on it; returns the brief's slug.
-
-    `bad_address_at` plants an address SendGrid refuses (a row from before validation).
-    """
-    now = utcnow()
-    with session_scope(engine) as session:
-        topic = add_topic("energy", "Energy", session=session)
-        people = [
-            {
-                "email": f"reader{i}@example.com" if i != bad_address_at else "reader@nodot",
-                "name": f"Reader {i}",
-                "status": "active",
-                "cadence": "immediate",
-                "timezone": "UTC",
-                "all_topics": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i in range(readers)
-        ]
-        session.execute(sa.insert(Subscriber), people)
-        ids = session.scalars(sa.select(Subscriber.id)).all()
-        session.execute(
-            sa.insert(SubscriberTopic), [{"subscriber_id": i, "topic_id": topic.id} for i in ids]
-        )
-        return add_brief(
-            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
-        ).brief.slug
+    return seed_brief(engine, readers, bad_address_at=bad_address_at)
 
 
 def _dispatcher(engine, settings, **changes):

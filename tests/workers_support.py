@@ -22,8 +22,10 @@ from tests.conftest import SANDBOX_KEY
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -> int:
-    """`readers` subscribers on one topic, a brief on it, and a send of it; the send's id."""
+def seed_brief(engine, readers: int, *, bad_address_at: int | None = None) -> str:
+    """`readers` active subscribers on one topic, bulk-inserted, and a brief on that topic;
+    returns the brief's slug. `bad_address_at` plants an address SendGrid refuses (as a row
+    from before validation would be)."""
     now = utcnow()
     with session_scope(engine) as session:
         topic = add_topic("energy", "Energy", session=session)
@@ -31,7 +33,7 @@ def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -
             sa.insert(Subscriber),
             [
                 {
-                    "email": f"reader{i}@example.com",
+                    "email": f"reader{i}@example.com" if i != bad_address_at else "reader@nodot",
                     "name": f"Reader {i}",
                     "status": "active",
                     "cadence": "immediate",
@@ -47,9 +49,15 @@ def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -
         session.execute(
             sa.insert(SubscriberTopic), [{"subscriber_id": i, "topic_id": topic.id} for i in ids]
         )
-        slug = add_brief(
+        return add_brief(
             parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
         ).brief.slug
+
+
+def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -> int:
+    """`seed_brief`, then a send of it; the send's id."""
+    slug = seed_brief(engine, readers)
+    with session_scope(engine) as session:
         return create_send(slug, session=session, settings=settings, when=when).id
 
 
