@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.errors import BriefError, ConflictError, NotFoundError
 from newsletter.models import Brief, BriefTopic
@@ -403,6 +404,14 @@ def add_brief(
     existing = session.exec(select(Brief).where(Brief.slug == parsed.slug)).first()
     if existing is not None:
         if existing.content_hash == parsed.content_hash:
+            if topics is not None:  # staff confirming (or changing) the topics
+                session.execute(
+                    sa.delete(BriefTopic).where(col(BriefTopic.brief_id) == existing.id)
+                )
+                session.add_all(
+                    BriefTopic(brief_id=existing.id, topic_id=topic.id) for topic in chosen
+                )
+                session.flush()
             return AddedBrief(existing, brief_topics(existing, session=session), created=False)
         raise ConflictError(
             f"{parsed.source_name}: a different brief already has slug {parsed.slug!r} "

@@ -388,13 +388,23 @@ def briefs_add(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a brief file; prints its id and slug."""
-    _, engine = settings_and_engine()
+    """Add a brief file; prints its id and slug, and suggests topics when it names none."""
+    from newsletter.render import GMAIL_CLIP_BYTES, render_brief
+    from subscribers.topics import suggest_topics
+
+    settings, engine = settings_and_engine()
     parsed = parse_brief_file(file)
     with session_scope(engine) as session:
         added = add_brief(parsed, session=session, topics=split_list(topics))
-    brief = added.brief
+        brief = added.brief
+        suggestions = (
+            []
+            if added.topics
+            else suggest_topics(f"{brief.title}\n{brief.takeaways}\n{brief.body}", session=session)
+        )
+        html_bytes = render_brief(brief, added.topics, settings).html_bytes
     slugs = [t.slug for t in added.topics]
+    over = html_bytes - GMAIL_CLIP_BYTES
     if as_json:
         print_json(
             {
@@ -404,17 +414,55 @@ def briefs_add(
                 "date": brief.date.isoformat(),
                 "topics": slugs,
                 "created": added.created,
+                "suggested_topics": [
+                    {"slug": s.topic.slug, "matched": s.matched} for s in suggestions
+                ],
+                "html_bytes": html_bytes,
             }
         )
         return
-    verb = "added" if added.created else "already added, unchanged"
+    verb = "added" if added.created else "already added"
     out.print(f"{brief.id} {brief.slug}", highlight=False)
     err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
-    if not slugs:
+    if over > 0:
+        err.print(
+            f"[yellow]warning:[/yellow] the email's HTML is {html_bytes:,} bytes, {over:,} over "
+            f"Gmail's {GMAIL_CLIP_BYTES:,}-byte clipping limit; `send` will refuse it until it "
+            "is shorter",
+            highlight=False,
+        )
+    if suggestions:
+        err.print(
+            "suggested topics, from the words that matched: "
+            + "; ".join(s.describe() for s in suggestions),
+            highlight=False,
+        )
+        err.print(
+            f"confirm with: newsletter briefs add {file} --topics "
+            + ",".join(s.topic.slug for s in suggestions),
+            highlight=False,
+        )
+    elif not slugs:
         err.print(
             "[yellow]warning:[/yellow] no topics, so a send would reach no one; "
             "add it again with --topics a,b"
         )
+
+
+@briefs_app.command("test-send")
+@user_errors
+def briefs_test_send(
+    brief: str,
+    to: Annotated[str, typer.Option("--to", help="Where the test copy goes.")],
+    name: Annotated[str, typer.Option(help="The name the copy greets.")] = "Test Reader",
+) -> None:
+    """Send one copy, marked [TEST], through the configured transport; no ledger, no send."""
+    from newsletter.testsend import send_test_copy
+
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        result = send_test_copy(brief, to, session=session, settings=settings, name=name)
+    err.print(f"test copy to {to}: {result}", highlight=False)
 
 
 @briefs_app.command("list")
@@ -456,13 +504,16 @@ def briefs_preview(
         "var/preview"
     ),
 ) -> None:
-    """Write the email's HTML and text, as a sample reader would get them."""
+    """Write the email's HTML and text as a sample reader gets them, its web version, and
+    screenshots at 375 and 640 px wide."""
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
         found = get_brief(brief, session=session)
-        paths = write_preview(found, brief_topics(found, session=session), settings, out_dir)
-    for path in paths:
+        preview = write_preview(found, brief_topics(found, session=session), settings, out_dir)
+    for path in preview.files:
         out.print(str(path), highlight=False)
+    for warning in preview.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 # --- sending -------------------------------------------------------------------------------

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # is marked failed after this many claims, instead of being tried forever.
     NEWSLETTER_MAX_ATTEMPTS: int = Field(default=10, ge=1)
 
+    # Headless Chromium for preview screenshots; found on PATH when empty.
+    NEWSLETTER_CHROMIUM: str = ""
+
     NEWSLETTER_TEMPLATES_DIR: Path = Field(default_factory=lambda: _data_dir("templates"))
     NEWSLETTER_MIGRATIONS_DIR: Path = Field(default_factory=lambda: _data_dir("migrations"))
     NEWSLETTER_EXAMPLES_DIR: Path = Field(default_factory=lambda: _data_dir("examples"))

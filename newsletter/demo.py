@@ -72,7 +72,10 @@ def run_demo(workdir: Path, console: Console) -> None:
                 added = add_brief(
                     parse_brief_file(path), session=session, topics=DEMO_TOPICS.get(path.name)
                 )
-                previews += write_preview(added.brief, added.topics, settings, workdir / "preview")
+                preview = write_preview(added.brief, added.topics, settings, workdir / "preview")
+                previews += preview.files
+                for warning in preview.warnings:
+                    console.print(f"[yellow]warning:[/yellow] {warning}")
                 send_ids.append(
                     create_send(added.brief.slug, session=session, settings=settings).id
                 )

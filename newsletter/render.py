@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import mjml
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from mdit_py_plugins.footnote import footnote_plugin
 
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
@@ -27,6 +29,8 @@ from newsletter.models import Brief
 from subscribers.models import Topic
 
 RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+# Only in the double opt-in email (issue 7's subscribe flow fills it).
+CONFIRM_FIELD = "confirm_url"
 PARTS = ("html", "text")
 _TOKEN = re.compile(r"%%nl:([a-z_]+):(html|text)%%")
 
@@ -51,7 +55,12 @@ class RenderedEmail:
 
 
 def recipient_values(
-    *, name: str, email: str, unsubscribe_url: str, preferences_url: str
+    *,
+    name: str,
+    email: str,
+    unsubscribe_url: str,
+    preferences_url: str,
+    confirm_url: str | None = None,
 ) -> dict[str, str]:
     """Token → value for one recipient, escaped for each part."""
     raw = {
@@ -60,6 +69,8 @@ def recipient_values(
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
     }
+    if confirm_url is not None:
+        raw[CONFIRM_FIELD] = confirm_url
     values = {token(key, "text"): value for key, value in raw.items()}
     values.update(
         {token(key, "html"): html.escape(value, quote=True) for key, value in raw.items()}
@@ -95,7 +106,20 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
 def _markdown() -> MarkdownIt:
     # Raw HTML in a brief is shown as text: it would bypass the template's escaping and
     # could break the MJML around it.
-    return MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+    # Footnotes ([^1]) from mdit-py-plugins: analysts cite sources. In an email the
+    # reference is a plain [1] rather than an in-page link, which Gmail and Outlook break.
+    md = (
+        MarkdownIt("commonmark", {"html": False, "typographer": False})
+        .enable("table")
+        .use(footnote_plugin)
+    )
+    md.add_render_rule("footnote_ref", _footnote_ref)
+    md.add_render_rule("footnote_anchor", lambda *_: "")
+    return md
+
+
+def _footnote_ref(_renderer: object, tokens: list[Any], index: int, *_: object) -> str:
+    return f'<sup class="footnote-ref">[{tokens[index].meta["id"] + 1}]</sup>'
 
 
 def markdown_to_html(text: str) -> Markup:
@@ -120,7 +144,10 @@ def markdown_to_text(text: str) -> str:
 
 # Tokens as the templates see them: `{{ tokens.html.name }}`. Our own fixed ASCII text.
 _TOKENS = {
-    part: {name: Markup(token(name, part)) for name in RECIPIENT_FIELDS}  # noqa: S704
+    part: {
+        name: Markup(token(name, part))  # noqa: S704
+        for name in (*RECIPIENT_FIELDS, CONFIRM_FIELD)
+    }
     for part in PARTS
 }
 
@@ -149,6 +176,7 @@ def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict
         "sender": _sender_name(settings.NEWSLETTER_FROM),
         "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
         "web_url": f"{settings.NEWSLETTER_BASE_URL}/archive/{brief.slug}",
+        "archive_url": f"{settings.NEWSLETTER_BASE_URL}/archive",
         "tokens": _TOKENS,
     }
 
@@ -225,3 +253,56 @@ def render_digest(
         html=render_template("email/digest.mjml.j2", context, templates),
         text=render_template("email/digest.txt.j2", context, templates),
     )
+
+
+def _mail_context(settings: Settings, title: str, topics: list[Topic]) -> dict[str, object]:
+    return {
+        "subject": title,
+        "title": title,
+        "preheader": "",
+        "topics": [topic.name for topic in topics],
+        "sender": _sender_name(settings.NEWSLETTER_FROM),
+        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
+        "web_url": f"{settings.NEWSLETTER_BASE_URL}/archive",
+        "tokens": _TOKENS,
+    }
+
+
+def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmail:
+    """The double opt-in email: one button, `%%nl:confirm_url:…%%` filled per recipient."""
+    title = f"Please confirm your subscription to {_sender_name(settings.NEWSLETTER_FROM)}"
+    context = _mail_context(settings, title, topics)
+    context["preheader"] = "One click, and the briefs start arriving."
+    templates = settings.NEWSLETTER_TEMPLATES_DIR
+    return RenderedEmail(
+        subject=title,
+        html=render_template("email/confirmation.mjml.j2", context, templates),
+        text=render_template("email/confirmation.txt.j2", context, templates),
+    )
+
+
+CADENCE_SENTENCES = {
+    "immediate": "Each brief will arrive as soon as it is published.",
+    "daily": "You will get one digest a day, at breakfast time where you are.",
+    "weekly": "You will get one digest a week, on Monday morning where you are.",
+}
+
+
+def render_welcome(topics: list[Topic], cadence: str, settings: Settings) -> RenderedEmail:
+    """Sent once a subscription is confirmed: what they will get, and how to change it."""
+    title = f"Welcome to {_sender_name(settings.NEWSLETTER_FROM)}"
+    context = _mail_context(settings, title, topics)
+    context["cadence_sentence"] = CADENCE_SENTENCES.get(cadence, "")
+    templates = settings.NEWSLETTER_TEMPLATES_DIR
+    return RenderedEmail(
+        subject=title,
+        html=render_template("email/welcome.mjml.j2", context, templates),
+        text=render_template("email/welcome.txt.j2", context, templates),
+    )
+
+
+def render_web(brief: Brief, topics: list[Topic], settings: Settings) -> str:
+    """The brief as a web page (the archive's "view in browser" version): same content,
+    no per-reader links, no tracking."""
+    context = brief_context(brief, topics, settings)
+    return render_template("web/brief.html.j2", context, settings.NEWSLETTER_TEMPLATES_DIR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -112,3 +113,35 @@ def resolve_topics(slugs: Iterable[str], *, session: Session) -> list[Topic]:
         known = [topic.slug for topic in list_topics(session=session)]
         raise UnknownTopicError(missing, known)
     return found
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    topic: Topic
+    matched: dict[str, int]  # keyword → times it occurs
+
+    @property
+    def score(self) -> int:
+        return sum(self.matched.values())
+
+    def describe(self) -> str:
+        words = ", ".join(
+            f"{word} ×{count}" if count > 1 else word for word, count in self.matched.items()
+        )
+        return f"{self.topic.slug} ({words})"
+
+
+def suggest_topics(text: str, *, session: Session) -> list[Suggestion]:
+    """Topics whose keywords occur in `text`, most matches first, saying which words
+    matched. Whole words (or phrases) only, case-insensitive: "lng" does not match "long"."""
+    lowered = text.lower()
+    suggestions = []
+    for topic in list_topics(session=session):
+        matched: dict[str, int] = {}
+        for keyword in (k for k in topic.keywords.split(",") if k):
+            count = len(re.findall(rf"(?<!\w){re.escape(keyword)}(?!\w)", lowered))
+            if count:
+                matched[keyword] = count
+        if matched:
+            suggestions.append(Suggestion(topic, matched))
+    return sorted(suggestions, key=lambda s: (-s.score, s.topic.slug))
