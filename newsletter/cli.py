@@ -780,6 +780,21 @@ def worker(
 
 @app.command()
 @user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Subscriber pages (unsubscribe) and the SendGrid webhook at POST /webhooks/sendgrid."""
+    import uvicorn
+
+    from newsletter.web.app import create_app
+
+    settings, _ = settings_and_engine()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+@user_errors
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
     api_key: Annotated[

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     SENDGRID_API_HOST: str = "https://api.sendgrid.com"
     # The sendgrid client waits forever by default; a hung connection would hold a batch.
     SENDGRID_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    # The Event Webhook's verification key (base64 DER, as SendGrid's settings page shows it).
     SENDGRID_WEBHOOK_PUBLIC_KEY: str = ""
+    # Soft bounces in a row before an address counts as bounced (a hard bounce: at once).
+    NEWSLETTER_SOFT_BOUNCE_LIMIT: int = Field(default=3, ge=1)
     # An unsubscribe group (Advanced Suppression Manager) to attach to every message.
     SENDGRID_ASM_GROUP_ID: int | None = None
     # SendGrid validates the request but delivers nothing: a dry run against the real API.

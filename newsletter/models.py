@@ -157,3 +157,29 @@ class DeliveryBatch(SQLModel, table=True):
     finished_at: datetime | None = utc_column()
     outcome: str = Field(default="", max_length=16)
     error: str = Field(default="", sa_type=sa.Text)
+
+
+class ProviderEventRecord(SQLModel, table=True):
+    """Every provider event we accepted, once: the de-duplication ledger for webhooks.
+
+    SendGrid redelivers events, sometimes under a new `sg_event_id`, so an event is a
+    duplicate if either its id or its fallback key (what happened, to which delivery or
+    address, when) was seen before.
+    """
+
+    __tablename__ = "provider_event"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "event_id", name="uq_provider_event_id"),
+        sa.UniqueConstraint("provider", "fallback_key", name="uq_provider_event_fallback"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    provider: str = Field(max_length=32)
+    event_id: str = Field(max_length=100)
+    fallback_key: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    email: str = Field(default="", max_length=320)
+    delivery_id: int | None = Field(default=None, sa_type=_BIG_ID, index=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    detail: str = Field(default="", sa_type=sa.Text)

@@ -14,6 +14,7 @@ read and accepted — the case where the sender cannot know whether the mail wen
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import re
@@ -454,6 +455,50 @@ class _Server(ThreadingHTTPServer):
         self.verbose = verbose
 
 
+class EventSigner:
+    """Signs Event Webhook posts as SendGrid does: ECDSA P-256 over timestamp + body. Its
+    public key, base64 DER, is what SENDGRID_WEBHOOK_PUBLIC_KEY takes."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def public_key(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
+        der = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode("ascii")
+
+    def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        signature = self._key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json",
+        }
+
+
+def event_for(message: Accepted, event: str, **extra: Any) -> dict[str, Any]:
+    """One Event Webhook item about an accepted message, as SendGrid words it."""
+    return {
+        "email": message.to[0],
+        "timestamp": int(time.time()),
+        "event": event,
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": f"{message.message_id}.filter0001",
+        **message.custom_args,
+        **extra,
+    }
+
+
 class Sandbox:
     """The sandbox server; `with Sandbox(api_key) as sandbox:` runs it on a free port."""
 
@@ -468,6 +513,7 @@ class Sandbox:
         faults: Faults | None = None,
     ) -> None:
         self.state = SandboxState(api_key, keep_messages=keep_messages, faults=faults)
+        self.events = EventSigner()
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None
 
@@ -478,6 +524,21 @@ class Sandbox:
 
     def messages(self) -> list[Accepted]:
         return self.state.messages()
+
+    def post_events(self, url: str, events: list[dict[str, Any]]) -> int:
+        """POST a signed Event Webhook batch to `url`, as SendGrid would; the HTTP status."""
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps(events).encode()
+        request = urllib.request.Request(  # noqa: S310 - a URL the caller chose, local
+            url, data=body, headers=self.events.headers(body), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
 
     def start(self) -> Sandbox:
         self._thread = threading.Thread(

@@ -203,6 +203,15 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
     would otherwise cost more than the database does."""
     if not rows:
         return
+    # The driver's path skips SQLAlchemy's column defaults: supply the plain ones, so a
+    # column added later with a default does not break the import.
+    defaults = {
+        column.name: column.default.arg
+        for column in table.columns
+        if column.name not in rows[0] and column.default is not None and column.default.is_scalar  # type: ignore[attr-defined]
+    }
+    if defaults:
+        rows = [{**defaults, **row} for row in rows]
     columns = list(rows[0])
     raw = session.connection().connection.driver_connection
     names = ", ".join(columns)

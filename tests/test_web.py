@@ -1,0 +1,221 @@
+"""The web side through real HTTP (uvicorn on 127.0.0.1): one-click unsubscribe per RFC 8058,
+the unsubscribe page, and SendGrid's signed Event Webhook posted by the sandbox."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.dispatch import LINK_TOKEN_PURPOSE, Dispatcher, create_send
+from newsletter.models import Delivery
+from newsletter.sandbox import EventSigner, Faults, event_for
+from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.web.app import create_app
+from subscribers.models import Subscriber
+from subscribers.roster import add_subscriber, get_subscriber
+from subscribers.tokens import TokenSigner
+from subscribers.topics import add_topic
+from tests.workers_support import seed_brief
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    settings = get_settings(
+        **{**settings.model_dump(), "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key}
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=_free_port(), log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the web app did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{server.config.port}", settings
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _call(url, *, data: dict[str, str] | None = None, raw: bytes | None = None, headers=None):
+    body = raw if raw is not None else (urllib.parse.urlencode(data).encode() if data else None)
+    request = urllib.request.Request(  # noqa: S310 - the local test server
+        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def _token(settings, subscriber_id: int) -> str:
+    return TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()).sign(
+        LINK_TOKEN_PURPOSE, subscriber_id
+    )
+
+
+@pytest.fixture
+def ann(engine):
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        return add_subscriber("ann@example.com", session=session, topics=["energy"]).id
+
+
+def _status(engine, email="ann@example.com"):
+    with session_scope(engine) as session:
+        person = get_subscriber(email, session=session)
+        return person.status, person.status_changed_by
+
+
+def test_one_click_unsubscribe_needs_no_page_and_no_confirmation(web, engine, ann):
+    url, settings = web
+    status, body, _ = _call(
+        f"{url}/unsubscribe/{_token(settings, ann)}", data={"List-Unsubscribe": "One-Click"}
+    )
+    assert (status, body) == (200, "Unsubscribed.")
+    assert _status(engine) == ("unsubscribed", "subscriber")
+
+
+def test_the_unsubscribe_page_asks_first_and_links_to_preferences(web, engine, ann):
+    url, settings = web
+    token = _token(settings, ann)
+    status, page, headers = _call(f"{url}/unsubscribe/{token}")
+    assert status == 200 and "Unsubscribe ann@example.com?" in page
+    assert f'href="/preferences/{token}"' in page
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert _status(engine)[0] == "active"  # looking is not unsubscribing
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    status, page, _ = _call(f"{url}/unsubscribe/{token}", data={"csrf": csrf})
+    assert status == 200 and "You are unsubscribed" in page
+    assert _status(engine)[0] == "unsubscribed"
+
+
+def test_a_tampered_token_changes_nothing_and_gets_a_polite_page(web, engine, ann):
+    url, settings = web
+    token = _token(settings, ann)
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    status, page, _ = _call(f"{url}/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"})
+    assert status == 400 and "This link does not work" in page and "Traceback" not in page
+    assert _status(engine)[0] == "active"
+
+
+def test_a_form_post_without_its_csrf_token_changes_nothing(web, engine, ann):
+    url, settings = web
+    status, _, _ = _call(f"{url}/unsubscribe/{_token(settings, ann)}", data={"csrf": "x"})
+    assert status == 400 and _status(engine)[0] == "active"
+
+
+def _post(sandbox, url, events, signer=None, timestamp=None):
+    body = json.dumps(events).encode()
+    headers = (signer or sandbox.events).headers(body, timestamp)
+    return _call(f"{url}/webhooks/sendgrid", raw=body, headers=headers)
+
+
+def _dispatch_with_drops(engine, settings, sandbox, readers=6):
+    slug = seed_brief(engine, readers)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings).id
+    sandbox.state.set_faults(Faults(rate_drop=1.0))
+    Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
+    sandbox.state.set_faults(Faults())
+    return send_id
+
+
+def _ledger(engine, send_id):
+    with session_scope(engine) as session:
+        return [d.status for d in session.exec(select(Delivery).where(Delivery.send_id == send_id))]
+
+
+def test_delivered_events_settle_unknown_deliveries(web, engine, sandbox):
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox)
+    assert set(_ledger(engine, send_id)) == {"unknown"}
+    events = [event_for(m, "delivered") for m in sandbox.messages()]
+    status, body, _ = _post(sandbox, url, events)
+    assert status == 200 and body == "applied 6, duplicates 0"
+    assert set(_ledger(engine, send_id)) == {"sent"}
+
+
+def test_a_forged_signature_changes_nothing(web, engine, sandbox):
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox)
+    events = [event_for(m, "delivered") for m in sandbox.messages()]
+    status, body, _ = _post(sandbox, url, events, signer=EventSigner())
+    assert status == 403 and "bad signature" in body
+    assert set(_ledger(engine, send_id)) == {"unknown"}
+
+
+def test_a_stale_timestamp_is_refused(web, engine, sandbox):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    events = [event_for(m, "spamreport") for m in sandbox.messages()]
+    status, body, _ = _post(sandbox, url, events, timestamp=int(time.time()) - 3600)
+    assert status == 403 and "stale timestamp" in body
+
+
+def test_replayed_and_redelivered_events_are_applied_once(web, engine, sandbox):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    events = [event_for(m, "delivered") for m in sandbox.messages()]
+    assert _post(sandbox, url, events)[1] == "applied 2, duplicates 0"
+    assert _post(sandbox, url, events)[1] == "applied 0, duplicates 2"
+    # SendGrid may redeliver the same event under a new sg_event_id.
+    renamed = [{**event, "sg_event_id": event["sg_event_id"] + "x"} for event in events]
+    assert _post(sandbox, url, renamed)[1] == "applied 0, duplicates 2"
+
+
+def test_spam_reports_bounces_and_unsubscribes_change_the_subscriber(web, engine, sandbox):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=4)
+    by_address = {m.to[0]: m for m in sandbox.messages()}
+    events = [
+        event_for(by_address["reader0@example.com"], "spamreport"),
+        event_for(
+            by_address["reader1@example.com"], "bounce", type="bounce", reason="550 no such user"
+        ),
+        event_for(by_address["reader2@example.com"], "unsubscribe"),
+        event_for(by_address["reader3@example.com"], "dropped", reason="Invalid"),
+    ]
+    assert _post(sandbox, url, events)[0] == 200
+    with session_scope(engine) as session:
+        people = {s.email: s for s in session.exec(select(Subscriber))}
+        dropped = session.exec(
+            select(Delivery).where(Delivery.subscriber_id == people["reader3@example.com"].id)
+        ).one()
+    assert people["reader0@example.com"].status == "complained"
+    assert people["reader0@example.com"].status_changed_by == "sendgrid:spamreport"
+    assert people["reader1@example.com"].status == "bounced"
+    assert people["reader2@example.com"].status == "unsubscribed"
+    assert dropped.status == "failed" and dropped.error == "dropped by sendgrid: Invalid"
+
+
+def test_soft_bounces_count_up_to_the_limit(web, engine, sandbox):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    for attempt in range(3):
+        event = event_for(message, "bounce", type="blocked", reason="451 try later")
+        event["timestamp"] += attempt  # three distinct bounces, not one redelivered
+        _post(sandbox, url, [event])
+        expected = "bounced" if attempt == 2 else "active"
+        assert _status(engine, "reader0@example.com")[0] == expected
