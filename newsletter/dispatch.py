@@ -942,6 +942,25 @@ def resolve_unknown(send_id: int, action: ResolveAction, *, session: Session, no
     return changed
 
 
+def published_briefs(*, session: Session) -> list[Brief]:
+    """Briefs whose send has started, newest first: what the public archive shows. Drafts
+    and briefs only scheduled are not published."""
+    first_start = sa.func.min(col(Send.started_at)).label("published_at")
+    published = (
+        sa.select(col(Send.brief_id), first_start)
+        .where(col(Send.kind) == SendKind.BRIEF, col(Send.started_at).is_not(None))
+        .group_by(col(Send.brief_id))
+        .subquery()
+    )
+    return list(
+        session.exec(
+            select(Brief)
+            .join(published, published.c.brief_id == col(Brief.id))
+            .order_by(col(Brief.date).desc(), published.c.published_at.desc())
+        )
+    )
+
+
 # --- reporting -----------------------------------------------------------------------------
 
 

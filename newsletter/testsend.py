@@ -11,9 +11,8 @@ from sqlmodel import Session
 
 from newsletter.briefs import brief_topics, get_brief
 from newsletter.config import Settings
-from newsletter.errors import NewsletterError
-from newsletter.render import recipient_values, render_brief
-from newsletter.transports import Batch, Outcome, Recipient, make_transport
+from newsletter.render import render_brief
+from newsletter.transactional import send_one
 from subscribers.roster import normalize_email
 
 
@@ -21,36 +20,14 @@ def send_test_copy(
     reference: str, to: str, *, session: Session, settings: Settings, name: str = "Test Reader"
 ) -> str:
     """Send it; returns the transport's outcome in words, or raises with its error."""
-    address = normalize_email(to)
     brief = get_brief(reference, session=session)
     rendered = render_brief(brief, brief_topics(brief, session=session), settings)
-    base = settings.NEWSLETTER_BASE_URL
-    recipient = Recipient(
-        delivery_id=0,
-        email=address,
+    return send_one(
+        rendered,
+        settings=settings,
+        email=normalize_email(to),
         name=name,
-        values=recipient_values(
-            name=name,
-            email=address,
-            unsubscribe_url=f"{base}/unsubscribe/test",
-            preferences_url=f"{base}/preferences/test",
-        ),
-        headers={},
-    )
-    batch = Batch(
-        send_id=0,
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        recipients=[recipient],
+        link_token="test",  # noqa: S106 - a placeholder path, not a secret
         categories=[brief.slug],
         test=True,
-    )
-    transport = make_transport(settings)
-    result = transport.send_batch(batch)
-    outcome = result.exceptions.get(0, result)
-    if outcome.outcome is not Outcome.SENT:
-        raise NewsletterError(f"the test copy was not sent ({outcome.outcome}): {outcome.error}")
-    return f"sent through {transport.name}" + (
-        f" (message id {result.message_id})" if result.message_id else ""
     )

@@ -46,6 +46,7 @@ def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
 class SubscriberStatus(StrEnum):
     PENDING = "pending"  # asked to subscribe, has not confirmed yet
     ACTIVE = "active"  # receives what they follow
+    PAUSED = "paused"  # asked for a break from their preference page; receives nothing
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"  # the address does not take mail
     COMPLAINED = "complained"  # marked a message as spam

@@ -232,6 +232,11 @@ def list_subscribers(
     ]
 
 
+def followed_topics(person: Subscriber, *, session: Session) -> list[str]:
+    """The slugs this subscriber follows, or ["all"]."""
+    return _followed([person], session)[0]
+
+
 def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]]:
     from subscribers.models import Topic
 
@@ -247,3 +252,93 @@ def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]
         for subscriber_id, slug in rows:
             by_subscriber.setdefault(subscriber_id, []).append(slug)
     return [[ALL_TOPICS] if s.all_topics else by_subscriber.get(s.id or 0, []) for s in subscribers]
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    """What the subscribe form did. The page says the same whatever it is, so the form
+    cannot be used to learn who subscribes."""
+
+    subscriber: Subscriber | None
+    needs_confirmation: bool  # send (again) the confirmation email
+
+
+def sign_up(
+    email: str,
+    *,
+    session: Session,
+    name: str,
+    topics: Iterable[str],
+    cadence: str,
+    timezone: str,
+    ip: str,
+) -> SignupOutcome:
+    """The subscribe form: a new (or formerly unsubscribed) address becomes pending until it
+    confirms. An active one is left alone; a bounced, complained or forgotten one is never
+    mailed, not even to confirm."""
+    address = normalize_email(email)
+    if is_suppressed(address, session=session):
+        return SignupOutcome(None, needs_confirmation=False)
+    slugs = [slug.strip().lower() for slug in topics if slug.strip()] or [ALL_TOPICS]
+    existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    if existing is None:
+        person = add_subscriber(
+            address,
+            session=session,
+            name=name,
+            topics=slugs,
+            cadence=cadence,
+            timezone=timezone,
+            status=SubscriberStatus.PENDING,
+            source="form",
+            ip=ip,
+        )
+        return SignupOutcome(person, needs_confirmation=True)
+    if existing.status in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
+        set_status(existing, SubscriberStatus.PENDING, by="subscriber", session=session)
+        return SignupOutcome(existing, needs_confirmation=True)
+    return SignupOutcome(existing, needs_confirmation=False)
+
+
+def confirm(subscriber_id: int, *, session: Session, ip: str) -> Subscriber | None:
+    """The confirmation link was followed: pending becomes active, with the consent record
+    of this click. None if there is no such pending subscriber."""
+    person = session.get(Subscriber, subscriber_id)
+    if person is None or person.status not in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE):
+        return None
+    if person.status == SubscriberStatus.PENDING:
+        person.consent_source, person.consent_at, person.consent_ip = "form", utcnow(), ip
+        set_status(person, SubscriberStatus.ACTIVE, by="subscriber", session=session)
+    return person
+
+
+def update_preferences(
+    person: Subscriber,
+    *,
+    session: Session,
+    topics: Iterable[str],
+    cadence: str,
+    timezone: str,
+    paused: bool,
+) -> Subscriber:
+    """The preference centre's form, applied: topics ('all' or slugs), cadence, timezone,
+    and a pause that stops all mail until lifted."""
+    slugs = [slug.strip().lower() for slug in topics if slug.strip()]
+    all_topics = ALL_TOPICS in slugs
+    chosen = [] if all_topics else resolve_topics(slugs, session=session)
+    if not all_topics and not chosen:
+        raise InvalidSubscriberError("topics", "", "choose at least one topic, or all of them")
+    person.cadence = check_cadence(cadence)
+    person.timezone = check_timezone(timezone)
+    person.all_topics = all_topics
+    person.updated_at = utcnow()
+    session.execute(
+        sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
+    )
+    session.add_all(SubscriberTopic(subscriber_id=person.id, topic_id=t.id) for t in chosen)
+    wanted = SubscriberStatus.PAUSED if paused else SubscriberStatus.ACTIVE
+    if person.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+        set_status(person, wanted, by="subscriber", session=session)
+    session.add(person)
+    session.flush()
+    return person

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from sqlalchemy.engine import Engine, make_url
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.sandbox import Sandbox
+from newsletter.web.app import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SANDBOX_KEY = "SG.test-sandbox-key"
@@ -114,3 +119,34 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
         NEWSLETTER_ENV="development",
         NEWSLETTER_MAX_RETRIES=1,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    port = _free_port()
+    settings = get_settings(
+        **{
+            **settings.model_dump(),
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+            # Links in emails point at this server, so a test (or a browser) can follow them.
+            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
+        }
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the web app did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", settings
+    server.should_exit = True
+    thread.join(timeout=10)

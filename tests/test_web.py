@@ -4,56 +4,24 @@ the unsubscribe page, and SendGrid's signed Event Webhook posted by the sandbox.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
-import uvicorn
 from sqlmodel import select
 
-from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.dispatch import LINK_TOKEN_PURPOSE, Dispatcher, create_send
 from newsletter.models import Delivery
 from newsletter.sandbox import EventSigner, Faults, event_for
 from newsletter.transports.sendgrid import SendGridTransport
-from newsletter.web.app import create_app
 from subscribers.models import Subscriber
 from subscribers.roster import add_subscriber, get_subscriber
 from subscribers.tokens import TokenSigner
 from subscribers.topics import add_topic
 from tests.workers_support import seed_brief
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def web(settings, sandbox):
-    settings = get_settings(
-        **{**settings.model_dump(), "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key}
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=_free_port(), log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web app did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{server.config.port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def _call(url, *, data: dict[str, str] | None = None, raw: bytes | None = None, headers=None):
@@ -219,3 +187,117 @@ def test_soft_bounces_count_up_to_the_limit(web, engine, sandbox):
         _post(sandbox, url, [event])
         expected = "bounced" if attempt == 2 else "active"
         assert _status(engine, "reader0@example.com")[0] == expected
+
+
+def _form_csrf(page: str) -> str:
+    return page.split('name="csrf" value="')[1].split('"')[0]
+
+
+def _subscribe(url, **fields):
+    _, page, _ = _call(f"{url}/subscribe")
+    return _call(f"{url}/subscribe", data={"csrf": _form_csrf(page), **fields})
+
+
+def _link(message, path: str) -> str:
+    return next(word for word in message.text.split() if f"/{path}/" in word)
+
+
+def test_subscribing_sends_a_confirmation_and_the_link_activates(web, engine, sandbox, ann):
+    url, _ = web
+    status, page, _ = _subscribe(url, email="Zoe@Example.com", name="Zoë", topics="energy")
+    assert status == 200 and "Check your email" in page
+    assert _status(engine, "zoe@example.com")[0] == "pending"
+    [confirmation] = sandbox.messages()
+    assert confirmation.to == ["zoe@example.com"] and "confirmation" in confirmation.categories
+    status, page, _ = _call(_link(confirmation, "confirm"))
+    assert status == 200 and "You are subscribed" in page
+    assert _status(engine, "zoe@example.com") == ("active", "subscriber")
+    welcome = sandbox.messages()[-1]
+    assert welcome.subject.startswith("Welcome to") and "Dear Zoë" in welcome.text
+
+
+def test_the_form_never_tells_whether_an_address_is_subscribed(web, engine, sandbox, ann):
+    url, _ = web
+    _, for_existing, _ = _subscribe(url, email="ann@example.com", topics="energy")
+    _, for_new, _ = _subscribe(url, email="new@example.com", topics="energy")
+    assert for_existing == for_new
+    assert [m.to for m in sandbox.messages()] == [["new@example.com"]]
+
+
+def test_the_honeypot_stops_a_simple_bot_quietly(web, engine, sandbox, ann):
+    url, _ = web
+    status, page, _ = _subscribe(url, email="bot@example.com", topics="energy", website="x")
+    assert status == 200 and "Check your email" in page
+    assert sandbox.messages() == []
+    with session_scope(engine) as session:
+        assert (
+            session.exec(select(Subscriber).where(Subscriber.email == "bot@example.com")).first()
+            is None
+        )
+
+
+def test_repeated_submissions_are_rate_limited(web, ann):
+    url, _ = web
+    codes = [_subscribe(url, email="r@example.com", topics="energy")[0] for _ in range(6)]
+    assert codes[:5] == [200] * 5 and codes[5] == 429
+
+
+def test_a_forged_confirmation_link_changes_nothing(web, engine, sandbox, ann):
+    url, _ = web
+    _subscribe(url, email="zoe@example.com", topics="energy")
+    link = _link(sandbox.messages()[0], "confirm")
+    status, page, _ = _call(link[:-3] + "xyz")
+    assert status == 400 and "This link does not work" in page
+    assert _status(engine, "zoe@example.com")[0] == "pending"
+
+
+def test_the_preference_centre_changes_topics_cadence_and_pauses(web, engine, ann):
+    url, settings = web
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+    token = _token(settings, ann)
+    _, page, _ = _call(f"{url}/preferences/{token}")
+    status, page, _ = _call(
+        f"{url}/preferences/{token}",
+        data={
+            "csrf": _form_csrf(page),
+            "topics": "food",
+            "cadence": "weekly",
+            "timezone": "Asia/Tokyo",
+            "paused": "yes",
+            "action": "save",
+        },
+    )
+    assert status == 200 and "Saved." in page
+    with session_scope(engine) as session:
+        person = get_subscriber("ann@example.com", session=session)
+        assert (person.cadence, person.timezone, person.status) == (
+            "weekly",
+            "Asia/Tokyo",
+            "paused",
+        )
+
+
+def test_a_name_full_of_html_is_escaped_on_the_page(web, engine):
+    url, settings = web
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        person = add_subscriber(
+            "kim@example.com", session=session, name='<b>Kim & "Lee"</b>', topics=["energy"]
+        )
+    _, page, _ = _call(f"{url}/preferences/{_token(settings, person.id)}")
+    assert "&lt;b&gt;Kim &amp; &#34;Lee&#34;&lt;/b&gt;" in page and "<b>Kim" not in page
+
+
+def test_the_archive_shows_sent_briefs_and_never_drafts(web, engine, settings, sandbox):
+    url, web_settings = web
+    slug = seed_brief(engine, 2)
+    status, _, _ = _call(f"{url}/archive/{slug}")
+    assert status == 404  # a draft
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=web_settings)
+    Dispatcher(engine, web_settings, SendGridTransport.from_settings(web_settings)).work_due()
+    status, page, _ = _call(f"{url}/archive")
+    assert status == 200 and f'href="/archive/{slug}"' in page
+    status, page, _ = _call(f"{url}/archive/{slug}")
+    assert status == 200 and "<h1>Port congestion returns" in page
