@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -19,9 +20,9 @@ from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.dispatch import LINK_TOKEN_PURPOSE
 from newsletter.errors import NewsletterError
-from newsletter.render import render_confirmation, render_welcome
+from newsletter.render import RenderedEmail, render_confirmation, render_welcome
 from newsletter.transactional import send_one
-from subscribers.models import Subscriber, SubscriberTopic, Topic
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, Topic
 from subscribers.roster import confirm, sign_up
 from subscribers.tokens import TokenSigner
 
@@ -96,18 +97,15 @@ def start_signup(
         rendered = render_confirmation(chosen, settings)
         address, who = person.email, person.name
         link_token = signer.sign(LINK_TOKEN_PURPOSE, person.id or 0)
-    try:
-        send_one(
-            rendered,
-            settings=settings,
-            email=address,
-            name=who,
-            link_token=link_token,
-            confirm_url=confirm_url,
-            categories=["confirmation"],
-        )
-    except NewsletterError as exc:  # the page must not reveal it; staff see it in the log
-        log.error("confirmation email to subscriber %s not sent: %s", person.id, exc)
+    _send_quietly(
+        rendered,
+        "confirmation",
+        settings=settings,
+        email=address,
+        name=who,
+        link_token=link_token,
+        confirm_url=confirm_url,
+    )
 
 
 def finish_signup(engine: Engine, settings: Settings, token: str, *, ip: str) -> bool:
@@ -117,24 +115,29 @@ def finish_signup(engine: Engine, settings: Settings, token: str, *, ip: str) ->
     if subscriber_id is None:
         return False
     with session_scope(engine) as session:
-        was_pending = (
-            person := session.get(Subscriber, subscriber_id)
-        ) is not None and person.status == "pending"
+        before = session.get(Subscriber, subscriber_id)
+        was_pending = before is not None and before.status == SubscriberStatus.PENDING
         person = confirm(subscriber_id, session=session, ip=ip)
         if person is None:
             return False
         rendered = render_welcome(_topics_of(person, session), person.cadence, settings)
         address, who = person.email, person.name
-    if was_pending:
-        try:
-            send_one(
-                rendered,
-                settings=settings,
-                email=address,
-                name=who,
-                link_token=signer.sign(LINK_TOKEN_PURPOSE, subscriber_id),
-                categories=["welcome"],
-            )
-        except NewsletterError as exc:
-            log.error("welcome email to subscriber %s not sent: %s", subscriber_id, exc)
+    if was_pending:  # a second click on the link does not send a second welcome
+        _send_quietly(
+            rendered,
+            "welcome",
+            settings=settings,
+            email=address,
+            name=who,
+            link_token=signer.sign(LINK_TOKEN_PURPOSE, subscriber_id),
+        )
     return True
+
+
+def _send_quietly(rendered: RenderedEmail, what: str, **details: Any) -> None:
+    """Send one transactional email; a failure is logged for staff, never shown on the page
+    (it would tell a stranger something about the address)."""
+    try:
+        send_one(rendered, categories=[what], **details)
+    except NewsletterError as exc:
+        log.error("%s email to %s not sent: %s", what, details.get("email"), exc)

@@ -23,9 +23,10 @@ import uvicorn
 from sqlalchemy.engine import Engine, make_url
 
 from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine, migrate
+from newsletter.db import make_engine, migrate, session_scope
 from newsletter.sandbox import Sandbox
 from newsletter.web.app import create_app
+from subscribers.topics import add_topic
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SANDBOX_KEY = "SG.test-sandbox-key"
@@ -150,3 +151,12 @@ def web(settings, sandbox):
     yield f"http://127.0.0.1:{port}", settings
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def topics(engine: Engine) -> Engine:
+    """Three topics (japan, energy, food) in the test's database; returns its engine."""
+    with session_scope(engine) as session:
+        for slug in ("japan", "energy", "food"):
+            add_topic(slug, slug.title(), session=session)
+    return engine

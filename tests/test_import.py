@@ -15,17 +15,8 @@ from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
 from subscribers.models import Subscriber, SubscriberTopic, Topic
 from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
-from subscribers.topics import add_topic
 
 HEADER = "email,name,topics,cadence,timezone\n"
-
-
-@pytest.fixture
-def topics(engine):
-    with session_scope(engine) as session:
-        for slug in ("japan", "energy", "food"):
-            add_topic(slug, slug.title(), session=session)
-    return engine
 
 
 def _file(tmp_path, text, *, encoding="utf-8", name="list.csv"):

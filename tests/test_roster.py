@@ -20,7 +20,7 @@ from subscribers.roster import (
     suppression_hash,
     unsubscribe,
 )
-from subscribers.topics import add_topic, merge_topics, rename_topic
+from subscribers.topics import merge_topics, rename_topic
 
 ADDRESSES = [
     "Plain@Example.com",
@@ -53,14 +53,6 @@ def test_the_fast_path_gives_exactly_email_validators_answer(address):
     except InvalidSubscriberError:
         ours = None
     assert ours == (expected.lower() if expected else None)
-
-
-@pytest.fixture
-def topics(engine):
-    with session_scope(engine) as session:
-        for slug in ("japan", "energy", "food"):
-            add_topic(slug, slug.title(), session=session)
-    return engine
 
 
 def test_an_unsubscribe_records_who_and_when(topics):
