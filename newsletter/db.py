@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from newsletter.errors import NewsletterError
+from subscribers.sql import is_postgresql  # noqa: F401 - re-exported for newsletter/
 
 
 def make_engine(url: str) -> Engine:
@@ -86,10 +87,6 @@ def single_worker_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def is_postgresql(engine: Engine | sa.Connection) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 @contextmanager

@@ -140,11 +140,12 @@ def _make_digests(
             )
         ).all()
     )
+    in_order = sorted(published.items(), key=lambda item: (item[1], item[0]))
     by_set: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for subscriber_id, _, _, all_topics in readers:
         chosen = tuple(
             brief_id
-            for brief_id, at in sorted(published.items(), key=lambda item: (item[1], item[0]))
+            for brief_id, at in in_order
             if since[subscriber_id] < at <= moment
             and (all_topics or topics_of_brief[brief_id] & follows[subscriber_id])
             and (subscriber_id, brief_id) not in already

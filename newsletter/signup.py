@@ -30,7 +30,7 @@ log = logging.getLogger("newsletter.signup")
 CONFIRM_PURPOSE = "confirm-subscription"
 
 
-class RateLimiter:
+class AttemptLimiter:
     """At most `limit` attempts per key in `window` seconds (in this process)."""
 
     def __init__(self, limit: int = 5, window: float = 600.0) -> None:

@@ -31,10 +31,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 READERS = 60
 
 
-def _seed(engine, readers=READERS, bad_address_at=None):
-    return seed_brief(engine, readers, bad_address_at=bad_address_at)
-
-
 def _dispatcher(engine, settings, **changes):
     settings = get_settings(
         **{
@@ -70,7 +66,7 @@ def _delivered_ids(sandbox):
 
 
 def test_429s_5xx_and_slow_answers_still_deliver_everyone_exactly_once(engine, settings, sandbox):
-    slug = _seed(engine)
+    slug = seed_brief(engine, READERS)
     send_id = _send(engine, settings, slug)
     sandbox.state.set_faults(
         Faults(
@@ -91,7 +87,7 @@ def test_429s_5xx_and_slow_answers_still_deliver_everyone_exactly_once(engine, s
 
 
 def test_a_400_fails_only_the_batch_that_caused_it(engine, settings, sandbox):
-    slug = _seed(engine, bad_address_at=7)  # in the second batch of five
+    slug = seed_brief(engine, READERS, bad_address_at=7)  # in the second batch of five
     send_id = _send(engine, settings, slug)
     _dispatcher(engine, settings).work_due()
     assert _statuses(engine, send_id) == {"sent": READERS - 5, "failed": 5}
@@ -104,7 +100,7 @@ def test_a_400_fails_only_the_batch_that_caused_it(engine, settings, sandbox):
 
 
 def test_a_dropped_answer_leaves_its_batch_unknown_and_never_resends_it(engine, settings, sandbox):
-    slug = _seed(engine)
+    slug = seed_brief(engine, READERS)
     send_id = _send(engine, settings, slug)
     sandbox.state.set_faults(Faults(rate_drop=0.3, seed=3))
     report = _dispatcher(engine, settings).work_due()
@@ -122,7 +118,7 @@ def test_a_dropped_answer_leaves_its_batch_unknown_and_never_resends_it(engine, 
 def test_a_send_pauses_itself_after_the_configured_number_of_failed_batches(
     engine, settings, sandbox
 ):
-    slug = _seed(engine)
+    slug = seed_brief(engine, READERS)
     send_id = _send(engine, settings, slug)
     sandbox.state.set_faults(Faults(rate_500=1.0))
     report = _dispatcher(
@@ -143,7 +139,7 @@ def test_a_send_pauses_itself_after_the_configured_number_of_failed_batches(
 
 
 def test_messages_carry_the_brief_and_its_topics_as_categories(engine, settings, sandbox):
-    slug = _seed(engine, readers=3)
+    slug = seed_brief(engine, 3)
     _send(engine, settings, slug)
     _dispatcher(engine, settings).work_due()
     assert {tuple(m.categories) for m in sandbox.messages()} == {(slug, "energy")}

@@ -30,7 +30,7 @@ from newsletter.db import make_engine, session_scope
 from newsletter.dispatch import LINK_TOKEN_PURPOSE, published_briefs
 from newsletter.events import apply_events
 from newsletter.render import render_web
-from newsletter.signup import RateLimiter, finish_signup, start_signup
+from newsletter.signup import AttemptLimiter, finish_signup, start_signup
 from newsletter.transports import sendgrid_events
 from subscribers.errors import SubscriberError
 from subscribers.models import Subscriber, SubscriberStatus, Topic, utcnow
@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
             return PlainTextResponse("Unsubscribed.")
         return page("unsubscribe.html", token=token, email=person.email, done=True, csrf="")
 
-    limiter = RateLimiter()
+    limiter = AttemptLimiter()
     form_signer = TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value() + ":forms")
 
     def all_topics() -> list[Topic]:
