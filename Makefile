@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,preview]"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the whole pipeline on the bundled examples, through the local SendGrid sandbox
@@ -20,6 +20,7 @@ test: $(STAMP)  ## SQLite always; PostgreSQL too when TEST_DATABASE_URL is set
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)  ## figures and ratios measured side by side in one run
 	$(PY) -m bench.run

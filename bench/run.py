@@ -40,10 +40,13 @@ import sqlalchemy as sa
 from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
-from newsletter.dispatch import Dispatcher, Target, create_send, start_due_sends
+from newsletter.providers.base import Batch
+from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.render import fill, recipient_values, render_brief
-from newsletter.transports import Batch
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.ledger import Target
+from newsletter.sending.plan import start_due_sends
 from subscribers.importer import ImportReport, import_subscribers
 from subscribers.models import Topic, utcnow
 from subscribers.topics import add_topic

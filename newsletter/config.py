@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -148,6 +149,10 @@ class Settings(BaseSettings):
         return self
 
 
-def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (tests, the demo)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+def get_settings(*, env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+    """Settings from the environment and `env_file`, with explicit overrides (the demo).
+
+    Tests pass `env_file=None` and start from a scrubbed environment, so a developer's
+    shell or `.env` never decides what a test sees.
+    """
+    return Settings(_env_file=env_file, **overrides)

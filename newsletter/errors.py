@@ -1,16 +1,54 @@
-"""One exception root; the CLI turns any of these into one clear line and a non-zero exit.
+"""The project's one error tree. Every surface (CLI, web, worker) catches the root and
+shows its message; nothing else is caught as "the user's fault".
 
-Each subclass carries what a user needs to act: the file and line, the field, or the
-provider's own words.
+    NewsletterError                 something a person can fix (root; subscribers/errors.py)
+    ├── SubscriberError             a subscriber or topic field, an unknown topic …
+    │   ├── UnknownTopicError
+    │   ├── InvalidSubscriberError  names the field and the value
+    │   ├── SubscriberNotFoundError
+    │   ├── TopicExistsError
+    │   └── CsvFileError            a subscriber file that cannot be read at all
+    ├── BriefError                  a brief file: names the file and line
+    ├── TemplateError               a template (or a brief inside it) that does not render
+    ├── NotFoundError               a brief or send named that does not exist
+    ├── ConflictError               the request contradicts what the database holds
+    ├── ConfigurationError          a setting, database or migration state to fix first
+    ├── WebhookRejectedError        a provider post that is not from the provider, or not now
+    └── ChromiumMissingError        no headless Chromium for screenshots
+
+The root lives in `subscribers/errors.py` because `subscribers/` may not import this
+package. `hint` carries the next step for a person at a terminal ("see `newsletter sends
+list`"); the CLI prints it after the message, web pages leave it out.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from subscribers.errors import (
+    InvalidSubscriberError,
+    NewsletterError,
+    SubscriberError,
+    SubscriberNotFoundError,
+    TopicExistsError,
+    UnknownTopicError,
+)
 
-class NewsletterError(Exception):
-    """Something the user can fix; `str()` is the message to show them."""
+__all__ = [
+    "BriefError",
+    "ChromiumMissingError",
+    "ConfigurationError",
+    "ConflictError",
+    "InvalidSubscriberError",
+    "NewsletterError",
+    "NotFoundError",
+    "SubscriberError",
+    "SubscriberNotFoundError",
+    "TemplateError",
+    "TopicExistsError",
+    "UnknownTopicError",
+    "WebhookRejectedError",
+]
 
 
 class BriefError(NewsletterError):
@@ -34,8 +72,20 @@ class TemplateError(NewsletterError):
 
 
 class NotFoundError(NewsletterError):
-    """A brief, send, topic or subscriber named on the command line does not exist."""
+    """A brief or send named by a person does not exist."""
 
 
 class ConflictError(NewsletterError):
     """The request contradicts what the database already holds."""
+
+
+class ConfigurationError(NewsletterError):
+    """A setting, the database or its migrations must be fixed before anything runs."""
+
+
+class WebhookRejectedError(NewsletterError):
+    """Not from the provider, or not now: nothing in it is applied."""
+
+
+class ChromiumMissingError(NewsletterError):
+    """No headless Chromium to take screenshots with."""

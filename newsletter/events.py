@@ -1,91 +1,57 @@
-"""Provider events, one internal type, applied to the ledger and the list.
+"""Provider events, in our own vocabulary, applied to the ledger and the list.
 
-Each provider's webhook is verified and normalized into `ProviderEvent` by its own module
-(`transports/sendgrid_events.py`); only then does anything act on it, here:
+Each provider's webhook verifies and maps its events into `ProviderEvent` first
+(`providers/sendgrid/webhook.py`); only then does anything act on them, here:
 
-* processed / delivered → the delivery is sent (an `unknown` one is settled as sent);
-* bounce: hard → the address is bounced at once; soft → counted, bounced at
+* accepted / delivered → the delivery is sent (an `unknown` one is settled as sent);
+* bounced: hard → the address is bounced at once; soft → counted, bounced at
   NEWSLETTER_SOFT_BOUNCE_LIMIT; the delivery failed;
 * dropped → the delivery failed, with the provider's reason;
-* spamreport → the subscriber complained: never mailed again;
-* unsubscribe / group_unsubscribe → unsubscribed;
-* deferred, open, click → recorded only.
+* complained → the reader is never mailed again;
+* unsubscribed → unsubscribed;
+* deferred, opened, clicked, unknown → recorded only.
 
-Every event is recorded once (`ProviderEventRecord`); a duplicate changes nothing.
+Every event is recorded once (`ProviderEventRecord`, with the provider's payload); a
+duplicate changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from newsletter.db import is_postgresql
-from newsletter.models import Delivery, DeliveryStatus, ProviderEventRecord
+from newsletter.db import dialect_insert
+from newsletter.models import DeliveryStatus, ProviderEventRecord
+from newsletter.providers.events import EventType, ProviderEvent
+from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.roster import set_status
-
-
-class EventKind(StrEnum):
-    PROCESSED = "processed"
-    DELIVERED = "delivered"
-    DEFERRED = "deferred"
-    BOUNCE = "bounce"
-    DROPPED = "dropped"
-    SPAMREPORT = "spamreport"
-    UNSUBSCRIBE = "unsubscribe"
-    GROUP_UNSUBSCRIBE = "group_unsubscribe"
-    OPEN = "open"
-    CLICK = "click"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class ProviderEvent:
-    provider: str
-    kind: EventKind
-    event_id: str
-    email: str
-    occurred_at: datetime
-    delivery_id: int | None = None
-    message_id: str = ""
-    hard_bounce: bool = False
-    reason: str = ""
-
-    @property
-    def fallback_key(self) -> str:
-        """What happened, to whom, when: equal for a redelivery under a new event id."""
-        who = str(self.delivery_id) if self.delivery_id is not None else self.email
-        text = f"{self.kind}|{who}|{self.occurred_at.isoformat()}|{self.message_id}"
-        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
 class EventReport:
     applied: int = 0
     duplicates: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+    by_type: dict[str, int] = field(default_factory=dict)
 
 
 def _record(session: Session, event: ProviderEvent) -> bool:
     """Insert the event's record; False if it was seen before (by id or fallback key)."""
-    insert = postgresql.insert if is_postgresql(session.connection()) else sqlite.insert
     statement = (
-        insert(ProviderEventRecord)
+        dialect_insert(session, ProviderEventRecord)
         .values(
             provider=event.provider,
             event_id=event.event_id or event.fallback_key,
             fallback_key=event.fallback_key,
-            kind=event.kind.value,
+            kind=event.type.value,
             email=event.email,
             delivery_id=event.delivery_id,
             occurred_at=event.occurred_at,
             detail=event.reason,
+            raw=json.dumps(event.raw, ensure_ascii=False, sort_keys=True),
         )
         .on_conflict_do_nothing()
         .returning(col(ProviderEventRecord.id))
@@ -102,16 +68,16 @@ def apply_events(
             report.duplicates += 1
             continue
         report.applied += 1
-        report.by_kind[event.kind] = report.by_kind.get(event.kind, 0) + 1
+        report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
         _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
     return report
 
 
 def _subscriber(event: ProviderEvent, session: Session) -> Subscriber | None:
     if event.delivery_id is not None:
-        delivery = session.get(Delivery, event.delivery_id)
-        if delivery is not None:
-            return session.get(Subscriber, delivery.subscriber_id)
+        subscriber_id = ledger.subscriber_of(session, event.delivery_id)
+        if subscriber_id is not None:
+            return session.get(Subscriber, subscriber_id)
     if event.email:
         return session.execute(
             sa.select(Subscriber).where(col(Subscriber.email) == event.email.lower())
@@ -120,34 +86,28 @@ def _subscriber(event: ProviderEvent, session: Session) -> Subscriber | None:
 
 
 def _settle(event: ProviderEvent, status: DeliveryStatus, error: str, session: Session) -> None:
-    if event.delivery_id is None:
-        return
-    settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.SENT]
-    if status is DeliveryStatus.SENT:
-        settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN]
-    session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == event.delivery_id, col(Delivery.status).in_(settled_from))
-        .values(status=status, error=error, updated_at=event.occurred_at)
-    )
+    if event.delivery_id is not None:
+        ledger.settle_by_event(session, event.delivery_id, status, error, at=event.occurred_at)
 
 
 def _apply(event: ProviderEvent, *, session: Session, soft_bounce_limit: int) -> None:
-    kind = event.kind
-    by = f"{event.provider}:{kind.value}"
-    if kind in (EventKind.PROCESSED, EventKind.DELIVERED):
+    kind = event.type
+    by = f"{event.provider}:{event.provider_type}"
+    if kind in (EventType.ACCEPTED, EventType.DELIVERED):
         _settle(event, DeliveryStatus.SENT, "", session)
-        if kind is EventKind.DELIVERED and (person := _subscriber(event, session)):
+        if kind is EventType.DELIVERED and (person := _subscriber(event, session)):
             person.soft_bounces = 0
             session.add(person)
         return
-    if kind is EventKind.DROPPED:
+    if kind is EventType.DROPPED:
         _settle(
             event, DeliveryStatus.FAILED, f"dropped by {event.provider}: {event.reason}", session
         )
         return
+    if kind not in (EventType.BOUNCED, EventType.COMPLAINED, EventType.UNSUBSCRIBED):
+        return
     person = _subscriber(event, session)
-    if kind is EventKind.BOUNCE:
+    if kind is EventType.BOUNCED:
         label = "hard" if event.hard_bounce else "soft"
         _settle(event, DeliveryStatus.FAILED, f"{label} bounce: {event.reason}", session)
         if person is None:
@@ -160,10 +120,7 @@ def _apply(event: ProviderEvent, *, session: Session, soft_bounce_limit: int) ->
         return
     if person is None:
         return
-    if kind is EventKind.SPAMREPORT:
+    if kind is EventType.COMPLAINED:
         set_status(person, SubscriberStatus.COMPLAINED, by=by, session=session)
-    elif (
-        kind in (EventKind.UNSUBSCRIBE, EventKind.GROUP_UNSUBSCRIBE)
-        and person.status != SubscriberStatus.COMPLAINED
-    ):
+    elif person.status != SubscriberStatus.COMPLAINED:
         set_status(person, SubscriberStatus.UNSUBSCRIBED, by=by, session=session)

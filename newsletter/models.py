@@ -96,6 +96,17 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"  # the send was cancelled before this row was handed off
 
 
+# Rows a worker may still hand off, and rows whose story is told.
+OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED)
+SETTLED_STATES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.CANCELLED,
+)
+
+
 class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
@@ -177,9 +188,51 @@ class ProviderEventRecord(SQLModel, table=True):
     provider: str = Field(max_length=32)
     event_id: str = Field(max_length=100)
     fallback_key: str = Field(max_length=64)
+    # Ours (newsletter.providers.events.EventType), not the provider's word: that is in `raw`.
     kind: str = Field(max_length=32)
     email: str = Field(default="", max_length=320)
     delivery_id: int | None = Field(default=None, sa_type=_BIG_ID, index=True)
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     detail: str = Field(default="", sa_type=sa.Text)
+    # The provider's own payload for this event, as JSON, as it came.
+    raw: str = Field(default="", sa_type=sa.Text)
+
+
+class MailKind(StrEnum):
+    CONFIRMATION = "confirmation"  # the double opt-in email: one button, no list headers
+    WELCOME = "welcome"  # sent once a subscription is confirmed
+
+
+class MailStatus(StrEnum):
+    QUEUED = "queued"
+    CLAIMED = "claimed"  # a worker took it; the request has not begun
+    SENDING = "sending"  # the request may be on the wire
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the worker died mid-request: never resent blindly
+    SKIPPED = "skipped"  # no longer due (the reader confirmed, left, or was forgotten)
+
+
+class TransactionalMail(SQLModel, table=True):
+    """One email to one reader outside any send (confirmation, welcome), queued by a web
+    request and sent by a worker: no page ever waits on a provider.
+
+    It is rendered when sent, from the reader's row as it is then, so a reader who
+    confirmed or left meanwhile is not sent a stale message (`skipped`).
+    """
+
+    __tablename__ = "transactional_mail"
+    __table_args__ = (sa.Index("ix_transactional_mail_status_due", "status", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    kind: str = Field(max_length=16)
+    subscriber_id: int = Field(index=True)
+    status: str = Field(default=MailStatus.QUEUED, max_length=16)
+    attempts: int = Field(default=0)
+    not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_expires_at: datetime | None = utc_column()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = utc_column()
+    message_id: str = Field(default="", max_length=200)
+    error: str = Field(default="", sa_type=sa.Text)

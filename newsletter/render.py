@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +53,17 @@ class RenderedEmail:
     @property
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
+
+    def clipping(self) -> str:
+        """Why Gmail would clip this email, or "" if it fits: `briefs add` warns with it,
+        `send` refuses with it."""
+        over = self.html_bytes - GMAIL_CLIP_BYTES
+        if over <= 0:
+            return ""
+        return (
+            f"the email's HTML is {self.html_bytes:,} bytes, {over:,} over Gmail's "
+            f"{GMAIL_CLIP_BYTES:,}-byte clipping limit"
+        )
 
 
 def recipient_values(
@@ -163,7 +175,7 @@ def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict
     return {
         "subject": brief.title,
         "title": brief.title,
-        "date": f"{brief.date.day} {brief.date:%B %Y}",
+        "date": _day(brief.date),
         "preheader": preheader,
         "takeaways_html": [markdown_inline_html(item) for item in takeaways],
         "takeaways_text": [markdown_to_text(item) for item in takeaways],
@@ -212,12 +224,12 @@ def render_brief(brief: Brief, topics: list[Topic], settings: Settings) -> Rende
     )
 
 
-def _day(value: object) -> str:
-    return f"{value.day} {value:%B %Y}"  # type: ignore[attr-defined]
+def _day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
 
 
 def render_digest(
-    briefs: list[Brief], topics: list[Topic], settings: Settings, *, cadence: str, on: object
+    briefs: list[Brief], topics: list[Topic], settings: Settings, *, cadence: str, on: date
 ) -> RenderedEmail:
     """One email holding several briefs (title, takeaways, a link to each web version), for
     readers who chose a daily or weekly digest. Rendered once per distinct set of briefs."""

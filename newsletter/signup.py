@@ -1,71 +1,21 @@
-"""Double opt-in: the subscribe form, the confirmation email, the confirm link, the welcome.
-
-Plain functions the web handlers call (and tests call directly). The confirm link carries a
-token signed for a different purpose than the unsubscribe/preferences links, so one cannot
-stand in for the other.
-"""
+"""Double opt-in: the subscribe form, the confirm link. Plain functions the web handlers
+call (and tests call directly); the emails they call for are queued for the worker
+(`sending/transactional.py`) in the same transaction, never sent from here."""
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections import deque
-from typing import Any
-
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
-from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.dispatch import LINK_TOKEN_PURPOSE
-from newsletter.errors import NewsletterError
-from newsletter.render import RenderedEmail, render_confirmation, render_welcome
-from newsletter.transactional import send_one
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, Topic
+from newsletter.links import Links
+from newsletter.models import MailKind
+from newsletter.sending.transactional import queue_mail
+from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
 from subscribers.roster import confirm, sign_up
-from subscribers.tokens import TokenSigner
-
-log = logging.getLogger("newsletter.signup")
-CONFIRM_PURPOSE = "confirm-subscription"
-
-
-class AttemptLimiter:
-    """At most `limit` attempts per key in `window` seconds (in this process)."""
-
-    def __init__(self, limit: int = 5, window: float = 600.0) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and now - hits[0] > self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            return True
-
-
-def _topics_of(person: Subscriber, session: Session) -> list[Topic]:
-    if person.all_topics:
-        return []
-    return list(
-        session.exec(
-            select(Topic)
-            .join(SubscriberTopic, col(SubscriberTopic.topic_id) == col(Topic.id))
-            .where(col(SubscriberTopic.subscriber_id) == person.id)
-            .order_by(Topic.name)
-        )
-    )
 
 
 def start_signup(
     engine: Engine,
-    settings: Settings,
     *,
     email: str,
     name: str,
@@ -74,9 +24,8 @@ def start_signup(
     timezone: str,
     ip: str,
 ) -> None:
-    """Record the wish and send the confirmation email if one is due. Raises only for input
-    the person can fix (an invalid address, an unknown topic)."""
-    signer = TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value())
+    """Record the wish and queue the confirmation email if one is due. Raises only for
+    input the person can fix (an invalid address, an unknown topic)."""
     with session_scope(engine) as session:
         outcome = sign_up(
             email,
@@ -87,31 +36,13 @@ def start_signup(
             timezone=timezone,
             ip=ip,
         )
-        person = outcome.subscriber
-        if person is None or not outcome.needs_confirmation:
-            return
-        chosen = _topics_of(person, session)
-        confirm_url = (
-            f"{settings.NEWSLETTER_BASE_URL}/confirm/{signer.sign(CONFIRM_PURPOSE, person.id or 0)}"
-        )
-        rendered = render_confirmation(chosen, settings)
-        address, who = person.email, person.name
-        link_token = signer.sign(LINK_TOKEN_PURPOSE, person.id or 0)
-    _send_quietly(
-        rendered,
-        "confirmation",
-        settings=settings,
-        email=address,
-        name=who,
-        link_token=link_token,
-        confirm_url=confirm_url,
-    )
+        if outcome.subscriber is not None and outcome.needs_confirmation:
+            queue_mail(session, MailKind.CONFIRMATION, id_of(outcome.subscriber), now=utcnow())
 
 
-def finish_signup(engine: Engine, settings: Settings, token: str, *, ip: str) -> bool:
-    """The confirm link: activate and send the welcome email. False for a bad link."""
-    signer = TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value())
-    subscriber_id = signer.verify(CONFIRM_PURPOSE, token)
+def finish_signup(engine: Engine, links: Links, token: str, *, ip: str) -> bool:
+    """The confirm link: activate, and queue the welcome email. False for a bad link."""
+    subscriber_id = links.confirmed_subscriber(token)
     if subscriber_id is None:
         return False
     with session_scope(engine) as session:
@@ -120,24 +51,6 @@ def finish_signup(engine: Engine, settings: Settings, token: str, *, ip: str) ->
         person = confirm(subscriber_id, session=session, ip=ip)
         if person is None:
             return False
-        rendered = render_welcome(_topics_of(person, session), person.cadence, settings)
-        address, who = person.email, person.name
-    if was_pending:  # a second click on the link does not send a second welcome
-        _send_quietly(
-            rendered,
-            "welcome",
-            settings=settings,
-            email=address,
-            name=who,
-            link_token=signer.sign(LINK_TOKEN_PURPOSE, subscriber_id),
-        )
+        if was_pending:  # a second click on the link does not send a second welcome
+            queue_mail(session, MailKind.WELCOME, subscriber_id, now=utcnow())
     return True
-
-
-def _send_quietly(rendered: RenderedEmail, what: str, **details: Any) -> None:
-    """Send one transactional email; a failure is logged for staff, never shown on the page
-    (it would tell a stranger something about the address)."""
-    try:
-        send_one(rendered, categories=[what], **details)
-    except NewsletterError as exc:
-        log.error("%s email to %s not sent: %s", what, details.get("email"), exc)

@@ -1,19 +1,37 @@
-"""Errors of the subscriber side; each message says what to fix."""
+"""Errors of the subscriber side, and the root of the project's whole error tree.
+
+The root, `NewsletterError`, lives here because `subscribers/` is the lowest layer: it may
+not import `newsletter/`, and `newsletter/` builds on it. `newsletter/errors.py` re-exports
+it and documents the whole tree. Every message says what is wrong in words a person can act
+on; `hint` holds what to do next where that depends on the surface (the CLI prints it; a
+web page does not).
+"""
 
 from __future__ import annotations
 
 
-class SubscriberError(Exception):
-    """Root of what `subscribers` raises for bad input; `str()` is the message to show."""
+class NewsletterError(Exception):
+    """Something a person can fix; `str()` is the message to show them."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class SubscriberError(NewsletterError):
+    """Bad input about a subscriber or a topic."""
 
 
 class UnknownTopicError(SubscriberError):
     def __init__(self, unknown: list[str], known: list[str]) -> None:
         self.unknown = unknown
         self.known = known
-        listed = ", ".join(known) if known else "none yet: add one with `newsletter topics add`"
+        listed = ", ".join(known) if known else "none yet"
         names = ", ".join(repr(slug) for slug in unknown)
-        super().__init__(f"unknown topic {names} (known topics: {listed})")
+        super().__init__(
+            f"unknown topic {names} (known topics: {listed})",
+            hint="" if known else "add one with `newsletter topics add`",
+        )
 
 
 class InvalidSubscriberError(SubscriberError):
@@ -22,12 +40,13 @@ class InvalidSubscriberError(SubscriberError):
     def __init__(self, field: str, value: str, reason: str) -> None:
         self.field = field
         self.value = value
+        self.reason = reason
         super().__init__(f"{field} {value!r}: {reason}")
 
 
 class SubscriberNotFoundError(SubscriberError):
-    pass
+    """No subscriber with that address."""
 
 
 class TopicExistsError(SubscriberError):
-    pass
+    """A topic slug that is already taken."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.schema import default_is_scalar
 from sqlmodel import Session, col, select
 
 from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, SubscriberCsv, unneutralize
@@ -32,6 +33,8 @@ from subscribers.models import (
     SubscriberTopic,
     Suppression,
     Topic,
+    id_of,
+    table_of,
     utcnow,
 )
 from subscribers.roster import (
@@ -155,7 +158,7 @@ class _Rows:
     """Turns cells into Candidates; knows the topics, the defaults and the file's name."""
 
     def __init__(self, session: Session, *, default_timezone: str, default_status: str) -> None:
-        self.topics = {t.slug: t.id for t in session.exec(select(Topic))}
+        self.topics = {t.slug: id_of(t) for t in session.exec(select(Topic))}
         self.default_timezone = default_timezone
         self.default_status = default_status
 
@@ -208,19 +211,19 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
     defaults = {
         column.name: column.default.arg
         for column in table.columns
-        if column.name not in rows[0] and column.default is not None and column.default.is_scalar  # type: ignore[attr-defined]
+        if column.name not in rows[0]
+        and column.default is not None
+        and default_is_scalar(column.default)
     }
     if defaults:
         rows = [{**defaults, **row} for row in rows]
     columns = list(rows[0])
-    raw = session.connection().connection.driver_connection
+    raw: Any = session.connection().connection.driver_connection
     names = ", ".join(columns)
     if session.get_bind().dialect.name == "postgresql":
         with (
             raw.cursor() as cursor,
-            cursor.copy(  # type: ignore[union-attr]
-                f"COPY {table.name} ({names}) FROM STDIN"
-            ) as copy,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row([row[c] for c in columns])
@@ -232,7 +235,7 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
             return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return value
 
-    cursor = raw.cursor()  # type: ignore[union-attr]
+    cursor = raw.cursor()
     try:
         cursor.executemany(
             f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})",
@@ -465,7 +468,7 @@ class _Writer:
             for c in new
         ]
         self.session.flush()
-        subscriber_table: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+        subscriber_table = table_of(Subscriber)
         bulk_insert(self.session, subscriber_table, rows)
         by_email = dict(
             self.session.execute(
@@ -481,4 +484,4 @@ class _Writer:
             for topic_id in candidate.topic_ids
         ]
         if links:
-            bulk_insert(self.session, SubscriberTopic.__table__, links)  # type: ignore[arg-type]
+            bulk_insert(self.session, table_of(SubscriberTopic), links)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -36,4 +36,4 @@ def matching_subscribers(
     )
     if cadences is not None:
         statement = statement.where(col(Subscriber.cadence).in_(list(cadences)))
-    return statement
+    return cast(sa.Select[tuple[int]], statement)

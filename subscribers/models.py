@@ -33,10 +33,26 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A table model's Core table (SQLModel sets `__table__` at class creation; the type
+    checker cannot see it)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def id_of(row: SQLModel) -> int:
+    """A stored row's primary key. SQLModel types it `int | None` (unset before the first
+    flush); past that point a missing id is a bug, not a case to handle."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush it first")
+    return value
 
 
 def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
@@ -80,6 +96,14 @@ class Topic(SQLModel, table=True):
     description: str = Field(default="", max_length=1000)
     # Comma-separated words that suggest this topic for a brief (the topic suggestion uses it).
     keywords: str = Field(default="", max_length=2000)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "keywords": [word for word in self.keywords.split(",") if word],
+        }
 
 
 class Subscriber(SQLModel, table=True):

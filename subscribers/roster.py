@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriberTopic,
     Suppression,
+    id_of,
     utcnow,
 )
 from subscribers.topics import resolve_topics
@@ -95,6 +97,17 @@ class SubscriberRow:
     subscriber: Subscriber
     topics: list[str]
 
+    def as_dict(self) -> dict[str, Any]:
+        person = self.subscriber
+        return {
+            "email": person.email,
+            "name": person.name,
+            "status": person.status,
+            "cadence": person.cadence,
+            "timezone": person.timezone,
+            "topics": self.topics,
+        }
+
 
 def add_subscriber(
     email: str,
@@ -140,7 +153,9 @@ def add_subscriber(
     )
     session.add(subscriber)
     session.flush()
-    session.add_all(SubscriberTopic(subscriber_id=subscriber.id, topic_id=t.id) for t in chosen)
+    session.add_all(
+        SubscriberTopic(subscriber_id=id_of(subscriber), topic_id=id_of(t)) for t in chosen
+    )
     session.flush()
     return subscriber
 
@@ -335,7 +350,7 @@ def update_preferences(
     session.execute(
         sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
     )
-    session.add_all(SubscriberTopic(subscriber_id=person.id, topic_id=t.id) for t in chosen)
+    session.add_all(SubscriberTopic(subscriber_id=id_of(person), topic_id=id_of(t)) for t in chosen)
     wanted = SubscriberStatus.PAUSED if paused else SubscriberStatus.ACTIVE
     if person.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
         set_status(person, wanted, by="subscriber", session=session)

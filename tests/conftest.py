@@ -4,6 +4,11 @@ TEST_DATABASE_URL points at a PostgreSQL server, on PostgreSQL too.
 Alembic migrates one template per database kind per run; each test then gets a copy
 (a file copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL), so no test sees
 another's rows and none pays for migrating.
+
+Tests start from a clean environment: the project's own variables are removed from this
+process before anything reads them, each test runs in its own empty working directory (so
+no `.env` is found), settings are built with `env_file=None`, and subprocesses get an
+environment built from nothing (`clean_env`), not a copy of the developer's shell.
 """
 
 from __future__ import annotations
@@ -24,13 +29,46 @@ from sqlalchemy.engine import Engine, make_url
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
-from newsletter.sandbox import Sandbox
+from newsletter.devtools.sandbox import Sandbox
 from newsletter.web.app import create_app
 from subscribers.topics import add_topic
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SANDBOX_KEY = "SG.test-sandbox-key"
 BACKENDS = ["sqlite", "postgresql"]
+# The developer's settings never reach a test: what the project reads from the environment.
+_PROJECT_PREFIXES = ("NEWSLETTER_", "SENDGRID_", "SMTP_")
+_PROJECT_NAMES = {"DATABASE_URL"}
+# What a subprocess needs from the machine to run at all.
+_PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def _is_project_variable(name: str) -> bool:
+    return name.upper() in _PROJECT_NAMES or name.upper().startswith(_PROJECT_PREFIXES)
+
+
+for _name in [name for name in os.environ if _is_project_variable(name)]:
+    del os.environ[_name]
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """An environment for a subprocess: the machine's basics, then exactly `variables`."""
+    base = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+    return {**base, **variables}
+
+
+def test_settings(**overrides: object) -> Settings:
+    """Settings from the defaults and `overrides` only: no environment, no `.env`."""
+    return get_settings(env_file=None, **overrides)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test in an empty directory: no stray `.env`, nothing written into the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _admin_url() -> str | None:
@@ -53,7 +91,7 @@ def run_id() -> str:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    migrate(f"sqlite:///{path}", get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    migrate(f"sqlite:///{path}", test_settings().NEWSLETTER_MIGRATIONS_DIR)
     make_engine(f"sqlite:///{path}").dispose()
     return path
 
@@ -67,7 +105,7 @@ def postgres_template(run_id: str) -> Iterator[str]:
     engine = _admin_engine(admin)
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    migrate(_with_database(admin, name), get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    migrate(_with_database(admin, name), test_settings().NEWSLETTER_MIGRATIONS_DIR)
     yield name
     with engine.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -110,7 +148,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def settings(db_url: str, sandbox: Sandbox) -> Settings:
-    return get_settings(
+    return test_settings(
         DATABASE_URL=db_url,
         SENDGRID_API_HOST=sandbox.url,
         SENDGRID_API_KEY=SANDBOX_KEY,
@@ -122,16 +160,13 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def web(settings, sandbox):
-    port = _free_port()
-    settings = get_settings(
+    # Bound here and handed to uvicorn: no window in which the port could be taken.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    settings = test_settings(
         **{
             **settings.model_dump(),
             "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
@@ -142,7 +177,7 @@ def web(settings, sandbox):
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -151,6 +186,7 @@ def web(settings, sandbox):
     yield f"http://127.0.0.1:{port}", settings
     server.should_exit = True
     thread.join(timeout=10)
+    listening.close()
 
 
 @pytest.fixture

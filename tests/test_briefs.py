@@ -58,7 +58,7 @@ def test_firm_layout_has_no_topics_of_its_own(firm_brief):
     assert firm_brief.topics == []
 
 
-def test_front_matter_fields_win(tmp_path):
+def test_front_matter_fields_win():
     parsed = parse_brief_file(FIXTURES / "front-matter.md")
     assert parsed.title == "Grain corridors: what the new tariff schedule changes"
     assert parsed.date == date(2026, 4, 20)

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from newsletter.briefs import parse_brief, parse_brief_file
 from newsletter.cli import app
-from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery, Send
 from newsletter.render import (
@@ -27,7 +26,7 @@ from newsletter.render import (
 )
 from subscribers.models import Topic
 from subscribers.topics import add_topic, suggest_topics
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, test_settings
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "briefs"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -67,20 +66,20 @@ def test_smart_quotes_dashes_and_non_latin_names_survive_intact():
         "高市早苗 met 이재명 — ‘cordially’, both sides said.\n"
     )
     brief = parse_brief(text).to_brief()
-    email = render_brief(brief, [], get_settings())
+    email = render_brief(brief, [], test_settings())
     for phrase in ("“Quiet” wires – and louder politics", "高市早苗", "이재명", "— ‘cordially’"):
         assert phrase in email.html and phrase in email.text
 
 
 def test_dark_mode_rules_are_in_every_email():
     email = render_brief(
-        parse_brief_file(EXAMPLES / "2026-06-10-rice-prices.md").to_brief(), [], get_settings()
+        parse_brief_file(EXAMPLES / "2026-06-10-rice-prices.md").to_brief(), [], test_settings()
     )
     assert "prefers-color-scheme: dark" in email.html and "[data-ogsc]" in email.html
 
 
 def test_the_confirmation_email_carries_the_confirm_link_in_both_parts():
-    email = render_confirmation([Topic(slug="japan", name="Japan")], get_settings())
+    email = render_confirmation([Topic(slug="japan", name="Japan")], test_settings())
     html, text = fill(email.html, VALUES), fill(email.text, VALUES)
     assert (
         "https://news.example.com/confirm/t" in html
@@ -90,7 +89,7 @@ def test_the_confirmation_email_carries_the_confirm_link_in_both_parts():
 
 
 def test_the_welcome_email_says_what_will_come_and_how_often():
-    email = render_welcome([Topic(slug="japan", name="Japan")], "weekly", get_settings())
+    email = render_welcome([Topic(slug="japan", name="Japan")], "weekly", test_settings())
     text = fill(email.text, VALUES)
     assert "Dear Ann, you are subscribed to Japan. You will get one digest a week" in text
     assert "https://news.example.com/preferences/t" in text and "%%nl:" not in text
@@ -98,7 +97,7 @@ def test_the_welcome_email_says_what_will_come_and_how_often():
 
 def test_the_web_version_has_the_brief_and_no_per_reader_links():
     brief = parse_brief_file(EXAMPLES / "2026-06-10-rice-prices.md").to_brief()
-    page = render_web(brief, [Topic(slug="japan", name="Japan")], get_settings())
+    page = render_web(brief, [Topic(slug="japan", name="Japan")], test_settings())
     assert "<h1>Rice prices and the summer cabinet reshuffle</h1>" in page
     assert "%%nl:" not in page and "unsubscribe" not in page.lower()
 

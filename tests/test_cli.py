@@ -4,7 +4,6 @@ sandbox over HTTP with the real `sendgrid` client."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from newsletter.cli import app
 from newsletter.db import session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, clean_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -25,14 +24,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture
 def newsletter(db_url, sandbox, tmp_path):
     """Run `newsletter ARGS…` in a fresh process; returns the CompletedProcess."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "SENDGRID_API_HOST": sandbox.url,
-        "SENDGRID_API_KEY": SANDBOX_KEY,
-        "NEWSLETTER_BASE_URL": "https://news.example.com",
-        "COLUMNS": "200",
-    }
+    env = clean_env(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox.url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        NEWSLETTER_BASE_URL="https://news.example.com",
+        COLUMNS="200",
+    )
 
     def run(
         *args: str, env_changes: dict[str, str] | None = None, module: str = "newsletter"

@@ -10,15 +10,17 @@ import pytest
 from sqlmodel import select
 
 from newsletter.briefs import add_brief, parse_brief
-from newsletter.config import get_settings
 from newsletter.db import session_scope
-from newsletter.digests import create_due_digests, digest_moment
-from newsletter.dispatch import Dispatcher, create_send, start_due_sends
 from newsletter.models import Delivery, Send
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.digests import create_due_digests, digest_moment
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.plan import start_due_sends
 from subscribers.models import Subscriber
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import test_settings
 
 JOINED = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday, before the 07:00 digests
 MONDAY_7 = datetime(2026, 1, 12, 7, 0, tzinfo=UTC)
@@ -39,7 +41,7 @@ def test_the_digest_moment_is_the_last_digest_hour_in_the_readers_own_timezone()
 
 @pytest.fixture
 def newsroom(engine, settings):
-    settings = get_settings(**{**settings.model_dump(), "NEWSLETTER_DIGEST_HOUR": 7})
+    settings = test_settings(**{**settings.model_dump(), "NEWSLETTER_DIGEST_HOUR": 7})
     with session_scope(engine) as session:
         add_topic("energy", "Energy", session=session)
         add_topic("food", "Food", session=session)

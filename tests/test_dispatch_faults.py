@@ -12,19 +12,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from newsletter.config import get_settings
 from newsletter.db import session_scope
-from newsletter.dispatch import (
-    Dispatcher,
-    RateLimiter,
-    create_send,
-    resume_send,
-    summarize_sends,
-)
+from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
-from newsletter.sandbox import Faults
-from newsletter.transports import Batch
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.base import Batch
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.controls import resume_send
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher, RateLimiter
+from newsletter.sending.report import summarize_sends
+from tests.conftest import SANDBOX_KEY, test_settings
 from tests.workers_support import seed_brief
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,7 +29,7 @@ READERS = 60
 
 
 def _dispatcher(engine, settings, **changes):
-    settings = get_settings(
+    settings = test_settings(
         **{
             **settings.model_dump(),
             "NEWSLETTER_BATCH_SIZE": 5,
@@ -160,7 +157,7 @@ def test_no_rate_limit_never_waits():
 
 def test_the_request_asks_for_an_unsubscribe_group_and_sandbox_mode_when_configured(settings):
     transport = SendGridTransport.from_settings(
-        get_settings(
+        test_settings(
             **{**settings.model_dump(), "SENDGRID_ASM_GROUP_ID": 42, "SENDGRID_SANDBOX_MODE": True}
         )
     )
@@ -169,7 +166,8 @@ def test_the_request_asks_for_an_unsubscribe_group_and_sandbox_mode_when_configu
     assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
 
 
-def test_the_sandbox_sends_rate_limit_headers(settings, sandbox):
+def test_the_sandbox_sends_rate_limit_headers(sandbox):
+    settings = test_settings(SENDGRID_API_HOST=sandbox.url, SENDGRID_API_KEY=SANDBOX_KEY)
     client = SendGridTransport.from_settings(settings)._client
     response = client.send(
         {

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from newsletter.briefs import parse_brief_file
-from newsletter.browser import chromium
-from newsletter.config import get_settings
-from newsletter.preview import sample_html
+from newsletter.devtools.browser import chromium
+from newsletter.devtools.preview import sample_html
 from newsletter.render import render_brief
 from subscribers.models import Topic
+from tests.conftest import test_settings
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "briefs").iterdir())
 TOKEN = re.compile(r"^%%nl:[a-z_]+:html%%$")
@@ -27,7 +27,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def settings():
-    return get_settings(NEWSLETTER_BASE_URL="https://news.example.com")
+    return test_settings(NEWSLETTER_BASE_URL="https://news.example.com")
 
 
 def _rendered(path, settings):

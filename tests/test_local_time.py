@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsletter.briefs import add_brief, parse_brief_file
-from newsletter.config import get_settings
 from newsletter.db import session_scope
-from newsletter.dispatch import Dispatcher, create_send, next_local_time, summarize_sends
 from newsletter.errors import NewsletterError
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.plan import next_local_time
+from newsletter.sending.report import summarize_sends
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import test_settings
 from tests.workers_support import FIXTURES
 
 READERS = {
@@ -66,7 +69,7 @@ def local_send(engine, settings):
 
 
 def _tick(engine, settings, at: datetime):
-    settings = get_settings(**settings.model_dump())
+    settings = test_settings(**settings.model_dump())
     return Dispatcher(
         engine, settings, SendGridTransport.from_settings(settings), clock=lambda: at
     ).work_due()

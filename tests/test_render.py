@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from newsletter.briefs import parse_brief_file
-from newsletter.config import get_settings
 from newsletter.errors import TemplateError
 from newsletter.models import Brief
 from newsletter.render import GMAIL_CLIP_BYTES, fill, recipient_values, render_brief, token
 from subscribers.models import Topic
+from tests.conftest import test_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,7 +24,7 @@ def _brief(name: str = "firm-layout.txt") -> Brief:
 
 @pytest.fixture
 def settings():
-    return get_settings(
+    return test_settings(
         NEWSLETTER_BASE_URL="https://news.example.com",
         NEWSLETTER_POSTAL_ADDRESS="Example Analysis LLC, 9 Quay Street, Portsmouth",
     )

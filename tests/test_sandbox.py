@@ -8,7 +8,7 @@ import pytest
 from python_http_client.exceptions import BadRequestsError, UnauthorizedError
 from sendgrid import SendGridAPIClient
 
-from newsletter.sandbox import Sandbox
+from newsletter.devtools.sandbox import Sandbox
 
 KEY = "SG.sandbox-test"
 

@@ -17,13 +17,14 @@ from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from newsletter.briefs import add_brief, parse_brief_file
-from newsletter.config import get_settings
 from newsletter.db import session_scope
-from newsletter.dispatch import Dispatcher, create_send
 from newsletter.models import Delivery
-from newsletter.transports import Batch, Outcome, make_transport
+from newsletter.providers.base import Batch, Outcome, make_transport
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import test_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,19 +47,35 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+class _BoundController(Controller):
+    """aiosmtpd's Controller on a socket bound here first (port 0): no window in which
+    another process can take a port found free a moment before."""
+
+    def __init__(self, handler: Mailbox) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        super().__init__(handler, hostname="127.0.0.1", port=self._socket.getsockname()[1])
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._socket)
 
 
 @pytest.fixture
 def mailbox():
     handler = Mailbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller = _BoundController(handler)
     controller.start()
     yield handler, controller.port
     controller.stop()
+
+
+@pytest.fixture
+def closed_port():
+    """A port bound but never listening: connections to it are refused, and no other
+    process can start listening there while the test runs."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture
@@ -74,7 +91,7 @@ def brief(engine):
 
 
 def _run(engine, settings, slug, **changes):
-    settings = get_settings(**{**settings.model_dump(), **changes})
+    settings = test_settings(**{**settings.model_dump(), **changes})
     with session_scope(engine) as session:
         send_id = create_send(slug, session=session, settings=settings).id
     Dispatcher(engine, settings, make_transport(settings)).work_due()
@@ -111,9 +128,9 @@ def test_smtp_delivers_each_recipient_with_tokens_filled_and_one_click_unsubscri
 
 
 def test_a_name_full_of_html_is_escaped_in_the_html_part_and_plain_in_the_text_part():
+    from newsletter.providers.base import Recipient
+    from newsletter.providers.mime import build_message
     from newsletter.render import recipient_values, token
-    from newsletter.transports import Recipient
-    from newsletter.transports.mime import build_message
 
     name = '<b>Bob & "Co"</b>'
     values = recipient_values(
@@ -152,7 +169,7 @@ def test_smtp_puts_a_temporarily_refused_recipient_back_in_the_queue(
     ]
     del handler.refuse["bob@example.com"]
     changes = {"NEWSLETTER_TRANSPORT": "smtp", "SMTP_PORT": port}
-    settings = get_settings(**{**settings.model_dump(), **changes})
+    settings = test_settings(**{**settings.model_dump(), **changes})
     Dispatcher(engine, settings, make_transport(settings)).work_due()
     assert len(handler.messages) == 3
 
@@ -175,8 +192,8 @@ def test_a_recipient_deferred_too_often_is_failed_not_tried_forever(
     assert bob.error == "451 4.3.0 Try again later (gave up after 2 attempts)"
 
 
-def test_smtp_unreachable_leaves_every_row_queued(engine, settings, brief):
-    ledger = _run(engine, settings, brief, NEWSLETTER_TRANSPORT="smtp", SMTP_PORT=_free_port())
+def test_smtp_unreachable_leaves_every_row_queued(engine, settings, brief, closed_port):
+    ledger = _run(engine, settings, brief, NEWSLETTER_TRANSPORT="smtp", SMTP_PORT=closed_port)
     assert {row.status for row in ledger.values()} == {"queued"}
     assert all("cannot reach 127.0.0.1" in row.error for row in ledger.values())
 
@@ -195,9 +212,9 @@ def test_the_outbox_writes_one_complete_eml_per_recipient(engine, settings, brie
     assert {row.status for row in ledger.values()} == {"sent"}
 
 
-def test_a_test_copy_is_marked_in_subject_and_headers(settings, tmp_path):
-    from newsletter.transports import Recipient
-    from newsletter.transports.outbox import OutboxTransport
+def test_a_test_copy_is_marked_in_subject_and_headers(tmp_path):
+    from newsletter.providers.base import Recipient
+    from newsletter.providers.outbox import OutboxTransport
 
     transport = OutboxTransport(directory=tmp_path, from_header="Briefs <b@example.com>")
     recipient = Recipient(1, "staff@example.com", "Staff", {}, {})

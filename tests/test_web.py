@@ -13,15 +13,17 @@ import pytest
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.dispatch import LINK_TOKEN_PURPOSE, Dispatcher, create_send
+from newsletter.devtools.sandbox import EventSigner, Faults, event_for
+from newsletter.links import LINK_TOKEN_PURPOSE
 from newsletter.models import Delivery
-from newsletter.sandbox import EventSigner, Faults, event_for
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
 from subscribers.models import Subscriber
-from subscribers.roster import add_subscriber, get_subscriber
+from subscribers.roster import add_subscriber, followed_topics, get_subscriber
 from subscribers.tokens import TokenSigner
 from subscribers.topics import add_topic
-from tests.workers_support import seed_brief
+from tests.workers_support import deliver_mail, seed_brief
 
 
 def _call(url, *, data: dict[str, str] | None = None, raw: bytes | None = None, headers=None):
@@ -202,25 +204,39 @@ def _link(message, path: str) -> str:
     return next(word for word in message.text.split() if f"/{path}/" in word)
 
 
+def test_a_sign_up_queues_its_confirmation_and_no_page_waits_on_the_provider(
+    web, engine, sandbox, ann
+):
+    url, settings = web
+    status, _, _ = _subscribe(url, email="zoe@example.com", topics="energy")
+    assert status == 200
+    assert sandbox.state.requests == 0  # the request answered before anything was sent
+    deliver_mail(engine, settings)
+    assert [m.to for m in sandbox.messages()] == [["zoe@example.com"]]
+
+
 def test_subscribing_sends_a_confirmation_and_the_link_activates(web, engine, sandbox, ann):
-    url, _ = web
+    url, settings = web
     status, page, _ = _subscribe(url, email="Zoe@Example.com", name="Zoë", topics="energy")
     assert status == 200 and "Check your email" in page
     assert _status(engine, "zoe@example.com")[0] == "pending"
+    deliver_mail(engine, settings)
     [confirmation] = sandbox.messages()
     assert confirmation.to == ["zoe@example.com"] and "confirmation" in confirmation.categories
     status, page, _ = _call(_link(confirmation, "confirm"))
     assert status == 200 and "You are subscribed" in page
     assert _status(engine, "zoe@example.com") == ("active", "subscriber")
+    deliver_mail(engine, settings)
     welcome = sandbox.messages()[-1]
     assert welcome.subject.startswith("Welcome to") and "Dear Zoë" in welcome.text
 
 
 def test_the_form_never_tells_whether_an_address_is_subscribed(web, engine, sandbox, ann):
-    url, _ = web
+    url, settings = web
     _, for_existing, _ = _subscribe(url, email="ann@example.com", topics="energy")
     _, for_new, _ = _subscribe(url, email="new@example.com", topics="energy")
     assert for_existing == for_new
+    deliver_mail(engine, settings)
     assert [m.to for m in sandbox.messages()] == [["new@example.com"]]
 
 
@@ -243,8 +259,9 @@ def test_repeated_submissions_are_rate_limited(web, ann):
 
 
 def test_a_forged_confirmation_link_changes_nothing(web, engine, sandbox, ann):
-    url, _ = web
+    url, settings = web
     _subscribe(url, email="zoe@example.com", topics="energy")
+    deliver_mail(engine, settings)
     link = _link(sandbox.messages()[0], "confirm")
     status, page, _ = _call(link[:-3] + "xyz")
     assert status == 400 and "This link does not work" in page
@@ -276,6 +293,7 @@ def test_the_preference_centre_changes_topics_cadence_and_pauses(web, engine, an
             "Asia/Tokyo",
             "paused",
         )
+        assert followed_topics(person, session=session) == ["food"]
 
 
 def test_a_name_full_of_html_is_escaped_on_the_page(web, engine):

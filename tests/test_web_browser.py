@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import sync_playwright
 
-from newsletter.browser import find_chromium
 from newsletter.db import session_scope
+from newsletter.devtools.browser import find_chromium
 from subscribers.roster import followed_topics, get_subscriber
 from subscribers.topics import add_topic
+from tests.workers_support import deliver_mail
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def _link(message, path):
 
 
 def test_a_new_reader_subscribes_confirms_changes_topics_and_leaves(web, engine, sandbox, page):
-    url, _ = web
+    url, settings = web
     with session_scope(engine) as session:
         add_topic("energy", "Energy", session=session)
         add_topic("japan", "Japan", session=session)
@@ -47,11 +48,13 @@ def test_a_new_reader_subscribes_confirms_changes_topics_and_leaves(web, engine,
     assert page.locator("h1").inner_text() == "Check your email"
     assert _reader(engine) == ("pending", ["energy"])
 
+    deliver_mail(engine, settings)  # the worker's next tick
     [confirmation] = sandbox.messages()
     page.goto(_link(confirmation, "confirm"))
     assert page.locator("h1").inner_text() == "You are subscribed"
     assert _reader(engine)[0] == "active"
 
+    deliver_mail(engine, settings)
     welcome = sandbox.messages()[-1]
     page.goto(_link(welcome, "preferences"))
     page.uncheck("input[name=topics][value=energy]")

@@ -12,10 +12,10 @@ import signal
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.dispatch import summarize_sends
+from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
-from newsletter.sandbox import Faults
-from tests.workers_support import seed_send, wait_for, worker
+from newsletter.sending.report import summarize_sends
+from tests.workers_support import seed_send, wait_for, worker, worker_log
 
 READERS = 3000
 BATCH = 50
@@ -42,9 +42,7 @@ def test_a_worker_killed_mid_send_and_a_new_one_deliver_everyone_exactly_once(
 
     wait_for(finished, 90, "the send to finish")
     survivor.send_signal(signal.SIGTERM)
-    assert survivor.wait(timeout=30) == 0, (
-        survivor.stderr.read().decode() if survivor.stderr else ""
-    )
+    assert survivor.wait(timeout=30) == 0, worker_log(survivor)
 
     with session_scope(engine) as session:
         rows = session.exec(

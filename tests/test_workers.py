@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from newsletter.cli import parse_when
+from newsletter.cli.sends import parse_when
 from newsletter.db import session_scope, single_worker_lock
-from newsletter.dispatch import start_due_sends, summarize_sends
+from newsletter.devtools.sandbox import Faults
 from newsletter.errors import NewsletterError
 from newsletter.models import Delivery, DeliveryBatch
-from newsletter.sandbox import Faults
+from newsletter.sending.plan import start_due_sends
+from newsletter.sending.report import summarize_sends
 from tests.workers_support import seed_send, wait_for, worker
 
 READERS = 20_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import itertools
 import subprocess
 import sys
 import time
@@ -14,12 +14,20 @@ import sqlalchemy as sa
 
 from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
-from newsletter.dispatch import create_send
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.transactional import send_queued_mail
 from subscribers.models import Subscriber, SubscriberTopic, utcnow
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, clean_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_worker_numbers = itertools.count(1)
+
+
+def deliver_mail(engine, settings) -> None:
+    """What a worker does on its next tick: send the queued transactional mail."""
+    send_queued_mail(engine, settings, SendGridTransport.from_settings(settings), now=utcnow())
 
 
 def seed_brief(engine, readers: int, *, bad_address_at: int | None = None) -> str:
@@ -65,24 +73,33 @@ def worker(
     db_url: str, sandbox_url: str, tmp_path: Path, *, batch: int, threads: int
 ) -> subprocess.Popen[bytes]:
     """A real `newsletter worker` process, with short leases so a dead one's batches come
-    back within seconds."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "SENDGRID_API_HOST": sandbox_url,
-        "SENDGRID_API_KEY": SANDBOX_KEY,
-        "NEWSLETTER_BATCH_SIZE": str(batch),
-        "NEWSLETTER_CONCURRENCY": str(threads),
-        "NEWSLETTER_LEASE_SECONDS": "2",
-        "NEWSLETTER_TICK_SECONDS": "0.2",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    back within seconds. Its log goes to a file (`worker_log`) for a failing test to show."""
+    env = clean_env(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox_url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        NEWSLETTER_BATCH_SIZE=str(batch),
+        NEWSLETTER_CONCURRENCY=str(threads),
+        NEWSLETTER_LEASE_SECONDS="2",
+        NEWSLETTER_TICK_SECONDS="0.2",
     )
+    log = tmp_path / f"worker-{next(_worker_numbers)}.log"
+    with log.open("wb") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
+    process.log_path = log  # type: ignore[attr-defined]
+    return process
+
+
+def worker_log(process: subprocess.Popen[bytes]) -> str:
+    """What a `worker()` process wrote, for an assertion's message."""
+    path: Path = process.log_path  # type: ignore[attr-defined]
+    return path.read_text(errors="replace")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -1,0 +1,1 @@
+"""The web process: reader pages and webhooks (`app.py`, `routes/`)."""

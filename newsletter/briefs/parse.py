@@ -1,0 +1,378 @@
+"""Brief files in, `ParsedBrief` out: no database, so a file can be checked anywhere.
+
+Two layouts parse into the same thing:
+
+* Markdown with YAML front matter (`title`, `date`, `topics`, `author`, `preheader`,
+  `slug`), the body in Markdown;
+* the firm's own layout, as authors write it: a date line, a `##` title, a
+  `### Key takeaways` list, `---`, the body, `---`, the signature block.
+
+Both may mix: front matter wins over what the text says. Every refusal names the file and
+the line, so the author can fix it without guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+
+from newsletter.errors import BriefError
+from newsletter.models import Brief
+
+FRONT_MATTER_KEYS = frozenset({"title", "date", "topics", "author", "preheader", "slug"})
+DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
+
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_SEPARATOR = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+•]|\d{1,3}[.)])\s+(.*)$")
+_TAKEAWAYS = re.compile(r"^key\s+take-?aways:?$", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"""[.!?:;…)\]"'”’»]$""")
+# A signature is a few short lines: name, role, firm, contact.
+_SIGNATURE_MAX_LINES = 12
+_SIGNATURE_MAX_LINE_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based, in the file
+    text: str
+
+
+@dataclass
+class ParsedBrief:
+    title: str
+    date: date
+    body: str  # Markdown
+    takeaways: list[str] = field(default_factory=list)  # Markdown, one item each
+    author: str = ""
+    signature: str = ""  # Markdown
+    preheader: str = ""
+    topics: list[str] = field(default_factory=list)
+    slug: str = ""
+    source_name: str = ""
+    content_hash: str = ""
+
+    def to_brief(self) -> Brief:
+        """The row to store (not yet added to any session)."""
+        return Brief(
+            slug=self.slug,
+            title=self.title,
+            date=self.date,
+            author=self.author,
+            preheader=self.preheader,
+            takeaways="\n".join(self.takeaways),
+            body=self.body,
+            signature=self.signature,
+            source_name=Path(self.source_name).name,
+            content_hash=self.content_hash,
+        )
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [block for block in re.split(r"\n\s*\n", self.body) if block.strip()]
+
+
+def parse_brief_file(path: Path) -> ParsedBrief:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BriefError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    return parse_brief(data, source_name=str(path))
+
+
+def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBrief:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    text = _decode(raw, source_name)
+    lines = [Line(n, t.rstrip()) for n, t in enumerate(text.split("\n"), start=1)]
+
+    meta, lines = _split_front_matter(lines, source_name)
+    parsed_date = _meta_date(meta, source_name, lines)
+    lines = _drop_blank_edges(lines)
+    if parsed_date is None:
+        parsed_date, lines = _leading_date(lines, source_name)
+
+    title = _meta_str(meta, "title", source_name)
+    lines = _drop_blank_edges(lines)
+    if title:
+        lines = _drop_heading_equal_to(lines, title)
+    else:
+        title, lines = _leading_title(lines, source_name)
+
+    takeaways, lines = _takeaways(lines)
+    segments = [segment for segment in _segments(lines) if segment]
+    signature = ""
+    if len(segments) >= 2 and _looks_like_signature(segments[-1]):
+        signature = "\n".join(line.text for line in segments.pop())
+    body = _join_split_paragraphs(
+        "\n\n---\n\n".join("\n".join(line.text for line in segment) for segment in segments)
+    )
+    if not body.strip():
+        raise BriefError(source_name, "the brief has no body text", _first_line_number(lines))
+
+    author = _meta_str(meta, "author", source_name) or _signature_author(signature)
+    topics = _meta_topics(meta, source_name)
+    slug = _meta_str(meta, "slug", source_name) or f"{parsed_date:%Y-%m-%d}-{slugify(title)}"
+    return ParsedBrief(
+        title=title,
+        date=parsed_date,
+        body=body,
+        takeaways=takeaways,
+        author=author,
+        signature=signature,
+        preheader=_meta_str(meta, "preheader", source_name),
+        topics=topics,
+        slug=slugify(slug),
+        source_name=source_name,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def slugify(value: str) -> str:
+    """Lower-case words joined by hyphens; non-Latin letters are kept, not dropped."""
+    normalized = unicodedata.normalize("NFKC", value).lower()
+    slug = re.sub(r"[^\w]+", "-", normalized).strip("-_")
+    return slug[:80].rstrip("-") or "brief"
+
+
+# --- decoding and front matter -------------------------------------------------------------
+
+
+def _decode(raw: bytes, source_name: str) -> str:
+    if b"\x00" in raw[:8192]:
+        raise BriefError(source_name, "this is a binary file, not a text brief")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BriefError(
+            source_name,
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+            line,
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split_front_matter(lines: list[Line], source: str) -> tuple[dict[str, object], list[Line]]:
+    if not lines or lines[0].text.strip() != "---":
+        return {}, lines
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.text.strip() == "---"), None)
+    if end is None:
+        raise BriefError(source, "front matter opened with '---' is never closed", 1)
+    try:
+        meta = yaml.safe_load("\n".join(line.text for line in lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BriefError(source, f"front matter is not valid YAML: {problem}", line) from exc
+    if not isinstance(meta, dict):
+        raise BriefError(source, "front matter must be 'key: value' lines", 2)
+    for key in meta:
+        if str(key) not in FRONT_MATTER_KEYS:
+            known = ", ".join(sorted(FRONT_MATTER_KEYS))
+            line = _front_matter_line(lines[1:end], str(key))
+            raise BriefError(source, f"unknown front matter key {key!r} (known: {known})", line)
+    return {str(k): v for k, v in meta.items()}, lines[end + 1 :]
+
+
+def _front_matter_line(lines: list[Line], key: str) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*:")
+    return next((line.number for line in lines if pattern.match(line.text)), None)
+
+
+def _meta_str(meta: dict[str, object], key: str, source: str) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float):
+        raise BriefError(source, f"front matter {key!r} must be text, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _meta_topics(meta: dict[str, object], source: str) -> list[str]:
+    value = meta.get("topics")
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise BriefError(source, "front matter 'topics' must be a list of topic slugs")
+    return [item.strip().lower() for item in items if item.strip()]
+
+
+def _meta_date(meta: dict[str, object], source: str, lines: list[Line]) -> date | None:
+    value = meta.get("date")
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    parsed = _parse_date(str(value))
+    if parsed is None:
+        raise BriefError(
+            source, f"front matter date {value!r} is not a date (write e.g. 2026-05-20)"
+        )
+    return parsed
+
+
+def _parse_date(text: str) -> date | None:
+    cleaned = re.sub(r"\s+", " ", text.strip().strip("*_ "))
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(cleaned, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+# --- the firm's layout: date, title, takeaways, body, signature ----------------------------
+
+
+def _drop_blank_edges(lines: list[Line]) -> list[Line]:
+    start = next((i for i, line in enumerate(lines) if line.text.strip()), len(lines))
+    end = len(lines)
+    while end > start and not lines[end - 1].text.strip():
+        end -= 1
+    return lines[start:end]
+
+
+def _first_line_number(lines: list[Line]) -> int | None:
+    return lines[0].number if lines else None
+
+
+def _leading_date(lines: list[Line], source: str) -> tuple[date, list[Line]]:
+    if not lines:
+        raise BriefError(source, "the file is empty")
+    first = lines[0]
+    parsed = _parse_date(first.text)
+    if parsed is not None:
+        return parsed, lines[1:]
+    if _HEADING.match(first.text) or len(first.text) > 40:
+        raise BriefError(
+            source,
+            "no date: put it on the first line (e.g. '20 May 2026') or as 'date:' in front matter",
+            first.number,
+        )
+    raise BriefError(
+        source, f"{first.text.strip()!r} is not a date (write e.g. '20 May 2026')", first.number
+    )
+
+
+def _clean_inline(text: str) -> str:
+    """A heading's words without the Markdown emphasis around them."""
+    return re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text).strip()
+
+
+def _leading_title(lines: list[Line], source: str) -> tuple[str, list[Line]]:
+    lines = _drop_blank_edges(lines)
+    if lines:
+        match = _HEADING.match(lines[0].text)
+        if match and not _TAKEAWAYS.match(_clean_inline(match.group(2))):
+            title = _clean_inline(match.group(2))
+            if title:
+                return title, lines[1:]
+    raise BriefError(
+        source,
+        "no title: start the brief with a '## Title' heading or set 'title:' in front matter",
+        _first_line_number(lines),
+    )
+
+
+def _drop_heading_equal_to(lines: list[Line], title: str) -> list[Line]:
+    if lines:
+        match = _HEADING.match(lines[0].text)
+        if match and _clean_inline(match.group(2)) == title:
+            return lines[1:]
+    return lines
+
+
+def _takeaways(lines: list[Line]) -> tuple[list[str], list[Line]]:
+    """Find the 'Key takeaways' heading and the list under it; return both apart."""
+    index = next((i for i, line in enumerate(lines) if _is_takeaways_heading(line.text)), None)
+    if index is None:
+        return [], lines
+    items: list[str] = []
+    end = index + 1
+    while end < len(lines):
+        text = lines[end].text
+        item = _LIST_ITEM.match(text)
+        if item:
+            items.append(item.group(1).strip())
+        elif text.strip() and items and text.startswith((" ", "\t")):
+            items[-1] = f"{items[-1]} {text.strip()}"  # a wrapped item continues
+        elif text.strip():
+            break
+        end += 1
+    return items, lines[:index] + lines[end:]
+
+
+def _is_takeaways_heading(text: str) -> bool:
+    heading = _HEADING.match(text)
+    return bool(heading and _TAKEAWAYS.match(_clean_inline(heading.group(2))))
+
+
+def _segments(lines: list[Line]) -> list[list[Line]]:
+    """Split at thematic breaks that stand on their own (after a blank line or at the start).
+
+    A '---' right under a text line is a Markdown setext heading, not a separator.
+    """
+    segments: list[list[Line]] = [[]]
+    previous_blank = True
+    for line in lines:
+        if _SEPARATOR.match(line.text) and previous_blank:
+            segments.append([])
+        else:
+            segments[-1].append(line)
+        previous_blank = not line.text.strip()
+    return [_drop_blank_edges(segment) for segment in segments]
+
+
+def _looks_like_signature(segment: list[Line]) -> bool:
+    filled = [line for line in segment if line.text.strip()]
+    return 0 < len(filled) <= _SIGNATURE_MAX_LINES and all(
+        len(line.text.strip()) <= _SIGNATURE_MAX_LINE_LENGTH
+        and not _SENTENCE_END.search(line.text.strip())
+        for line in filled
+    )
+
+
+def _signature_author(signature: str) -> str:
+    for text in signature.splitlines():
+        cleaned = _clean_inline(re.sub(r"^\s{0,3}#{1,6}\s+", "", text))
+        if cleaned:
+            return cleaned
+    return ""
+
+
+def _join_split_paragraphs(markdown: str) -> str:
+    """Join a paragraph that copy-paste from a PDF broke mid-sentence across a blank line.
+
+    The signal: a prose paragraph that ends without closing punctuation, followed by one
+    that starts in lower case. Headings, lists, quotes and tables are never joined.
+    """
+    blocks = re.split(r"\n\s*\n", markdown)
+    joined: list[str] = []
+    for block in blocks:
+        if joined and _is_prose(joined[-1]) and _is_prose(block):
+            previous = joined[-1].rstrip()
+            if not _SENTENCE_END.search(previous) and block.lstrip()[:1].islower():
+                joined[-1] = f"{previous} {block.strip()}"
+                continue
+        joined.append(block)
+    return "\n\n".join(joined).strip()
+
+
+def _is_prose(block: str) -> bool:
+    first = block.lstrip()
+    return bool(first) and not (
+        _HEADING.match(first)
+        or _LIST_ITEM.match(first)
+        or _SEPARATOR.match(first)
+        or first.startswith((">", "|", "```", "    ", "<", "!["))
+    )

@@ -1,0 +1,123 @@
+"""`newsletter briefs …`: brief files in; what a reader would see, before anyone does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.briefs import add_brief_file, brief_topics, get_brief, list_brief_listings
+from newsletter.cli.common import (
+    JsonOption,
+    err,
+    out,
+    print_json,
+    settings_and_engine,
+    split_list,
+    user_errors,
+)
+from newsletter.db import session_scope
+
+app = typer.Typer(help="Brief files: add, list, preview, test-send.", no_args_is_help=True)
+
+
+@app.command("add")
+@user_errors
+def briefs_add(
+    file: Path,
+    topics: Annotated[
+        str | None, typer.Option(help="Topic slugs a,b; overrides the file's.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a brief file; prints its id and slug, and suggests topics when it names none."""
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        added = add_brief_file(file, session=session, settings=settings, topics=split_list(topics))
+    if as_json:
+        print_json(added.as_dict())
+        return
+    brief, slugs = added.brief, [t.slug for t in added.topics]
+    verb = "added" if added.created else "already added"
+    out.print(f"{brief.id} {brief.slug}", highlight=False)
+    err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
+    if added.clipping:
+        err.print(
+            f"[yellow]warning:[/yellow] {added.clipping}; `send` will refuse it until it is "
+            "shorter",
+            highlight=False,
+        )
+    if added.suggestions:
+        err.print(
+            "suggested topics, from the words that matched: "
+            + "; ".join(s.describe() for s in added.suggestions),
+            highlight=False,
+        )
+        err.print(
+            f"confirm with: newsletter briefs add {file} --topics "
+            + ",".join(s.topic.slug for s in added.suggestions),
+            highlight=False,
+        )
+    elif not slugs:
+        err.print(
+            "[yellow]warning:[/yellow] no topics, so a send would reach no one; "
+            "add it again with --topics a,b"
+        )
+
+
+@app.command("test-send")
+@user_errors
+def briefs_test_send(
+    brief: str,
+    to: Annotated[str, typer.Option("--to", help="Where the test copy goes.")],
+    name: Annotated[str, typer.Option(help="The name the copy greets.")] = "Test Reader",
+) -> None:
+    """Send one copy, marked [TEST], through the configured transport; no ledger, no send."""
+    from newsletter.sending.testsend import send_test_copy
+
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        result = send_test_copy(brief, to, session=session, settings=settings, name=name)
+    err.print(f"test copy to {to}: {result}", highlight=False)
+
+
+@app.command("list")
+@user_errors
+def briefs_list(as_json: JsonOption = False) -> None:
+    """List briefs, newest first."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        rows = [listing.as_dict() for listing in list_brief_listings(session=session)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "date", "slug", "title", "topics")
+    for row in rows:
+        table.add_row(
+            str(row["id"]), row["date"], row["slug"], row["title"], ", ".join(row["topics"])
+        )
+    out.print(table)
+
+
+@app.command("preview")
+@user_errors
+def briefs_preview(
+    brief: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the files.")] = Path(
+        "var/preview"
+    ),
+) -> None:
+    """Write the email's HTML and text as a sample reader gets them, its web version, and
+    screenshots at 375 and 640 px wide (with the `preview` extra and Chromium)."""
+    from newsletter.devtools.preview import write_preview
+
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        found = get_brief(brief, session=session)
+        preview = write_preview(found, brief_topics(found, session=session), settings, out_dir)
+    for path in preview.files:
+        out.print(str(path), highlight=False)
+    for warning in preview.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -1,0 +1,75 @@
+"""What every command shares: output, the one-line error contract, settings and engine.
+
+Every failure a user can fix prints one line on stderr (and the next step, if any) and
+exits 1, never a traceback. `--json` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine, require_current_schema
+from newsletter.errors import NewsletterError
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, hint: str = "") -> None:
+    """The one line a failed command prints: what is wrong, then what to do about it."""
+    text = f"{message}: {hint}" if hint else message
+    err.print("[red]error:[/red] " + escape(text), highlight=False, soft_wrap=True)
+
+
+def user_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """One line on stderr and exit 1 for anything the user can fix."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except NewsletterError as exc:
+            fail(str(exc), exc.hint)
+        except ValidationError as exc:
+            for problem in exc.errors():
+                field = ".".join(str(part) for part in problem["loc"]) or "settings"
+                fail(f"setting {field}: {problem['msg']}")
+        except OperationalError as exc:
+            fail(f"database: {exc.orig or exc}")
+        raise typer.Exit(1)
+
+    return wrapper
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, default=str) + "\n")
+
+
+def settings_and_engine() -> tuple[Settings, Engine]:
+    """Settings and an engine for a database that `newsletter init` has prepared."""
+    settings = get_settings()
+    engine = make_engine(settings.DATABASE_URL)
+    require_current_schema(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+    return settings, engine
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]

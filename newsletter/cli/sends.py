@@ -1,0 +1,248 @@
+"""`newsletter send BRIEF …` and `newsletter sends …`: schedule a brief, then watch and
+steer its send."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import JsonOption, err, out, print_json, settings_and_engine, user_errors
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.errors import NewsletterError
+from newsletter.sending.controls import (
+    ResolveAction,
+    cancel_send,
+    pause_send,
+    resolve_unknown,
+    resume_send,
+)
+from newsletter.sending.create import create_send
+from newsletter.sending.report import SendSummary, summarize_sends
+from newsletter.sending.worker import Worker
+from subscribers.models import utcnow
+
+app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
+
+
+def parse_when(at: str, tz: str) -> datetime:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise NewsletterError(f"--tz {tz!r} is not an IANA timezone (e.g. Asia/Tokyo)") from exc
+    try:
+        local = datetime.strptime(at.strip(), "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise NewsletterError(f'--at {at!r}: write the time as "YYYY-MM-DD HH:MM"') from exc
+    return local.replace(tzinfo=zone)
+
+
+@user_errors
+def send(
+    brief: str,
+    now: Annotated[bool, typer.Option("--now", help="Send as soon as a worker runs.")] = False,
+    at: Annotated[str | None, typer.Option(help='"YYYY-MM-DD HH:MM" in --tz.')] = None,
+    tz: Annotated[str | None, typer.Option(help="Zone for --at; default the firm's.")] = None,
+    local_time: Annotated[
+        str | None,
+        typer.Option(
+            "--local-time",
+            help="HH:MM in each reader's own timezone (the next one: tomorrow's if today's "
+            "has passed).",
+        ),
+    ] = None,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground", help="With --now: send it from this process, with a progress bar."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Schedule a brief for its subscribers; a worker sends it."""
+    if [now, at is not None, local_time is not None].count(True) != 1:
+        raise NewsletterError(
+            'say when, once: --now, --at "YYYY-MM-DD HH:MM", or --local-time HH:MM'
+        )
+    if foreground and not now:
+        raise NewsletterError("--foreground works with --now only; a worker sends the others")
+    settings, engine = settings_and_engine()
+    when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
+    with session_scope(engine) as session:
+        created = create_send(
+            brief, session=session, settings=settings, when=when, local_time=local_time or ""
+        )
+        summary = summarize_sends(session=session, send_id=created.id)[0]
+    if foreground:
+        summary = _in_foreground(settings, summary.id, quiet=as_json)
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    if foreground:
+        print_summary(summary)
+        return
+    when_text = (
+        f"at {local_time} in each reader's timezone"
+        if local_time
+        else f"for {summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
+    )
+    out.print(
+        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; a worker sends it "
+        "(`newsletter worker`, or `newsletter worker --once`)",
+        highlight=False,
+    )
+
+
+def _in_foreground(settings: Settings, send_id: int, *, quiet: bool) -> SendSummary:
+    """Work one send from this process, with a Rich progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    lock = threading.Lock()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task(f"send {send_id}", total=None)
+
+        def advance(rows: int) -> None:
+            with lock:
+                progress.advance(task, rows)
+
+        worker = Worker.from_settings(settings, on_progress=advance)
+        try:
+            return worker.work_one_send(send_id)
+        finally:
+            worker.close()
+
+
+@app.command("list")
+@user_errors
+def sends_list(as_json: JsonOption = False) -> None:
+    """Sends, newest first, with counts per delivery state."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        summaries = summarize_sends(session=session)
+    if as_json:
+        print_json([s.as_dict() for s in summaries])
+        return
+    table = Table(
+        "id",
+        "brief",
+        "status",
+        "scheduled (UTC)",
+        "planned",
+        "sent",
+        "failed",
+        "unknown",
+        "waiting",
+        "next (UTC)",
+    )
+    for s in summaries:
+        c = s.counts
+        table.add_row(
+            str(s.id),
+            s.brief_slug,
+            s.status,
+            f"{s.scheduled_at:%Y-%m-%d %H:%M}",
+            str(s.planned),
+            str(c["sent"]),
+            str(c["failed"]),
+            str(c["unknown"]),
+            str(s.waiting),
+            f"{s.next_action_at:%Y-%m-%d %H:%M}" if s.next_action_at else "",
+        )
+    out.print(table)
+
+
+def print_summary(summary: SendSummary) -> None:
+    out.print(f"send {summary.id} of {summary.brief_slug}: {summary.status}", highlight=False)
+    out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
+    out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items() if count))
+    if summary.rate:
+        eta = f", about {summary.eta_seconds:,.0f} s to go" if summary.eta_seconds else ""
+        out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}")
+    if summary.failed_batches:
+        out.print(f"failed batches: {summary.failed_batches}")
+    if summary.last_error:
+        out.print(f"last error: {summary.last_error}", highlight=False)
+    if summary.counts["unknown"]:
+        out.print(
+            f"{summary.counts['unknown']} deliveries are unknown (the request may or may not "
+            f"have reached the provider): `newsletter sends resolve {summary.id} --resend` or "
+            "`--drop` once you know which",
+            highlight=False,
+        )
+
+
+@app.command("status")
+@user_errors
+def sends_status(send_id: int, as_json: JsonOption = False) -> None:
+    """One send: its state, ledger counts, rate, time to go, errors."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        summary = summarize_sends(session=session, send_id=send_id)[0]
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    print_summary(summary)
+
+
+@app.command("pause")
+@user_errors
+def sends_pause(send_id: int) -> None:
+    """Stop claiming new batches; those already on the wire finish."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        pause_send(send_id, session=session)
+    out.print(f"send {send_id} paused; `newsletter sends resume {send_id}` continues it")
+
+
+@app.command("resume")
+@user_errors
+def sends_resume(send_id: int) -> None:
+    """Continue a paused send where it stopped."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        send_row = resume_send(send_id, session=session)
+    out.print(f"send {send_id} is {send_row.status} again; a worker carries on")
+
+
+@app.command("cancel")
+@user_errors
+def sends_cancel(send_id: int) -> None:
+    """Stop for good: deliveries not yet handed off are cancelled."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        cancelled = cancel_send(send_id, session=session, now=utcnow())
+    out.print(f"send {send_id} cancelled; {cancelled} deliveries will not be sent")
+
+
+@app.command("resolve")
+@user_errors
+def sends_resolve(
+    send_id: int,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Queue the unknown deliveries again.")
+    ] = False,
+    drop: Annotated[bool, typer.Option("--drop", help="Give the unknown deliveries up.")] = False,
+) -> None:
+    """Settle deliveries whose hand-off was ambiguous: resend them or drop them."""
+    if resend == drop:
+        raise NewsletterError(
+            "choose --resend (some readers may get it twice) or --drop (some may never get it)"
+        )
+    _, engine = settings_and_engine()
+    action = ResolveAction.RESEND if resend else ResolveAction.DROP
+    with session_scope(engine) as session:
+        changed = resolve_unknown(send_id, action, session=session, now=utcnow())
+    verb = "queued again" if resend else "dropped"
+    out.print(f"send {send_id}: {changed} unknown deliveries {verb}")

@@ -1,0 +1,105 @@
+"""The processes and the setup: `init`, `demo`, `worker`, `serve`, `sandbox`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsletter.cli.common import err, out, settings_and_engine, user_errors
+from newsletter.config import get_settings
+from newsletter.db import make_engine, migrate
+from newsletter.errors import ConfigurationError
+
+
+@user_errors
+def init() -> None:
+    """Create or migrate the database."""
+    settings = get_settings()
+    migrate(settings.DATABASE_URL, settings.NEWSLETTER_MIGRATIONS_DIR)
+    url = make_engine(settings.DATABASE_URL).url.render_as_string(hide_password=True)
+    err.print(f"database ready: {url}")
+
+
+@user_errors
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo's database and previews go.")
+    ] = Path("var/demo"),
+) -> None:
+    """The whole pipeline on the bundled examples, through a local SendGrid sandbox."""
+    from newsletter.devtools.demo import run_demo
+
+    run_demo(workdir, out)
+
+
+@user_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Do all due work, then exit.")] = False,
+) -> None:
+    """The worker: sends what is due, on a clock (same as `python scheduler.py`)."""
+    import scheduler
+
+    settings, _ = settings_and_engine()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if once:
+        scheduler.run_once(settings)
+    else:
+        scheduler.run(settings)
+
+
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """The reader's pages and the SendGrid webhook at POST /webhooks/sendgrid."""
+    import uvicorn
+
+    from newsletter.web.app import create_app
+
+    settings, _ = settings_and_engine()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@user_errors
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8025,
+    api_key: Annotated[
+        str | None, typer.Option(help="Key to accept; default SENDGRID_API_KEY.")
+    ] = None,
+    keep_messages: Annotated[
+        bool, typer.Option(help="Keep each accepted message (off: only count them).")
+    ] = True,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            help='Injected faults as JSON, e.g. \'{"rate_429": 0.1, "rate_drop": 0.01}\'; '
+            "change them later with PUT /sandbox/faults."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not log each request.")] = False,
+) -> None:
+    """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
+    from newsletter.devtools.sandbox import Faults, Sandbox
+
+    key = api_key or get_settings().SENDGRID_API_KEY.get_secret_value()
+    if not key:
+        raise ConfigurationError("give the sandbox a key to accept: --api-key or SENDGRID_API_KEY")
+    try:
+        injected = Faults.from_dict(json.loads(faults)) if faults else None
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"--faults: {exc}") from exc
+    server = Sandbox(
+        key, port=port, verbose=not quiet, keep_messages=keep_messages, faults=injected
+    )
+    err.print(
+        f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
+        f"accepted mail at {server.url}/sandbox/messages, counts at {server.url}/sandbox/stats"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()

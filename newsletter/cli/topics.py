@@ -1,0 +1,87 @@
+"""`newsletter topics …`: what briefs are about and readers follow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import (
+    JsonOption,
+    err,
+    out,
+    print_json,
+    settings_and_engine,
+    split_list,
+    user_errors,
+)
+from newsletter.db import session_scope
+from newsletter.errors import NewsletterError
+from subscribers.topics import add_topic, list_topics, merge_topics, rename_topic
+
+app = typer.Typer(help="The topics briefs are about and subscribers follow.", no_args_is_help=True)
+
+
+@app.command("add")
+@user_errors
+def topics_add(
+    slug: str,
+    name: Annotated[str, typer.Option("--name", help="Shown to subscribers.")],
+    keywords: Annotated[str, typer.Option(help="Comma-separated words that suggest it.")] = "",
+    description: Annotated[str, typer.Option(help="One line for the preference page.")] = "",
+) -> None:
+    """Add a topic."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic = add_topic(
+            slug, name, split_list(keywords) or [], session=session, description=description
+        )
+    err.print(f"topic {topic.slug!r} added")
+
+
+@app.command("rename")
+@user_errors
+def topics_rename(
+    slug: str,
+    new_slug: Annotated[str | None, typer.Argument(help="The new slug, if it changes.")] = None,
+    name: Annotated[str | None, typer.Option(help="A new display name.")] = None,
+) -> None:
+    """Rename a topic; everyone who follows it still does."""
+    if new_slug is None and name is None:
+        raise NewsletterError("say what changes: a NEW_SLUG argument, --name, or both")
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic = rename_topic(slug, new_slug, session=session, name=name)
+    err.print(f"topic {slug!r} is now {topic.slug!r} ({topic.name})")
+
+
+@app.command("merge")
+@user_errors
+def topics_merge(
+    source: str,
+    into: Annotated[str, typer.Option("--into", help="The topic that remains.")],
+) -> None:
+    """Fold one topic into another: its followers and briefs move, it goes."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        moved = merge_topics(source, into, session=session)
+    err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
+
+
+@app.command("list")
+@user_errors
+def topics_list(as_json: JsonOption = False) -> None:
+    """List topics."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topics = [topic.as_dict() for topic in list_topics(session=session)]
+    if as_json:
+        print_json(topics)
+        return
+    table = Table("slug", "name", "keywords", "description")
+    for topic in topics:
+        table.add_row(
+            topic["slug"], topic["name"], ", ".join(topic["keywords"]), topic["description"]
+        )
+    out.print(table)

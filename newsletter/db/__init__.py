@@ -1,0 +1,17 @@
+"""The database: engines and sessions, migrations, and the SQL that differs by dialect."""
+
+from newsletter.db.engine import make_engine, session_scope, single_worker_lock
+from newsletter.db.migrations import migrate, require_current_schema, schema_is_current
+from newsletter.db.sql import any_of, dialect_insert, is_postgresql
+
+__all__ = [
+    "any_of",
+    "dialect_insert",
+    "is_postgresql",
+    "make_engine",
+    "migrate",
+    "require_current_schema",
+    "schema_is_current",
+    "session_scope",
+    "single_worker_lock",
+]

@@ -1,0 +1,98 @@
+"""Engines and sessions, tuned for our workload on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from newsletter.errors import ConfigurationError
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for our workload on either database.
+
+    SQLite: WAL so readers never wait for the worker, a generous busy timeout, foreign keys
+    on, and transactions begun by us, so claiming can say `BEGIN IMMEDIATE` (take the write
+    lock first, then read) while ordinary work says a plain `BEGIN`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: sa.Connection) -> None:
+            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise ConfigurationError(
+        f"DATABASE_URL {parsed.render_as_string(hide_password=True)!r}: only sqlite:/// and "
+        "postgresql+psycopg:// are supported"
+    )
+
+
+@contextmanager
+def single_worker_lock(url: str) -> Iterator[None]:
+    """On SQLite, refuse a second worker process: SQLite serializes writers, so a second
+    worker adds lock waits, not throughput. The lock is the kernel's (flock on a file next
+    to the database), so a worker killed with SIGKILL leaves nothing stale behind.
+    PostgreSQL takes any number of workers; there this does nothing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        yield
+        return
+    path = Path(f"{parsed.database}.worker-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigurationError(
+                f"a worker ({holder}) is already running on the SQLite database "
+                f"{parsed.database}; SQLite takes one worker at a time. Stop it first, or use "
+                "PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error.
+
+    `immediate=True` takes SQLite's write lock at BEGIN (no effect on PostgreSQL), for
+    read-then-write sequences that must not interleave with another writer.
+    """
+    bind = engine.execution_options(sqlite_immediate=True) if immediate else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,24 @@
+"""SQL helpers that depend on the dialect, in one place.
+
+`is_postgresql` and `any_of` live in `subscribers/sql.py` (which may not import this
+package) and are re-exported here so `newsletter/` has one place to import them from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from subscribers.sql import any_of, is_postgresql
+
+__all__ = ["any_of", "dialect_insert", "is_postgresql"]
+
+
+def dialect_insert(bind: Connection | Session, table: Any) -> Any:
+    """This database's INSERT construct, which has `on_conflict_do_nothing()`: both
+    dialects spell it alike, but SQLAlchemy builds it from different modules."""
+    insert = postgresql.insert if is_postgresql(bind) else sqlite.insert
+    return insert(table)

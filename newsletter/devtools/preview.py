@@ -1,0 +1,72 @@
+"""Preview files: the email exactly as a sample reader would receive it, its web version,
+and how it looks on a phone and on a desktop (PNG, headless Chromium)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.config import Settings
+from newsletter.devtools.browser import chromium
+from newsletter.errors import ChromiumMissingError
+from newsletter.models import Brief
+from newsletter.render import RenderedEmail, fill, recipient_values, render_brief, render_web
+from subscribers.models import Topic
+
+SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
+SCREEN_WIDTHS = (375, 640)  # an iPhone's width, and the email's own
+
+
+def sample_values(settings: Settings) -> dict[str, str]:
+    base = settings.NEWSLETTER_BASE_URL
+    return recipient_values(
+        **SAMPLE_READER,
+        unsubscribe_url=f"{base}/unsubscribe/preview",
+        preferences_url=f"{base}/preferences/preview",
+    )
+
+
+def sample_html(rendered: RenderedEmail, settings: Settings) -> str:
+    return fill(rendered.html, sample_values(settings))
+
+
+@dataclass
+class Preview:
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def write_preview(
+    brief: Brief,
+    topics: list[Topic],
+    settings: Settings,
+    out_dir: Path,
+    *,
+    screenshots: bool = True,
+) -> Preview:
+    """Write `<slug>.html`, `<slug>.txt`, `<slug>.web.html` and `<slug>-375.png`,
+    `<slug>-640.png` into `out_dir`. Without Chromium the PNGs are skipped with a warning."""
+    rendered = render_brief(brief, topics, settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preview = Preview()
+    html = sample_html(rendered, settings)
+    html_path = out_dir / f"{brief.slug}.html"
+    html_path.write_text(html, encoding="utf-8")
+    text_path = out_dir / f"{brief.slug}.txt"
+    text_path.write_text(
+        f"Subject: {rendered.subject}\n\n{fill(rendered.text, sample_values(settings))}",
+        encoding="utf-8",
+    )
+    web_path = out_dir / f"{brief.slug}.web.html"
+    web_path.write_text(render_web(brief, topics, settings), encoding="utf-8")
+    preview.files += [html_path, text_path, web_path]
+    if not screenshots:
+        return preview
+    try:
+        with chromium(settings.NEWSLETTER_CHROMIUM) as browser:
+            for width in SCREEN_WIDTHS:
+                path = out_dir / f"{brief.slug}-{width}.png"
+                preview.files.append(browser.screenshot(html, width, path))
+    except ChromiumMissingError as exc:
+        preview.warnings.append(f"no screenshots: {exc}")
+    return preview

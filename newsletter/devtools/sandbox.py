@@ -1,0 +1,385 @@
+"""A local stand-in for SendGrid's v3 `mail/send`, for tests, the demo, benchmarks and
+trying templates. Nothing leaves the machine.
+
+It answers as SendGrid does: 202 with `X-Message-Id` and `X-RateLimit-*` headers; 401 for a
+wrong key; 400 with the `{"errors": [{"message", "field", "help"}]}` envelope for a request
+that breaks SendGrid's rules, every broken rule listed. It keeps every accepted
+personalization (`GET /sandbox/messages`) and counts them, with any delivery id seen twice
+(`GET /sandbox/stats`), so tests can prove exactly-once.
+
+Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
+share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
+read and accepted — the case where the sender cannot know whether the mail went out.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.devtools.mail_send_rules import error as _error
+from newsletter.devtools.mail_send_rules import validate_mail_send
+from newsletter.devtools.webhook_signer import EventSigner, event_for, post_events
+
+__all__ = ["Accepted", "EventSigner", "Faults", "Sandbox", "SandboxState", "event_for"]
+
+
+@dataclass
+class Accepted:
+    """One personalization SendGrid would have delivered, with tokens filled as it would.
+
+    The content is shared by every personalization of a request and filled on reading, so
+    accepting 1000 personalizations costs the sandbox almost nothing.
+    """
+
+    message_id: str
+    to: list[str]
+    subject: str
+    custom_args: dict[str, str]
+    headers: dict[str, str]
+    categories: list[str]
+    substitutions: dict[str, str] = field(repr=False, default_factory=dict)
+    content: dict[str, str] = field(repr=False, default_factory=dict)  # shared per request
+
+    @property
+    def text(self) -> str:
+        return _substitute(self.content.get("text/plain", ""), self.substitutions)
+
+    @property
+    def html(self) -> str:
+        return _substitute(self.content.get("text/html", ""), self.substitutions)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["content"], data["substitutions"]
+        return {**data, "text": self.text, "html": self.html}
+
+
+def _substitute(content: str, substitutions: dict[str, str]) -> str:
+    for key, value in substitutions.items():
+        content = content.replace(key, value)
+    return content
+
+
+@dataclass
+class Faults:
+    """What share of requests go wrong, and how. Chosen per request by a seeded RNG, so a
+    test's run is repeatable."""
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    # Read the body, accept the mail, then close the connection without an answer.
+    rate_drop: float = 0.0
+    rate_delay: float = 0.0
+    delay_seconds: float = 0.0
+    # Seconds a 429 asks the client to wait (X-RateLimit-Reset is this far ahead).
+    retry_after: int = 1
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    accepted_requests: int = 0
+    personalizations: int = 0
+    duplicate_deliveries: int = 0  # custom_args.delivery_id values accepted more than once
+    injected: dict[str, int] = field(default_factory=dict)
+
+
+class SandboxState:
+    """What the sandbox accepted; safe to read from tests while requests arrive."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        keep_messages: bool = True,
+        faults: Faults | None = None,
+        rate_limit: int = 10_000,
+    ) -> None:
+        self.api_key = api_key
+        # Off for benchmarks of a million recipients: counting is enough, and the sandbox's
+        # memory is not what is being measured.
+        self.keep_messages = keep_messages
+        self.rate_limit = rate_limit
+        self._lock = threading.Lock()
+        self._accepted: list[Accepted] = []
+        self._seen: set[str] = set()
+        self.stats = Stats()
+        self.set_faults(faults or Faults())
+
+    @property
+    def requests(self) -> int:
+        return self.stats.requests
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._random = random.Random(faults.seed)
+
+    def draw_fault(self) -> tuple[str, float]:
+        """(what goes wrong or "", seconds of delay) for the next request."""
+        with self._lock:
+            self.stats.requests += 1
+            faults, roll = self.faults, self._random.random()
+            delay = faults.delay_seconds if self._random.random() < faults.rate_delay else 0.0
+            for name, share in (
+                ("429", faults.rate_429),
+                ("500", faults.rate_500),
+                ("503", faults.rate_503),
+                ("drop", faults.rate_drop),
+            ):
+                if roll < share:
+                    self.stats.injected[name] = self.stats.injected.get(name, 0) + 1
+                    return name, delay
+                roll -= share
+            return "", delay
+
+    def accept(self, body: dict[str, Any]) -> str:
+        message_id = secrets.token_urlsafe(16)
+        personalizations = body["personalizations"]
+        delivery_ids = [
+            (item.get("custom_args") or {}).get("delivery_id") for item in personalizations
+        ]
+        accepted: list[Accepted] = []
+        if self.keep_messages:
+            content = {c.get("type"): c.get("value", "") for c in body.get("content", [])}
+            shared_args = body.get("custom_args") or {}
+            shared_headers = body.get("headers") or {}
+            categories = list(body.get("categories") or [])
+            for item in personalizations:
+                substitutions = item.get("substitutions") or {}
+                accepted.append(
+                    Accepted(
+                        message_id=message_id,
+                        to=[r["email"] for r in item["to"]],
+                        subject=_substitute(
+                            item.get("subject") or body.get("subject", ""), substitutions
+                        ),
+                        custom_args={**shared_args, **(item.get("custom_args") or {})},
+                        headers={**shared_headers, **(item.get("headers") or {})},
+                        categories=categories,
+                        substitutions=substitutions,
+                        content=content,
+                    )
+                )
+        with self._lock:
+            self.stats.accepted_requests += 1
+            self.stats.personalizations += len(personalizations)
+            for delivery_id in delivery_ids:
+                if delivery_id is None:
+                    continue
+                if delivery_id in self._seen:
+                    self.stats.duplicate_deliveries += 1
+                self._seen.add(delivery_id)
+            self._accepted.extend(accepted)
+        return message_id
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """SendGrid's X-RateLimit-* headers, for a one-second window."""
+        now = time.time()
+        return {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(self.rate_limit - 1),
+            "X-RateLimit-Reset": str(int(now) + 1),
+        }
+
+    def messages(self) -> list[Accepted]:
+        with self._lock:
+            return list(self._accepted)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**asdict(self.stats), "faults": asdict(self.faults)}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._accepted.clear()
+            self._seen.clear()
+            self.stats = Stats()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _reply(
+        self, status: int, payload: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        if urlsplit(self.path).path.rstrip("/") != "/v3/mail/send":
+            self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+            return
+        state = self.server.state
+        if self.headers.get("Authorization", "") != f"Bearer {state.api_key}":
+            self._reply(
+                HTTPStatus.UNAUTHORIZED,
+                {
+                    "errors": [
+                        _error("The provided authorization grant is invalid, expired, or revoked")
+                    ]
+                },
+            )
+            return
+        fault, delay = state.draw_fault()
+        if delay:
+            time.sleep(delay)
+        limits = state.rate_limit_headers()
+        if fault == "429":
+            limits["X-RateLimit-Remaining"] = "0"
+            limits["X-RateLimit-Reset"] = str(int(time.time()) + state.faults.retry_after)
+            self._reply(
+                HTTPStatus.TOO_MANY_REQUESTS, {"errors": [_error("too many requests")]}, limits
+            )
+            return
+        if fault in ("500", "503"):
+            self._reply(
+                int(fault), {"errors": [_error("internal error (injected by the sandbox)")]}
+            )
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._reply(
+                HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
+            )
+            return
+        errors = validate_mail_send(body)
+        if errors:
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": errors}, limits)
+            return
+        message_id = state.accept(body)
+        if fault == "drop":
+            # Accepted, but the answer never arrives: the client cannot tell.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._reply(HTTPStatus.ACCEPTED, headers={"X-Message-Id": message_id, **limits})
+
+    def do_PUT(self) -> None:
+        raw = self._read_body()
+        if urlsplit(self.path).path.rstrip("/") != "/sandbox/faults":
+            self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+            return
+        try:
+            faults = Faults.from_dict(json.loads(raw or b"{}"))
+        except (ValueError, TypeError) as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc))]})
+            return
+        self.server.state.set_faults(faults)
+        self._reply(HTTPStatus.OK, asdict(faults))
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if path == "/sandbox/messages":
+            self._reply(HTTPStatus.OK, [m.as_dict() for m in self.server.state.messages()])
+        elif path == "/sandbox/stats":
+            self._reply(HTTPStatus.OK, self.server.state.snapshot())
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+
+    def do_DELETE(self) -> None:
+        if urlsplit(self.path).path.rstrip("/") == "/sandbox/messages":
+            self.server.state.clear()
+            self._reply(HTTPStatus.NO_CONTENT)
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+        self.verbose = verbose
+
+
+class Sandbox:
+    """The sandbox server; `with Sandbox(api_key) as sandbox:` runs it on a free port."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+        keep_messages: bool = True,
+        faults: Faults | None = None,
+    ) -> None:
+        self.state = SandboxState(api_key, keep_messages=keep_messages, faults=faults)
+        self.events = EventSigner()
+        self._server = _Server((host, port), self.state, verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def messages(self) -> list[Accepted]:
+        return self.state.messages()
+
+    def post_events(self, url: str, events: list[dict[str, Any]]) -> int:
+        """POST a signed Event Webhook batch to `url`, as SendGrid would; the HTTP status."""
+        return post_events(url, self.events, events)
+
+    def start(self) -> Sandbox:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="sendgrid-sandbox"
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,95 @@
+"""The links in every email, and the per-recipient values and headers built from them.
+
+One signed token per reader serves both the unsubscribe and the preferences link: each
+lets its holder change only their own subscription, and signing once halves the cost per
+recipient. The confirm link is signed for another purpose, so neither can stand in for
+the other. Tokens never expire (an old email's unsubscribe link must keep working; rotating
+NEWSLETTER_SECRET_KEY retires them all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from newsletter.config import Settings
+from newsletter.providers.base import Recipient
+from newsletter.render import recipient_values
+from subscribers.tokens import TokenSigner
+
+# What each token is signed for.
+LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - labels, not secrets
+CONFIRM_PURPOSE = "confirm-subscription"
+
+
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """RFC 8058: mailbox providers show an unsubscribe button that POSTs to this URL."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+@dataclass(frozen=True)
+class Links:
+    """URLs of the reader's side, signed with the settings' secret key."""
+
+    base_url: str
+    signer: TokenSigner
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Links:
+        return cls(
+            base_url=settings.NEWSLETTER_BASE_URL,
+            signer=TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()),
+        )
+
+    def reader_token(self, subscriber_id: int) -> str:
+        return self.signer.sign(LINK_TOKEN_PURPOSE, subscriber_id)
+
+    def reader_of(self, token: str) -> int | None:
+        """The subscriber a reader link belongs to; None for a forged or broken one."""
+        return self.signer.verify(LINK_TOKEN_PURPOSE, token)
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self.base_url}/unsubscribe/{token}"
+
+    def preferences_url(self, token: str) -> str:
+        return f"{self.base_url}/preferences/{token}"
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        return f"{self.base_url}/confirm/{self.signer.sign(CONFIRM_PURPOSE, subscriber_id)}"
+
+    def confirmed_subscriber(self, token: str) -> int | None:
+        return self.signer.verify(CONFIRM_PURPOSE, token)
+
+    def archive_url(self, slug: str = "") -> str:
+        return f"{self.base_url}/archive" + (f"/{slug}" if slug else "")
+
+    def recipient(
+        self,
+        *,
+        delivery_id: int,
+        subscriber_id: int,
+        email: str,
+        name: str,
+        confirm: bool = False,
+        one_click: bool = True,
+    ) -> Recipient:
+        """One recipient's token values and headers. `confirm` adds the confirm link (the
+        double opt-in email); `one_click` adds RFC 8058's headers (not on a confirmation:
+        there is nothing to unsubscribe from yet)."""
+        token = self.reader_token(subscriber_id)
+        unsubscribe_url = self.unsubscribe_url(token)
+        return Recipient(
+            delivery_id=delivery_id,
+            email=email,
+            name=name,
+            values=recipient_values(
+                name=name,
+                email=email,
+                unsubscribe_url=unsubscribe_url,
+                preferences_url=self.preferences_url(token),
+                confirm_url=self.confirm_url(subscriber_id) if confirm else None,
+            ),
+            headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
+        )

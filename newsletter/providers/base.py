@@ -1,0 +1,100 @@
+"""The one small interface every delivery provider sits behind.
+
+A transport takes a `Batch` (content rendered once, with tokens, plus each recipient's
+token values) and answers with one `BatchResult` from a closed vocabulary of outcomes.
+The sending code never looks at provider details; adding a provider is adding a module
+beside this one.
+
+Transports are called from several threads at once (NEWSLETTER_CONCURRENCY); each keeps
+whatever connection state it needs per thread, and `close()` lets it go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+
+class Outcome(StrEnum):
+    SENT = "sent"  # the provider accepted every recipient of the batch
+    FAILED = "failed"  # the provider refused the batch; resending the same will fail again
+    UNKNOWN = "unknown"  # the request may have reached the provider; do not resend blindly
+    RETRY_LATER = "retry_later"  # nothing was accepted; safe to try again later
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    email: str
+    name: str
+    values: dict[str, str]  # token → value, escaped per part (see newsletter.render)
+    headers: dict[str, str]  # per-recipient headers, e.g. List-Unsubscribe
+
+
+@dataclass(frozen=True)
+class Batch:
+    send_id: int
+    subject: str
+    html: str
+    text: str
+    recipients: list[Recipient]
+    categories: list[str] = field(default_factory=list)
+    # A test copy (`briefs test-send`): marked as such in the subject and headers.
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    outcome: Outcome
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What happened to a batch: one outcome for all, with per-recipient exceptions.
+
+    SendGrid accepts or refuses a request as a whole; an SMTP server answers per message,
+    so one refused address there must not fail the other 999.
+    """
+
+    outcome: Outcome
+    message_id: str = ""
+    error: str = ""
+    # The whole send must stop (a revoked key, a suspended account): every later batch
+    # would fail the same way.
+    fatal: bool = False
+    exceptions: dict[int, RecipientResult] = field(default_factory=dict)  # by delivery id
+
+
+class Transport(Protocol):
+    name: str
+    max_batch_size: int
+
+    def send_batch(self, batch: Batch) -> BatchResult:
+        """Hand the batch over; never raises for anything the provider says or does."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; the transport is not used afterwards."""
+        ...
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The configured provider's transport (imported on demand: SMTP needs no SendGrid)."""
+    from newsletter.config import TransportName
+
+    if settings.NEWSLETTER_TRANSPORT is TransportName.SENDGRID:
+        from newsletter.providers.sendgrid import SendGridTransport
+
+        return SendGridTransport.from_settings(settings)
+    if settings.NEWSLETTER_TRANSPORT is TransportName.SMTP:
+        from newsletter.providers.smtp import SmtpTransport
+
+        return SmtpTransport.from_settings(settings)
+    from newsletter.providers.outbox import OutboxTransport
+
+    return OutboxTransport.from_settings(settings)

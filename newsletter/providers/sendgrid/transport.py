@@ -1,0 +1,205 @@
+"""SendGrid v3 `mail/send` through the official `sendgrid` client.
+
+One request carries up to 1000 personalizations. What SendGrid answers maps onto our
+outcomes by a table, not an if-chain: 2xx sent; 429 and 5xx retried with backoff (429
+waits for `X-RateLimit-Reset`); 401/403 stop the whole send; other 4xx fail the batch with
+SendGrid's own words. A timeout after the request went out is `unknown`: SendGrid has no
+idempotency key, so resending could deliver twice.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
+from email.utils import parseaddr
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from newsletter.config import Settings
+from newsletter.providers.base import Batch, BatchResult, Outcome
+
+MAX_PERSONALIZATIONS = 1000
+MAX_CATEGORIES = 10
+
+# Status → what it means for the batch. Absent codes: 5xx retry, other 4xx fail.
+_RETRY = "retry"
+_FATAL = "fatal"
+_FAIL = "fail"
+STATUS_ACTIONS: dict[int, str] = {
+    400: _FAIL,
+    401: _FATAL,
+    403: _FATAL,
+    413: _FAIL,
+    429: _RETRY,
+}
+# Errors raised while reading the response: the request body had been sent.
+_AMBIGUOUS = (
+    TimeoutError,
+    http.client.RemoteDisconnected,
+    http.client.IncompleteRead,
+    ConnectionResetError,
+)
+
+
+def sendgrid_error_text(body: bytes | str | None) -> str:
+    """SendGrid's own error words from its `{"errors": [...]}` envelope."""
+    if not body:
+        return "no error text"
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        errors = json.loads(raw).get("errors") or []
+    except (ValueError, AttributeError):
+        return raw[:500]
+    parts = []
+    for error in errors:
+        field = error.get("field")
+        message = error.get("message") or ""
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts) or raw[:500]
+
+
+class SendGridTransport:
+    name = "sendgrid"
+    max_batch_size = MAX_PERSONALIZATIONS
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        host: str,
+        timeout: float,
+        from_header: str,
+        max_retries: int = 5,
+        asm_group_id: int | None = None,
+        sandbox_mode: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self._host = host
+        self._timeout = timeout
+        self._local = threading.local()
+        name, address = parseaddr(from_header)
+        self._from: dict[str, str] = {"email": address}
+        if name:
+            self._from["name"] = name
+        self._max_retries = max_retries
+        self._asm_group_id = asm_group_id
+        self._sandbox_mode = sandbox_mode
+        self._sleep = sleep
+
+    @property
+    def _client(self) -> SendGridAPIClient:
+        """One client per sender thread: the client keeps per-request state on itself."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = SendGridAPIClient(api_key=self._api_key, host=self._host)
+            # The client's default is no timeout at all; a hung socket would hold the batch.
+            client.client.timeout = self._timeout
+            self._local.client = client
+        return client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendGridTransport:
+        return cls(
+            api_key=settings.SENDGRID_API_KEY.get_secret_value(),
+            host=settings.SENDGRID_API_HOST,
+            timeout=settings.SENDGRID_TIMEOUT_SECONDS,
+            from_header=settings.NEWSLETTER_FROM,
+            max_retries=settings.NEWSLETTER_MAX_RETRIES,
+            asm_group_id=settings.SENDGRID_ASM_GROUP_ID,
+            sandbox_mode=settings.SENDGRID_SANDBOX_MODE,
+        )
+
+    def request_body(self, batch: Batch) -> dict[str, Any]:
+        if len(batch.recipients) > MAX_PERSONALIZATIONS:
+            raise ValueError(f"{len(batch.recipients)} recipients: SendGrid takes at most 1000")
+        personalizations = []
+        for recipient in batch.recipients:
+            to: dict[str, str] = {"email": recipient.email}
+            if recipient.name:
+                to["name"] = recipient.name
+            personalizations.append(
+                {
+                    "to": [to],
+                    "substitutions": recipient.values,
+                    "headers": recipient.headers,
+                    "custom_args": {
+                        "delivery_id": str(recipient.delivery_id),
+                        "send_id": str(batch.send_id),
+                    },
+                }
+            )
+        body: dict[str, Any] = {
+            "from": self._from,
+            "subject": f"[TEST] {batch.subject}" if batch.test else batch.subject,
+            # SendGrid requires text/plain first when both are present.
+            "content": [
+                {"type": "text/plain", "value": batch.text},
+                {"type": "text/html", "value": batch.html},
+            ],
+            "personalizations": personalizations,
+            "categories": (["test"] if batch.test else []) + batch.categories[:MAX_CATEGORIES],
+        }
+        body["categories"] = body["categories"][:MAX_CATEGORIES]
+        if self._asm_group_id is not None:
+            # SendGrid then adds its own unsubscribe-from-this-group handling and honours it.
+            body["asm"] = {"group_id": self._asm_group_id}
+        if self._sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def close(self) -> None:
+        """The client opens a connection per request; there is nothing held to let go."""
+        self._local = threading.local()
+
+    def send_batch(self, batch: Batch) -> BatchResult:
+        body = self.request_body(batch)
+        last_error = ""
+        for attempt in range(self._max_retries + 1):
+            try:
+                response = self._client.send(body)
+            except HTTPError as exc:
+                status = int(exc.status_code)
+                detail = sendgrid_error_text(exc.body)
+                action = STATUS_ACTIONS.get(status, _RETRY if status >= 500 else _FAIL)
+                if action == _FATAL:
+                    return BatchResult(Outcome.FAILED, error=f"{status}: {detail}", fatal=True)
+                if action == _FAIL:
+                    return BatchResult(Outcome.FAILED, error=f"{status}: {detail}")
+                last_error = f"{status}: {detail}"
+                if attempt < self._max_retries:
+                    self._sleep(self._retry_delay(status, exc.headers, attempt))
+                continue
+            except _AMBIGUOUS as exc:
+                return BatchResult(
+                    Outcome.UNKNOWN, error=f"no answer after the request was sent: {exc!r}"
+                )
+            except urllib.error.URLError as exc:
+                # Raised before the body was fully sent (refused, reset, connect timeout).
+                last_error = f"connection failed: {exc.reason}"
+                if attempt < self._max_retries:
+                    self._sleep(self._backoff(attempt))
+                continue
+            headers = response.headers
+            message_id = headers.get("X-Message-Id", "") if headers is not None else ""
+            return BatchResult(Outcome.SENT, message_id=message_id or "")
+        return BatchResult(Outcome.RETRY_LATER, error=last_error)
+
+    def _retry_delay(self, status: int, headers: Any, attempt: int) -> float:
+        if status == 429 and headers is not None:
+            reset = headers.get("X-RateLimit-Reset")
+            if reset and reset.isdigit():
+                return min(max(int(reset) - time.time(), 0.0) + random.uniform(0, 0.25), 60.0)
+        return self._backoff(attempt)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        """Exponential with full jitter, capped: 0.5 s, 1 s, 2 s … up to 30 s."""
+        return random.uniform(0, min(30.0, 0.5 * 2**attempt))

@@ -1,0 +1,77 @@
+"""What staff do to a send while it runs: pause, resume, cancel, and decide the deliveries
+whose hand-off was ambiguous. The send's status column is the control: workers read it
+before every claim and every request, so nothing here talks to a worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from newsletter.errors import ConflictError
+from newsletter.models import Send, SendStatus
+from newsletter.sending import ledger
+from newsletter.sending.create import get_send
+
+
+class ResolveAction(StrEnum):
+    RESEND = "resend"
+    DROP = "drop"
+
+
+def _transition(session: Session, send_id: int, allowed: tuple[SendStatus, ...], verb: str) -> Send:
+    send = get_send(send_id, session=session)
+    if send.status not in allowed:
+        raise ConflictError(
+            f"send {send_id} is {send.status}; only a {' or '.join(allowed)} send can be {verb}"
+        )
+    return send
+
+
+def pause_send(send_id: int, *, session: Session) -> Send:
+    """Workers stop claiming at once; batches already on the wire finish and are recorded."""
+    send = _transition(session, send_id, (SendStatus.SCHEDULED, SendStatus.RUNNING), "paused")
+    send.status = SendStatus.PAUSED
+    send.last_error = "paused by staff"
+    session.add(send)
+    return send
+
+
+def resume_send(send_id: int, *, session: Session) -> Send:
+    """Back to work; the failed-batch count starts again from zero."""
+    send = _transition(session, send_id, (SendStatus.PAUSED,), "resumed")
+    send.status = SendStatus.RUNNING if send.started_at else SendStatus.SCHEDULED
+    send.failed_batches = 0
+    session.add(send)
+    return send
+
+
+def cancel_send(send_id: int, *, session: Session, now: datetime) -> int:
+    """Stop for good: queued rows become cancelled; returns how many. In-flight batches
+    finish (their request may already be out) and are recorded as usual."""
+    send = _transition(
+        session,
+        send_id,
+        (SendStatus.SCHEDULED, SendStatus.RUNNING, SendStatus.PAUSED),
+        "cancelled",
+    )
+    send.status = SendStatus.CANCELLED
+    send.finished_at = now
+    session.add(send)
+    session.flush()
+    return ledger.cancel_queued(session, send_id, now=now)
+
+
+def resolve_unknown(send_id: int, action: ResolveAction, *, session: Session, now: datetime) -> int:
+    """Staff decide the ambiguous rows: resend them (risking a duplicate for some) or drop
+    them (risking a miss for some). Returns how many rows changed."""
+    send = get_send(send_id, session=session)
+    changed = ledger.settle_unknown(
+        session, send_id, resend=action is ResolveAction.RESEND, now=now
+    )
+    if changed and action is ResolveAction.RESEND and send.status == SendStatus.FINISHED:
+        send.status = SendStatus.RUNNING
+        send.finished_at = None
+        session.add(send)
+    return changed

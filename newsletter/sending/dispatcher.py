@@ -1,0 +1,229 @@
+"""Handing off a send's ledger in batches, from N sender threads of one worker process.
+
+Each thread claims a batch, marks it on the wire, makes one provider request and records
+the answer (`ledger/claims.py`), until nothing claimable is left or the send stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from newsletter.briefs import brief_topics
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.links import Links
+from newsletter.models import Brief, Send, SendKind, SendStatus
+from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, Transport
+from newsletter.sending.ledger import (
+    Claim,
+    Target,
+    begin_handoff,
+    claim_batch,
+    finish_sends,
+    record_batch,
+    recover_expired_batches,
+)
+from newsletter.sending.plan import start_due_sends
+from subscribers.models import id_of, utcnow
+
+log = logging.getLogger("newsletter.dispatch")
+
+Clock = Callable[[], datetime]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class RateLimiter:
+    """At most `rate` messages per second across this process's threads (0: no limit).
+
+    Each caller reserves its slot under the lock and sleeps outside it, so threads queue in
+    order and a 1000-recipient batch waits as long as 1000 messages take at the cap.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def reserve(self, messages: int) -> float:
+        """Seconds to wait before sending `messages`."""
+        if self.rate <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + messages / self.rate
+            return start - now
+
+
+def send_categories(engine: Engine, send: Send) -> list[str]:
+    """Provider-side labels for a send's messages: the brief's slug, then its topics, so
+    the provider's own statistics split the same way ours do."""
+    with session_scope(engine) as session:
+        brief = session.get_one(Brief, send.brief_id)
+        if send.kind == SendKind.DIGEST:
+            return ["digest"]
+        return [brief.slug, *(topic.slug for topic in brief_topics(brief, session=session))]
+
+
+@dataclass
+class WorkReport:
+    started: list[int] = field(default_factory=list)
+    settled: int = 0
+    released: int = 0
+    unknown: int = 0
+    finished: list[int] = field(default_factory=list)
+    paused: dict[int, str] = field(default_factory=dict)  # send id → why
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_settled(self, rows: int) -> None:
+        with self._lock:  # several sender threads report into one WorkReport
+            self.settled += rows
+
+
+@dataclass
+class Dispatcher:
+    """Works the ledger for one worker process: claim, hand off, record, in N threads."""
+
+    engine: Engine
+    settings: Settings
+    transport: Transport
+    worker_id: str = field(default_factory=new_worker_id)
+    clock: Clock = utcnow
+    # Called with the number of rows each batch settled (progress bars); from any thread.
+    on_progress: Callable[[int], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        self._links = Links.from_settings(self.settings)
+        self._lease = timedelta(seconds=self.settings.NEWSLETTER_LEASE_SECONDS)
+        self._batch_size = min(self.settings.NEWSLETTER_BATCH_SIZE, self.transport.max_batch_size)
+        self._limiter = RateLimiter(self.settings.NEWSLETTER_RATE_LIMIT)
+        self._stopping = threading.Event()
+
+    def request_stop(self) -> None:
+        """Finish the batches in hand, claim no more (SIGTERM)."""
+        self._stopping.set()
+
+    def recipient(self, target: Target) -> Recipient:
+        return self._links.recipient(
+            delivery_id=target.delivery_id,
+            subscriber_id=target.subscriber_id,
+            email=target.email,
+            name=target.name,
+        )
+
+    def hand_off(self, send: Send, claim: Claim, categories: list[str]) -> str:
+        """Send one claimed batch and record the answer; returns why the send paused, or ""."""
+        if not claim.targets:
+            return ""
+        batch = Batch(
+            send_id=claim.send_id,
+            subject=send.subject,
+            html=send.html,
+            text=send.text,
+            recipients=[self.recipient(target) for target in claim.targets],
+            categories=categories,
+        )
+        wait = self._limiter.reserve(len(batch.recipients))
+        if wait:
+            self.sleep(wait)
+        if not begin_handoff(self.engine, claim, now=self.clock()):
+            return ""
+        try:
+            result = self.transport.send_batch(batch)
+        except Exception as exc:  # a transport bug must not leave the batch looking alive
+            log.exception("transport %s raised", self.transport.name)
+            result = BatchResult(Outcome.UNKNOWN, error=f"the transport raised {exc!r}")
+        return record_batch(
+            self.engine,
+            claim,
+            result,
+            now=self.clock(),
+            pause_after=self.settings.NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES,
+            max_attempts=self.settings.NEWSLETTER_MAX_ATTEMPTS,
+        )
+
+    def _drain(self, send: Send, categories: list[str], report: WorkReport) -> None:
+        """One thread's loop: batches of this send until none is left or the send stops.
+
+        It claims forward from its last batch; when nothing lies ahead it sweeps once more
+        from the start, for rows requeued behind it (a 4xx, a released lease). Rows
+        requeued after that wait for the next tick, so a recipient whose server keeps
+        saying "try later" costs one attempt per tick, not a busy loop.
+        """
+        cursor: tuple[datetime, int] | None = None
+        swept = False
+        while not self._stopping.is_set():
+            claim = claim_batch(
+                self.engine,
+                send_id=id_of(send),
+                worker_id=self.worker_id,
+                limit=self._batch_size,
+                lease=self._lease,
+                now=self.clock(),
+                after=cursor,
+            )
+            if claim is None:
+                if swept:
+                    return
+                cursor, swept = None, True
+                continue
+            cursor = claim.last_key
+            paused = self.hand_off(send, claim, categories)
+            report.add_settled(claim.size)
+            if self.on_progress is not None:
+                self.on_progress(claim.size)
+            if paused:
+                report.paused[id_of(send)] = paused
+                return
+
+    def work_send(self, send: Send, report: WorkReport | None = None) -> WorkReport:
+        """Hand off every claimable row of one send with NEWSLETTER_CONCURRENCY threads."""
+        report = report if report is not None else WorkReport()
+        categories = send_categories(self.engine, send)
+        threads = [
+            threading.Thread(
+                target=self._drain, args=(send, categories, report), name=f"send-{send.id}-{n}"
+            )
+            for n in range(self.settings.NEWSLETTER_CONCURRENCY)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return report
+
+    def work_due(self, *, only: int | None = None) -> WorkReport:
+        """Everything due now: recover dead batches, start due sends, work running ones."""
+        now = self.clock()
+        recovery = recover_expired_batches(self.engine, now=now)
+        report = WorkReport(released=recovery.released, unknown=recovery.unknown)
+        report.started = start_due_sends(self.engine, now=now, only=only)
+        with session_scope(self.engine) as session:
+            statement = (
+                select(Send).where(col(Send.status) == SendStatus.RUNNING).order_by(col(Send.id))
+            )
+            if only is not None:
+                statement = statement.where(col(Send.id) == only)
+            running = list(session.exec(statement))
+        for send in running:
+            if self._stopping.is_set():
+                break
+            self.work_send(send, report)
+        report.finished = finish_sends(self.engine, now=self.clock())
+        return report

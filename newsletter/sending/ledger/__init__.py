@@ -1,0 +1,58 @@
+"""The delivery ledger: every statement that writes it, in this folder a reviewer can read
+alone (`claims.py`: the hand-off; `rows.py`: everything else). The database holds all of a
+send's state, so any worker can stop at any point and another carries on. A row moves
+
+    queued ──claim──> claimed ──provider answers──> sent | failed | unknown
+       ^                 │
+       └── lease expired before the request began (batch `claimed`)
+                         └──> unknown: lease expired mid-request (batch `sending`)
+
+(and `skipped` when the reader left after planning, `cancelled` with its send). Whether a
+claimed row's request has begun is recorded once per batch (`DeliveryBatch`, a one-row
+update committed before the HTTP call), never guessed. No transaction stays open across a
+network call: claiming, marking and recording are each their own short transaction.
+"""
+
+from newsletter.sending.ledger.claims import (
+    Claim,
+    Recovery,
+    Target,
+    begin_handoff,
+    claim_batch,
+    finish_sends,
+    record_batch,
+    recover_expired_batches,
+)
+from newsletter.sending.ledger.rows import (
+    cancel_queued,
+    counts_by_status,
+    has_rows,
+    next_due,
+    plan_rows,
+    queue_rows,
+    row_count,
+    settle_by_event,
+    settle_unknown,
+    subscriber_of,
+)
+
+__all__ = [
+    "Claim",
+    "Recovery",
+    "Target",
+    "begin_handoff",
+    "cancel_queued",
+    "claim_batch",
+    "counts_by_status",
+    "finish_sends",
+    "has_rows",
+    "next_due",
+    "plan_rows",
+    "queue_rows",
+    "record_batch",
+    "recover_expired_batches",
+    "row_count",
+    "settle_by_event",
+    "settle_unknown",
+    "subscriber_of",
+]

@@ -1,0 +1,113 @@
+"""Planning: when a send falls due, its ledger is written in the same transaction that
+moves it to running, one INSERT … SELECT of the matching readers per due moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
+from typing import cast
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from newsletter.db import is_postgresql, session_scope
+from newsletter.models import BriefTopic, Send, SendStatus
+from newsletter.sending import ledger
+from subscribers.matching import matching_subscribers
+from subscribers.models import Cadence, Subscriber, id_of
+
+
+def next_local_time(local_time: str, zone: str, *, after: datetime) -> datetime:
+    """The first `local_time` ("07:00") in `zone` strictly after `after`, in UTC.
+
+    Wall-clock arithmetic in the zone, so a daylight-saving change between `after` and the
+    answer moves the UTC time, not the local one.
+    """
+    hours, minutes = (int(part) for part in local_time.split(":"))
+    tz = ZoneInfo(zone)
+    local_after = after.astimezone(tz)
+    day = local_after.date()
+    candidate = datetime.combine(day, dt_time(hours, minutes), tzinfo=tz)
+    if candidate <= local_after:
+        candidate = datetime.combine(day + timedelta(days=1), dt_time(hours, minutes), tzinfo=tz)
+    return candidate.astimezone(UTC)
+
+
+def _waves(
+    send: Send, matching: sa.Select[tuple[int]], session: Session
+) -> list[tuple[datetime | None, list[str] | None]]:
+    """(due moment, the time zones due then) for a `--local-time` send, in due order; time
+    zones sharing an offset share a moment. One wave of everyone for an ordinary send."""
+    if not send.local_time:
+        return [(None, None)]
+    zones = session.scalars(
+        sa.select(col(Subscriber.timezone))
+        .where(col(Subscriber.id).in_(matching.scalar_subquery()))
+        .distinct()
+    ).all()
+    by_moment: dict[datetime, list[str]] = {}
+    for zone in zones:
+        moment = next_local_time(send.local_time, zone, after=send.created_at)
+        by_moment.setdefault(moment, []).append(zone)
+    return [(moment, sorted(group)) for moment, group in sorted(by_moment.items())]
+
+
+def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
+    """Write one queued Delivery per matching reader; returns the ledger's size after.
+
+    Matching runs inside the database; readers already in the ledger are left out, so a
+    second run adds only newcomers. Each local-time wave is its own statement, in due
+    order, so a wave's rows have adjacent ids (claiming walks them by id).
+    """
+    brief_topic_ids = sa.select(col(BriefTopic.topic_id)).where(
+        col(BriefTopic.brief_id) == send.brief_id
+    )
+    # Daily and weekly readers get the brief in their digest (digests.py), not now.
+    matching = matching_subscribers(brief_topic_ids, cadences=[Cadence.IMMEDIATE])
+    send_id = id_of(send)
+    again = ledger.has_rows(session, send_id)
+    if is_postgresql(session):
+        # JIT compiling these statements costs more than it saves (~0.2 s).
+        session.execute(sa.text("SET LOCAL jit = off"))
+    for moment, zones_due in _waves(send, matching, session):
+        recipients = matching
+        if zones_due is not None:
+            recipients = recipients.where(col(Subscriber.timezone).in_(zones_due))
+        ledger.plan_rows(
+            session, send_id, recipients, due=moment or now, now=now, skip_existing=again
+        )
+    return ledger.row_count(session, send_id)
+
+
+def start_due_sends(engine: Engine, *, now: datetime, only: int | None = None) -> list[int]:
+    """Move every due scheduled send to running, planning its ledger in the same transaction.
+
+    The conditional UPDATE is the lock: when several workers tick at once, exactly one
+    sees `status = 'scheduled'` and plans; the others update nothing and move on.
+    """
+    statement = (
+        sa.select(col(Send.id))
+        .where(col(Send.status) == SendStatus.SCHEDULED, col(Send.scheduled_at) <= now)
+        .order_by(col(Send.scheduled_at), col(Send.id))
+    )
+    if only is not None:
+        statement = statement.where(col(Send.id) == only)
+    with session_scope(engine) as session:
+        due = [cast(int, send_id) for send_id in session.scalars(statement)]
+    started = []
+    for send_id in due:
+        with session_scope(engine, immediate=True) as session:
+            won = session.execute(
+                sa.update(Send)
+                .where(col(Send.id) == send_id, col(Send.status) == SendStatus.SCHEDULED)
+                .values(status=SendStatus.RUNNING, started_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+            if not won:
+                continue
+            send = session.get_one(Send, send_id)
+            send.planned = plan_deliveries(send, session=session, now=now)
+            session.add(send)
+        started.append(send_id)
+    return started

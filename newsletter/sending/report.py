@@ -1,0 +1,114 @@
+"""What a send did: its ledger counted per state, its rate and time to go, for the CLI
+and the console alike (`SendSummary.as_dict()`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from newsletter.models import OPEN_STATES, SETTLED_STATES, Brief, DeliveryStatus, Send, SendStatus
+from newsletter.sending import ledger
+from newsletter.sending.create import get_send
+from subscribers.models import id_of, utcnow
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    id: int
+    brief_slug: str
+    status: str
+    scheduled_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    planned: int
+    counts: dict[str, int]
+    failed_batches: int
+    last_error: str
+    rate: float  # rows settled per second since the send started
+    eta_seconds: float | None
+    # When a worker next has something to do for it: its start, or the next local-time wave.
+    next_action_at: datetime | None = None
+    local_time: str = ""
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.counts[state.value] for state in OPEN_STATES)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "brief": self.brief_slug,
+            "status": self.status,
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "planned": self.planned,
+            "counts": self.counts,
+            "failed_batches": self.failed_batches,
+            "last_error": self.last_error,
+            "rate_per_second": round(self.rate, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "next_action_at": self.next_action_at.isoformat() if self.next_action_at else None,
+            "local_time": self.local_time,
+        }
+
+
+def summarize_sends(
+    *, session: Session, send_id: int | None = None, now: datetime | None = None
+) -> list[SendSummary]:
+    """Sends with their ledger counts per state, counted by the database in one query."""
+    now = now or utcnow()
+    statement = (
+        sa.select(Send, col(Brief.slug))
+        .join(Brief, col(Brief.id) == col(Send.brief_id))
+        .order_by(col(Send.id).desc())
+    )
+    if send_id is not None:
+        get_send(send_id, session=session)
+        statement = statement.where(col(Send.id) == send_id)
+    sends = session.execute(statement).all()
+    ids = [id_of(send) for send, _ in sends]
+    counts = ledger.counts_by_status(session, ids) if ids else {}
+    next_due = ledger.next_due(session, ids) if ids else {}
+    summaries = []
+    for send, slug in sends:
+        by_state = {
+            state.value: counts.get(id_of(send), {}).get(state.value, 0) for state in DeliveryStatus
+        }
+        settled = sum(by_state[state.value] for state in SETTLED_STATES)
+        waiting = sum(by_state[state.value] for state in OPEN_STATES)
+        elapsed = (
+            ((send.finished_at or now) - send.started_at).total_seconds()
+            if send.started_at
+            else 0.0
+        )
+        rate = settled / elapsed if elapsed > 0 else 0.0
+        eta = waiting / rate if send.status == SendStatus.RUNNING and rate > 0 else None
+        next_action: datetime | None = None
+        if send.status == SendStatus.SCHEDULED:
+            next_action = send.scheduled_at
+        elif send.status == SendStatus.RUNNING and send.id in next_due:
+            next_action = max(next_due[send.id], now)
+        summaries.append(
+            SendSummary(
+                id=id_of(send),
+                brief_slug=slug,
+                status=send.status,
+                scheduled_at=send.scheduled_at,
+                started_at=send.started_at,
+                finished_at=send.finished_at,
+                planned=send.planned,
+                counts=by_state,
+                failed_batches=send.failed_batches,
+                last_error=send.last_error,
+                rate=rate,
+                eta_seconds=eta,
+                next_action_at=next_action,
+                local_time=send.local_time,
+            )
+        )
+    return summaries

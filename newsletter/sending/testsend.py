@@ -1,0 +1,51 @@
+"""`briefs test-send`: one copy of a brief, as a reader would get it, to a member of staff.
+
+It goes through the configured transport like any send, marked as a test ("[TEST]" in the
+subject, a `test` category or `X-Newsletter-Test` header) and touches no ledger: no Send,
+no Delivery, nothing a report would count. Staff run it from a terminal and wait for the
+provider's answer on purpose: that answer is what they want to see.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from newsletter.briefs import brief_topics, get_brief
+from newsletter.config import Settings
+from newsletter.errors import NewsletterError
+from newsletter.links import Links
+from newsletter.providers.base import Batch, Outcome, make_transport
+from newsletter.render import render_brief
+from subscribers.roster import normalize_email
+
+
+def send_test_copy(
+    reference: str, to: str, *, session: Session, settings: Settings, name: str = "Test Reader"
+) -> str:
+    """Send it; returns the transport's outcome in words, or raises with its error."""
+    brief = get_brief(reference, session=session)
+    rendered = render_brief(brief, brief_topics(brief, session=session), settings)
+    # Subscriber 0 does not exist: the copy's links lead to "this link is not valid".
+    recipient = Links.from_settings(settings).recipient(
+        delivery_id=0, subscriber_id=0, email=normalize_email(to), name=name, one_click=False
+    )
+    batch = Batch(
+        send_id=0,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        recipients=[recipient],
+        categories=[brief.slug],
+        test=True,
+    )
+    transport = make_transport(settings)
+    try:
+        result = transport.send_batch(batch)
+    finally:
+        transport.close()
+    outcome = result.exceptions.get(0, result)
+    if outcome.outcome is not Outcome.SENT:
+        raise NewsletterError(f"the test copy was not sent ({outcome.outcome}): {outcome.error}")
+    return f"sent through {transport.name}" + (
+        f" (message id {result.message_id})" if result.message_id else ""
+    )

@@ -1,0 +1,154 @@
+"""What a worker process does on each tick of its clock (`scheduler.py`): recover dead
+batches, start due sends, hand off their ledgers, send queued transactional mail, make due
+digests, and say so in the log. All state is in the database, so a redundant tick (or a
+second worker on PostgreSQL) does nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope
+from newsletter.errors import NewsletterError
+from newsletter.providers.base import Transport, make_transport
+from newsletter.sending.digests import create_due_digests
+from newsletter.sending.dispatcher import Dispatcher, WorkReport
+from newsletter.sending.plan import start_due_sends
+from newsletter.sending.report import SendSummary, summarize_sends
+from newsletter.sending.transactional import MailReport, send_queued_mail
+
+log = logging.getLogger("newsletter.worker")
+
+
+class ProgressLog:
+    """One log line every `every` seconds while a send runs, from any sender thread."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._settled = 0
+        self._since = time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        with self._lock:
+            self._settled += rows
+            elapsed = time.monotonic() - self._since
+            if elapsed < self.every:
+                return
+            settled, self._settled, self._since = self._settled, 0, time.monotonic()
+        log.info("progress: %s deliveries settled in the last %.0f s", settled, elapsed)
+
+
+def paused_message(send_id: int, reason: str) -> str:
+    return (
+        f"send {send_id} paused: {reason}; fix the cause, then `newsletter sends resume {send_id}`"
+    )
+
+
+@dataclass
+class TickReport:
+    work: WorkReport = field(default_factory=WorkReport)
+    mail: MailReport = field(default_factory=MailReport)
+    digests: list[int] = field(default_factory=list)
+
+    def log(self, *, paused: bool = True) -> None:
+        """Log lines for what this tick did; `paused=False` leaves out the sends that paused
+        themselves, for a caller that reports those as its error."""
+        work = self.work
+        for send_id in work.started:
+            log.info("send %s started", send_id)
+        if work.settled:
+            log.info("handed off %s deliveries", work.settled)
+        if work.released:
+            log.info("%s deliveries requeued from batches a dead worker never sent", work.released)
+        if work.unknown:
+            log.warning(
+                "%s deliveries are unknown (a worker died mid-request); settle them with "
+                "`newsletter sends resolve`",
+                work.unknown,
+            )
+        for send_id, reason in work.paused.items() if paused else ():
+            log.error("%s", paused_message(send_id, reason))
+        for send_id in work.finished:
+            log.info("send %s finished", send_id)
+        if self.mail.attempted or self.mail.skipped:
+            log.info(
+                "transactional mail: %s sent, %s failed, %s to retry, %s skipped",
+                self.mail.sent,
+                self.mail.failed,
+                self.mail.retried,
+                self.mail.skipped,
+            )
+        if self.digests:
+            log.info("digests made: sends %s", ", ".join(str(i) for i in self.digests))
+
+
+@dataclass
+class Worker:
+    """One worker process's work: a dispatcher for sends, and the rest of a tick."""
+
+    settings: Settings
+    engine: Engine
+    transport: Transport
+    dispatcher: Dispatcher
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, on_progress: Callable[[int], None] | None = None
+    ) -> Worker:
+        engine = make_engine(settings.DATABASE_URL)
+        transport = make_transport(settings)
+        return cls(
+            settings,
+            engine,
+            transport,
+            Dispatcher(engine, settings, transport, on_progress=on_progress or ProgressLog()),
+        )
+
+    def tick(self) -> TickReport:
+        """Sends and transactional mail due now."""
+        report = TickReport(work=self.dispatcher.work_due())
+        report.mail = send_queued_mail(
+            self.engine, self.settings, self.transport, now=self.dispatcher.clock()
+        )
+        return report
+
+    def make_digests(self) -> list[int]:
+        return create_due_digests(self.engine, self.settings, now=self.dispatcher.clock())
+
+    def once(self) -> TickReport:
+        """All work due now, for cron: raises (exit status 1) when a send paused itself."""
+        digests = self.make_digests()
+        report = self.tick()
+        report.digests = digests
+        report.log(paused=False)
+        if report.work.paused:
+            raise NewsletterError(
+                "; ".join(paused_message(i, why) for i, why in report.work.paused.items())
+            )
+        return report
+
+    def work_one_send(self, send_id: int) -> SendSummary:
+        """Start (if due) and hand off one send from this process: `send --foreground`."""
+        start_due_sends(self.engine, now=self.dispatcher.clock(), only=send_id)
+        report = self.dispatcher.work_due(only=send_id)
+        with session_scope(self.engine) as session:
+            summary = summarize_sends(session=session, send_id=send_id)[0]
+        if send_id in report.paused:
+            raise NewsletterError(paused_message(send_id, report.paused[send_id]))
+        return summary
+
+    def request_stop(self) -> None:
+        """Finish the batches in hand, claim no more (SIGTERM)."""
+        self.dispatcher.request_stop()
+
+    def close(self) -> None:
+        self.transport.close()
+        self.engine.dispose()

@@ -1,0 +1,70 @@
+"""What every route needs, built once per app and handed to handlers by FastAPI.
+
+Handlers are plain `def`s: FastAPI runs them in its thread pool, so a slow database call
+holds one worker thread, never the event loop that serves every other request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+import jinja2
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings
+from newsletter.links import Links
+from newsletter.web.limits import AttemptLimiter
+from subscribers.tokens import TokenSigner
+
+ZONES = sorted(
+    zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")
+)
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    engine: Engine
+    links: Links
+    # Signs CSRF tokens of forms; keyed apart from link tokens so neither passes for the other.
+    forms: TokenSigner
+    pages: jinja2.Environment
+    limiter: AttemptLimiter
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine) -> WebContext:
+        secret = settings.NEWSLETTER_SECRET_KEY.get_secret_value()
+        return cls(
+            settings=settings,
+            engine=engine,
+            links=Links.from_settings(settings),
+            forms=TokenSigner(secret + ":forms"),
+            pages=jinja2.Environment(
+                loader=jinja2.FileSystemLoader(
+                    str(Path(settings.NEWSLETTER_TEMPLATES_DIR) / "web")
+                ),
+                autoescape=True,
+            ),
+            limiter=AttemptLimiter(),
+        )
+
+    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(self.pages.get_template(name).render(**context), status_code=status)
+
+
+def get_web(request: Request) -> WebContext:
+    web: WebContext = request.app.state.web
+    return web
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+Web = Annotated[WebContext, Depends(get_web)]
+ClientIp = Annotated[str, Depends(client_ip)]

@@ -1,0 +1,1 @@
+"""The reader's side, one module per page family, and the provider webhook."""

@@ -1,0 +1,49 @@
+"""Provider webhooks: verified first, then applied in our own vocabulary."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+
+from newsletter.db import session_scope
+from newsletter.errors import WebhookRejectedError
+from newsletter.events import apply_events
+from newsletter.providers.sendgrid import webhook as sendgrid
+from newsletter.web.deps import Web
+from subscribers.models import utcnow
+
+log = logging.getLogger("newsletter.web")
+router = APIRouter()
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body as it came: the signature covers these exact bytes. Read on the event loop
+    (it is I/O); the handler that verifies and applies it runs in the thread pool."""
+    return await request.body()
+
+
+@router.post("/webhooks/sendgrid")
+def sendgrid_events(
+    request: Request, web: Web, body: Annotated[bytes, Depends(raw_body)]
+) -> PlainTextResponse:
+    settings = web.settings
+    try:
+        sendgrid.verify(
+            settings.SENDGRID_WEBHOOK_PUBLIC_KEY,
+            body,
+            request.headers.get(sendgrid.SIGNATURE_HEADER, ""),
+            request.headers.get(sendgrid.TIMESTAMP_HEADER, ""),
+            now=utcnow(),
+        )
+        events = sendgrid.normalize(body)
+    except WebhookRejectedError as exc:
+        log.warning("SendGrid webhook refused: %s", exc)
+        return PlainTextResponse(f"refused: {exc}", status_code=403)
+    with session_scope(web.engine) as session:
+        report = apply_events(
+            events, session=session, soft_bounce_limit=settings.NEWSLETTER_SOFT_BOUNCE_LIMIT
+        )
+    return PlainTextResponse(f"applied {report.applied}, duplicates {report.duplicates}")
