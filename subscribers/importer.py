@@ -13,19 +13,17 @@ once to import) and written in chunks with one lookup and a few bulk statements 
 from __future__ import annotations
 
 import hashlib
-from array import array
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.schema import default_is_scalar
 from sqlmodel import Session, col, select
 
 from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, SubscriberCsv, unneutralize
 from subscribers.errors import InvalidSubscriberError
+from subscribers.import_report import ImportReport, RowNote
 from subscribers.models import (
     NO_MAIL_STATUSES,
     Subscriber,
@@ -44,7 +42,7 @@ from subscribers.roster import (
     normalize_email,
     suppression_hash,
 )
-from subscribers.sql import any_of
+from subscribers.sql import any_of, bulk_insert
 
 CHUNK = 5000
 NAME_MAX = 200
@@ -82,76 +80,6 @@ class Candidate:
             status=pick("status", self.status, later.status),
             given=self.given | later.given,
         )
-
-
-@dataclass
-class RowNote:
-    line: int
-    email: str
-    detail: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "email": self.email, "detail": self.detail}
-
-
-def _ranges(lines: Iterable[int]) -> str:
-    """2,3,4,7 → "2–4, 7": a million line numbers read as a few ranges."""
-    parts: list[str] = []
-    start = previous = None
-    for line in sorted(lines):
-        if previous is not None and line == previous + 1:
-            previous = line
-            continue
-        if start is not None:
-            parts.append(f"{start}–{previous}" if previous != start else str(start))
-        start = previous = line
-    if start is not None:
-        parts.append(f"{start}–{previous}" if previous != start else str(start))
-    return ", ".join(parts)
-
-
-@dataclass
-class ImportReport:
-    file: str
-    dry_run: bool
-    added: array[int] = field(default_factory=lambda: array("q"))
-    unchanged: array[int] = field(default_factory=lambda: array("q"))
-    updated: list[RowNote] = field(default_factory=list)
-    skipped: list[RowNote] = field(default_factory=list)
-    merged: list[RowNote] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        return (
-            len(self.added)
-            + len(self.unchanged)
-            + len(self.updated)
-            + len(self.skipped)
-            + len(self.merged)
-        )
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "added": len(self.added),
-            "updated": len(self.updated),
-            "unchanged": len(self.unchanged),
-            "skipped": len(self.skipped),
-            "merged": len(self.merged),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "dry_run": self.dry_run,
-            "counts": self.counts(),
-            "added_lines": _ranges(self.added),
-            "unchanged_lines": _ranges(self.unchanged),
-            "updated": [note.as_dict() for note in self.updated],
-            "skipped": [note.as_dict() for note in self.skipped],
-            "merged": [note.as_dict() for note in self.merged],
-            "warnings": self.warnings,
-        }
 
 
 class _Rows:
@@ -198,51 +126,6 @@ class _Rows:
             status=status,
             given=given,
         )
-
-
-def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Many rows through the driver's fastest path, inside the session's transaction:
-    COPY on PostgreSQL, one executemany on SQLite. SQLAlchemy's per-value type processing
-    would otherwise cost more than the database does."""
-    if not rows:
-        return
-    # The driver's path skips SQLAlchemy's column defaults: supply the plain ones, so a
-    # column added later with a default does not break the import.
-    defaults = {
-        column.name: column.default.arg
-        for column in table.columns
-        if column.name not in rows[0]
-        and column.default is not None
-        and default_is_scalar(column.default)
-    }
-    if defaults:
-        rows = [{**defaults, **row} for row in rows]
-    columns = list(rows[0])
-    raw: Any = session.connection().connection.driver_connection
-    names = ", ".join(columns)
-    if session.get_bind().dialect.name == "postgresql":
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        return
-
-    # SQLite keeps times as naive UTC text, as SQLAlchemy's DateTime writes them.
-    def cell(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value
-
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(
-            f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})",
-            ([cell(row[c]) for c in columns] for row in rows),
-        )
-    finally:
-        cursor.close()
 
 
 def _key(row: CsvRow) -> int:

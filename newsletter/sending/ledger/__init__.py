@@ -1,6 +1,7 @@
 """The delivery ledger: every statement that writes it, in this folder a reviewer can read
-alone (`claims.py`: the hand-off; `rows.py`: everything else). The database holds all of a
-send's state, so any worker can stop at any point and another carries on. A row moves
+alone (`claims.py`: the hand-off; `recovery.py`: dead workers' batches; `rows.py`:
+everything else). The database holds all of a send's state, so any worker can stop at any
+point and another carries on. A row moves
 
     queued ──claim──> claimed ──provider answers──> sent | failed | unknown
        ^                 │
@@ -15,14 +16,12 @@ network call: claiming, marking and recording are each their own short transacti
 
 from newsletter.sending.ledger.claims import (
     Claim,
-    Recovery,
     Target,
     begin_handoff,
     claim_batch,
-    finish_sends,
     record_batch,
-    recover_expired_batches,
 )
+from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
     cancel_queued,
     counts_by_status,

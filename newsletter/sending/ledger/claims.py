@@ -13,7 +13,6 @@ from sqlmodel import col
 
 from newsletter.db import any_of, is_postgresql, session_scope
 from newsletter.models import (
-    OPEN_STATES,
     BatchStatus,
     Delivery,
     DeliveryBatch,
@@ -201,11 +200,11 @@ def begin_handoff(engine: Engine, claim: Claim, *, now: datetime) -> bool:
         ).rowcount
         if started:
             return True
-        _release_batch(connection, claim.batch_id, now=now)
+        release_batch(connection, claim.batch_id, now=now)
     return False
 
 
-def _release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
+def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
     """A claimed batch that will not be sent: its rows back to the queue (or cancelled)."""
     batch = connection.execute(
         sa.select(col(DeliveryBatch.send_id), col(DeliveryBatch.status)).where(
@@ -340,77 +339,3 @@ def record_batch(
             .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
         ).rowcount
         return reason if paused else ""
-
-
-@dataclass
-class Recovery:
-    released: int = 0  # rows whose request never began, back in the queue
-    unknown: int = 0  # rows whose request may have gone out
-
-
-def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
-    """Batches whose worker died: requeue if the request never began, else `unknown`.
-
-    Safe for any number of workers at once: each batch changes state by compare-and-set.
-    """
-    recovery = Recovery()
-    with session_scope(engine) as session:
-        expired = session.execute(
-            sa.select(col(DeliveryBatch.id), col(DeliveryBatch.send_id), col(DeliveryBatch.status))
-            .where(
-                col(DeliveryBatch.status).in_([BatchStatus.CLAIMED, BatchStatus.SENDING]),
-                col(DeliveryBatch.lease_expires_at) < now,
-            )
-            .order_by(col(DeliveryBatch.id))
-        ).all()
-    for batch_id, send_id, status in expired:
-        with session_scope(engine, immediate=True) as session:
-            connection = session.connection()
-            if status == BatchStatus.CLAIMED:
-                recovery.released += _release_batch(connection, batch_id, now=now)
-                continue
-            won = connection.execute(
-                sa.update(DeliveryBatch)
-                .where(
-                    col(DeliveryBatch.id) == batch_id,
-                    col(DeliveryBatch.status) == BatchStatus.SENDING,
-                )
-                .values(status=BatchStatus.ABANDONED, finished_at=now)
-            ).rowcount
-            if not won:
-                continue
-            recovery.unknown += int(
-                connection.execute(
-                    sa.update(Delivery)
-                    .where(
-                        col(Delivery.send_id) == send_id,
-                        col(Delivery.status) == DeliveryStatus.CLAIMED,
-                        col(Delivery.batch_id) == batch_id,
-                    )
-                    .values(
-                        status=DeliveryStatus.UNKNOWN,
-                        error="the worker stopped while the request was in flight",
-                        updated_at=now,
-                    )
-                ).rowcount
-                or 0
-            )
-    return recovery
-
-
-def finish_sends(engine: Engine, *, now: datetime) -> list[int]:
-    """Running sends with no open row left are finished; safe for any worker to run."""
-    open_rows = (
-        sa.select(sa.literal(1))
-        .where(col(Delivery.send_id) == col(Send.id), col(Delivery.status).in_(OPEN_STATES))
-        .exists()
-    )
-    with session_scope(engine) as session:
-        return sorted(
-            session.execute(
-                sa.update(Send)
-                .where(col(Send.status) == SendStatus.RUNNING, ~open_rows)
-                .values(status=SendStatus.FINISHED, finished_at=now)
-                .returning(col(Send.id))
-            ).scalars()
-        )

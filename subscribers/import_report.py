@@ -1,0 +1,78 @@
+"""What an import did, row by row: each row in exactly one bucket, with its line."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RowNote:
+    line: int
+    email: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "email": self.email, "detail": self.detail}
+
+
+def _ranges(lines: Iterable[int]) -> str:
+    """2,3,4,7 → "2–4, 7": a million line numbers read as a few ranges."""
+    parts: list[str] = []
+    start = previous = None
+    for line in sorted(lines):
+        if previous is not None and line == previous + 1:
+            previous = line
+            continue
+        if start is not None:
+            parts.append(f"{start}–{previous}" if previous != start else str(start))
+        start = previous = line
+    if start is not None:
+        parts.append(f"{start}–{previous}" if previous != start else str(start))
+    return ", ".join(parts)
+
+
+@dataclass
+class ImportReport:
+    file: str
+    dry_run: bool
+    added: array[int] = field(default_factory=lambda: array("q"))
+    unchanged: array[int] = field(default_factory=lambda: array("q"))
+    updated: list[RowNote] = field(default_factory=list)
+    skipped: list[RowNote] = field(default_factory=list)
+    merged: list[RowNote] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return (
+            len(self.added)
+            + len(self.unchanged)
+            + len(self.updated)
+            + len(self.skipped)
+            + len(self.merged)
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "skipped": len(self.skipped),
+            "merged": len(self.merged),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "dry_run": self.dry_run,
+            "counts": self.counts(),
+            "added_lines": _ranges(self.added),
+            "unchanged_lines": _ranges(self.unchanged),
+            "updated": [note.as_dict() for note in self.updated],
+            "skipped": [note.as_dict() for note in self.skipped],
+            "merged": [note.as_dict() for note in self.merged],
+            "warnings": self.warnings,
+        }
