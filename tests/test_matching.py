@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
+from newsletter.sending.audience import count_audience
+from newsletter.sending.create import create_send
+from newsletter.sending.plan import start_due_sends
 from subscribers.errors import InvalidSubscriberError, SubscriberError, UnknownTopicError
+from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, list_subscribers, unsubscribe
 from subscribers.topics import add_topic
+from tests.workers_support import FIXTURES
 
 
 @pytest.fixture
@@ -87,3 +93,30 @@ def test_invalid_fields_are_refused_naming_the_field(engine, topics, field, kwar
     with pytest.raises(InvalidSubscriberError) as caught, session_scope(engine) as session:
         add_subscriber(session=session, **kwargs)
     assert str(caught.value).startswith(field)
+
+
+def test_the_audience_counts_readers_now_through_digests_and_already_served(engine, settings):
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        add_topic("food", "Food", session=session)
+        add_subscriber("now@example.com", session=session, topics=["energy"])
+        add_subscriber("all@example.com", session=session, topics=["all"])
+        add_subscriber("day@example.com", session=session, topics=["energy"], cadence="daily")
+        add_subscriber("off@example.com", session=session, topics=["food"])
+        brief = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
+        ).brief
+        assert count_audience(brief.id, session=session).as_dict() == {
+            "now": 2,
+            "digests": 1,
+            "received": 0,
+        }
+        create_send(brief.slug, session=session, settings=settings)
+    start_due_sends(engine, now=utcnow())
+    with session_scope(engine) as session:
+        add_subscriber("late@example.com", session=session, topics=["energy"])
+        assert count_audience(brief.id, session=session).as_dict() == {
+            "now": 1,
+            "digests": 1,
+            "received": 2,
+        }
