@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.web.deps import WebContext
-from newsletter.web.routes import archive, preferences, subscribe, webhooks
+from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (subscribe, preferences, archive, webhooks):
+    for module in (subscribe, preferences, archive, webhooks, health):
         app.include_router(module.router)
     return app
