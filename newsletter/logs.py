@@ -35,6 +35,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "asctime",
     "color_message",  # uvicorn's message again, with terminal colours
 }
+HANDLER_NAME = "newsletter"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -63,6 +64,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
+def not_a_tick_in_progress(record: logging.LogRecord) -> bool:
+    """False for APScheduler's warning that a tick was skipped because the last one still
+    runs: one tick at a time is the design (`max_instances=1`), and a long send would
+    otherwise log it every NEWSLETTER_TICK_SECONDS."""
+    return "maximum number of running instances reached" not in str(record.msg)
+
+
 def not_a_probe(record: logging.LogRecord) -> bool:
     """False for uvicorn's access line of a successful probe (args: client, method, path,
     HTTP version, status)."""
@@ -76,16 +84,17 @@ def not_a_probe(record: logging.LogRecord) -> bool:
 def configure_logging(settings: Settings) -> None:
     """Route every logger (ours, uvicorn's, SQLAlchemy's) to stderr in the configured format.
 
-    Replaces whatever handlers the root logger had, so calling it twice (a test, `serve`
-    after the CLI) leaves one handler, not two copies of every line.
+    Replaces the handler it installed before, so calling it twice leaves one handler, not
+    two copies of every line; handlers someone else installed (pytest's) stay.
     """
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     if settings.NEWSLETTER_LOG_FORMAT is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.NEWSLETTER_LOG_LEVEL.upper())
@@ -96,6 +105,9 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if not_a_probe not in access.filters:
-        access.addFilter(not_a_probe)
+    for name, quiet in (
+        ("uvicorn.access", not_a_probe),
+        ("apscheduler.scheduler", not_a_tick_in_progress),
+    ):
+        if quiet not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(quiet)

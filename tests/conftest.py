@@ -19,7 +19,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,33 +161,44 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@pytest.fixture
-def web(settings, sandbox):
+@contextmanager
+def serving(make_settings: Callable[[str], Settings]) -> Iterator[tuple[str, Settings]]:
+    """The web app on 127.0.0.1 (uvicorn in a thread) with the settings made for its URL;
+    yields that URL and the settings."""
     # Bound here and handed to uvicorn: no window in which the port could be taken.
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-    settings = test_settings(
-        **{
-            **settings.model_dump(),
-            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
-            # Links in emails point at this server, so a test (or a browser) can follow them.
-            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
-        }
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    settings = make_settings(url)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
+    try:
+        yield url, settings
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    def for_url(url: str) -> Settings:
+        return test_settings(
+            **{
+                **settings.model_dump(),
+                "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+                # Links in emails point at this server, so a test (or a browser) can follow them.
+                "NEWSLETTER_BASE_URL": url,
+            }
+        )
+
+    with serving(for_url) as served:
+        yield served
 
 
 @pytest.fixture

@@ -217,6 +217,8 @@ class Dispatcher:
         recovery = recover_expired_batches(self.engine, now=now)
         report = WorkReport(released=recovery.released, unknown=recovery.unknown)
         report.started = start_due_sends(self.engine, now=now, only=only)
+        for send_id in report.started:  # now, not when the tick that sends it all ends
+            log.info("send %s started", send_id, extra=ids(send_id))
         with session_scope(self.engine) as session:
             statement = (
                 select(Send).where(col(Send.status) == SendStatus.RUNNING).order_by(col(Send.id))

@@ -63,8 +63,6 @@ class TickReport:
         """Log lines for what this tick did; `paused=False` leaves out the sends that paused
         themselves, for a caller that reports those as its error."""
         work = self.work
-        for send_id in work.started:
-            log.info("send %s started", send_id, extra=ids(send_id))
         if work.settled:
             log.info("handed off %s deliveries", work.settled)
         if work.released:
