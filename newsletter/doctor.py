@@ -136,6 +136,8 @@ def check_secret(settings: Settings) -> CheckResult:
         "set NEWSLETTER_SECRET_KEY to the output of "
         "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
     )
+    if not secret:
+        return _needed_in_production(settings, "secret", f"NEWSLETTER_SECRET_KEY is empty: {fix}")
     if secret == PLACEHOLDER_SECRET:
         return _needed_in_production(settings, "secret", f"the placeholder is in use: {fix}")
     if len(secret) < 32:

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from newsletter.errors import ConfigurationError
 from newsletter.models import Delivery, DeliveryStatus, Send, SendStatus
 from newsletter.sending.transactional import waiting_mail
 from subscribers.models import utcnow
@@ -216,7 +217,13 @@ def render(collector: Collector, accept: str = "") -> tuple[bytes, str]:
 
 def serve_worker_metrics(host: str, port: int) -> int:
     """The worker's own /metrics, from a daemon thread; returns the port (0 picks one)."""
-    server, _thread = start_http_server(port, addr=host, registry=exposition(None))
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=exposition(None))
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise ConfigurationError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another NEWSLETTER_METRICS_PORT, or unset it",
+        ) from exc
     bound = int(server.server_port)
     log.info("metrics at http://%s:%s/metrics", host, bound)
     return bound
