@@ -45,7 +45,15 @@ from newsletter.errors import NewsletterError
 
 # Domains that can never receive mail (RFC 2606, RFC 6761): fine for trying things out.
 RESERVED_DOMAINS = ("example.com", "example.net", "example.org", "localhost")
-RESERVED_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
+RESERVED_SUFFIXES = (
+    ".example",
+    ".test",
+    ".invalid",
+    ".localhost",
+    ".example.com",
+    ".example.net",
+    ".example.org",
+)
 LOOPBACK_NAMES = ("localhost",)
 # The key must be allowed to send mail; SendGrid names that scope `mail.send`.
 SEND_SCOPE = "mail.send"
@@ -90,6 +98,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _is_reserved(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    return domain in RESERVED_DOMAINS or domain.endswith(RESERVED_SUFFIXES)
 
 
 # --- the checks -----------------------------------------------------------------------------
@@ -163,6 +176,13 @@ def check_base_url(settings: Settings) -> CheckResult:
             f"{url} is this machine: readers' links would lead nowhere; set NEWSLETTER_BASE_URL "
             "to the public https address of the web process",
         )
+    if _is_reserved(parts.hostname):
+        return _needed_in_production(
+            settings,
+            name,
+            f"{url} is an example address: set NEWSLETTER_BASE_URL to the public https "
+            "address of the web process",
+        )
     if parts.scheme != "https":
         return _needed_in_production(
             settings,
@@ -186,7 +206,7 @@ def check_from_address(settings: Settings) -> CheckResult:
             "write it as 'Firm Briefings <briefs@firm.com>'",
         )
     domain = address.rpartition("@")[2].lower()
-    if domain in RESERVED_DOMAINS or domain.endswith(RESERVED_SUFFIXES):
+    if _is_reserved(domain):
         return _needed_in_production(
             settings,
             name,
@@ -293,12 +313,12 @@ def check_webhook_key(settings: Settings) -> CheckResult:
         )
     try:
         parsed = EventWebhook(key).public_key
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError):
         return CheckResult(
             name,
             Status.FAIL,
-            f"SENDGRID_WEBHOOK_PUBLIC_KEY is not a readable key ({exc}): paste it again, "
-            "without the BEGIN/END lines",
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a readable key: paste it again from SendGrid's "
+            "Event Webhook settings, without BEGIN/END lines",
         )
     if not isinstance(parsed, ec.EllipticCurvePublicKey):
         return CheckResult(
