@@ -1,5 +1,6 @@
-"""A local stand-in for SendGrid's v3 `mail/send`, for tests, the demo, benchmarks and
-trying templates. Nothing leaves the machine.
+"""A local stand-in for SendGrid's v3 `mail/send` (and `GET /v3/scopes`, which `newsletter
+doctor` asks), for tests, the demo, benchmarks and trying templates. Nothing leaves the
+machine.
 
 It answers as SendGrid does: 202 with `X-Message-Id` and `X-RateLimit-*` headers; 401 for a
 wrong key; 400 with the `{"errors": [{"message", "field", "help"}]}` envelope for a request

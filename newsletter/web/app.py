@@ -1,4 +1,5 @@
-"""The web side (FastAPI): the reader's pages and the provider webhook.
+"""The web side (FastAPI): the reader's pages, the provider webhook, and for the operator
+/healthz, /readyz and /metrics (`routes/health.py`).
 
 Route handlers live in `routes/`, one module per page family, and are thin: they check
 what came in and call plain functions. Pages are Jinja2 templates under `templates/web/`,
