@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import uuid
 
 import sqlalchemy as sa
 from prometheus_client.exposition import generate_latest
 
+from bench.run import postgres_database
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.metrics import exposition
@@ -94,21 +94,9 @@ def main() -> None:
     rows = int(os.environ.get("BENCH_LEDGER_ROWS", "1000000"))
     with tempfile.TemporaryDirectory() as tmp:
         bench_scrape("sqlite", f"sqlite:///{tmp}/scrape.db", rows)
-    admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if not admin:
-        print("[postgresql] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
-        return
-    name = f"nl_scrape_{uuid.uuid4().hex[:8]}"
-    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-        bench_scrape("postgresql", url, rows)
-    finally:
-        with admin_engine.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_engine.dispose()
+    with postgres_database("nl_scrape") as url:
+        if url:
+            bench_scrape("postgresql", url, rows)
 
 
 if __name__ == "__main__":

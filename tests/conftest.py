@@ -121,17 +121,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("postgres_template")
+    with scratch_postgres("nl_test", template=request.getfixturevalue("postgres_template")) as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgres(prefix: str, *, template: str | None = None) -> Iterator[str]:
+    """A database of its own on TEST_DATABASE_URL's server (a copy of `template`, or
+    empty), dropped afterwards."""
     admin = _admin_url()
-    assert admin is not None
-    name = f"nl_test_{uuid.uuid4().hex[:12]}"
+    if admin is None:
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (CI sets it)")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     engine = _admin_engine(admin)
     with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _with_database(admin, name)
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy_of}')
+    try:
+        yield _with_database(admin, name)
+    finally:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
 
 
 @pytest.fixture

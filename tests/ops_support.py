@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import BACKENDS, _admin_engine, _admin_url, _with_database
+from tests.conftest import BACKENDS, scratch_postgres
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
@@ -54,14 +53,5 @@ def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'blank.db'}"
         return
-    admin = _admin_url()
-    if admin is None:
-        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (CI sets it)")
-    name = f"nl_blank_{uuid.uuid4().hex[:12]}"
-    engine = _admin_engine(admin)
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield _with_database(admin, name)
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
+    with scratch_postgres("nl_blank") as url:
+        yield url

@@ -93,14 +93,20 @@ def test_a_batch_the_provider_refuses_is_one_warning_naming_send_and_batch(
     assert f"send {send_id} started" in started
 
 
-def test_a_recovered_lease_is_logged_per_batch_with_what_became_of_its_rows(
-    engine, settings, caplog
-):
-    slug = seed_brief(engine, 5)
+def _started_send(engine, settings, *, readers: int):
+    """A send of `readers`, planned into the ledger now: (its id, now)."""
+    slug = seed_brief(engine, readers)
     with session_scope(engine) as session:
         send_id = create_send(slug, session=session, settings=settings).id
     now = utcnow()
     start_due_sends(engine, now=now)
+    return send_id, now
+
+
+def test_a_recovered_lease_is_logged_per_batch_with_what_became_of_its_rows(
+    engine, settings, caplog
+):
+    send_id, now = _started_send(engine, settings, readers=5)
     lease = timedelta(seconds=30)
 
     def claim(limit: int):
@@ -163,11 +169,7 @@ def test_events_are_logged_and_counted_once_committed_and_not_when_rolled_back(e
 def test_a_refused_hand_off_before_the_request_says_why_the_batch_was_not_sent(
     engine, settings, caplog
 ):
-    slug = seed_brief(engine, 2)
-    with session_scope(engine) as session:
-        send_id = create_send(slug, session=session, settings=settings).id
-    now = utcnow()
-    start_due_sends(engine, now=now)
+    send_id, now = _started_send(engine, settings, readers=2)
     claim = claim_batch(
         engine, send_id=send_id, worker_id="w", limit=5, lease=timedelta(seconds=1), now=now
     )
