@@ -21,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 from newsletter.config import Settings, get_settings
 from newsletter.db import single_worker_lock
 from newsletter.errors import NewsletterError
+from newsletter.logs import configure_logging
+from newsletter.metrics import serve_worker_metrics
 from newsletter.sending.worker import TickReport, Worker
 
 log = logging.getLogger("newsletter.worker")
@@ -73,6 +75,8 @@ def build_scheduler(worker: Worker, interval_seconds: float) -> BlockingSchedule
 def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT; the batches in hand are finished first."""
     with single_worker_lock(settings.DATABASE_URL):
+        if settings.NEWSLETTER_METRICS_PORT is not None:
+            serve_worker_metrics(settings.NEWSLETTER_METRICS_HOST, settings.NEWSLETTER_METRICS_PORT)
         worker = Worker.from_settings(settings)
         scheduler = build_scheduler(worker, settings.NEWSLETTER_TICK_SECONDS)
 
@@ -110,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--once", action="store_true", help="do all due work, then exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = get_settings()
+        configure_logging(settings)
         if args.once:
             run_once(settings)
         else:

@@ -309,6 +309,27 @@ def bench_dispatch(
     )
 
 
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database on BENCH_DATABASE_URL's (or TEST_DATABASE_URL's) server, dropped
+    afterwards; "" (and a line saying so) when neither names one."""
+    admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if not admin:
+        print("[postgresql] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
+        yield ""
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin_engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_engine.dispose()
+
+
 def main() -> None:
     subscribers = int(os.environ.get("BENCH_SUBSCRIBERS", "1000000"))
     bench_render(get_settings())
@@ -318,20 +339,9 @@ def main() -> None:
         write_list(small, min(subscribers, 200_000))
         bench_sandbox_ceiling(sandbox_url, get_settings(SENDGRID_API_HOST=sandbox_url))
         bench_dispatch("sqlite", f"sqlite:///{tmp}/bench.db", sheet, sandbox_url)
-        admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-        if admin:
-            name = f"nl_bench_{uuid.uuid4().hex[:8]}"
-            admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-            with admin_engine.connect() as connection:
-                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            try:
-                url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+        with postgres_database("nl_bench") as url:
+            if url:
                 bench_dispatch("postgresql", url, sheet, sandbox_url)
-            finally:
-                with admin_engine.connect() as connection:
-                    connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
-            print("[postgresql] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
         # SendGrid is an internet round trip away, not a loopback one: the same comparison
         # with every answer 50 ms late, which is what batching and concurrency are for.
         bench_dispatch(

@@ -50,6 +50,11 @@ class Weekday(StrEnum):
         return list(Weekday).index(self)
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"  # one readable line per event, for a person at a terminal or journalctl
+    JSON = "json"  # one JSON object per line, for a log collector
+
+
 class TransportName(StrEnum):
     SENDGRID = "sendgrid"
     SMTP = "smtp"
@@ -114,6 +119,19 @@ class Settings(BaseSettings):
     # A recipient the provider keeps deferring (SMTP 4xx, batches that never got through)
     # is marked failed after this many claims, instead of being tried forever.
     NEWSLETTER_MAX_ATTEMPTS: int = Field(default=10, ge=1)
+
+    # Logs of `worker`, `python scheduler.py` and `serve` (newsletter/logs.py).
+    NEWSLETTER_LOG_FORMAT: LogFormat = LogFormat.TEXT
+    NEWSLETTER_LOG_LEVEL: str = Field(
+        default="INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$"
+    )
+    # The worker serves Prometheus metrics on this port when set (0: any free port, logged);
+    # the web process serves its own at /metrics. Loopback unless told otherwise: the
+    # figures are for the operator's Prometheus, not for the internet.
+    NEWSLETTER_METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
+    NEWSLETTER_METRICS_HOST: str = "127.0.0.1"
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the reader's address.
+    NEWSLETTER_TRUSTED_PROXIES: list[str] = []
 
     # Headless Chromium for preview screenshots; found on PATH when empty.
     NEWSLETTER_CHROMIUM: str = ""

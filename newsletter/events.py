@@ -18,17 +18,22 @@ duplicate changes nothing.
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from newsletter import metrics
 from newsletter.db import dialect_insert
 from newsletter.models import DeliveryStatus, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.roster import set_status
+
+log = logging.getLogger("newsletter.events")
 
 
 @dataclass
@@ -63,14 +68,45 @@ def apply_events(
     events: list[ProviderEvent], *, session: Session, soft_bounce_limit: int = 3
 ) -> EventReport:
     report = EventReport()
+    applied: list[ProviderEvent] = []
     for event in events:
         if not _record(session, event):
             report.duplicates += 1
             continue
         report.applied += 1
         report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
+        applied.append(event)
         _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
+    _tell_when_committed(session, applied, events)
     return report
+
+
+def _tell_when_committed(
+    session: Session, applied: list[ProviderEvent], received: list[ProviderEvent]
+) -> None:
+    """Count and log what was applied once it is committed: a transaction that rolls back
+    applied nothing, and must count nothing."""
+    if not received:
+        return
+
+    def committed(_session: Session) -> None:
+        by_type = Counter((event.provider, event.type.value) for event in applied)
+        for (provider, kind), count in by_type.items():
+            metrics.EVENTS.labels(provider, kind).inc(count)
+        duplicates = Counter(event.provider for event in received)
+        duplicates.subtract(event.provider for event in applied)
+        for provider, count in duplicates.items():
+            if count > 0:
+                metrics.EVENT_DUPLICATES.labels(provider).inc(count)
+        kinds = ", ".join(f"{kind} {count}" for (_, kind), count in sorted(by_type.items()))
+        log.info(
+            "provider events applied: %s (%s); duplicates ignored: %s",
+            len(applied),
+            kinds or "none",
+            len(received) - len(applied),
+        )
+
+    sa.event.listen(session, "after_commit", committed, once=True)
 
 
 def _subscriber(event: ProviderEvent, session: Session) -> Subscriber | None:

@@ -19,7 +19,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,17 +121,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("postgres_template")
+    with scratch_postgres("nl_test", template=request.getfixturevalue("postgres_template")) as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgres(prefix: str, *, template: str | None = None) -> Iterator[str]:
+    """A database of its own on TEST_DATABASE_URL's server (a copy of `template`, or
+    empty), dropped afterwards."""
     admin = _admin_url()
-    assert admin is not None
-    name = f"nl_test_{uuid.uuid4().hex[:12]}"
+    if admin is None:
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (CI sets it)")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     engine = _admin_engine(admin)
     with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _with_database(admin, name)
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy_of}')
+    try:
+        yield _with_database(admin, name)
+    finally:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
 
 
 @pytest.fixture
@@ -160,33 +172,44 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@pytest.fixture
-def web(settings, sandbox):
+@contextmanager
+def serving(make_settings: Callable[[str], Settings]) -> Iterator[tuple[str, Settings]]:
+    """The web app on 127.0.0.1 (uvicorn in a thread) with the settings made for its URL;
+    yields that URL and the settings."""
     # Bound here and handed to uvicorn: no window in which the port could be taken.
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-    settings = test_settings(
-        **{
-            **settings.model_dump(),
-            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
-            # Links in emails point at this server, so a test (or a browser) can follow them.
-            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
-        }
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    settings = make_settings(url)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
+    try:
+        yield url, settings
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    def for_url(url: str) -> Settings:
+        return test_settings(
+            **{
+                **settings.model_dump(),
+                "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+                # Links in emails point at this server, so a test (or a browser) can follow them.
+                "NEWSLETTER_BASE_URL": url,
+            }
+        )
+
+    with serving(for_url) as served:
+        yield served
 
 
 @pytest.fixture

@@ -70,7 +70,13 @@ def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -
 
 
 def worker(
-    db_url: str, sandbox_url: str, tmp_path: Path, *, batch: int, threads: int
+    db_url: str,
+    sandbox_url: str,
+    tmp_path: Path,
+    *,
+    batch: int,
+    threads: int,
+    **more_env: str,
 ) -> subprocess.Popen[bytes]:
     """A real `newsletter worker` process, with short leases so a dead one's batches come
     back within seconds. Its log goes to a file (`worker_log`) for a failing test to show."""
@@ -82,6 +88,7 @@ def worker(
         NEWSLETTER_CONCURRENCY=str(threads),
         NEWSLETTER_LEASE_SECONDS="2",
         NEWSLETTER_TICK_SECONDS="0.2",
+        **more_env,
     )
     log = tmp_path / f"worker-{next(_worker_numbers)}.log"
     with log.open("wb") as stream:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import briefs, sends, setup, subscribers, topics
+from newsletter.cli import briefs, operations, sends, setup, subscribers, topics
 
 app = typer.Typer(
     help="Briefs in, emails out: the briefing newsletter pipeline.",
@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 for command in (setup.init, setup.demo, setup.worker, setup.serve, setup.sandbox, sends.send):
     app.command()(command)
+app.command()(operations.doctor)
+app.command()(operations.backup)
 app.add_typer(topics.app, name="topics")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(briefs.app, name="briefs")

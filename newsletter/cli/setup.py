@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from newsletter.cli.common import err, out, settings_and_engine, user_errors
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError
+from newsletter.logs import configure_logging
 
 
 @user_errors
@@ -45,7 +45,7 @@ def worker(
     import scheduler
 
     settings, _ = settings_and_engine()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(settings)
     if once:
         scheduler.run_once(settings)
     else:
@@ -63,7 +63,9 @@ def serve(
     from newsletter.web.app import create_app
 
     settings, _ = settings_and_engine()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings)
+    # No log_config: uvicorn's lines go through the one setup above (text or JSON).
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
 
 
 @user_errors

@@ -1,5 +1,6 @@
-"""A local stand-in for SendGrid's v3 `mail/send`, for tests, the demo, benchmarks and
-trying templates. Nothing leaves the machine.
+"""A local stand-in for SendGrid's v3 `mail/send` (and `GET /v3/scopes`, which `newsletter
+doctor` asks), for tests, the demo, benchmarks and trying templates. Nothing leaves the
+machine.
 
 It answers as SendGrid does: 202 with `X-Message-Id` and `X-RateLimit-*` headers; 401 for a
 wrong key; 400 with the `{"errors": [{"message", "field", "help"}]}` envelope for a request
@@ -31,6 +32,10 @@ from newsletter.devtools.mail_send_rules import validate_mail_send
 from newsletter.devtools.webhook_signer import EventSigner, event_for, post_events
 
 __all__ = ["Accepted", "EventSigner", "Faults", "Sandbox", "SandboxState", "event_for"]
+
+# A restricted key's scopes, as SendGrid lists them for a "Mail Send" key.
+DEFAULT_SCOPES = ("mail.send", "sender_verification_eligible", "2fa_required")
+_BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 
 
 @dataclass
@@ -114,8 +119,11 @@ class SandboxState:
         keep_messages: bool = True,
         faults: Faults | None = None,
         rate_limit: int = 10_000,
+        scopes: list[str] | None = None,
     ) -> None:
         self.api_key = api_key
+        # What `GET /v3/scopes` says the key may do (`newsletter doctor` asks).
+        self.scopes = list(DEFAULT_SCOPES if scopes is None else scopes)
         # Off for benchmarks of a million recipients: counting is enough, and the sandbox's
         # memory is not what is being measured.
         self.keep_messages = keep_messages
@@ -247,15 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
             return
         state = self.server.state
-        if self.headers.get("Authorization", "") != f"Bearer {state.api_key}":
-            self._reply(
-                HTTPStatus.UNAUTHORIZED,
-                {
-                    "errors": [
-                        _error("The provided authorization grant is invalid, expired, or revoked")
-                    ]
-                },
-            )
+        if not self._authorized():
             return
         fault, delay = state.draw_fault()
         if delay:
@@ -305,9 +305,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.state.set_faults(faults)
         self._reply(HTTPStatus.OK, asdict(faults))
 
+    def _authorized(self) -> bool:
+        """SendGrid's 401 for a wrong key; True when the key is the sandbox's."""
+        if self.headers.get("Authorization", "") == f"Bearer {self.server.state.api_key}":
+            return True
+        self._reply(HTTPStatus.UNAUTHORIZED, {"errors": [_error(_BAD_KEY)]})
+        return False
+
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
-        if path == "/sandbox/messages":
+        if path == "/v3/scopes":
+            if self._authorized():
+                self._reply(HTTPStatus.OK, {"scopes": self.server.state.scopes})
+        elif path == "/sandbox/messages":
             self._reply(HTTPStatus.OK, [m.as_dict() for m in self.server.state.messages()])
         elif path == "/sandbox/stats":
             self._reply(HTTPStatus.OK, self.server.state.snapshot())
@@ -344,8 +354,11 @@ class Sandbox:
         verbose: bool = False,
         keep_messages: bool = True,
         faults: Faults | None = None,
+        scopes: list[str] | None = None,
     ) -> None:
-        self.state = SandboxState(api_key, keep_messages=keep_messages, faults=faults)
+        self.state = SandboxState(
+            api_key, keep_messages=keep_messages, faults=faults, scopes=scopes
+        )
         self.events = EventSigner()
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None

@@ -84,7 +84,14 @@ class Transport(Protocol):
 
 
 def make_transport(settings: Settings) -> Transport:
-    """The configured provider's transport (imported on demand: SMTP needs no SendGrid)."""
+    """The configured provider's transport, counted in `newsletter.metrics`."""
+    from newsletter.providers.metered import MeteredTransport
+
+    return MeteredTransport(_provider_transport(settings))
+
+
+def _provider_transport(settings: Settings) -> Transport:
+    """The provider's own adapter (imported on demand: SMTP needs no SendGrid)."""
     from newsletter.config import TransportName
 
     if settings.NEWSLETTER_TRANSPORT is TransportName.SENDGRID:

@@ -23,6 +23,7 @@ from newsletter.briefs import brief_topics
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.links import Links
+from newsletter.logs import ids
 from newsletter.models import Brief, Send, SendKind, SendStatus
 from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, Transport
 from newsletter.sending.ledger import (
@@ -143,12 +144,14 @@ class Dispatcher:
         if wait:
             self.sleep(wait)
         if not begin_handoff(self.engine, claim, now=self.clock()):
+            log_not_taken(claim, None)
             return ""
         try:
             result = self.transport.send_batch(batch)
         except Exception as exc:  # a transport bug must not leave the batch looking alive
             log.exception("transport %s raised", self.transport.name)
             result = BatchResult(Outcome.UNKNOWN, error=f"the transport raised {exc!r}")
+        log_not_taken(claim, result)
         return record_batch(
             self.engine,
             claim,
@@ -214,6 +217,8 @@ class Dispatcher:
         recovery = recover_expired_batches(self.engine, now=now)
         report = WorkReport(released=recovery.released, unknown=recovery.unknown)
         report.started = start_due_sends(self.engine, now=now, only=only)
+        for send_id in report.started:  # now, not when the tick that sends it all ends
+            log.info("send %s started", send_id, extra=ids(send_id))
         with session_scope(self.engine) as session:
             statement = (
                 select(Send).where(col(Send.status) == SendStatus.RUNNING).order_by(col(Send.id))
@@ -227,3 +232,32 @@ class Dispatcher:
             self.work_send(send, report)
         report.finished = finish_sends(self.engine, now=self.clock())
         return report
+
+
+# --- the operator's log (one line per batch that did not go as planned) -----------------
+
+
+def log_not_taken(claim: Claim, result: BatchResult | None) -> None:
+    """One line for a batch the provider did not take in full, or (`result` None) one that
+    was not sent because its send stopped or its lease was taken back."""
+    where = (claim.send_id, claim.batch_id)
+    if result is None:
+        log.info(
+            "send %s batch %s not sent: the send stopped or the lease was taken back",
+            *where,
+            extra=ids(*where),
+        )
+        return
+    if result.outcome is Outcome.SENT and not result.exceptions:
+        return
+    first = next(iter(result.exceptions.values()), None)
+    what, error, count = result.outcome.value, result.error, len(claim.targets)
+    if result.fatal:
+        what = "refused with the account"
+    elif result.outcome is Outcome.SENT and first is not None:
+        what, error, count = first.outcome.value, first.error, len(result.exceptions)
+    log.warning(
+        "send %s batch %s not taken: %s of %s recipients %s: %s",
+        *(*where, count, len(claim.targets), what, error),
+        extra=ids(*where),
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope
 from newsletter.errors import NewsletterError
+from newsletter.logs import ids
 from newsletter.providers.base import Transport, make_transport
 from newsletter.sending.digests import create_due_digests
 from newsletter.sending.dispatcher import Dispatcher, WorkReport
@@ -62,8 +63,6 @@ class TickReport:
         """Log lines for what this tick did; `paused=False` leaves out the sends that paused
         themselves, for a caller that reports those as its error."""
         work = self.work
-        for send_id in work.started:
-            log.info("send %s started", send_id)
         if work.settled:
             log.info("handed off %s deliveries", work.settled)
         if work.released:
@@ -75,9 +74,9 @@ class TickReport:
                 work.unknown,
             )
         for send_id, reason in work.paused.items() if paused else ():
-            log.error("%s", paused_message(send_id, reason))
+            log.error("%s", paused_message(send_id, reason), extra=ids(send_id))
         for send_id in work.finished:
-            log.info("send %s finished", send_id)
+            log.info("send %s finished", send_id, extra=ids(send_id))
         if self.mail.attempted or self.mail.skipped:
             log.info(
                 "transactional mail: %s sent, %s failed, %s to retry, %s skipped",

@@ -1,4 +1,5 @@
-"""The web side (FastAPI): the reader's pages and the provider webhook.
+"""The web side (FastAPI): the reader's pages, the provider webhook, and for the operator
+/healthz, /readyz and /metrics (`routes/health.py`).
 
 Route handlers live in `routes/`, one module per page family, and are thin: they check
 what came in and call plain functions. Pages are Jinja2 templates under `templates/web/`,
@@ -19,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.web.deps import WebContext
-from newsletter.web.routes import archive, preferences, subscribe, webhooks
+from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +49,6 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (subscribe, preferences, archive, webhooks):
+    for module in (subscribe, preferences, archive, webhooks, health):
         app.include_router(module.router)
     return app

@@ -22,6 +22,7 @@ from typing import Any
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
+from newsletter import metrics
 from newsletter.config import Settings
 from newsletter.providers.base import Batch, BatchResult, Outcome
 
@@ -164,7 +165,8 @@ class SendGridTransport:
         last_error = ""
         for attempt in range(self._max_retries + 1):
             try:
-                response = self._client.send(body)
+                with metrics.provider_request(self.name):
+                    response = self._client.send(body)
             except HTTPError as exc:
                 status = int(exc.status_code)
                 detail = sendgrid_error_text(exc.body)
@@ -175,6 +177,7 @@ class SendGridTransport:
                     return BatchResult(Outcome.FAILED, error=f"{status}: {detail}")
                 last_error = f"{status}: {detail}"
                 if attempt < self._max_retries:
+                    metrics.provider_retry(self.name, str(status))
                     self._sleep(self._retry_delay(status, exc.headers, attempt))
                 continue
             except _AMBIGUOUS as exc:
@@ -185,6 +188,7 @@ class SendGridTransport:
                 # Raised before the body was fully sent (refused, reset, connect timeout).
                 last_error = f"connection failed: {exc.reason}"
                 if attempt < self._max_retries:
+                    metrics.provider_retry(self.name, "connection")
                     self._sleep(self._backoff(attempt))
                 continue
             headers = response.headers

@@ -4,6 +4,7 @@ number of workers to run at once: every change is a compare-and-set."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from newsletter.db import session_scope
+from newsletter.logs import ids
 from newsletter.models import (
     OPEN_STATES,
     BatchStatus,
@@ -22,6 +24,8 @@ from newsletter.models import (
     SendStatus,
 )
 from newsletter.sending.ledger.claims import release_batch
+
+log = logging.getLogger("newsletter.ledger")
 
 
 @dataclass
@@ -49,7 +53,9 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
         with session_scope(engine, immediate=True) as session:
             connection = session.connection()
             if status == BatchStatus.CLAIMED:
-                recovery.released += release_batch(connection, batch_id, now=now)
+                released = release_batch(connection, batch_id, now=now)
+                recovery.released += released
+                _log_recovered(send_id, batch_id, released, "requeued: its request never began")
                 continue
             won = connection.execute(
                 sa.update(DeliveryBatch)
@@ -61,7 +67,7 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
             ).rowcount
             if not won:
                 continue
-            recovery.unknown += int(
+            unknown = int(
                 connection.execute(
                     sa.update(Delivery)
                     .where(
@@ -77,7 +83,19 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
                 ).rowcount
                 or 0
             )
+            recovery.unknown += unknown
+            _log_recovered(send_id, batch_id, unknown, "unknown: its worker stopped mid-request")
     return recovery
+
+
+def _log_recovered(send_id: object, batch_id: object, rows: int, what: str) -> None:
+    if not rows:  # another worker recovered it first
+        return
+    log.warning(
+        "send %s batch %s: lease expired; %s deliveries %s",
+        *(send_id, batch_id, rows, what),
+        extra=ids(send_id, batch_id),
+    )
 
 
 def finish_sends(engine: Engine, *, now: datetime) -> list[int]:

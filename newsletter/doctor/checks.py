@@ -1,0 +1,242 @@
+"""The configuration's checks, one plain function each: settings in, a `CheckResult` out.
+The provider's own check is in `provider.py`."""
+
+from __future__ import annotations
+
+import ipaddress
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from email_validator import EmailNotValidError, validate_email
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter.config import PLACEHOLDER_SECRET, Settings, TransportName
+from newsletter.db import make_engine, schema_is_current
+from newsletter.doctor.results import (
+    CheckResult,
+    Status,
+    is_loopback,
+    is_reserved,
+    needed_in_production,
+)
+from newsletter.errors import NewsletterError
+
+
+def check_database(settings: Settings) -> CheckResult:
+    name = "database"
+    try:
+        url = make_url(settings.DATABASE_URL)
+    except (ValueError, SQLAlchemyError) as exc:
+        return CheckResult(name, Status.FAIL, f"DATABASE_URL cannot be read: {exc}")
+    shown = url.render_as_string(hide_password=True)
+    database = url.database or ""
+    sqlite_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if sqlite_file and not Path(database).is_file():  # connecting would create an empty file
+        return CheckResult(
+            name, Status.FAIL, f"no database at {shown}: run `newsletter init` (or fix the path)"
+        )
+    try:
+        engine = make_engine(settings.DATABASE_URL)
+    except NewsletterError as exc:
+        return CheckResult(name, Status.FAIL, str(exc))
+    try:
+        current = schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{shown} does not answer ({reason}): check DATABASE_URL and that the server runs",
+        )
+    finally:
+        engine.dispose()
+    if not current:
+        return CheckResult(
+            name, Status.FAIL, f"{shown} is not set up or out of date: run `newsletter init`"
+        )
+    return CheckResult(name, Status.OK, f"{shown} answers; its migrations are current")
+
+
+def check_secret(settings: Settings) -> CheckResult:
+    secret = settings.NEWSLETTER_SECRET_KEY.get_secret_value()
+    fix = (
+        "set NEWSLETTER_SECRET_KEY to the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+    )
+    if not secret:
+        return needed_in_production(settings, "secret", f"NEWSLETTER_SECRET_KEY is empty: {fix}")
+    if secret == PLACEHOLDER_SECRET:
+        return needed_in_production(settings, "secret", f"the placeholder is in use: {fix}")
+    if len(secret) < 32:
+        return needed_in_production(
+            settings, "secret", f"only {len(secret)} characters (32 at least): {fix}"
+        )
+    return CheckResult("secret", Status.OK, "set, not the placeholder")
+
+
+def check_base_url(settings: Settings) -> CheckResult:
+    name, url = "base_url", settings.NEWSLETTER_BASE_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"NEWSLETTER_BASE_URL {url!r} is not a URL like https://news.firm.com",
+        )
+    if is_loopback(parts.hostname) or parts.hostname == "0.0.0.0":  # noqa: S104 - compared, not bound
+        return needed_in_production(
+            settings,
+            name,
+            f"{url} is this machine: readers' links would lead nowhere; set NEWSLETTER_BASE_URL "
+            "to the public https address of the web process",
+        )
+    if is_reserved(parts.hostname):
+        return needed_in_production(
+            settings,
+            name,
+            f"{url} is an example address: set NEWSLETTER_BASE_URL to the public https "
+            "address of the web process",
+        )
+    if parts.scheme != "https":
+        return needed_in_production(
+            settings,
+            name,
+            f"{url} is not https: put a TLS proxy in front of `serve` and set "
+            "NEWSLETTER_BASE_URL to its https address",
+        )
+    return CheckResult(name, Status.OK, f"{url}")
+
+
+def check_from_address(settings: Settings) -> CheckResult:
+    name = "from_address"
+    display, address = parseaddr(settings.NEWSLETTER_FROM)
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"NEWSLETTER_FROM {settings.NEWSLETTER_FROM!r} is not a valid address ({exc}): "
+            "write it as 'Firm Briefings <briefs@firm.com>'",
+        )
+    domain = address.rpartition("@")[2].lower()
+    if is_reserved(domain):
+        return needed_in_production(
+            settings,
+            name,
+            f"{address} is at {domain}, which receives no mail and no provider sends from: "
+            "set NEWSLETTER_FROM to an address on a domain the provider has verified",
+        )
+    return CheckResult(name, Status.OK, f"{display} <{address}>" if display else address)
+
+
+def check_webhook_key(settings: Settings) -> CheckResult:
+    name, key = "webhook_key", settings.SENDGRID_WEBHOOK_PUBLIC_KEY
+    if settings.NEWSLETTER_TRANSPORT is not TransportName.SENDGRID:
+        return CheckResult(name, Status.OK, f"not used with {settings.NEWSLETTER_TRANSPORT}")
+    if not key:
+        return needed_in_production(
+            settings,
+            name,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so bounces, complaints and unsubscribes "
+            "from SendGrid are refused: paste the verification key from SendGrid's Event "
+            "Webhook settings",
+        )
+    try:
+        parsed = EventWebhook(key).public_key
+    except (ValueError, TypeError):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a readable key: paste it again from SendGrid's "
+            "Event Webhook settings, without BEGIN/END lines",
+        )
+    if not isinstance(parsed, ec.EllipticCurvePublicKey):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not an elliptic-curve key, as SendGrid's is: "
+            "paste the Event Webhook's verification key",
+        )
+    return CheckResult(name, Status.OK, "set and readable")
+
+
+def check_postal_address(settings: Settings) -> CheckResult:
+    name, address = "postal_address", settings.NEWSLETTER_POSTAL_ADDRESS.strip()
+    if not address:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "NEWSLETTER_POSTAL_ADDRESS is empty: the law (CAN-SPAM) wants the firm's postal "
+            "address in every email",
+        )
+    if address == Settings.model_fields["NEWSLETTER_POSTAL_ADDRESS"].default:
+        return needed_in_production(
+            settings,
+            name,
+            "NEWSLETTER_POSTAL_ADDRESS is the example: set the firm's own postal address",
+        )
+    return CheckResult(name, Status.OK, address)
+
+
+def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckResult:
+    """NEWSLETTER_TRUSTED_PROXIES against the address `serve --host` listens on: a proxy
+    must be able to reach it, and no one else may speak for readers' addresses."""
+    name, entries = "trusted_proxies", settings.NEWSLETTER_TRUSTED_PROXIES
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"NEWSLETTER_TRUSTED_PROXIES has {entry!r}, not an IP address or CIDR",
+            )
+    if any(network.prefixlen == 0 for network in networks):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            "NEWSLETTER_TRUSTED_PROXIES trusts every address: anyone could claim any reader "
+            "address and slip the rate limits; list only the proxy's address",
+        )
+    listening = f"`serve --host {host}`"
+    if is_loopback(host):
+        if not networks:
+            return needed_in_production(
+                settings,
+                name,
+                f"{listening} is reached through a proxy on this machine, but "
+                "NEWSLETTER_TRUSTED_PROXIES is empty, so every reader appears as 127.0.0.1 "
+                "(one rate limit for all): set NEWSLETTER_TRUSTED_PROXIES='[\"127.0.0.1\"]'",
+            )
+        if not any(network.network_address.is_loopback for network in networks):
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"{listening} is only reachable from this machine, but no trusted proxy is a "
+                "loopback address: add 127.0.0.1",
+            )
+        return CheckResult(name, Status.OK, f"{listening} trusts {', '.join(entries)}")
+    if not networks:
+        return needed_in_production(
+            settings,
+            name,
+            f"{listening} is reachable without the TLS proxy: bind it to 127.0.0.1 behind "
+            "the proxy and set NEWSLETTER_TRUSTED_PROXIES='[\"127.0.0.1\"]'",
+        )
+    if all(network.network_address.is_loopback for network in networks) and host not in (
+        "0.0.0.0",  # noqa: S104 - compared, not bound
+        "::",
+    ):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{listening} is not on loopback, so a proxy's connections never come from "
+            f"{', '.join(entries)}: list the proxy's own address",
+        )
+    return CheckResult(name, Status.OK, f"{listening} trusts {', '.join(entries)}")

@@ -1,0 +1,113 @@
+"""The processes' logs: one setup for `newsletter worker`, `python scheduler.py` and
+`newsletter serve`.
+
+A log line is for the operator at night: one line per event that matters (a send started,
+finished or paused and why, a batch the provider refused, a dead worker's lease recovered,
+provider events applied), each naming its send and batch. Routine chatter is kept out:
+APScheduler logs two lines per tick (about 35,000 a day at the default five seconds), so
+its loggers only speak from WARNING up.
+
+`NEWSLETTER_LOG_FORMAT=json` writes one JSON object per line for a log collector, with the
+ids as fields of their own (`send_id`, `batch_id`) besides the sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from newsletter.config import LogFormat, Settings
+
+# Loggers whose INFO lines are routine: APScheduler's every tick, Alembic's every readiness
+# probe ("Context impl …").
+QUIET_LOGGERS = ("apscheduler", "alembic")
+# Probes a supervisor, a load balancer and Prometheus make every few seconds: their
+# successful requests stay out of the access log.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The ids a line may carry (`extra=ids(...)`), shown as JSON fields.
+ID_FIELDS = ("send_id", "batch_id", "worker_id")
+# What every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's message again, with terminal colours
+}
+HANDLER_NAME = "newsletter"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def ids(send_id: object = None, batch_id: object = None, **more: object) -> dict[str, object]:
+    """`extra=` for a log call: the ids a log collector can filter on."""
+    found: dict[str, object] = {"send_id": send_id, "batch_id": batch_id, **more}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, the ids given
+    with `extra=`, and the traceback as one string when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                document[key] = value if isinstance(value, int | float | bool) else str(value)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+def not_a_tick_in_progress(record: logging.LogRecord) -> bool:
+    """False for APScheduler's warning that a tick was skipped because the last one still
+    runs: one tick at a time is the design (`max_instances=1`), and a long send would
+    otherwise log it every NEWSLETTER_TICK_SECONDS."""
+    return "maximum number of running instances reached" not in str(record.msg)
+
+
+def not_a_probe(record: logging.LogRecord) -> bool:
+    """False for uvicorn's access line of a successful probe (args: client, method, path,
+    HTTP version, status)."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5:
+        path, status = str(args[2]).split("?")[0], args[4]
+        return not (path in PROBE_PATHS and isinstance(status, int) and status < 400)
+    return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route every logger (ours, uvicorn's, SQLAlchemy's) to stderr in the configured format.
+
+    Replaces the handler it installed before, so calling it twice leaves one handler, not
+    two copies of every line; handlers someone else installed (pytest's) stay.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    if settings.NEWSLETTER_LOG_FORMAT is LogFormat.JSON:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.NEWSLETTER_LOG_LEVEL.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # uvicorn configures its own loggers only when given a log_config; `serve` gives none,
+    # so its lines (startup, access log) come through this handler too.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    for name, quiet in (
+        ("uvicorn.access", not_a_probe),
+        ("apscheduler.scheduler", not_a_tick_in_progress),
+    ):
+        if quiet not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(quiet)

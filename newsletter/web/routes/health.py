@@ -1,0 +1,69 @@
+"""For whoever runs the web process: liveness, readiness and metrics.
+
+`/healthz` says only that the process answers (a supervisor restarts it when it stops
+answering); `/readyz` that it can do its work: the database answers and its migrations are
+current (a load balancer sends no readers to it otherwise). `/metrics` is Prometheus's text
+format: this process's counters and the ledger's gauges (`newsletter.metrics`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter import metrics
+from newsletter.db import schema_is_current
+from newsletter.web.deps import Web
+
+log = logging.getLogger("newsletter.web")
+router = APIRouter()
+NOT_CACHED = {"Cache-Control": "no-store"}
+
+
+@router.get("/healthz")
+def healthz() -> PlainTextResponse:
+    return PlainTextResponse("ok\n", headers=NOT_CACHED)
+
+
+def readiness(engine: Engine, migrations_dir: Path) -> str:
+    """Why this process cannot serve now, or "" when it can. The details go to the log;
+    the answer names the cause, not the database's address."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        current = schema_is_current(engine, migrations_dir)
+    except SQLAlchemyError as exc:
+        log.warning("not ready: the database does not answer: %s", exc)
+        return "the database does not answer"
+    if not current:
+        log.warning("not ready: the database schema is not current; run `newsletter init`")
+        return "the database schema is not current: run `newsletter init`"
+    return ""
+
+
+@router.get("/readyz")
+def readyz(web: Web) -> PlainTextResponse:
+    reason = readiness(web.engine, Path(web.settings.NEWSLETTER_MIGRATIONS_DIR))
+    if reason:
+        return PlainTextResponse(f"not ready: {reason}\n", status_code=503, headers=NOT_CACHED)
+    return PlainTextResponse("ready\n", headers=NOT_CACHED)
+
+
+@router.get("/metrics")
+def prometheus(request: Request, web: Web) -> Response:
+    try:
+        body, content_type = metrics.render(
+            metrics.exposition(web.engine), request.headers.get("accept", "")
+        )
+    except SQLAlchemyError as exc:
+        log.warning("metrics: the database does not answer: %s", exc)
+        return PlainTextResponse(
+            "the database does not answer\n", status_code=503, headers=NOT_CACHED
+        )
+    return Response(body, media_type=content_type, headers=NOT_CACHED)

@@ -1,0 +1,156 @@
+"""What a supervisor, a load balancer and Prometheus ask the web process, through real HTTP:
+`/healthz`, `/readyz` (with the database gone or never migrated) and `/metrics` (the
+ledger's figures move when a send goes out through the sandbox)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from newsletter.db import session_scope
+from newsletter.devtools.sandbox import event_for
+from newsletter.sending.create import create_send
+from newsletter.sending.plan import start_due_sends
+from newsletter.sending.worker import Worker
+from newsletter.signup import start_signup
+from subscribers.models import utcnow
+from subscribers.topics import add_topic
+from tests.conftest import _admin_engine, _admin_url, serving, test_settings
+from tests.ops_support import blank_db_url, get, parse_metrics, scrape, value
+from tests.workers_support import deliver_mail, seed_brief
+
+__all__ = ["blank_db_url"]  # a fixture, used by name
+
+
+def _serve(settings, **changes):
+    return serving(lambda _url: test_settings(**{**settings.model_dump(), **changes}))
+
+
+def test_healthz_answers_while_the_process_runs(web):
+    url, _ = web
+    status, body, headers = get(f"{url}/healthz")
+    assert (status, body) == (200, "ok\n")
+    assert headers["cache-control"] == "no-store"
+
+
+def test_readyz_is_ready_on_a_migrated_database(web):
+    url, _ = web
+    assert get(f"{url}/readyz")[:2] == (200, "ready\n")
+
+
+def test_readyz_is_503_on_a_database_that_was_never_migrated(blank_db_url):
+    with serving(lambda _url: test_settings(DATABASE_URL=blank_db_url)) as (url, _):
+        status, body, _ = get(f"{url}/readyz")
+        assert status == 503
+        assert body == "not ready: the database schema is not current: run `newsletter init`\n"
+        assert get(f"{url}/healthz")[0] == 200  # alive, just not ready
+
+
+def test_readyz_is_503_once_the_database_is_gone(settings, db_url, tmp_path):
+    if db_url.startswith("sqlite"):
+        home = tmp_path / "data"
+        home.mkdir()
+        shutil.copyfile(db_url.removeprefix("sqlite:///"), home / "news.db")
+        db_url = f"sqlite:///{home / 'news.db'}"
+    with _serve(settings, DATABASE_URL=db_url) as (url, _):
+        if db_url.startswith("sqlite"):
+            shutil.rmtree(home)  # before the app's first connection: no file to open
+        else:
+            assert get(f"{url}/readyz")[0] == 200
+            admin = _admin_engine(_admin_url())
+            with admin.connect() as connection:
+                name = sa.make_url(db_url).database
+                connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.dispose()
+        status, body, _ = get(f"{url}/readyz")
+        assert (status, body) == (503, "not ready: the database does not answer\n")
+        assert "sqlite" not in body and "postgres" not in body  # no address to a stranger
+        assert get(f"{url}/metrics")[0] == 503
+        assert get(f"{url}/healthz")[0] == 200
+
+
+def test_metrics_count_the_ledger_before_and_after_a_send_through_the_sandbox(web, engine, sandbox):
+    url, settings = web
+    slug = seed_brief(engine, 7)
+    before = scrape(f"{url}/metrics")
+    assert value(before, "newsletter_deliveries", status="sent") == 0
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings)
+    assert value(scrape(f"{url}/metrics"), "newsletter_sends", status="scheduled") == 1
+
+    Worker.from_settings(settings).once()
+    after = scrape(f"{url}/metrics")
+    assert value(after, "newsletter_deliveries", status="sent") == 7
+    assert value(after, "newsletter_deliveries", status="queued") == 0
+    assert value(after, "newsletter_sends", status="finished") == 1
+    assert value(after, "newsletter_due_deliveries") == 0
+    assert len(sandbox.messages()) == 7
+
+
+def test_metrics_count_provider_events_applied_and_their_duplicates(web, engine, sandbox):
+    url, settings = web
+    slug = seed_brief(engine, 3)
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings)
+    Worker.from_settings(settings).once()
+    events = [event_for(message, "delivered") for message in sandbox.messages()]
+    events.append(event_for(sandbox.messages()[0], "spamreport"))
+    labels = {"provider": "sendgrid"}
+    before = scrape(f"{url}/metrics")
+    assert sandbox.post_events(f"{url}/webhooks/sendgrid", events) == 200
+    assert sandbox.post_events(f"{url}/webhooks/sendgrid", events[:1]) == 200  # again
+    after = scrape(f"{url}/metrics")
+
+    def delta(name: str, **extra: str) -> float:
+        return value(after, name, **labels, **extra) - value(before, name, **labels, **extra)
+
+    assert delta("newsletter_events_applied_total", type="delivered") == 3
+    assert delta("newsletter_events_applied_total", type="complained") == 1
+    assert delta("newsletter_events_duplicate_total") == 1
+
+
+def test_due_work_and_its_age_show_when_no_worker_runs(web, engine):
+    url, settings = web
+    slug = seed_brief(engine, 4)
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings, when=utcnow() - timedelta(hours=1))
+    waiting = scrape(f"{url}/metrics")
+    assert value(waiting, "newsletter_due_deliveries") == 0  # not even planned
+    assert 3600 <= value(waiting, "newsletter_oldest_due_seconds") < 3700
+    start_due_sends(engine, now=utcnow())
+    planned = scrape(f"{url}/metrics")
+    assert value(planned, "newsletter_due_deliveries") == 4
+    assert value(planned, "newsletter_deliveries", status="queued") == 4
+    assert 0 <= value(planned, "newsletter_oldest_due_seconds") < 60
+
+
+def test_transactional_mail_waiting_is_counted_until_the_worker_sends_it(web, engine):
+    url, settings = web
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+    start_signup(
+        engine,
+        email="new@example.com",
+        name="New",
+        topics=["energy"],
+        cadence="immediate",
+        timezone="UTC",
+        ip="127.0.0.1",
+    )
+    assert value(scrape(f"{url}/metrics"), "newsletter_transactional_mail_waiting") == 1
+    deliver_mail(engine, settings)
+    assert value(scrape(f"{url}/metrics"), "newsletter_transactional_mail_waiting") == 0
+
+
+def test_metrics_speak_openmetrics_to_a_scraper_that_asks(web):
+    url, _ = web
+    status, body, headers = get(
+        f"{url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert status == 200 and headers["content-type"].startswith("application/openmetrics-text")
+    assert body.rstrip().endswith("# EOF")
+    status, body, headers = get(f"{url}/metrics")
+    assert headers["content-type"].startswith("text/plain")
+    assert parse_metrics(body)  # the classic text format, as Prometheus reads it
