@@ -66,19 +66,19 @@ def add_brief_file(
 def with_checks(added: AddedBrief, *, session: Session, settings: Settings) -> AddedBrief:
     """What staff should know before sending a stored brief: topics to consider when it
     names none, and whether Gmail would clip it (the CLI and the console show both)."""
-    brief = added.brief
-    suggestions = (
-        []
-        if added.topics
-        else suggest_topics(f"{brief.title}\n{brief.takeaways}\n{brief.body}", session=session)
-    )
-    rendered = render_brief(brief, added.topics, settings)
+    suggestions = [] if added.topics else suggested_topics(added.brief, session=session)
+    rendered = render_brief(added.brief, added.topics, settings)
     return replace(
         added,
         suggestions=suggestions,
         html_bytes=rendered.html_bytes,
         clipping=rendered.clipping(),
     )
+
+
+def suggested_topics(brief: Brief, *, session: Session) -> list[Suggestion]:
+    """Topics whose keywords the brief's words match, for a brief that names none."""
+    return suggest_topics(f"{brief.title}\n{brief.takeaways}\n{brief.body}", session=session)
 
 
 def _same_brief(parsed: ParsedBrief, session: Session) -> Brief | None:
@@ -117,6 +117,14 @@ def _set_topics(brief: Brief, topics: list[Topic], session: Session) -> None:
     session.execute(sa.delete(BriefTopic).where(col(BriefTopic.brief_id) == brief.id))
     session.add_all(BriefTopic(brief_id=id_of(brief), topic_id=id_of(topic)) for topic in topics)
     session.flush()
+
+
+def change_topics(brief: Brief, slugs: list[str], *, session: Session) -> list[Topic]:
+    """Staff choosing a draft's topics (the console's checkboxes)."""
+    require_editable(brief, session=session)
+    chosen = resolve_topics(slugs, session=session)
+    _set_topics(brief, chosen, session)
+    return chosen
 
 
 def add_brief(
