@@ -86,14 +86,10 @@ def find_session(
     idle = timedelta(minutes=settings.NEWSLETTER_STAFF_IDLE_MINUTES)
     lifetime = timedelta(hours=settings.NEWSLETTER_STAFF_SESSION_HOURS)
     with session_scope(engine) as session:
-        found = session.execute(
-            sa.select(StaffSession, Staff)
-            .join(Staff, col(Staff.id) == col(StaffSession.staff_id))
-            .where(col(StaffSession.token_hash) == token_hash)
-        ).first()
-        if found is None:
+        row = session.get(StaffSession, token_hash)
+        staff = session.get(Staff, row.staff_id) if row is not None else None
+        if row is None or staff is None:
             return None
-        row, staff = found.tuple()
         if now - row.last_seen_at > idle or now - row.created_at > lifetime:
             session.delete(row)
             return None
