@@ -32,8 +32,6 @@ def _password(from_stdin: bool) -> str:
         if not password:
             raise NewsletterError("--password-stdin: standard input had no password line")
         return password
-    if not sys.stdin.isatty():
-        raise NewsletterError("no terminal to ask for a password: pipe it in with --password-stdin")
     prompted: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return prompted
 
