@@ -79,6 +79,22 @@ class Client:
                 response.headers.get_all("Set-Cookie") or [],
             )
 
+    def upload(self, path: str, csrf: str, filename: str, content: bytes) -> Answer:
+        """A multipart/form-data post with one file, as a browser sends it."""
+        boundary = "----console-test-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{filename}"\r\nContent-Type: text/markdown\r\n\r\n'
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        return self.call(
+            path, raw=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+
     def cookie(self, name: str) -> str:
         return next((c.value for c in self.jar if c.name == name), "")
 
