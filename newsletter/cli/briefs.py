@@ -27,7 +27,6 @@ from newsletter.cli.common import (
 )
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from newsletter.models import Brief
 from newsletter.staff import audit
 
 app = typer.Typer(
@@ -50,9 +49,7 @@ def briefs_add(
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
         added = add_brief_file(file, session=session, settings=settings, topics=split_list(topics))
-        if added.created or added.updated:
-            action = "brief.add" if added.created else "brief.update"
-            audit.record(session, audit.cli_actor(), action, _target(added.brief), str(file))
+        audit.record_added(session, audit.cli_actor(), added, str(file))
     if as_json:
         print_json(added.as_dict())
         return
@@ -100,10 +97,6 @@ def briefs_test_send(
     err.print(f"test copy to {to}: {result}", highlight=False)
 
 
-def _target(brief: Brief) -> str:
-    return f"brief {brief.id} {brief.slug}"
-
-
 @app.command("list")
 @user_errors
 def briefs_list(
@@ -147,7 +140,7 @@ def briefs_delete(brief: str, as_json: JsonOption = False) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         found = get_brief(brief, session=session)
-        target = _target(found)
+        target = audit.brief_target(found)
         delete_draft(found, session=session)
         audit.record(session, audit.cli_actor(), "brief.delete", target)
     if as_json:

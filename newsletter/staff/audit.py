@@ -10,7 +10,8 @@ import getpass
 
 from sqlmodel import Session, col, select
 
-from newsletter.models import AuditEntry
+from newsletter.briefs.store import AddedBrief
+from newsletter.models import AuditEntry, Brief
 
 DETAIL_MAX = 2000
 
@@ -30,6 +31,20 @@ def record(
         )
     )
     session.flush()
+
+
+def brief_target(brief: Brief) -> str:
+    """How the log names a brief: its id and slug, both, since a draft's slug can change."""
+    return f"brief {brief.id} {brief.slug}"
+
+
+def record_added(
+    session: Session, actor: str, added: AddedBrief, source: str, ip: str = ""
+) -> None:
+    """A brief added or a draft updated (by a file or the editor); nothing if unchanged."""
+    if added.created or added.updated:
+        action = "brief.add" if added.created else "brief.update"
+        record(session, actor, action, brief_target(added.brief), source, ip)
 
 
 def cli_actor() -> str:

@@ -40,10 +40,6 @@ BRIEF_MAX_BYTES = 512 * 1024  # a brief is a few pages; the email is clipped pas
 SOURCE_MAX = BRIEF_MAX_BYTES
 
 
-def _target(brief: Brief) -> str:
-    return f"brief {brief.id} {brief.slug}"
-
-
 def _brief(session: Session, brief_id: int) -> Brief | None:
     return session.get(Brief, brief_id)
 
@@ -82,9 +78,7 @@ def _store(
     """Parse and store (a new brief, or a version of a draft); the audit log says so."""
     with session_scope(console.engine) as session:
         added = add_brief(parse_brief(data, source_name=source_name), session=session)
-        if added.created or added.updated:
-            action = "brief.add" if added.created else "brief.update"
-            audit.record(session, staff.email, action, _target(added.brief), source_name, ip)
+        audit.record_added(session, staff.email, added, source_name, ip)
         return id_of(added.brief)
 
 
@@ -194,7 +188,8 @@ def edit(
             parsed = parse_brief(source, source_name=brief.source_name or "the editor")
             chosen = resolve_topics(parsed.topics, session=session)
             update_brief(brief, parsed, session=session, topics=chosen)
-            audit.record(session, staff.email, "brief.update", _target(brief), "editor", ip)
+            target = audit.brief_target(brief)
+            audit.record(session, staff.email, "brief.update", target, "editor", ip)
     except NewsletterError as exc:
         return console.page(
             request, "brief_edit.html", staff, 400, brief=found, source=source, error=str(exc)
@@ -221,7 +216,7 @@ def set_topics(
                 session,
                 staff.email,
                 "brief.topics",
-                _target(brief),
+                audit.brief_target(brief),
                 ", ".join(t.slug for t in chosen) or "none",
                 ip,
             )
@@ -239,7 +234,7 @@ def delete(
             brief = _brief(session, brief_id)
             if brief is None:
                 return _not_found(request, console, staff)
-            target = _target(brief)
+            target = audit.brief_target(brief)
             delete_draft(brief, session=session)
             audit.record(session, staff.email, "brief.delete", target, ip=ip)
     except NewsletterError as exc:
@@ -273,7 +268,8 @@ def test_send(
                 error="Test copies go to staff accounts only.",
             )
         queue_test_copy(session, brief_id, member.email, member.name, now=utcnow())
-        audit.record(session, staff.email, "brief.test_send", _target(brief), member.email, ip)
+        target = audit.brief_target(brief)
+        audit.record(session, staff.email, "brief.test_send", target, member.email, ip)
     return RedirectResponse(f"/admin/briefs/{brief_id}?notice=test_queued", status_code=303)
 
 
@@ -320,7 +316,7 @@ def schedule_brief(
                 session,
                 staff.email,
                 "brief.schedule",
-                _target(brief),
+                audit.brief_target(brief),
                 f"send {send.id}, {when.describe()}; reaches {facts.audience.now} now and "
                 f"{facts.audience.digests} through digests",
                 ip,
