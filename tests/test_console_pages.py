@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from newsletter.briefs import brief_topics, parse_brief, parse_brief_file
 from newsletter.briefs.source import brief_source
 from newsletter.db import session_scope
-from newsletter.models import Brief, MailKind, Send, TransactionalMail
+from newsletter.models import Brief, Delivery, MailKind, Send, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.staff.audit import recent
@@ -252,3 +253,20 @@ def test_the_editors_text_gives_the_same_brief_back(engine):
     for name in ("title", "date", "author", "body", "signature", "slug"):
         assert getattr(again, name) == getattr(stored, name), name
     assert "\n".join(again.takeaways) == stored.takeaways and again.topics == ["energy"]
+
+
+def test_unknown_deliveries_are_resolved_from_the_send_page(editor, engine, web):
+    _, settings = web
+    _schedule(editor, _write(editor), mode="now", confirmed="yes")
+    _finish(engine, settings)
+    with session_scope(engine) as session:  # as a worker that died mid-request leaves them
+        session.execute(sa.update(Delivery).values(status="unknown"))
+    page = editor.call("/admin/sends/1")
+    assert "1 deliveries are unknown" in page.body
+    refused = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body)})
+    assert refused.status == 409 and "choose resend" in refused.body
+    done = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body), "how": "drop"})
+    assert done.status == 303 and done.location.endswith("notice=resolved")
+    with session_scope(engine) as session:
+        assert session.scalar(sa.select(Delivery.status)) == "skipped"
+    assert _actions(engine)[0] == "send.resolve"
