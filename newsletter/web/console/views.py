@@ -10,12 +10,12 @@ from sqlmodel import Session
 from newsletter.briefs import BriefState, brief_state, brief_topics, suggested_topics
 from newsletter.config import Settings
 from newsletter.devtools.preview import SAMPLE_READER, sample_values
+from newsletter.errors import NewsletterError
 from newsletter.links import Links
 from newsletter.models import Brief, Staff, TransactionalMail
 from newsletter.render import RenderedEmail, fill, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
-from subscribers.errors import NewsletterError
 from subscribers.models import Subscriber, Topic, id_of
 from subscribers.roster import get_subscriber
 from subscribers.topics import Suggestion, list_topics
