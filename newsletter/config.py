@@ -132,6 +132,15 @@ class Settings(BaseSettings):
     NEWSLETTER_METRICS_HOST: str = "127.0.0.1"
     # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the reader's address.
     NEWSLETTER_TRUSTED_PROXIES: list[str] = []
+    # The staff console (/admin): a session ends after this long without a request, and
+    # after NEWSLETTER_STAFF_SESSION_HOURS in any case.
+    NEWSLETTER_STAFF_IDLE_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
+    NEWSLETTER_STAFF_SESSION_HOURS: int = Field(default=12, ge=1, le=24 * 30)
+    # Wrong passwords allowed per account and per IP in NEWSLETTER_LOGIN_WINDOW_MINUTES;
+    # past either, sign-in is refused (even with the right password) until the window passes.
+    NEWSLETTER_LOGIN_LIMIT_ACCOUNT: int = Field(default=5, ge=1)
+    NEWSLETTER_LOGIN_LIMIT_IP: int = Field(default=20, ge=1)
+    NEWSLETTER_LOGIN_WINDOW_MINUTES: int = Field(default=15, ge=1)
 
     # Headless Chromium for preview screenshots; found on PATH when empty.
     NEWSLETTER_CHROMIUM: str = ""

@@ -30,10 +30,14 @@ class Brief(SQLModel, table=True):
     takeaways: str = Field(default="", sa_type=sa.Text)
     body: str = Field(sa_type=sa.Text)
     signature: str = Field(default="", sa_type=sa.Text)
+    # The file's name (no folder): with the date, how a file added again is recognised as
+    # the same brief (see newsletter.briefs.store.add_brief).
     source_name: str = Field(default="", max_length=500)
     # sha256 of the source file: adding the same file twice is a no-op, not a duplicate.
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When a draft was last changed (added again, edited in the console); None: never.
+    updated_at: datetime | None = utc_column()
 
 
 class BriefTopic(SQLModel, table=True):
@@ -202,6 +206,7 @@ class ProviderEventRecord(SQLModel, table=True):
 class MailKind(StrEnum):
     CONFIRMATION = "confirmation"  # the double opt-in email: one button, no list headers
     WELCOME = "welcome"  # sent once a subscription is confirmed
+    TEST_COPY = "test_copy"  # a brief marked [TEST], to a member of staff (the console)
 
 
 class MailStatus(StrEnum):
@@ -227,7 +232,12 @@ class TransactionalMail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
     kind: str = Field(max_length=16)
-    subscriber_id: int = Field(index=True)
+    # The reader it is for; None for a test copy, which goes to `to_email` instead.
+    subscriber_id: int | None = Field(default=None, index=True)
+    # A test copy's brief and where it goes (the staff member who asked for it).
+    brief_id: int | None = Field(default=None)
+    to_email: str = Field(default="", max_length=320)
+    to_name: str = Field(default="", max_length=200)
     status: str = Field(default=MailStatus.QUEUED, max_length=16)
     attempts: int = Field(default=0)
     not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -236,3 +246,86 @@ class TransactionalMail(SQLModel, table=True):
     sent_at: datetime | None = utc_column()
     message_id: str = Field(default="", max_length=200)
     error: str = Field(default="", sa_type=sa.Text)
+
+
+# --- Staff: accounts, their sessions in the console, guesses at passwords, the audit log ---
+
+
+class Staff(SQLModel, table=True):
+    """A member of staff who signs in to the console (`newsletter staff add`)."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Stored lower-cased, so sign-in is case-insensitive and uniqueness too.
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    # argon2id, in the PHC string format (salt and parameters inside).
+    password_hash: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    password_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_login_at: datetime | None = utc_column()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
+        }
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored,
+    so a copy of the database lets no one in. Signing out deletes the row."""
+
+    __tablename__ = "staff_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    staff_id: int = Field(foreign_key="staff.id", index=True, ondelete="CASCADE")
+    # The token every form of this session carries (the synchronizer-token pattern).
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ip: str = Field(default="", max_length=45)
+
+
+class LoginFailure(SQLModel, table=True):
+    """One wrong guess at a password: counted per account and per IP to throttle guessing,
+    in the database so every web process sees the same count."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        sa.Index("ix_login_failure_email_at", "email", "at"),
+        sa.Index("ix_login_failure_ip_at", "ip", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    email: str = Field(max_length=320)
+    ip: str = Field(max_length=45)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when, from where: every change staff make in the console (and the CLI's
+    brief and staff commands). Kept by name, so it outlives a removed account."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=300)
+    detail: str = Field(default="", sa_type=sa.Text)
+    ip: str = Field(default="", max_length=45)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "detail": self.detail,
+            "ip": self.ip,
+        }

@@ -57,11 +57,33 @@ def test_adding_the_same_file_twice_changes_nothing(engine, with_topics):
     assert again.created is False and again.brief.id == first.brief.id
 
 
-def test_a_different_brief_under_the_same_slug_is_refused(engine, with_topics):
+def test_new_content_under_a_drafts_slug_updates_that_draft(engine, with_topics):
     with session_scope(engine) as session:
-        add_brief(parse_brief("1 May 2026\n\n## Same title\n\nFirst body.\n"), session=session)
+        first = add_brief(
+            parse_brief("1 May 2026\n\n## Same title\n\nFirst body.\n", source_name="a.txt"),
+            session=session,
+        )
+    with session_scope(engine) as session:
+        again = add_brief(
+            parse_brief("1 May 2026\n\n## Same title\n\nSecond body.\n", source_name="b.txt"),
+            session=session,
+        )
+        assert [b.body for b in list_briefs(session=session)] == ["Second body."]
+    assert again.updated and again.brief.id == first.brief.id
+
+
+def test_a_retitled_file_whose_new_slug_another_brief_has_is_refused(engine, with_topics):
+    with session_scope(engine) as session:
+        add_brief(
+            parse_brief("1 May 2026\n\n## One\n\nBody.\n", source_name="one.txt"), session=session
+        )
+        add_brief(
+            parse_brief("1 May 2026\n\n## Two\n\nBody.\n", source_name="two.txt"), session=session
+        )
     with (
-        pytest.raises(ConflictError, match="already has slug '2026-05-01-same-title'"),
+        pytest.raises(ConflictError, match="slug '2026-05-01-two', which brief 2 already has"),
         session_scope(engine) as session,
     ):
-        add_brief(parse_brief("1 May 2026\n\n## Same title\n\nSecond body.\n"), session=session)
+        add_brief(
+            parse_brief("1 May 2026\n\n## Two\n\nBody!\n", source_name="one.txt"), session=session
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import briefs, operations, sends, setup, subscribers, topics
+from newsletter.cli import briefs, operations, sends, setup, staff, subscribers, topics
 
 app = typer.Typer(
     help="Briefs in, emails out: the briefing newsletter pipeline.",
@@ -20,5 +20,6 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(briefs.app, name="briefs")
 app.add_typer(sends.app, name="sends")
+app.add_typer(staff.app, name="staff")
 
 __all__ = ["app"]

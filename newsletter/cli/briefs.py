@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from newsletter.briefs import add_brief_file, brief_topics, get_brief, list_brief_listings
+from newsletter.briefs import (
+    BriefStatus,
+    add_brief_file,
+    brief_topics,
+    delete_draft,
+    get_brief,
+    list_brief_listings,
+)
 from newsletter.cli.common import (
     JsonOption,
     err,
@@ -19,8 +26,13 @@ from newsletter.cli.common import (
     user_errors,
 )
 from newsletter.db import session_scope
+from newsletter.errors import NewsletterError
+from newsletter.staff import audit
 
-app = typer.Typer(help="Brief files: add, list, preview, test-send.", no_args_is_help=True)
+app = typer.Typer(
+    help="Brief files: add (or update a draft), list, preview, test-send, delete.",
+    no_args_is_help=True,
+)
 
 
 @app.command("add")
@@ -32,15 +44,17 @@ def briefs_add(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a brief file; prints its id and slug, and suggests topics when it names none."""
+    """Add a brief file, or update its draft when added again; prints its id and slug, and
+    suggests topics when it names none."""
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
         added = add_brief_file(file, session=session, settings=settings, topics=split_list(topics))
+        audit.record_added(session, audit.cli_actor(), added, str(file))
     if as_json:
         print_json(added.as_dict())
         return
     brief, slugs = added.brief, [t.slug for t in added.topics]
-    verb = "added" if added.created else "already added"
+    verb = "added" if added.created else "draft updated" if added.updated else "already added"
     out.print(f"{brief.id} {brief.slug}", highlight=False)
     err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
     if added.clipping:
@@ -85,20 +99,54 @@ def briefs_test_send(
 
 @app.command("list")
 @user_errors
-def briefs_list(as_json: JsonOption = False) -> None:
-    """List briefs, newest first."""
+def briefs_list(
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only briefs in this state: " + ", ".join(BriefStatus) + "."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List briefs, newest first, with their status and when (UTC): last changed for a
+    draft, due for a scheduled one, started for one sending, finished for the others."""
+    if status is not None and status not in set(BriefStatus):
+        raise NewsletterError(f"--status {status!r}: choose one of {', '.join(BriefStatus)}")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        rows = [listing.as_dict() for listing in list_brief_listings(session=session)]
+        listings = list_brief_listings(
+            session=session, status=BriefStatus(status) if status else None
+        )
     if as_json:
-        print_json(rows)
+        print_json([listing.as_dict() for listing in listings])
         return
-    table = Table("id", "date", "slug", "title", "topics")
-    for row in rows:
+    table = Table("id", "status", "when (UTC)", "date", "slug", "title", "topics")
+    for listing in listings:
+        brief, state = listing.brief, listing.state
         table.add_row(
-            str(row["id"]), row["date"], row["slug"], row["title"], ", ".join(row["topics"])
+            str(brief.id),
+            state.status,
+            f"{state.when:%Y-%m-%d %H:%M}" if state.when else "",
+            brief.date.isoformat(),
+            brief.slug,
+            brief.title,
+            ", ".join(listing.topics),
         )
     out.print(table)
+
+
+@app.command("delete")
+@user_errors
+def briefs_delete(brief: str, as_json: JsonOption = False) -> None:
+    """Remove a draft (by id or slug); a scheduled or sent brief is refused."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        found = get_brief(brief, session=session)
+        target = audit.brief_target(found)
+        delete_draft(found, session=session)
+        audit.record(session, audit.cli_actor(), "brief.delete", target)
+    if as_json:
+        print_json({"id": found.id, "slug": found.slug, "deleted": True})
+        return
+    err.print(f"draft {found.id} {found.slug} deleted", highlight=False)
 
 
 @app.command("preview")

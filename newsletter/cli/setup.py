@@ -85,6 +85,9 @@ def sandbox(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Do not log each request.")] = False,
+    inbox: Annotated[
+        Path, typer.Option(help="SQLite file that keeps accepted messages across restarts.")
+    ] = Path("var/sandbox/inbox.sqlite3"),
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
     from newsletter.devtools.sandbox import Faults, Sandbox
@@ -97,11 +100,18 @@ def sandbox(
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"--faults: {exc}") from exc
     server = Sandbox(
-        key, port=port, verbose=not quiet, keep_messages=keep_messages, faults=injected
+        key,
+        port=port,
+        verbose=not quiet,
+        keep_messages=keep_messages,
+        faults=injected,
+        inbox_path=inbox,
     )
     err.print(
-        f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
-        f"accepted mail at {server.url}/sandbox/messages, counts at {server.url}/sandbox/stats"
+        f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}\n"
+        f"inbox: {server.url}/ (kept in {inbox}); as JSON: {server.url}/sandbox/messages, "
+        f"counts: {server.url}/sandbox/stats",
+        highlight=False,
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

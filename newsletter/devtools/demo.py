@@ -40,7 +40,8 @@ def run_demo(workdir: Path, console: Console) -> None:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     api_key = f"SG.demo-{secrets.token_urlsafe(8)}"
-    with Sandbox(api_key) as sandbox:
+    inbox = workdir / "inbox.sqlite3"
+    with Sandbox(api_key, inbox_path=inbox) as sandbox:
         settings = get_settings(
             DATABASE_URL=f"sqlite:///{workdir / 'newsletter.db'}",
             SENDGRID_API_HOST=sandbox.url,
@@ -110,3 +111,9 @@ def run_demo(workdir: Path, console: Console) -> None:
         console.print("[bold]5. previews[/bold] (open the .html in a browser):")
         for path in previews:
             console.print(f"   {path.resolve()}", highlight=False)
+    console.print(
+        f"[bold]6. inbox[/bold] what the sandbox accepted is kept in {inbox}; to read each "
+        f"message as its reader saw it, run\n   newsletter sandbox --api-key {api_key} "
+        f"--inbox {inbox}\n   and open http://127.0.0.1:8025/",
+        highlight=False,
+    )

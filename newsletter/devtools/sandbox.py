@@ -6,7 +6,8 @@ It answers as SendGrid does: 202 with `X-Message-Id` and `X-RateLimit-*` headers
 wrong key; 400 with the `{"errors": [{"message", "field", "help"}]}` envelope for a request
 that breaks SendGrid's rules, every broken rule listed. It keeps every accepted
 personalization (`GET /sandbox/messages`) and counts them, with any delivery id seen twice
-(`GET /sandbox/stats`), so tests can prove exactly-once.
+(`GET /sandbox/stats`), so tests can prove exactly-once. Its inbox (`GET /`, see
+`inbox.py`) shows each message as its reader sees it, and can keep them in a file.
 
 Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
 share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
@@ -24,55 +25,20 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.devtools.inbox import Accepted, Inbox, accepted_from, inbox_page
 from newsletter.devtools.mail_send_rules import error as _error
 from newsletter.devtools.mail_send_rules import validate_mail_send
 from newsletter.devtools.webhook_signer import EventSigner, event_for, post_events
 
-__all__ = ["Accepted", "EventSigner", "Faults", "Sandbox", "SandboxState", "event_for"]
+__all__ = ["Accepted", "EventSigner", "Faults", "Inbox", "Sandbox", "SandboxState", "event_for"]
 
 # A restricted key's scopes, as SendGrid lists them for a "Mail Send" key.
 DEFAULT_SCOPES = ("mail.send", "sender_verification_eligible", "2fa_required")
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
-
-
-@dataclass
-class Accepted:
-    """One personalization SendGrid would have delivered, with tokens filled as it would.
-
-    The content is shared by every personalization of a request and filled on reading, so
-    accepting 1000 personalizations costs the sandbox almost nothing.
-    """
-
-    message_id: str
-    to: list[str]
-    subject: str
-    custom_args: dict[str, str]
-    headers: dict[str, str]
-    categories: list[str]
-    substitutions: dict[str, str] = field(repr=False, default_factory=dict)
-    content: dict[str, str] = field(repr=False, default_factory=dict)  # shared per request
-
-    @property
-    def text(self) -> str:
-        return _substitute(self.content.get("text/plain", ""), self.substitutions)
-
-    @property
-    def html(self) -> str:
-        return _substitute(self.content.get("text/html", ""), self.substitutions)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["content"], data["substitutions"]
-        return {**data, "text": self.text, "html": self.html}
-
-
-def _substitute(content: str, substitutions: dict[str, str]) -> str:
-    for key, value in substitutions.items():
-        content = content.replace(key, value)
-    return content
 
 
 @dataclass
@@ -120,10 +86,12 @@ class SandboxState:
         faults: Faults | None = None,
         rate_limit: int = 10_000,
         scopes: list[str] | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self.api_key = api_key
         # What `GET /v3/scopes` says the key may do (`newsletter doctor` asks).
         self.scopes = list(DEFAULT_SCOPES if scopes is None else scopes)
+        self.inbox = inbox or Inbox()
         # Off for benchmarks of a million recipients: counting is enough, and the sandbox's
         # memory is not what is being measured.
         self.keep_messages = keep_messages
@@ -161,7 +129,7 @@ class SandboxState:
                 roll -= share
             return "", delay
 
-    def accept(self, body: dict[str, Any]) -> str:
+    def accept(self, body: dict[str, Any], raw: bytes = b"") -> str:
         message_id = secrets.token_urlsafe(16)
         personalizations = body["personalizations"]
         delivery_ids = [
@@ -169,26 +137,8 @@ class SandboxState:
         ]
         accepted: list[Accepted] = []
         if self.keep_messages:
-            content = {c.get("type"): c.get("value", "") for c in body.get("content", [])}
-            shared_args = body.get("custom_args") or {}
-            shared_headers = body.get("headers") or {}
-            categories = list(body.get("categories") or [])
-            for item in personalizations:
-                substitutions = item.get("substitutions") or {}
-                accepted.append(
-                    Accepted(
-                        message_id=message_id,
-                        to=[r["email"] for r in item["to"]],
-                        subject=_substitute(
-                            item.get("subject") or body.get("subject", ""), substitutions
-                        ),
-                        custom_args={**shared_args, **(item.get("custom_args") or {})},
-                        headers={**shared_headers, **(item.get("headers") or {})},
-                        categories=categories,
-                        substitutions=substitutions,
-                        content=content,
-                    )
-                )
+            accepted = accepted_from(body, message_id)
+            self.inbox.add(raw or json.dumps(body).encode("utf-8"), accepted)
         with self._lock:
             self.stats.accepted_requests += 1
             self.stats.personalizations += len(personalizations)
@@ -219,6 +169,7 @@ class SandboxState:
             return {**asdict(self.stats), "faults": asdict(self.faults)}
 
     def clear(self) -> None:
+        self.inbox.clear()
         with self._lock:
             self._accepted.clear()
             self._seen.clear()
@@ -284,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             self._reply(HTTPStatus.BAD_REQUEST, {"errors": errors}, limits)
             return
-        message_id = state.accept(body)
+        message_id = state.accept(body, raw)
         if fault == "drop":
             # Accepted, but the answer never arrives: the client cannot tell.
             self.close_connection = True
@@ -317,6 +268,17 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v3/scopes":
             if self._authorized():
                 self._reply(HTTPStatus.OK, {"scopes": self.server.state.scopes})
+            return
+        page = inbox_page(self.server.state.inbox, path)
+        if page is not None:
+            status, csp, html = page
+            data = html.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Security-Policy", csp)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif path == "/sandbox/messages":
             self._reply(HTTPStatus.OK, [m.as_dict() for m in self.server.state.messages()])
         elif path == "/sandbox/stats":
@@ -355,9 +317,15 @@ class Sandbox:
         keep_messages: bool = True,
         faults: Faults | None = None,
         scopes: list[str] | None = None,
+        inbox_path: Path | None = None,
     ) -> None:
+        """`inbox_path`: a SQLite file that keeps accepted messages across restarts."""
         self.state = SandboxState(
-            api_key, keep_messages=keep_messages, faults=faults, scopes=scopes
+            api_key,
+            keep_messages=keep_messages,
+            faults=faults,
+            scopes=scopes,
+            inbox=Inbox(inbox_path),
         )
         self.events = EventSigner()
         self._server = _Server((host, port), self.state, verbose)
@@ -390,6 +358,7 @@ class Sandbox:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.state.inbox.close()
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -1,6 +1,6 @@
-"""Transactional mail (confirmation, welcome): queued by a web request in the same
-transaction as the change that calls for it, sent by a worker. No page waits on a provider,
-and a provider that is slow or down delays a confirmation, never a page.
+"""Transactional mail (confirmation, welcome, the console's test copies): queued by a web
+request in the same transaction as the change that calls for it, sent by a worker. No page
+waits on a provider, and a provider that is slow or down delays a confirmation, never a page.
 
 Each message is rendered when it is sent, from the reader's row as it is then: a
 confirmation goes only to a reader still pending, a welcome only to one still active, so a
@@ -23,9 +23,10 @@ from sqlmodel import Session, col, select
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
 from newsletter.links import Links
-from newsletter.models import MailKind, MailStatus, TransactionalMail
+from newsletter.models import Brief, MailKind, MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome, Transport
 from newsletter.render import RenderedEmail, render_confirmation, render_welcome
+from newsletter.sending.testsend import batch_for_test_copy
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, Topic, id_of
 
 log = logging.getLogger("newsletter.transactional")
@@ -44,6 +45,41 @@ def queue_mail(session: Session, kind: MailKind, subscriber_id: int, *, now: dat
         TransactionalMail(kind=kind, subscriber_id=subscriber_id, not_before=now, created_at=now)
     )
     session.flush()
+
+
+def queue_test_copy(
+    session: Session, brief_id: int, to_email: str, to_name: str, *, now: datetime
+) -> TransactionalMail:
+    """Queue a [TEST] copy of a brief for a member of staff (the console's test-send). It
+    is rendered when sent, so it shows the brief as it is then."""
+    mail = TransactionalMail(
+        kind=MailKind.TEST_COPY,
+        brief_id=brief_id,
+        to_email=to_email,
+        to_name=to_name,
+        not_before=now,
+        created_at=now,
+    )
+    session.add(mail)
+    session.flush()
+    return mail
+
+
+def recent_test_copies(
+    session: Session, brief_id: int, *, limit: int = 5
+) -> list[TransactionalMail]:
+    """A brief's newest test copies, for the console to say what became of them."""
+    return list(
+        session.exec(
+            select(TransactionalMail)
+            .where(
+                col(TransactionalMail.kind) == MailKind.TEST_COPY,
+                col(TransactionalMail.brief_id) == brief_id,
+            )
+            .order_by(col(TransactionalMail.id).desc())
+            .limit(limit)
+        )
+    )
 
 
 @dataclass
@@ -175,6 +211,15 @@ def _prepare(engine: Engine, mail_id: int, settings: Settings, links: Links) -> 
     """The message as it would go now; None when it is no longer due."""
     with session_scope(engine) as session:
         mail = session.get_one(TransactionalMail, mail_id)
+        if mail.kind == MailKind.TEST_COPY:
+            brief = session.get(Brief, mail.brief_id) if mail.brief_id is not None else None
+            if brief is None:  # deleted meanwhile
+                return None
+            return batch_for_test_copy(
+                brief, mail.to_email, session=session, settings=settings, name=mail.to_name
+            )
+        if mail.subscriber_id is None:
+            return None
         person = session.get(Subscriber, mail.subscriber_id)
         if person is None or person.status != DUE_WHILE.get(MailKind(mail.kind)):
             return None

@@ -1,5 +1,6 @@
-"""The web side (FastAPI): the reader's pages, the provider webhook, and for the operator
-/healthz, /readyz and /metrics (`routes/health.py`).
+"""The web side (FastAPI): the reader's pages, the provider webhook, the staff console under
+/admin (`newsletter.web.console`), and for the operator /healthz, /readyz and /metrics
+(`routes/health.py`).
 
 Route handlers live in `routes/`, one module per page family, and are thin: they check
 what came in and call plain functions. Pages are Jinja2 templates under `templates/web/`,
@@ -19,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from newsletter.config import Settings
 from newsletter.db import make_engine
+from newsletter.web import console
 from newsletter.web.deps import WebContext
 from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
@@ -32,7 +34,8 @@ CSP = (
 
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.web = WebContext.build(settings, make_engine(settings.DATABASE_URL))
+    engine = make_engine(settings.DATABASE_URL)
+    app.state.web = WebContext.build(settings, engine)
 
     @app.middleware("http")
     async def security_headers(
@@ -43,7 +46,11 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception:
             log.exception("error serving %s", request.url.path)
             response = PlainTextResponse("Something went wrong on our side.", status_code=500)
-        response.headers["Content-Security-Policy"] = CSP
+        # A page that needs another policy (the console's, its email previews) sets its own.
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        if request.url.path.startswith("/admin"):
+            # Nothing of the console stays in a cache or the back button after signing out.
+            response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
@@ -51,4 +58,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (subscribe, preferences, archive, webhooks, health):
         app.include_router(module.router)
+    console.install(app, settings, engine)
     return app

@@ -1,0 +1,63 @@
+"""The audit log: who did what to which brief, send or reader, when and from where.
+
+Written in the same transaction as the change it records, so an entry exists exactly when
+the change does. The console shows it (`/admin/audit`, and the newest on the dashboard).
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from sqlmodel import Session, col, select
+
+from newsletter.briefs.store import AddedBrief
+from newsletter.models import AuditEntry, Brief
+
+DETAIL_MAX = 2000
+
+
+def record(
+    session: Session, actor: str, action: str, target: str = "", detail: str = "", ip: str = ""
+) -> None:
+    """One entry. `action` is a dotted verb ("brief.schedule", "send.cancel",
+    "staff.sign_in"); `target` what it was done to ("brief 3 2026-06-10-rice-prices")."""
+    session.add(
+        AuditEntry(
+            actor=actor[:320],
+            action=action[:64],
+            target=target[:300],
+            detail=detail[:DETAIL_MAX],
+            ip=ip[:45],
+        )
+    )
+    session.flush()
+
+
+def brief_target(brief: Brief) -> str:
+    """How the log names a brief: its id and slug, both, since a draft's slug can change."""
+    return f"brief {brief.id} {brief.slug}"
+
+
+def record_added(
+    session: Session, actor: str, added: AddedBrief, source: str, ip: str = ""
+) -> None:
+    """A brief added or a draft updated (by a file or the editor); nothing if unchanged."""
+    if added.created or added.updated:
+        action = "brief.add" if added.created else "brief.update"
+        record(session, actor, action, brief_target(added.brief), source, ip)
+
+
+def cli_actor() -> str:
+    """Who ran a command at a terminal, as far as the machine knows."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def recent(session: Session, *, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+    """The newest entries first; `before` (an entry id) pages further back."""
+    statement = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+    if before is not None:
+        statement = statement.where(col(AuditEntry.id) < before)
+    return list(session.exec(statement))

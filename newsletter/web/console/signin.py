@@ -1,0 +1,51 @@
+"""Signing in: throttle, check the password, open a session, say so in the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.errors import NewsletterError
+from newsletter.staff import audit
+from newsletter.staff.accounts import find_staff, upgrade_hash, verify_password
+from newsletter.web.console.sessions import open_session
+from newsletter.web.console.throttle import forget_failures, record_failure, throttled
+
+
+class Refusal(StrEnum):
+    WRONG = "wrong"  # address or password (we never say which)
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    token: str = ""  # for the cookie, when it worked
+    refused: Refusal | None = None
+
+
+def sign_in(
+    engine: Engine, settings: Settings, email: str, password: str, *, ip: str, now: datetime
+) -> SignInResult:
+    key = email.strip().lower()[:320]
+    with session_scope(engine) as session:
+        if throttled(session, key, ip, settings, now=now):
+            return SignInResult(refused=Refusal.THROTTLED)
+        try:
+            staff = find_staff(key, session=session) if key else None
+        except NewsletterError:  # not even an address
+            staff = None
+        # Checked against a decoy when there is no such account: the same work either way.
+        if not verify_password(staff, password) or staff is None:
+            record_failure(session, key, ip, settings, now=now)
+            return SignInResult(refused=Refusal.WRONG)
+        forget_failures(session, key)
+        upgrade_hash(staff, password, session=session)
+        staff.last_login_at = now
+        session.add(staff)
+        audit.record(session, staff.email, "staff.sign_in", staff.email, ip=ip)
+    return SignInResult(token=open_session(engine, staff, ip=ip, now=now))

@@ -1,0 +1,93 @@
+"""What the brief pages show, gathered by plain functions the routes call once each."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from newsletter.briefs import BriefState, brief_state, brief_topics, suggested_topics
+from newsletter.config import Settings
+from newsletter.devtools.preview import SAMPLE_READER, sample_values
+from newsletter.errors import NewsletterError
+from newsletter.links import Links
+from newsletter.models import Brief, Staff, TransactionalMail
+from newsletter.render import RenderedEmail, fill, render_brief
+from newsletter.sending.transactional import recent_test_copies
+from newsletter.staff.accounts import list_staff
+from subscribers.models import Subscriber, Topic, id_of
+from subscribers.roster import get_subscriber
+from subscribers.topics import Suggestion, list_topics
+
+_DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whose values fill the preview: a real reader's, or the sample reader's."""
+
+    label: str
+    values: dict[str, str]
+    missing: str = ""  # the address asked for, when no such reader exists
+
+
+def reader_values(address: str, *, session: Session, settings: Settings) -> Reader:
+    address = address.strip()[:320]
+    if address:
+        try:
+            person: Subscriber | None = get_subscriber(address, session=session)
+        except NewsletterError:
+            person = None
+        if person is not None and person.id is not None:
+            recipient = Links.from_settings(settings).recipient(
+                delivery_id=0, subscriber_id=person.id, email=person.email, name=person.name
+            )
+            return Reader(f"{person.name or 'no name'} <{person.email}>", recipient.values)
+        return Reader(_sample_label(), sample_values(settings), missing=address)
+    return Reader(_sample_label(), sample_values(settings))
+
+
+def _sample_label() -> str:
+    return f"{SAMPLE_READER['name']} <{SAMPLE_READER['email']}>"
+
+
+def dark(html: str) -> str:
+    """The email as a client in dark mode shows it: its dark-mode rules always on."""
+    return _DARK_QUERY.sub("@media all", html)
+
+
+@dataclass(frozen=True)
+class BriefView:
+    brief: Brief
+    state: BriefState
+    topics: list[Topic]
+    all_topics: list[Topic]
+    rendered: RenderedEmail
+    reader: Reader
+    text: str  # the text part as the reader gets it
+    suggestions: list[Suggestion] = field(default_factory=list)
+    test_copies: list[TransactionalMail] = field(default_factory=list)
+    staff: list[Staff] = field(default_factory=list)
+
+    @property
+    def editable(self) -> bool:
+        return self.state.status == "draft" and not self.state.published
+
+
+def brief_view(brief: Brief, reader: str, *, session: Session, settings: Settings) -> BriefView:
+    topics = brief_topics(brief, session=session)
+    rendered = render_brief(brief, topics, settings)
+    chosen = reader_values(reader, session=session, settings=settings)
+    return BriefView(
+        brief=brief,
+        state=brief_state(brief, session=session),
+        topics=topics,
+        all_topics=list_topics(session=session),
+        rendered=rendered,
+        reader=chosen,
+        text=fill(rendered.text, chosen.values),
+        suggestions=[] if topics else suggested_topics(brief, session=session),
+        test_copies=recent_test_copies(session, id_of(brief)),
+        staff=list_staff(session=session),
+    )

@@ -1,0 +1,272 @@
+"""The console's pages through real HTTP: upload and edit drafts, preview, test-send to
+staff only, the confirm step's figures and warnings, scheduling in the firm's zone, and the
+send controls, each written to the audit log."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from newsletter.briefs import brief_topics, parse_brief, parse_brief_file
+from newsletter.briefs.source import brief_source
+from newsletter.db import session_scope
+from newsletter.models import Brief, Delivery, MailKind, Send, TransactionalMail
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.staff.audit import recent
+from subscribers.roster import add_subscriber
+from subscribers.topics import add_topic
+from tests.console_support import (  # noqa: F401 - a fixture
+    EDITOR,
+    Client,
+    cheap_passwords,
+    csrf_of,
+    make_editor,
+)
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+FIXTURES = Path(__file__).parent / "fixtures"
+BRIEF = "---\ntitle: {title}\ndate: 2026-06-10\ntopics: [food]\n---\n\nRice rose again.\n"
+
+
+@pytest.fixture
+def editor(web, engine):
+    url, _ = web
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+        add_subscriber("ann@example.com", session=session, name="Ann", topics=["food"])
+        add_subscriber("dan@example.com", session=session, topics=["food"], cadence="daily")
+    make_editor(engine)
+    client = Client(url)
+    assert client.sign_in().status == 303
+    return client
+
+
+def _write(editor, title="Rice prices") -> str:
+    answer = editor.call(
+        "/admin/briefs/write", {"csrf": editor.csrf(), "source": BRIEF.format(title=title)}
+    )
+    assert answer.status == 303, answer.body
+    return answer.location.split("?")[0]
+
+
+def _schedule(editor, brief_path, **fields):
+    page = editor.call(brief_path)
+    return editor.call(f"{brief_path}/schedule", {"csrf": csrf_of(page.body), **fields})
+
+
+def _sends(engine):
+    with session_scope(engine) as session:
+        return list(session.exec(select(Send).order_by(Send.id)))
+
+
+def _actions(engine):
+    with session_scope(engine) as session:
+        return [entry.action for entry in recent(session)]
+
+
+def _finish(engine, settings):
+    Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
+
+
+def test_an_uploaded_file_becomes_a_draft_and_a_bad_one_is_refused_naming_the_line(editor, engine):
+    bad = editor.upload(
+        "/admin/briefs/upload",
+        editor.csrf("/admin/briefs/new"),
+        "bad.txt",
+        b"1 May 2026\n\nNo heading here.\n",
+    )
+    assert bad.status == 400 and "bad.txt:3: no title" in bad.body
+    good = editor.upload(
+        "/admin/briefs/upload",
+        editor.csrf("/admin/briefs/new"),
+        "rice.md",
+        BRIEF.format(title="Rice 🍚 <b>prices</b>").encode(),
+    )
+    assert good.status == 303
+    page = editor.call(good.location)
+    assert "Rice 🍚 &lt;b&gt;prices&lt;/b&gt;" in page.body and "status-draft" in page.body
+
+
+def test_the_preview_is_the_readers_email_under_its_own_policy_light_and_dark(editor):
+    brief = _write(editor)
+    light = editor.call(f"{brief}/email?reader=ann@example.com")
+    dark = editor.call(f"{brief}/email?reader=ann@example.com&dark=1")
+    assert "You receive this email as ann@example.com" in light.body
+    policy = light.headers["content-security-policy"]
+    assert "sandbox" in policy and "script-src" not in policy and "frame-ancestors 'self'" in policy
+    assert "prefers-color-scheme: dark" in light.body and "@media all" in dark.body
+    page = editor.call(f"{brief}?reader=nobody@example.com")
+    assert "no reader nobody@example.com: the sample reader instead" in page.body
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_test_copy_is_queued_for_the_worker_and_only_for_staff(editor, engine):
+    brief = _write(editor)
+    refused = editor.call(
+        f"{brief}/test-send", {"csrf": editor.csrf(brief), "to": "stranger@example.com"}
+    )
+    assert refused.status == 400 and "staff accounts only" in refused.body
+    queued = editor.call(f"{brief}/test-send", {"csrf": editor.csrf(brief), "to": EDITOR})
+    assert queued.status == 303 and queued.location.endswith("notice=test_queued")
+    with session_scope(engine) as session:
+        [mail] = session.exec(select(TransactionalMail)).all()
+    assert (mail.kind, mail.to_email, mail.status) == (MailKind.TEST_COPY, EDITOR, "queued")
+    assert "brief.test_send" in _actions(engine)
+
+
+def test_the_confirm_step_says_who_it_reaches_and_schedules_only_when_confirmed(editor, engine):
+    brief = _write(editor)
+    confirm = _schedule(editor, brief, mode="now")
+    assert (
+        "It reaches <strong>1</strong> readers now and <strong>1</strong> through digests."
+        in confirm.body
+    )
+    assert "under Gmail" in confirm.body and "second send" not in confirm.body
+    assert _sends(engine) == []
+    done = editor.call(
+        f"{brief}/schedule", {"csrf": csrf_of(confirm.body), "mode": "now", "confirmed": "yes"}
+    )
+    assert done.status == 303 and done.location == "/admin/sends/1?notice=scheduled"
+    [send] = _sends(engine)
+    assert send.status == "scheduled"
+    assert _actions(engine)[0] == "brief.schedule"
+
+
+def test_a_time_in_a_zone_and_each_readers_local_time_are_scheduled_as_asked(editor, engine):
+    first, second = _write(editor, "One"), _write(editor, "Two")
+    _schedule(editor, first, mode="at", at="2099-01-02T07:00", zone="Asia/Tokyo", confirmed="yes")
+    _schedule(editor, second, mode="local", local_time="07:30", confirmed="yes")
+    at, local = _sends(engine)
+    assert at.scheduled_at == datetime(2099, 1, 1, 22, 0, tzinfo=UTC)
+    assert local.local_time == "07:30"
+    wrong = _schedule(editor, first, mode="at", at="tomorrow", zone="UTC")
+    assert wrong.status == 400
+
+
+def test_a_second_send_is_warned_about_and_needs_saying_so(editor, engine, web):
+    _, settings = web
+    brief = _write(editor)
+    _schedule(editor, brief, mode="now", confirmed="yes")
+    _finish(engine, settings)
+    confirm = _schedule(editor, brief, mode="now")
+    assert "This would be a second send." in confirm.body
+    assert "<strong>1</strong> readers now" not in confirm.body  # Ann has it already
+    unticked = _schedule(editor, brief, mode="now", confirmed="yes")
+    assert "Tick this to send it a second time" in unticked.body
+    assert len(_sends(engine)) == 1
+
+
+def test_a_brief_gmail_would_clip_cannot_be_scheduled(editor, engine):
+    long = (
+        "---\ntitle: Long\ndate: 2026-06-10\ntopics: [food]\n---\n\n"
+        + ("A sentence of a very long brief that goes on. " * 40 + "\n\n") * 60
+    )
+    answer = editor.call("/admin/briefs/write", {"csrf": editor.csrf(), "source": long})
+    brief = answer.location.split("?")[0]
+    confirm = _schedule(editor, brief, mode="now")
+    assert "clipping limit" in confirm.body and "Schedule it" not in confirm.body
+
+
+def test_a_draft_is_edited_in_the_console_and_a_sent_one_is_refused(editor, engine, web):
+    _, settings = web
+    brief = _write(editor, "Rice prics")
+    source = editor.call(f"{brief}/edit")
+    assert "title: Rice prics" in source.body
+    edited = editor.call(
+        f"{brief}/edit", {"csrf": csrf_of(source.body), "source": BRIEF.format(title="Rice prices")}
+    )
+    assert edited.status == 303
+    with session_scope(engine) as session:
+        assert [b.title for b in session.exec(select(Brief))] == ["Rice prices"]
+    _schedule(editor, brief, mode="now", confirmed="yes")
+    _finish(engine, settings)
+    refused = editor.call(
+        f"{brief}/edit", {"csrf": editor.csrf(brief), "source": BRIEF.format(title="Changed")}
+    )
+    assert refused.status == 400 and "a sent brief cannot change" in refused.body
+    deleted = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief)})
+    assert deleted.status == 409
+
+
+def test_a_draft_is_deleted_from_the_console(editor, engine):
+    brief = _write(editor)
+    answer = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief)})
+    assert answer.status == 303 and answer.location == "/admin/briefs?notice=deleted"
+    with session_scope(engine) as session:
+        assert session.exec(select(Brief)).all() == []
+    assert _actions(engine)[0] == "brief.delete"
+
+
+def test_a_send_is_paused_resumed_and_cancelled_from_its_page(editor, engine):
+    brief = _write(editor)
+    _schedule(editor, brief, mode="at", at="2099-01-02T07:00", zone="UTC", confirmed="yes")
+    for action, status in (("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")):
+        answer = editor.call(f"/admin/sends/1/{action}", {"csrf": editor.csrf("/admin/sends/1")})
+        assert answer.status == 303, answer.body
+        progress = json.loads(editor.call("/admin/sends/1/progress.json").body)
+        assert progress["status"] == status
+    again = editor.call("/admin/sends/1/resume", {"csrf": editor.csrf("/admin/sends/1")})
+    assert again.status == 409 and "only a paused send can be resumed" in again.body
+    assert _actions(engine)[:3] == ["send.cancel", "send.resume", "send.pause"]
+    assert "status-draft" in editor.call(brief).body  # cancelled before it started
+
+
+def test_the_sends_page_shows_progress_in_words(editor, engine, web):
+    _, settings = web
+    brief = _write(editor)
+    _schedule(editor, brief, mode="now", confirmed="yes")
+    _finish(engine, settings)
+    page = editor.call("/admin/sends/1")
+    assert re.search(r"1 of 1 settled \(1 sent, 0 failed, 0 unknown, 0 waiting\)", page.body)
+    progress = json.loads(editor.call("/admin/sends/1/progress.json").body)
+    assert progress["done"] is True and progress["words"]["error"] == "none"
+
+
+def test_the_dashboard_shows_the_list_and_the_last_sends(editor, engine, web):
+    _, settings = web
+    _schedule(editor, _write(editor), mode="now", confirmed="yes")
+    _finish(engine, settings)
+    page = editor.call("/admin/")
+    assert '<strong class="big">2</strong> active readers' in page.body
+    assert "<strong>+2</strong> over 30 days (2 joined, 0 left)" in page.body
+    assert 'href="/admin/sends/1"' in page.body
+
+
+def test_the_editors_text_gives_the_same_brief_back(engine):
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+    from newsletter.briefs import add_brief
+
+    with session_scope(engine) as session:
+        stored = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["energy"]
+        ).brief
+        text = brief_source(stored, brief_topics(stored, session=session))
+    again = parse_brief(text)
+    for name in ("title", "date", "author", "body", "signature", "slug"):
+        assert getattr(again, name) == getattr(stored, name), name
+    assert "\n".join(again.takeaways) == stored.takeaways and again.topics == ["energy"]
+
+
+def test_unknown_deliveries_are_resolved_from_the_send_page(editor, engine, web):
+    _, settings = web
+    _schedule(editor, _write(editor), mode="now", confirmed="yes")
+    _finish(engine, settings)
+    with session_scope(engine) as session:  # as a worker that died mid-request leaves them
+        session.execute(sa.update(Delivery).values(status="unknown"))
+    page = editor.call("/admin/sends/1")
+    assert "1 deliveries are unknown" in page.body
+    refused = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body)})
+    assert refused.status == 409 and "choose resend" in refused.body
+    done = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body), "how": "drop"})
+    assert done.status == 303 and done.location.endswith("notice=resolved")
+    with session_scope(engine) as session:
+        assert session.scalar(sa.select(Delivery.status)) == "skipped"
+    assert _actions(engine)[0] == "send.resolve"

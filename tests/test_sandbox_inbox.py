@@ -1,0 +1,84 @@
+"""The sandbox's inbox: what it accepted, newest first, each message as its reader sees it
+(their values filled), with the text part, headers and the raw request; kept in a file
+across restarts. Mail goes in through the real `sendgrid` client."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from sendgrid import SendGridAPIClient
+
+from newsletter.devtools.sandbox import Sandbox
+
+KEY = "SG.inbox-test"
+
+
+def _send(sandbox: Sandbox, subject: str, readers: list[tuple[str, str]]) -> None:
+    body = {
+        "from": {"email": "briefs@example.com", "name": "Briefings"},
+        "subject": subject,
+        "content": [
+            {"type": "text/plain", "value": "Dear -name-, the brief."},
+            {"type": "text/html", "value": "<p>Dear -name-, the brief.</p>"},
+        ],
+        "headers": {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        "personalizations": [
+            {
+                "to": [{"email": email}],
+                "substitutions": {"-name-": name},
+                "custom_args": {"delivery_id": email},
+            }
+            for email, name in readers
+        ],
+    }
+    response = SendGridAPIClient(api_key=KEY, host=sandbox.url).client.mail.send.post(
+        request_body=body
+    )
+    assert response.status_code == 202
+
+
+def _get(url: str) -> tuple[str, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local sandbox
+        return response.read().decode(), dict(response.headers)
+
+
+def test_the_inbox_lists_messages_newest_first(tmp_path):
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "First brief", [("ann@example.com", "Ann")])
+        _send(sandbox, "Second brief", [("bob@example.com", "Bob")])
+        page, headers = _get(f"{sandbox.url}/")
+    assert page.index("Second brief") < page.index("First brief")
+    assert "2 messages" in page and "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_each_message_shows_as_its_reader_sees_it_with_text_headers_and_raw_request(tmp_path):
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Rice", [("ann@example.com", "Ann"), ("zoe@example.com", "<b>Zoë</b>")])
+        page, _ = _get(f"{sandbox.url}/inbox/2")
+        html, headers = _get(f"{sandbox.url}/inbox/2/html")
+    assert "Dear &lt;b&gt;Zoë&lt;/b&gt;, the brief." in page  # the text part, escaped
+    assert "List-Unsubscribe-Post" in page and "custom_args.delivery_id" in page
+    assert "&#34;personalizations&#34;" in page and "-name-" in page  # the raw request
+    assert html == "<p>Dear <b>Zoë</b>, the brief.</p>"  # as SendGrid would fill it
+    assert "sandbox" in headers["Content-Security-Policy"]
+
+
+def test_messages_are_kept_across_a_restart(tmp_path):
+    path = tmp_path / "inbox.sqlite3"
+    with Sandbox(KEY, inbox_path=path) as sandbox:
+        _send(sandbox, "Kept", [("ann@example.com", "Ann")])
+    with Sandbox(KEY, inbox_path=path) as again:
+        page, _ = _get(f"{again.url}/inbox")
+        message, _ = _get(f"{again.url}/inbox/1")
+    assert "Kept" in page and "Dear Ann, the brief." in message
+
+
+def test_clearing_the_sandbox_empties_the_inbox(tmp_path):
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Gone", [("ann@example.com", "Ann")])
+        request = urllib.request.Request(f"{sandbox.url}/sandbox/messages", method="DELETE")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+        page, _ = _get(f"{sandbox.url}/")
+        stats = json.loads(_get(f"{sandbox.url}/sandbox/stats")[0])
+    assert "Gone" not in page and stats["personalizations"] == 0
