@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Engine, make_url
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.devtools.sandbox import Sandbox
-from newsletter.web.app import create_app
+from newsletter.web.app import create_app, server_config
 from subscribers.topics import add_topic
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -160,33 +161,49 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@pytest.fixture
-def web(settings, sandbox):
-    # Bound here and handed to uvicorn: no window in which the port could be taken.
+@contextmanager
+def start_web(settings: Settings) -> Iterator[str]:
+    """The app for `settings` under uvicorn on 127.0.0.1, configured as `newsletter serve`
+    configures it; yields its URL. The socket is bound here and handed to uvicorn: no
+    window in which the port could be taken."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
     settings = test_settings(
-        **{
-            **settings.model_dump(),
-            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
-            # Links in emails point at this server, so a test (or a browser) can follow them.
-            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
-        }
+        **{**settings.model_dump(), "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}"}
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(create_app(settings), "127.0.0.1", port, "warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
+
+
+def web_settings(settings: Settings, sandbox: Sandbox, **overrides: object) -> Settings:
+    """The web fixture's settings: webhooks signed by the sandbox's key."""
+    return test_settings(
+        **{
+            **settings.model_dump(),
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    # Links in emails point at this server, so a test (or a browser) can follow them.
+    served = web_settings(settings, sandbox)
+    with start_web(served) as url:
+        yield url, test_settings(**{**served.model_dump(), "NEWSLETTER_BASE_URL": url})
 
 
 @pytest.fixture
