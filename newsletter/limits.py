@@ -7,7 +7,7 @@ straddling a boundary gets no second allowance (the estimate Cloudflare describe
 own limiter; exact enough, and two rows per key instead of one row per attempt).
 
 Keys are hashes of what they count, so no address is kept here. An address is counted as
-its mailbox: Unicode NFKC (full-width `ｅ` is `e`), lower case, and without a `+tag`, since
+its mailbox: Unicode NFKC (a full-width `e` is an `e`), lower case, and without a `+tag`, since
 `Victim+1@Example.com` reaches the same person as `victim@example.com`. An IPv6 client is
 counted by its /64, which one household or one server usually has whole.
 """
@@ -83,7 +83,7 @@ def hit(session: Session, key: str, rule: Rule, *, now: datetime) -> bool:
         # The next window still reads this one's count: keep it that long.
         expires_at=datetime.fromtimestamp(window + 2 * seconds, UTC),
     )
-    hits = session.execute(
+    hits: int = session.execute(
         insert.on_conflict_do_update(
             index_elements=["key", "window"], set_={"hits": col(RateLimitHit.hits) + 1}
         ).returning(col(RateLimitHit.hits))
@@ -96,4 +96,4 @@ def hit(session: Session, key: str, rule: Rule, *, now: datetime) -> bool:
     if hits == 1:  # a new window: a good moment to drop what nobody reads any more
         session.execute(sa.delete(RateLimitHit).where(col(RateLimitHit.expires_at) < now))
     overlap = 1 - (stamp - window) / seconds
-    return hits + (previous or 0) * overlap <= rule.limit
+    return bool(hits + (previous or 0) * overlap <= rule.limit)

@@ -158,7 +158,7 @@ def confirm_signup(engine: Engine, subscriber_id: int, *, ip: str) -> bool:
 def subscribe_again(
     session: Session, person: Subscriber, *, topics: list[str], cadence: str, timezone: str
 ) -> bool:
-    """"Subscribe again" on an unsubscribed (or still pending) reader's page: they become
+    """ "Subscribe again" on an unsubscribed (or still pending) reader's page: they become
     pending with these choices and are sent a confirmation; True if it was queued."""
     come_back(person, session=session, topics=topics, cadence=cadence, timezone=timezone)
     return queue_confirmation(session, person, now=utcnow())

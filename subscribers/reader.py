@@ -134,7 +134,7 @@ def leave(person: Subscriber, *, session: Session, actor: Actor = Actor.READER) 
 def come_back(
     person: Subscriber, *, session: Session, topics: Iterable[str], cadence: str, timezone: str
 ) -> None:
-    """"Subscribe again" on an unsubscribed reader's page: their new choices are kept and
+    """ "Subscribe again" on an unsubscribed reader's page: their new choices are kept and
     they become pending; a confirmation email (the caller queues it) brings them back. A
     pending reader asking again just gets the email again."""
     if person.status not in (S.UNSUBSCRIBED, S.PENDING):

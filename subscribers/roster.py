@@ -39,7 +39,6 @@ NAME_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-
 def suppression_hash(normalized_email: str) -> str:
     """The fingerprint a forgotten address leaves. Not keyed with the secret key on
     purpose: rotating that key must not make forgotten people mailable again."""

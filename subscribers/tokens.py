@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 
-
 # A real token is ~35 characters (a 64-bit id and 16 bytes of MAC, base64).
 MAX_TOKEN_LENGTH = 100
 

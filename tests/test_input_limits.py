@@ -36,6 +36,7 @@ def newsletter(db_url, sandbox, tmp_path):
         SENDGRID_API_KEY=SANDBOX_KEY,
         COLUMNS="200",
     )
+
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "newsletter", *args],
@@ -45,7 +46,7 @@ def newsletter(db_url, sandbox, tmp_path):
             text=True,
             timeout=timeout,
             check=False,
-            preexec_fn=_capped,  # noqa: PLW1509 - no threads in this test process's child
+            preexec_fn=_capped,
         )
 
     return run

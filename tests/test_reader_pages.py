@@ -14,9 +14,9 @@ from playwright.sync_api import sync_playwright
 
 from newsletter.db import session_scope
 from newsletter.devtools.browser import find_chromium
+from newsletter.web.app import listens_on_loopback_only
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from newsletter.web.app import listens_on_loopback_only
 from tests.conftest import clean_env
 from tests.web_support import call, confirm_token, form_csrf, subscribe, token
 

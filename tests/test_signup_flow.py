@@ -154,9 +154,7 @@ def test_forwarded_for_is_ignored_when_no_proxy_is_trusted(web, energy):
     assert codes == [200] * 20 + [429]
 
 
-def test_a_trusted_proxy_names_the_client_and_an_ipv6_64_is_one_client(
-    settings, sandbox, energy
-):
+def test_a_trusted_proxy_names_the_client_and_an_ipv6_64_is_one_client(settings, sandbox, energy):
     served = web_settings(settings, sandbox, NEWSLETTER_TRUSTED_PROXIES="127.0.0.1,10.0.0.0/8")
     with start_web(served) as url:
         same_64 = [

@@ -248,7 +248,9 @@ def test_staff_unsubscribe_for_every_status(engine, staff):
         result = staff("subscribers", "unsubscribe", f"{status}@example.com")
         assert (_status(engine, subscriber_id), result.exit_code) == STAFF_UNSUBSCRIBE[status]
         assert "Traceback" not in result.output
-    result = staff("subscribers", "unsubscribe", f"forgotten-{readers['forgotten']}@forgotten.invalid")
+    result = staff(
+        "subscribers", "unsubscribe", f"forgotten-{readers['forgotten']}@forgotten.invalid"
+    )
     assert result.exit_code == 1 and _status(engine, readers["forgotten"]) == "forgotten"
 
 
@@ -345,9 +347,7 @@ def test_provider_events_for_every_status(web, engine, sandbox, event):
         for status in STATUSES
     ]
     body = json.dumps(items).encode()
-    code, _, _ = call(
-        f"{url}/webhooks/sendgrid", raw=body, headers=sandbox.events.headers(body)
-    )
+    code, _, _ = call(f"{url}/webhooks/sendgrid", raw=body, headers=sandbox.events.headers(body))
     assert code == 200
     after = {status: _status(engine, readers[status]) for status in STATUSES}
     assert after == EVENTS[event]

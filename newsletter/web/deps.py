@@ -26,9 +26,7 @@ from subscribers.tokens import TokenSigner
 # Every zone a reader may pick: the IANA areas, and UTC for those who think in it.
 ZONES = [
     "UTC",
-    *sorted(
-        zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")
-    ),
+    *sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")),
 ]
 # Pages opened by a reader's signed link: never kept by a browser or a proxy's cache.
 TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/")

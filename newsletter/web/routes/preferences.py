@@ -43,7 +43,9 @@ def _reader(web: WebContext, token: str) -> Subscriber | None:
     return None if person is None or person.status == S.FORGOTTEN else person
 
 
-def _unsubscribe_page(web: WebContext, person: Subscriber, token: str, status: int = 200) -> Any:
+def _unsubscribe_page(
+    web: WebContext, person: Subscriber, token: str, status: int = 200
+) -> HTMLResponse:
     return web.page(
         "unsubscribe.html",
         status,
@@ -75,7 +77,9 @@ def unsubscribe(
     from_mailbox = one_click == "One-Click"  # RFC 8058: the mailbox provider's button
     if from_mailbox:
         with session_scope(web.engine) as session:
-            left = leave(session.get_one(Subscriber, person.id), session=session, actor=Actor.ONE_CLICK)
+            left = leave(
+                session.get_one(Subscriber, person.id), session=session, actor=Actor.ONE_CLICK
+            )
         return PlainTextResponse("Unsubscribed." if left else "No mail goes to this address.")
     if person.status in SETTLED:
         return _unsubscribe_page(web, person, token, 409)
@@ -138,7 +142,7 @@ def save_preferences(
         return _preferences(web, person, token, 409 if action in allowed else 400)
     if web.forms.verify(PREFERENCES_CSRF, csrf) != person.id:
         return web.page("link_invalid.html", 400)
-    entered = {
+    entered: dict[str, Any] = {
         "topics": topics or [],
         "cadence": cadence or person.cadence,
         "timezone": timezone or person.timezone,

@@ -74,7 +74,7 @@ def subscribe(
         return web.page("link_invalid.html", 400)
     if website:  # the honeypot: people never see it, simple bots fill it
         return web.page("check_email.html")
-    entered = {
+    entered: dict[str, Any] = {
         "email": email,
         "name": name,
         "topics": topics or [],
@@ -110,7 +110,10 @@ def confirm_page(token: str, web: Web) -> HTMLResponse:
     if person.status == SubscriberStatus.ACTIVE:
         return web.page("confirmed.html")
     return web.page(
-        "confirm.html", token=token, email=person.email, csrf=web.forms.sign(CONFIRM_CSRF, person.id)
+        "confirm.html",
+        token=token,
+        email=person.email,
+        csrf=web.forms.sign(CONFIRM_CSRF, person.id),
     )
 
 
