@@ -269,8 +269,3 @@ def test_briefs_preview_onto_a_file_is_one_line(newsletter, tmp_path):
 )
 def test_an_id_larger_than_64_bits_is_one_line(newsletter, args):
     _one_line_refusal(newsletter(*args))
-
-
-def test_json_errors_keep_stdout_empty(newsletter):
-    result = newsletter("sends", "status", str(2**64), "--json")
-    assert result.returncode == 1 and result.stdout == ""
