@@ -18,25 +18,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-
-import uvicorn
 
 from bench.run import KEY, sandbox_process, sandbox_reset
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
-from newsletter.web.app import create_app, server_config
+from newsletter.devtools.local_web import serving
 from subscribers.roster import add_subscriber, forget
 from subscribers.topics import add_topic
 
@@ -73,24 +68,6 @@ def describe(label: str, samples: list[float]) -> str:
         f"{label:<38} median {statistics.median(ordered) * 1e3:7.1f} ms   "
         f"p95 {p95 * 1e3:7.1f} ms   max {ordered[-1] * 1e3:7.1f} ms   (n={len(ordered)})"
     )
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-    server = uvicorn.Server(server_config(create_app(settings), "127.0.0.1", port, "warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listening.close()
 
 
 def csrf_of(url: str) -> str:

@@ -14,24 +14,22 @@ environment built from nothing (`clean_env`), not a copy of the developer's shel
 from __future__ import annotations
 
 import os
+import resource
 import shutil
-import socket
-import threading
-import time
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.engine import Engine, make_url
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
+from newsletter.devtools.local_web import serving
 from newsletter.devtools.sandbox import Sandbox
-from newsletter.web.app import create_app, server_config
 from subscribers.topics import add_topic
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -161,30 +159,10 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@contextmanager
-def start_web(settings: Settings) -> Iterator[str]:
-    """The app for `settings` under uvicorn on 127.0.0.1, configured as `newsletter serve`
-    configures it; yields its URL. The socket is bound here and handed to uvicorn: no
-    window in which the port could be taken."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-    settings = test_settings(
-        **{**settings.model_dump(), "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}"}
-    )
-    server = uvicorn.Server(server_config(create_app(settings), "127.0.0.1", port, "warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web app did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listening.close()
+def start_web(settings: Settings):
+    """The app for `settings` under uvicorn on 127.0.0.1, as `newsletter serve` runs it;
+    a context manager yielding its URL."""
+    return serving(settings)
 
 
 def web_settings(settings: Settings, sandbox: Sandbox, **overrides: object) -> Settings:
@@ -213,3 +191,45 @@ def topics(engine: Engine) -> Engine:
         for slug in ("japan", "energy", "food"):
             add_topic(slug, slug.title(), session=session)
     return engine
+
+
+# A `newsletter` process may use this much address space at most: a regression that reads
+# a device or expands a YAML bomb fails (MemoryError) instead of taking the machine down.
+CLI_MEMORY_CAP = 2 * 2**30
+
+
+def _capped_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CLI_MEMORY_CAP, CLI_MEMORY_CAP))
+
+
+@pytest.fixture
+def newsletter(db_url, sandbox, tmp_path):
+    """Run `newsletter ARGS…` in a fresh process; returns the CompletedProcess.
+    `memory_capped=True` caps its address space (CLI_MEMORY_CAP; Chromium needs more)."""
+    env = clean_env(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox.url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        NEWSLETTER_BASE_URL="https://news.example.com",
+        COLUMNS="200",
+    )
+
+    def run(
+        *args: str,
+        env_changes: dict[str, str] | None = None,
+        module: str = "newsletter",
+        timeout: float = 120,
+        memory_capped: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            env={**env, **(env_changes or {})},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=_capped_memory,
+        )
+
+    return run

@@ -6,10 +6,8 @@ taking the machine down."""
 
 from __future__ import annotations
 
-import resource
 import socket
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
@@ -18,38 +16,13 @@ import pytest
 from newsletter.db import session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY, clean_env
 from tests.web_support import call, subscribe
-
-MEMORY_CAP = 2 * 2**30
-
-
-def _capped() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
 @pytest.fixture
-def newsletter(db_url, sandbox, tmp_path):
-    env = clean_env(
-        DATABASE_URL=db_url,
-        SENDGRID_API_HOST=sandbox.url,
-        SENDGRID_API_KEY=SANDBOX_KEY,
-        COLUMNS="200",
-    )
-
-    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "newsletter", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            preexec_fn=_capped,
-        )
-
-    return run
+def capped(newsletter):
+    """`newsletter` under the memory cap: a regression fails instead of eating the machine."""
+    return lambda *args, **options: newsletter(*args, memory_capped=True, **options)
 
 
 def _one_line_refusal(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -211,48 +184,48 @@ Body.
 """
 
 
-def test_front_matter_with_yaml_aliases_is_refused_fast(newsletter, tmp_path):
+def test_front_matter_with_yaml_aliases_is_refused_fast(capped, tmp_path):
     bomb = tmp_path / "bomb.md"
     bomb.write_text(ALIAS_BOMB)
     assert len(ALIAS_BOMB) < 600
-    _one_line_refusal(newsletter("briefs", "add", str(bomb), timeout=30), "bomb.md", "alias")
+    _one_line_refusal(capped("briefs", "add", str(bomb), timeout=30), "bomb.md", "alias")
 
 
-def test_deeply_nested_front_matter_is_refused(newsletter, tmp_path):
+def test_deeply_nested_front_matter_is_refused(capped, tmp_path):
     deep = tmp_path / "deep.md"
     deep.write_text("---\ntitle: " + "[" * 50000 + "\n---\nBody.\n")
-    _one_line_refusal(newsletter("briefs", "add", str(deep)), "deep.md")
+    _one_line_refusal(capped("briefs", "add", str(deep)), "deep.md")
 
 
-def test_briefs_add_refuses_a_device_without_reading_it(newsletter):
-    _one_line_refusal(newsletter("briefs", "add", "/dev/zero", timeout=30), "/dev/zero")
+def test_briefs_add_refuses_a_device_without_reading_it(capped):
+    _one_line_refusal(capped("briefs", "add", "/dev/zero", timeout=30), "/dev/zero")
 
 
-def test_briefs_add_refuses_a_file_over_the_size_limit(newsletter, tmp_path):
+def test_briefs_add_refuses_a_file_over_the_size_limit(capped, tmp_path):
     big = tmp_path / "big.md"
     with big.open("wb") as stream:
         stream.truncate(50 * 2**20)
-    _one_line_refusal(newsletter("briefs", "add", str(big)), "big.md", "MB")
+    _one_line_refusal(capped("briefs", "add", str(big)), "big.md", "MB")
 
 
-def test_subscribers_import_refuses_a_device_without_reading_it(newsletter):
-    result = newsletter("subscribers", "import", "/dev/zero", timeout=30)
+def test_subscribers_import_refuses_a_device_without_reading_it(capped):
+    result = capped("subscribers", "import", "/dev/zero", timeout=30)
     _one_line_refusal(result, "/dev/zero")
 
 
-def test_subscribers_import_refuses_a_line_without_end(newsletter, tmp_path):
+def test_subscribers_import_refuses_a_line_without_end(capped, tmp_path):
     sheet = tmp_path / "one-line.csv"
     sheet.write_bytes(b"email,name\n" + b"a" * (8 * 2**20))
-    _one_line_refusal(newsletter("subscribers", "import", str(sheet)), "one-line.csv:2")
+    _one_line_refusal(capped("subscribers", "import", str(sheet)), "one-line.csv:2")
 
 
-def test_briefs_preview_onto_a_file_is_one_line(newsletter, tmp_path):
+def test_briefs_preview_onto_a_file_is_one_line(capped, tmp_path):
     brief = tmp_path / "brief.md"
     brief.write_text("---\ntitle: A title\ndate: 2026-06-01\n---\nBody text.\n")
-    assert newsletter("briefs", "add", str(brief)).returncode == 0
+    assert capped("briefs", "add", str(brief)).returncode == 0
     target = tmp_path / "taken"
     target.write_text("a file, not a folder")
-    _one_line_refusal(newsletter("briefs", "preview", "1", "--out", str(target)), "taken")
+    _one_line_refusal(capped("briefs", "preview", "1", "--out", str(target)), "taken")
 
 
 @pytest.mark.parametrize(
@@ -267,5 +240,5 @@ def test_briefs_preview_onto_a_file_is_one_line(newsletter, tmp_path):
     ],
     ids=lambda args: " ".join(args)[:30],
 )
-def test_an_id_larger_than_64_bits_is_one_line(newsletter, args):
-    _one_line_refusal(newsletter(*args))
+def test_an_id_larger_than_64_bits_is_one_line(capped, args):
+    _one_line_refusal(capped(*args))
