@@ -229,7 +229,7 @@ def newsletter(db_url, sandbox, tmp_path):
             text=True,
             timeout=timeout,
             check=False,
-            preexec_fn=_capped_memory,
+            preexec_fn=_capped_memory if memory_capped else None,
         )
 
     return run
