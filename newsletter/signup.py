@@ -92,7 +92,7 @@ def record_signup(engine: Engine, form: SignupForm, *, ip: str, now: datetime) -
                 topics=",".join(form.topics),
                 cadence=form.cadence,
                 timezone=form.timezone,
-                ip=ip,
+                ip=ip[:45],  # the column's width; an IPv6 address fits
                 created_at=now,
             )
         )
