@@ -111,6 +111,11 @@ def postgres_template(run_id: str) -> Iterator[str]:
     engine.dispose()
 
 
+# For a test whose subject never reaches SQL that differs by dialect (a file refused before
+# it is read, a header, a page's markup): one database is enough.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""

@@ -16,6 +16,7 @@ import pytest
 from newsletter.db import session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import sqlite_only
 from tests.web_support import call, subscribe
 
 
@@ -73,6 +74,7 @@ def _raw_post(url: str, head: str, chunks, *, read_timeout: float = 20) -> tuple
     return int(answer.split(b" ", 2)[1]), sent
 
 
+@sqlite_only
 def test_a_100_mb_webhook_post_is_refused_before_it_is_read(web):
     url, _ = web
     size = 100 * 2**20
@@ -84,6 +86,7 @@ def test_a_100_mb_webhook_post_is_refused_before_it_is_read(web):
     assert status == 413 and sent < 20 * 2**20
 
 
+@sqlite_only
 def test_a_chunked_webhook_post_is_refused_once_it_passes_the_limit(web):
     url, _ = web
     head = (
@@ -95,6 +98,7 @@ def test_a_chunked_webhook_post_is_refused_once_it_passes_the_limit(web):
     assert status == 413 and sent < 40 * 2**20
 
 
+@sqlite_only
 def test_a_large_form_post_is_refused_with_a_page(web):
     url, _ = web
     code, page, _ = call(f"{url}/subscribe", data={"email": "a@example.com", "name": "x" * 2**20})
@@ -147,6 +151,7 @@ def test_the_preferences_form_refuses_a_nul_in_a_field(web, energy):
 # --- tokens and webhook headers that are not what they claim -----------------------------
 
 
+@sqlite_only
 @pytest.mark.parametrize("path", ["unsubscribe", "preferences", "confirm"])
 def test_a_token_with_a_non_ascii_signature_is_a_polite_400(web, path):
     url, _ = web
@@ -157,6 +162,7 @@ def test_a_token_with_a_non_ascii_signature_is_a_polite_400(web, path):
     assert code == 400
 
 
+@sqlite_only
 @pytest.mark.parametrize("timestamp", ["²", "³¹", "9" * 5000, "-1", ""])
 def test_a_webhook_timestamp_that_is_not_a_plain_number_is_refused(web, sandbox, timestamp):
     url, _ = web
@@ -184,6 +190,7 @@ Body.
 """
 
 
+@sqlite_only
 def test_front_matter_with_yaml_aliases_is_refused_fast(capped, tmp_path):
     bomb = tmp_path / "bomb.md"
     bomb.write_text(ALIAS_BOMB)
@@ -191,16 +198,19 @@ def test_front_matter_with_yaml_aliases_is_refused_fast(capped, tmp_path):
     _one_line_refusal(capped("briefs", "add", str(bomb), timeout=30), "bomb.md", "alias")
 
 
+@sqlite_only
 def test_deeply_nested_front_matter_is_refused(capped, tmp_path):
     deep = tmp_path / "deep.md"
     deep.write_text("---\ntitle: " + "[" * 50000 + "\n---\nBody.\n")
     _one_line_refusal(capped("briefs", "add", str(deep)), "deep.md")
 
 
+@sqlite_only
 def test_briefs_add_refuses_a_device_without_reading_it(capped):
     _one_line_refusal(capped("briefs", "add", "/dev/zero", timeout=30), "/dev/zero")
 
 
+@sqlite_only
 def test_briefs_add_refuses_a_file_over_the_size_limit(capped, tmp_path):
     big = tmp_path / "big.md"
     with big.open("wb") as stream:
@@ -208,17 +218,20 @@ def test_briefs_add_refuses_a_file_over_the_size_limit(capped, tmp_path):
     _one_line_refusal(capped("briefs", "add", str(big)), "big.md", "MB")
 
 
+@sqlite_only
 def test_subscribers_import_refuses_a_device_without_reading_it(capped):
     result = capped("subscribers", "import", "/dev/zero", timeout=30)
     _one_line_refusal(result, "/dev/zero")
 
 
+@sqlite_only
 def test_subscribers_import_refuses_a_line_without_end(capped, tmp_path):
     sheet = tmp_path / "one-line.csv"
     sheet.write_bytes(b"email,name\n" + b"a" * (8 * 2**20))
     _one_line_refusal(capped("subscribers", "import", str(sheet)), "one-line.csv:2")
 
 
+@sqlite_only
 def test_briefs_preview_onto_a_file_is_one_line(capped, tmp_path):
     brief = tmp_path / "brief.md"
     brief.write_text("---\ntitle: A title\ndate: 2026-06-01\n---\nBody text.\n")
@@ -232,7 +245,6 @@ def test_briefs_preview_onto_a_file_is_one_line(capped, tmp_path):
     "args",
     [
         ("sends", "status", str(2**64)),
-        ("sends", "pause", "99999999999999999999999"),
         ("sends", "resolve", str(2**70), "--drop"),
         ("briefs", "preview", str(2**64)),
         ("send", str(2**64), "--now"),

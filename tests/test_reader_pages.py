@@ -17,7 +17,7 @@ from newsletter.devtools.browser import find_chromium
 from newsletter.web.app import listens_on_loopback_only
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import clean_env
+from tests.conftest import clean_env, sqlite_only
 from tests.web_support import call, confirm_token, form_csrf, subscribe, token
 
 
@@ -39,6 +39,7 @@ def browser():
         launched.close()
 
 
+@sqlite_only
 def test_a_failed_sign_up_keeps_the_values_and_marks_the_field(web, energy):
     url, _ = web
     code, page, _ = subscribe(
@@ -58,6 +59,7 @@ def test_a_failed_sign_up_keeps_the_values_and_marks_the_field(web, energy):
     assert page.count("autofocus") == 1
 
 
+@sqlite_only
 def test_a_bad_address_is_marked_on_the_email_field(web, energy):
     url, _ = web
     code, page, _ = subscribe(url, email="mina@", topics=["energy", "japan"])
@@ -68,6 +70,7 @@ def test_a_bad_address_is_marked_on_the_email_field(web, energy):
     assert 'value="energy" checked' in page and 'value="japan" checked' in page
 
 
+@sqlite_only
 def test_the_honeypot_is_hidden_from_screen_readers_and_the_keyboard(web, energy):
     url, _ = web
     _, page, _ = call(f"{url}/subscribe")
@@ -76,6 +79,7 @@ def test_the_honeypot_is_hidden_from_screen_readers_and_the_keyboard(web, energy
     assert 'tabindex="-1"' in trap
 
 
+@sqlite_only
 def test_the_form_lists_utc_and_preselects_the_firms_zone_without_a_script(web, energy):
     url, _ = web
     _, page, headers = call(f"{url}/subscribe")
@@ -84,6 +88,7 @@ def test_the_form_lists_utc_and_preselects_the_firms_zone_without_a_script(web, 
     assert "script-src 'self'" in headers["content-security-policy"]
 
 
+@sqlite_only
 def test_the_browser_preselects_the_readers_own_timezone(web, energy, browser):
     url, _ = web
     errors: list[str] = []
@@ -101,6 +106,7 @@ def test_the_browser_preselects_the_readers_own_timezone(web, energy, browser):
     context.close()
 
 
+@sqlite_only
 def test_after_a_failed_attempt_focus_is_on_the_field_to_fix(web, energy, browser):
     url, _ = web
     context = browser.new_context(timezone_id="Europe/Paris")
@@ -130,6 +136,7 @@ def test_after_unsubscribing_the_preferences_page_says_so(web, energy):
     assert 'value="resubscribe"' in page and "confirm" in page
 
 
+@sqlite_only
 @pytest.mark.parametrize("path", ["unsubscribe", "preferences"])
 def test_token_pages_are_never_cached(web, energy, path):
     url, settings = web
@@ -169,6 +176,7 @@ def test_which_hosts_count_as_loopback_only(host, loopback_only):
     assert listens_on_loopback_only(host) is loopback_only
 
 
+@sqlite_only
 def test_serve_refuses_the_placeholder_secret_beyond_loopback(db_url, tmp_path):
     # 192.0.2.1 (TEST-NET-1) is on no interface here: were the check missing, binding would
     # fail, nothing would listen, and the message would be the wrong one.
@@ -178,6 +186,7 @@ def test_serve_refuses_the_placeholder_secret_beyond_loopback(db_url, tmp_path):
     assert "NEWSLETTER_SECRET_KEY" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+@sqlite_only
 def test_serve_starts_on_loopback_with_the_placeholder_secret(db_url, tmp_path):
     process = _serve(db_url, tmp_path, "--host", "127.0.0.1", "--port", "0")
     try:
