@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)  ## figures and ratios measured side by side in one run
 	$(PY) -m bench.run
 	$(PY) -m bench.scrape
+	$(PY) -m bench.web
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -6,13 +6,14 @@ the demo can build their own without touching global state.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - a placeholder, refused outside development.
 
@@ -96,6 +97,9 @@ class Settings(BaseSettings):
     NEWSLETTER_SECRET_KEY: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     NEWSLETTER_POSTAL_ADDRESS: str = "Example Analysis LLC, 1 Main Street, Springfield"
     NEWSLETTER_TIMEZONE: str = "UTC"
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For the web app believes.
+    # Empty: the socket's peer is the client, whatever the headers say.
+    NEWSLETTER_TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Daily and weekly readers get their digest at this hour of their own timezone; weekly
     # ones on this day (monday … sunday).
     NEWSLETTER_DIGEST_HOUR: int = Field(default=7, ge=0, le=23)
@@ -130,8 +134,6 @@ class Settings(BaseSettings):
     # figures are for the operator's Prometheus, not for the internet.
     NEWSLETTER_METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
     NEWSLETTER_METRICS_HOST: str = "127.0.0.1"
-    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the reader's address.
-    NEWSLETTER_TRUSTED_PROXIES: list[str] = []
     # The staff console (/admin): a session ends after this long without a request, and
     # after NEWSLETTER_STAFF_SESSION_HOURS in any case.
     NEWSLETTER_STAFF_IDLE_MINUTES: int = Field(default=30, ge=1, le=24 * 60)
@@ -157,6 +159,21 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA timezone {value!r} (e.g. Asia/Tokyo)") from exc
         return value
+
+    @field_validator("NEWSLETTER_TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> list[str]:
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            raise ValueError("a comma-separated list of IP addresses or networks")
+        try:
+            return [
+                str(ipaddress.ip_network(str(entry).strip(), strict=False))
+                for entry in entries
+                if str(entry).strip()
+            ]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from exc
 
     @field_validator("NEWSLETTER_BASE_URL", "SENDGRID_API_HOST")
     @classmethod

@@ -31,7 +31,7 @@ from newsletter.models import DeliveryStatus, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
-from subscribers.roster import set_status
+from subscribers.status import Actor, change_status, may_change
 
 log = logging.getLogger("newsletter.events")
 
@@ -150,13 +150,22 @@ def _apply(event: ProviderEvent, *, session: Session, soft_bounce_limit: int) ->
             return
         person.soft_bounces += 0 if event.hard_bounce else 1
         session.add(person)
-        exhausted = event.hard_bounce or person.soft_bounces >= soft_bounce_limit
-        if exhausted and person.status == SubscriberStatus.ACTIVE:
-            set_status(person, SubscriberStatus.BOUNCED, by=by, session=session)
+        if event.hard_bounce or person.soft_bounces >= soft_bounce_limit:
+            _become(person, SubscriberStatus.BOUNCED, by, session)
         return
-    if person is None:
-        return
-    if kind is EventType.COMPLAINED:
-        set_status(person, SubscriberStatus.COMPLAINED, by=by, session=session)
-    elif person.status != SubscriberStatus.COMPLAINED:
-        set_status(person, SubscriberStatus.UNSUBSCRIBED, by=by, session=session)
+    if person is not None:
+        _become(person, STATUS_AFTER[kind], by, session)
+
+
+# What these events make of the reader (bounces count first), where the table allows it.
+STATUS_AFTER = {
+    EventType.COMPLAINED: SubscriberStatus.COMPLAINED,
+    EventType.UNSUBSCRIBED: SubscriberStatus.UNSUBSCRIBED,
+}
+
+
+def _become(person: Subscriber, wanted: SubscriberStatus, by: str, session: Session) -> None:
+    """Apply what the provider says, if the table lets a provider say it: a complaint
+    outranks an unsubscribe, nothing moves a forgotten reader (the event stays recorded)."""
+    if may_change(Actor.PROVIDER, person.status, wanted):
+        change_status(person, wanted, actor=Actor.PROVIDER, by=by, session=session)

@@ -329,3 +329,40 @@ class AuditEntry(SQLModel, table=True):
             "detail": self.detail,
             "ip": self.ip,
         }
+
+
+class RateLimitHit(SQLModel, table=True):
+    """How often one key (an address, a network, …) asked for something in one window:
+    the rate limits' memory, in the database so every web process and worker shares it
+    and a restart forgets nothing. `newsletter/limits.py` counts; old rows are deleted
+    as they expire. Keys are hashes: no address is kept here."""
+
+    __tablename__ = "rate_limit_hit"
+    __table_args__ = (sa.Index("ix_rate_limit_hit_expires_at", "expires_at"),)
+
+    key: str = Field(primary_key=True, max_length=64)
+    # Which window: the moment it began, in whole seconds since the epoch.
+    window: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    hits: int = Field(default=0)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SignupRequest(SQLModel, table=True):
+    """A sign-up as the form posted it (already checked), waiting for the worker.
+
+    The web request only records this, the same row for every address, so its answer and
+    its timing cannot tell whether an address is on the list; the worker looks the address
+    up, applies it and deletes the row.
+    """
+
+    __tablename__ = "signup_request"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    # Topic slugs, comma-separated, or "all".
+    topics: str = Field(sa_type=sa.Text)
+    cadence: str = Field(max_length=16)
+    timezone: str = Field(max_length=64)
+    ip: str = Field(default="", max_length=45)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,56 +1,164 @@
-"""Double opt-in: the subscribe form, the confirm link. Plain functions the web handlers
-call (and tests call directly); the emails they call for are queued for the worker
-(`sending/transactional.py`) in the same transaction, never sent from here."""
+"""Double opt-in: the subscribe form, the confirm button, and "subscribe again".
+
+A sign-up is checked in the web request (every field, and the topics) and then only
+recorded (`SignupRequest`), the same row whatever the address: the answer, and the time it
+takes, cannot tell a stranger whether an address is on the list. The worker applies the
+requests on its next tick (`apply_signups`), as it sends the confirmation emails anyway,
+so a reader waits no longer than before. Emails are queued for the worker
+(`sending/transactional.py`) in the same transaction as the change that calls for them,
+and one mailbox gets at most `CONFIRMATIONS_PER_ADDRESS` confirmations a day.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+import logging
+from dataclasses import dataclass
+from datetime import datetime
 
-from newsletter.db import session_scope
-from newsletter.links import Links
-from newsletter.models import MailKind
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from newsletter.db import is_postgresql, session_scope
+from newsletter.errors import NewsletterError
+from newsletter.limits import (
+    CONFIRMATIONS_PER_ADDRESS,
+    SIGNUPS_PER_ADDRESS,
+    SIGNUPS_PER_NETWORK,
+    hit,
+    key,
+    mailbox,
+    network,
+)
+from newsletter.models import MailKind, SignupRequest
 from newsletter.sending.transactional import queue_mail
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
-from subscribers.roster import confirm, sign_up
+from subscribers.reader import come_back, confirm, sign_up
+from subscribers.roster import (
+    NAME_MAX,
+    check_cadence,
+    check_text,
+    check_timezone,
+    chosen_topics,
+    normalize_email,
+)
+
+log = logging.getLogger("newsletter.signup")
+APPLY_LIMIT = 100
 
 
-def start_signup(
-    engine: Engine,
-    *,
-    email: str,
-    name: str,
-    topics: list[str],
-    cadence: str,
-    timezone: str,
-    ip: str,
-) -> None:
-    """Record the wish and queue the confirmation email if one is due. Raises only for
-    input the person can fix (an invalid address, an unknown topic)."""
+@dataclass(frozen=True)
+class SignupForm:
+    """The subscribe form, checked: every field as it will be stored."""
+
+    email: str
+    name: str
+    topics: list[str]
+    cadence: str
+    timezone: str
+
+
+def check_signup(
+    *, engine: Engine, email: str, name: str, topics: list[str], cadence: str, timezone: str
+) -> SignupForm:
+    """Every field of the form, checked without looking the address up: its syntax and
+    size, the name, that the topics exist, the cadence and the timezone. Raises an
+    InvalidSubscriberError (or UnknownTopicError) naming the field."""
+    address = normalize_email(email)
+    cleaned_name = check_text("name", name, longest=NAME_MAX)
     with session_scope(engine) as session:
-        outcome = sign_up(
-            email,
-            session=session,
-            name=name,
-            topics=topics,
-            cadence=cadence,
-            timezone=timezone,
-            ip=ip,
+        everything, chosen = chosen_topics(topics, session=session)
+    return SignupForm(
+        email=address,
+        name=cleaned_name,
+        topics=["all"] if everything else [topic.slug for topic in chosen],
+        cadence=check_cadence(cadence),
+        timezone=check_timezone(timezone),
+    )
+
+
+def record_signup(engine: Engine, form: SignupForm, *, ip: str, now: datetime) -> bool:
+    """Count the attempt against the address and the client's network, and record it for
+    the worker; False (and nothing recorded) when either has asked too often."""
+    with session_scope(engine) as session:
+        by_address = hit(session, key("signup", mailbox(form.email)), SIGNUPS_PER_ADDRESS, now=now)
+        by_network = hit(session, key("network", network(ip)), SIGNUPS_PER_NETWORK, now=now)
+        if not (by_address and by_network):
+            return False
+        session.add(
+            SignupRequest(
+                email=form.email,
+                name=form.name,
+                topics=",".join(form.topics),
+                cadence=form.cadence,
+                timezone=form.timezone,
+                ip=ip[:45],  # the column's width; an IPv6 address fits
+                created_at=now,
+            )
         )
-        if outcome.subscriber is not None and outcome.needs_confirmation:
-            queue_mail(session, MailKind.CONFIRMATION, id_of(outcome.subscriber), now=utcnow())
+    return True
 
 
-def finish_signup(engine: Engine, links: Links, token: str, *, ip: str) -> bool:
-    """The confirm link: activate, and queue the welcome email. False for a bad link."""
-    subscriber_id = links.confirmed_subscriber(token)
-    if subscriber_id is None:
+def queue_confirmation(session: Session, person: Subscriber, *, now: datetime) -> bool:
+    """Queue a confirmation email for a pending reader, unless their mailbox has had its
+    day's share; True if queued."""
+    if not hit(session, key("confirm", mailbox(person.email)), CONFIRMATIONS_PER_ADDRESS, now=now):
+        log.warning("confirmation to subscriber %s not sent: the day's limit is reached", person.id)
         return False
+    queue_mail(session, MailKind.CONFIRMATION, id_of(person), now=now)
+    return True
+
+
+def _apply(session: Session, request: SignupRequest, now: datetime) -> None:
+    outcome = sign_up(
+        request.email,
+        session=session,
+        name=request.name,
+        topics=request.topics.split(","),
+        cadence=request.cadence,
+        timezone=request.timezone,
+        ip=request.ip,
+    )
+    if outcome.subscriber is not None and outcome.needs_confirmation:
+        queue_confirmation(session, outcome.subscriber, now=now)
+
+
+def apply_signups(engine: Engine, *, now: datetime) -> int:
+    """The worker's part of a sign-up: look the address up, apply it, queue the
+    confirmation if one is due, forget the request. Returns how many were applied. A
+    request that no longer applies (its topic was deleted meanwhile) is dropped, logged."""
+    picked = sa.select(SignupRequest).order_by(col(SignupRequest.id)).limit(APPLY_LIMIT)
+    with session_scope(engine, immediate=True) as session:
+        if is_postgresql(session):
+            picked = picked.with_for_update(skip_locked=True)
+        requests = list(session.scalars(picked))
+        for request in requests:
+            try:
+                with session.begin_nested():
+                    _apply(session, request, now)
+            except NewsletterError as exc:
+                log.warning("sign-up request %s dropped: %s", request.id, exc)
+            session.delete(request)
+    return len(requests)
+
+
+def confirm_signup(engine: Engine, subscriber_id: int, *, ip: str) -> bool:
+    """The confirm button: activate, and queue the welcome email. False if this reader
+    cannot be confirmed (they left, bounced, complained, or were forgotten)."""
     with session_scope(engine) as session:
         before = session.get(Subscriber, subscriber_id)
         was_pending = before is not None and before.status == SubscriberStatus.PENDING
-        person = confirm(subscriber_id, session=session, ip=ip)
-        if person is None:
+        if confirm(subscriber_id, session=session, ip=ip) is None:
             return False
-        if was_pending:  # a second click on the link does not send a second welcome
+        if was_pending:  # a second press does not send a second welcome
             queue_mail(session, MailKind.WELCOME, subscriber_id, now=utcnow())
     return True
+
+
+def subscribe_again(
+    session: Session, person: Subscriber, *, topics: list[str], cadence: str, timezone: str
+) -> bool:
+    """ "Subscribe again" on an unsubscribed (or still pending) reader's page: they become
+    pending with these choices and are sent a confirmation; True if it was queued."""
+    come_back(person, session=session, topics=topics, cadence=cadence, timezone=timezone)
+    return queue_confirmation(session, person, now=utcnow())

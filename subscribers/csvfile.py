@@ -6,6 +6,8 @@ Import and export share this one definition, so a file exported here imports unc
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,10 @@ from subscribers.errors import SubscriberError
 COLUMNS = ("email", "name", "topics", "cadence", "timezone")
 EXPORT_COLUMNS = (*COLUMNS, "status", "subscribed_at")
 TOPIC_SEPARATOR = ";"
+# A million rows is about 60 MB; past this, split the file.
+CSV_MAX_BYTES = 256 * 2**20
+# A row is a few hundred characters; a "line" of megabytes is not a subscriber.
+LINE_MAX_CHARS = 64 * 2**10
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,9 +68,21 @@ class SubscriberCsv:
     def __enter__(self) -> SubscriberCsv:
         try:
             self._stream = self.path.open(encoding="utf-8-sig", newline="")
+            info = os.fstat(self._stream.fileno())
         except OSError as exc:
             raise CsvFileError(str(self.path), None, exc.strerror or str(exc)) from exc
-        self._reader = csv.reader(self._stream)
+        if not stat.S_ISREG(info.st_mode):
+            self._stream.close()
+            raise CsvFileError(str(self.path), None, "not a regular file; give a CSV file's path")
+        if info.st_size > CSV_MAX_BYTES:
+            self._stream.close()
+            raise CsvFileError(
+                str(self.path),
+                None,
+                f"{info.st_size / 2**20:.0f} MB is more than an import takes "
+                f"({CSV_MAX_BYTES // 2**20} MB, about four million rows); split the file",
+            )
+        self._reader = csv.reader(self._lines(self._stream))
         try:
             header = next(self._reader, None)
         except (UnicodeDecodeError, csv.Error) as exc:
@@ -85,6 +103,18 @@ class SubscriberCsv:
     def __exit__(self, *exc: object) -> None:
         if self._stream is not None:
             self._stream.close()
+
+    def _lines(self, stream: IO[str]) -> Iterator[str]:
+        """The file's lines, each at most LINE_MAX_CHARS: a file with no line ends would
+        otherwise be read whole as one line."""
+        number = 0
+        while line := stream.readline(LINE_MAX_CHARS + 1):
+            number += 1
+            if len(line) > LINE_MAX_CHARS:
+                raise CsvFileError(
+                    str(self.path), number, f"a line longer than {LINE_MAX_CHARS} characters"
+                )
+            yield line
 
     def _unreadable(self, exc: Exception) -> CsvFileError:
         if isinstance(exc, UnicodeDecodeError):

@@ -37,15 +37,17 @@ from subscribers.models import (
 )
 from subscribers.roster import (
     ALL_TOPICS,
+    NAME_MAX,
     check_cadence,
+    check_text,
     check_timezone,
     normalize_email,
     suppression_hash,
 )
 from subscribers.sql import any_of, bulk_insert
+from subscribers.status import Actor, change_status, may_change
 
 CHUNK = 5000
-NAME_MAX = 200
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
 
@@ -93,9 +95,7 @@ class _Rows:
     def understand(self, row: CsvRow) -> Candidate:
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
-        name = cells.get("name", "")
-        if len(name) > NAME_MAX:
-            raise InvalidSubscriberError("name", name[:40] + "…", f"longer than {NAME_MAX}")
+        name = check_text("name", cells.get("name", ""), longest=NAME_MAX)
         slugs = [s.strip().lower() for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
         slugs = [s for s in slugs if s]
         if not slugs:
@@ -268,8 +268,12 @@ class _Writer:
         report = self.report
         wanted_status = candidate.status or current.status
         # A row for someone we no longer mail is a wish to mail them: refused, unless the
-        # row itself says they are unsubscribed (an exported file coming back).
-        if current.status in NO_MAIL_STATUSES and candidate.status != current.status:
+        # row itself says what they are (an exported file coming back). Any status change
+        # is the table's to allow (subscribers/status.py).
+        refused = (
+            current.status in NO_MAIL_STATUSES and candidate.status != current.status
+        ) or not may_change(Actor.IMPORT, current.status, wanted_status)
+        if refused:
             when = f" on {current.status_changed_at:%Y-%m-%d}" if current.status_changed_at else ""
             by = f" by {current.status_changed_by}" if current.status_changed_by else ""
             report.skipped.append(
@@ -306,12 +310,13 @@ class _Writer:
         for column in ("name", "cadence", "timezone"):
             if column in candidate.given:
                 setattr(current, column, getattr(candidate, column))
-        if wanted_status != current.status:
-            current.status = wanted_status
-            current.status_changed_at = now
-            current.status_changed_by = self.source
-            if wanted_status == SubscriberStatus.UNSUBSCRIBED:
-                current.unsubscribed_at = now
+        change_status(
+            current,
+            SubscriberStatus(wanted_status),
+            actor=Actor.IMPORT,
+            by=self.source,
+            session=self.session,
+        )
         current.updated_at = now
         if topics_now != topics_then:
             current.all_topics = candidate.all_topics

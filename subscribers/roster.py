@@ -25,12 +25,18 @@ from subscribers.models import (
     SubscriberStatus,
     SubscriberTopic,
     Suppression,
+    Topic,
     id_of,
     utcnow,
 )
+from subscribers.status import Actor, StatusChangeRefusedError, change_status, may_change
 from subscribers.topics import resolve_topics
 
 ALL_TOPICS = "all"
+# The longest a name may be (the column holds 200).
+NAME_MAX = 200
+# Characters no name, address or choice holds: C0 controls (NUL breaks PostgreSQL), DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def suppression_hash(normalized_email: str) -> str:
@@ -62,6 +68,10 @@ def normalize_email(address: str) -> str:
     """The one stored form of an address: validated by email-validator, lower-cased, no
     DNS lookup. Plain ASCII local parts take a shortcut with the same result (tested)."""
     text = address.strip()
+    if len(text) > 320 or _CONTROL.search(text):
+        raise InvalidSubscriberError(
+            "email", text[:40], "not an email address (too long, or a control character)"
+        )
     local, at, domain = text.rpartition("@")
     try:
         if at and len(text) <= 254 and len(local) <= 64 and _PLAIN_LOCAL.match(local):
@@ -72,7 +82,19 @@ def normalize_email(address: str) -> str:
     return result.normalized.lower()
 
 
+def check_text(field: str, value: str, *, longest: int) -> str:
+    """A one-line field as it will be stored: stripped, at most `longest` characters, and
+    no control characters (a NUL is stored by SQLite and refused by PostgreSQL)."""
+    text = value.strip()
+    if len(text) > longest:
+        raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
+    if _CONTROL.search(text):
+        raise InvalidSubscriberError(field, text[:40], "holds a control character")
+    return text
+
+
 def check_timezone(name: str) -> str:
+    check_text("timezone", name, longest=64)
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -83,11 +105,31 @@ def check_timezone(name: str) -> str:
 
 
 def check_cadence(value: str) -> str:
+    check_text("cadence", value, longest=16)
     try:
         return Cadence(value.strip().lower() or Cadence.IMMEDIATE).value
     except ValueError as exc:
         choices = ", ".join(c.value for c in Cadence)
         raise InvalidSubscriberError("cadence", value, f"choose one of {choices}") from exc
+
+
+# More topics than anyone follows; a form posting more is not a person's.
+TOPICS_MAX = 200
+
+
+def chosen_topics(slugs: Iterable[str], *, session: Session) -> tuple[bool, list[Topic]]:
+    """Topic slugs as chosen on a form or a command line: (`all` chosen, the topics).
+    At least one is needed; every unknown one is named in one error."""
+    cleaned = [check_text("topics", slug, longest=64).lower() for slug in slugs]
+    cleaned = [slug for slug in cleaned if slug]
+    if len(cleaned) > TOPICS_MAX:
+        raise InvalidSubscriberError("topics", "", f"more than {TOPICS_MAX} topics")
+    if ALL_TOPICS in cleaned:
+        return True, []
+    chosen = resolve_topics(cleaned, session=session)
+    if not chosen:
+        raise InvalidSubscriberError("topics", "", "choose at least one topic, or 'all'")
+    return False, chosen
 
 
 @dataclass(frozen=True)
@@ -130,17 +172,13 @@ def add_subscriber(
         raise SubscriberError(
             f"{address} asked to be forgotten and is suppressed; it cannot be added again"
         )
-    slugs = [slug.strip().lower() for slug in topics if slug.strip()]
-    all_topics = ALL_TOPICS in slugs
-    chosen = [] if all_topics else resolve_topics(slugs, session=session)
-    if not all_topics and not chosen:
-        raise InvalidSubscriberError("topics", ",".join(slugs), "name at least one topic, or 'all'")
+    all_topics, chosen = chosen_topics(topics, session=session)
     if session.exec(select(Subscriber).where(Subscriber.email == address)).first() is not None:
         raise SubscriberError(f"{address} is already a subscriber")
     now = utcnow()
     subscriber = Subscriber(
         email=address,
-        name=name.strip(),
+        name=check_text("name", name, longest=NAME_MAX),
         cadence=check_cadence(cadence),
         timezone=check_timezone(timezone),
         all_topics=all_topics,
@@ -168,31 +206,11 @@ def get_subscriber(email: str, *, session: Session) -> Subscriber:
     return subscriber
 
 
-def set_status(
-    subscriber: Subscriber, status: SubscriberStatus, *, by: str, session: Session
-) -> Subscriber:
-    """Change a status and record who and when; a no-op if it is already that."""
-    if subscriber.status == status:
-        return subscriber
-    now = utcnow()
-    subscriber.status = status
-    subscriber.status_changed_at = subscriber.updated_at = now
-    subscriber.status_changed_by = by
-    if status is SubscriberStatus.UNSUBSCRIBED:
-        subscriber.unsubscribed_at = now
-    session.add(subscriber)
-    session.flush()
-    return subscriber
-
-
 def unsubscribe(email: str, *, session: Session, by: str = "staff") -> Subscriber:
     """Stop all mail to this address; the record stays, so re-imports cannot resurrect it."""
-    return set_status(
-        get_subscriber(email, session=session),
-        SubscriberStatus.UNSUBSCRIBED,
-        by=by,
-        session=session,
-    )
+    person = get_subscriber(email, session=session)
+    change_status(person, SubscriberStatus.UNSUBSCRIBED, actor=Actor.STAFF, by=by, session=session)
+    return person
 
 
 def forget(email: str, *, session: Session, by: str = "staff") -> str:
@@ -200,6 +218,8 @@ def forget(email: str, *, session: Session, by: str = "staff") -> str:
     being added or mailed again. The row stays, emptied, so the delivery ledger keeps its
     counts. Returns the suppression hash."""
     subscriber = get_subscriber(email, session=session)
+    if not may_change(Actor.STAFF, subscriber.status, SubscriberStatus.FORGOTTEN):
+        raise StatusChangeRefusedError(subscriber, SubscriberStatus.FORGOTTEN, Actor.STAFF)
     fingerprint = suppression_hash(subscriber.email)
     if session.get(Suppression, fingerprint) is None:
         session.add(Suppression(email_hash=fingerprint, reason="forgotten"))
@@ -213,7 +233,7 @@ def forget(email: str, *, session: Session, by: str = "staff") -> str:
     subscriber.consent_source = ""
     subscriber.consent_ip = ""
     subscriber.consent_at = None
-    set_status(subscriber, SubscriberStatus.FORGOTTEN, by=by, session=session)
+    change_status(subscriber, SubscriberStatus.FORGOTTEN, actor=Actor.STAFF, by=by, session=session)
     session.add(subscriber)
     session.flush()
     return fingerprint
@@ -253,8 +273,6 @@ def followed_topics(person: Subscriber, *, session: Session) -> list[str]:
 
 
 def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]]:
-    from subscribers.models import Topic
-
     ids = [s.id for s in subscribers if not s.all_topics]
     by_subscriber: dict[int, list[str]] = {}
     if ids:
@@ -267,93 +285,3 @@ def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]
         for subscriber_id, slug in rows:
             by_subscriber.setdefault(subscriber_id, []).append(slug)
     return [[ALL_TOPICS] if s.all_topics else by_subscriber.get(s.id or 0, []) for s in subscribers]
-
-
-@dataclass(frozen=True)
-class SignupOutcome:
-    """What the subscribe form did. The page says the same whatever it is, so the form
-    cannot be used to learn who subscribes."""
-
-    subscriber: Subscriber | None
-    needs_confirmation: bool  # send (again) the confirmation email
-
-
-def sign_up(
-    email: str,
-    *,
-    session: Session,
-    name: str,
-    topics: Iterable[str],
-    cadence: str,
-    timezone: str,
-    ip: str,
-) -> SignupOutcome:
-    """The subscribe form: a new (or formerly unsubscribed) address becomes pending until it
-    confirms. An active one is left alone; a bounced, complained or forgotten one is never
-    mailed, not even to confirm."""
-    address = normalize_email(email)
-    if is_suppressed(address, session=session):
-        return SignupOutcome(None, needs_confirmation=False)
-    slugs = [slug.strip().lower() for slug in topics if slug.strip()] or [ALL_TOPICS]
-    existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
-    if existing is None:
-        person = add_subscriber(
-            address,
-            session=session,
-            name=name,
-            topics=slugs,
-            cadence=cadence,
-            timezone=timezone,
-            status=SubscriberStatus.PENDING,
-            source="form",
-            ip=ip,
-        )
-        return SignupOutcome(person, needs_confirmation=True)
-    if existing.status in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
-        set_status(existing, SubscriberStatus.PENDING, by="subscriber", session=session)
-        return SignupOutcome(existing, needs_confirmation=True)
-    return SignupOutcome(existing, needs_confirmation=False)
-
-
-def confirm(subscriber_id: int, *, session: Session, ip: str) -> Subscriber | None:
-    """The confirmation link was followed: pending becomes active, with the consent record
-    of this click. None if there is no such pending subscriber."""
-    person = session.get(Subscriber, subscriber_id)
-    if person is None or person.status not in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE):
-        return None
-    if person.status == SubscriberStatus.PENDING:
-        person.consent_source, person.consent_at, person.consent_ip = "form", utcnow(), ip
-        set_status(person, SubscriberStatus.ACTIVE, by="subscriber", session=session)
-    return person
-
-
-def update_preferences(
-    person: Subscriber,
-    *,
-    session: Session,
-    topics: Iterable[str],
-    cadence: str,
-    timezone: str,
-    paused: bool,
-) -> Subscriber:
-    """The preference centre's form, applied: topics ('all' or slugs), cadence, timezone,
-    and a pause that stops all mail until lifted."""
-    slugs = [slug.strip().lower() for slug in topics if slug.strip()]
-    all_topics = ALL_TOPICS in slugs
-    chosen = [] if all_topics else resolve_topics(slugs, session=session)
-    if not all_topics and not chosen:
-        raise InvalidSubscriberError("topics", "", "choose at least one topic, or all of them")
-    person.cadence = check_cadence(cadence)
-    person.timezone = check_timezone(timezone)
-    person.all_topics = all_topics
-    person.updated_at = utcnow()
-    session.execute(
-        sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
-    )
-    session.add_all(SubscriberTopic(subscriber_id=id_of(person), topic_id=id_of(t)) for t in chosen)
-    wanted = SubscriberStatus.PAUSED if paused else SubscriberStatus.ACTIVE
-    if person.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-        set_status(person, wanted, by="subscriber", session=session)
-    session.add(person)
-    session.flush()
-    return person

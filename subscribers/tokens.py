@@ -10,6 +10,9 @@ import base64
 import hashlib
 import hmac
 
+# A real token is ~35 characters (a 64-bit id and 16 bytes of MAC, base64).
+MAX_TOKEN_LENGTH = 100
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -37,8 +40,12 @@ class TokenSigner:
 
     def verify(self, purpose: str, token: str) -> int | None:
         """The subscriber id, or None for anything tampered with or malformed."""
+        # Never compared or decoded: anything longer than a real token, or not ASCII
+        # (hmac.compare_digest raises TypeError on non-ASCII text).
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            return None
         payload, _, mac = token.partition(".")
-        if not payload or not mac or not payload.isascii():
+        if not payload or not mac:
             return None
         if not hmac.compare_digest(mac, self._mac(purpose, payload)):
             return None

@@ -14,24 +14,23 @@ environment built from nothing (`clean_env`), not a copy of the developer's shel
 from __future__ import annotations
 
 import os
+import resource
 import shutil
-import socket
-import threading
-import time
+import subprocess
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.engine import Engine, make_url
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
+from newsletter.devtools.local_web import serving
 from newsletter.devtools.sandbox import Sandbox
-from newsletter.web.app import create_app
 from subscribers.topics import add_topic
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -113,6 +112,11 @@ def postgres_template(run_id: str) -> Iterator[str]:
     engine.dispose()
 
 
+# For a test whose subject never reaches SQL that differs by dialect (a file refused before
+# it is read, a header, a page's markup): one database is enough.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""
@@ -172,44 +176,29 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@contextmanager
-def serving(make_settings: Callable[[str], Settings]) -> Iterator[tuple[str, Settings]]:
-    """The web app on 127.0.0.1 (uvicorn in a thread) with the settings made for its URL;
-    yields that URL and the settings."""
-    # Bound here and handed to uvicorn: no window in which the port could be taken.
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-    settings = make_settings(url)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web app did not start"
-        time.sleep(0.02)
-    try:
-        yield url, settings
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listening.close()
+def start_web(settings: Settings):
+    """The app for `settings` under uvicorn on 127.0.0.1, as `newsletter serve` runs it;
+    a context manager yielding its URL."""
+    return serving(settings)
+
+
+def web_settings(settings: Settings, sandbox: Sandbox, **overrides: object) -> Settings:
+    """The web fixture's settings: webhooks signed by the sandbox's key."""
+    return test_settings(
+        **{
+            **settings.model_dump(),
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture
 def web(settings, sandbox):
-    def for_url(url: str) -> Settings:
-        return test_settings(
-            **{
-                **settings.model_dump(),
-                "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
-                # Links in emails point at this server, so a test (or a browser) can follow them.
-                "NEWSLETTER_BASE_URL": url,
-            }
-        )
-
-    with serving(for_url) as served:
-        yield served
+    # Links in emails point at this server, so a test (or a browser) can follow them.
+    served = web_settings(settings, sandbox)
+    with start_web(served) as url:
+        yield url, test_settings(**{**served.model_dump(), "NEWSLETTER_BASE_URL": url})
 
 
 @pytest.fixture
@@ -219,3 +208,45 @@ def topics(engine: Engine) -> Engine:
         for slug in ("japan", "energy", "food"):
             add_topic(slug, slug.title(), session=session)
     return engine
+
+
+# A `newsletter` process may use this much address space at most: a regression that reads
+# a device or expands a YAML bomb fails (MemoryError) instead of taking the machine down.
+CLI_MEMORY_CAP = 2 * 2**30
+
+
+def _capped_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CLI_MEMORY_CAP, CLI_MEMORY_CAP))
+
+
+@pytest.fixture
+def newsletter(db_url, sandbox, tmp_path):
+    """Run `newsletter ARGS…` in a fresh process; returns the CompletedProcess.
+    `memory_capped=True` caps its address space (CLI_MEMORY_CAP; Chromium needs more)."""
+    env = clean_env(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox.url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        NEWSLETTER_BASE_URL="https://news.example.com",
+        COLUMNS="200",
+    )
+
+    def run(
+        *args: str,
+        env_changes: dict[str, str] | None = None,
+        module: str = "newsletter",
+        timeout: float = 120,
+        memory_capped: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            env={**env, **(env_changes or {})},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=_capped_memory if memory_capped else None,
+        )
+
+    return run

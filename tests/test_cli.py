@@ -4,8 +4,6 @@ sandbox over HTTP with the real `sendgrid` client."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +14,9 @@ from newsletter.cli import app
 from newsletter.db import session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY, clean_env
+from tests.conftest import SANDBOX_KEY
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def newsletter(db_url, sandbox, tmp_path):
-    """Run `newsletter ARGS…` in a fresh process; returns the CompletedProcess."""
-    env = clean_env(
-        DATABASE_URL=db_url,
-        SENDGRID_API_HOST=sandbox.url,
-        SENDGRID_API_KEY=SANDBOX_KEY,
-        NEWSLETTER_BASE_URL="https://news.example.com",
-        COLUMNS="200",
-    )
-
-    def run(
-        *args: str, env_changes: dict[str, str] | None = None, module: str = "newsletter"
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", module, *args],
-            env={**env, **(env_changes or {})},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
 
 
 def _ok(result: Any) -> Any:

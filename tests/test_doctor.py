@@ -226,7 +226,6 @@ def test_the_webhook_key_check_fails_when_missing_unreadable_or_the_wrong_kind()
 @pytest.mark.parametrize(
     ("proxies", "host", "words"),
     [
-        (["proxy.internal"], "127.0.0.1", ["not an IP address or CIDR"]),
         (["0.0.0.0/0"], ALL_INTERFACES, ["trusts every address"]),
         ([], "127.0.0.1", ["every reader appears as 127.0.0.1"]),
         (["10.0.0.2"], "127.0.0.1", ["add 127.0.0.1"]),
@@ -278,7 +277,7 @@ def _good_env(db_url: str, sandbox: Sandbox) -> dict[str, str]:
         "NEWSLETTER_BASE_URL": "https://news.firm.co.jp",
         "NEWSLETTER_FROM": "Firm Briefings <briefs@firm.co.jp>",
         "NEWSLETTER_POSTAL_ADDRESS": "Firm KK, Tokyo",
-        "NEWSLETTER_TRUSTED_PROXIES": '["127.0.0.1"]',
+        "NEWSLETTER_TRUSTED_PROXIES": "127.0.0.1",
     }
 
 

@@ -14,7 +14,7 @@ from newsletter.devtools.sandbox import event_for
 from newsletter.sending.create import create_send
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.worker import Worker
-from newsletter.signup import start_signup
+from newsletter.signup import apply_signups, check_signup, record_signup
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
 from tests.conftest import _admin_engine, _admin_url, serving, test_settings
@@ -25,7 +25,7 @@ __all__ = ["blank_db_url"]  # a fixture, used by name
 
 
 def _serve(settings, **changes):
-    return serving(lambda _url: test_settings(**{**settings.model_dump(), **changes}))
+    return serving(test_settings(**{**settings.model_dump(), **changes}))
 
 
 def test_healthz_answers_while_the_process_runs(web):
@@ -41,7 +41,7 @@ def test_readyz_is_ready_on_a_migrated_database(web):
 
 
 def test_readyz_is_503_on_a_database_that_was_never_migrated(blank_db_url):
-    with serving(lambda _url: test_settings(DATABASE_URL=blank_db_url)) as (url, _):
+    with serving(test_settings(DATABASE_URL=blank_db_url)) as url:
         status, body, _ = get(f"{url}/readyz")
         assert status == 503
         assert body == "not ready: the database schema is not current: run `newsletter init`\n"
@@ -54,7 +54,7 @@ def test_readyz_is_503_once_the_database_is_gone(settings, db_url, tmp_path):
         home.mkdir()
         shutil.copyfile(db_url.removeprefix("sqlite:///"), home / "news.db")
         db_url = f"sqlite:///{home / 'news.db'}"
-    with _serve(settings, DATABASE_URL=db_url) as (url, _):
+    with _serve(settings, DATABASE_URL=db_url) as url:
         if db_url.startswith("sqlite"):
             shutil.rmtree(home)  # before the app's first connection: no file to open
         else:
@@ -130,15 +130,16 @@ def test_transactional_mail_waiting_is_counted_until_the_worker_sends_it(web, en
     url, settings = web
     with session_scope(engine) as session:
         add_topic("energy", "Energy", session=session)
-    start_signup(
-        engine,
+    form = check_signup(
+        engine=engine,
         email="new@example.com",
         name="New",
         topics=["energy"],
         cadence="immediate",
         timezone="UTC",
-        ip="127.0.0.1",
     )
+    record_signup(engine, form, ip="127.0.0.1", now=utcnow())
+    apply_signups(engine, now=utcnow())  # the worker's first step: the confirmation is queued
     assert value(scrape(f"{url}/metrics"), "newsletter_transactional_mail_waiting") == 1
     deliver_mail(engine, settings)
     assert value(scrape(f"{url}/metrics"), "newsletter_transactional_mail_waiting") == 0

@@ -9,29 +9,30 @@ import sqlalchemy as sa
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
-from newsletter.links import Links
 from newsletter.models import MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.transactional import send_queued_mail
-from newsletter.signup import finish_signup, start_signup
+from newsletter.signup import apply_signups, check_signup, confirm_signup, record_signup
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
 
 
 def _sign_up(engine, email="zoe@example.com"):
+    """The subscribe form's two halves: the web request records, the worker applies."""
     with session_scope(engine) as session:
         add_topic("energy", "Energy", session=session)
-    start_signup(
-        engine,
+    form = check_signup(
+        engine=engine,
         email=email,
         name="Zoë",
         topics=["energy"],
         cadence="immediate",
         timezone="UTC",
-        ip="127.0.0.1",
     )
+    assert record_signup(engine, form, ip="127.0.0.1", now=utcnow())
+    apply_signups(engine, now=utcnow())
 
 
 def _statuses(engine):
@@ -58,11 +59,10 @@ def test_a_confirmation_waits_in_the_queue_until_a_worker_sends_it(engine, setti
 
 def test_a_confirmation_no_longer_due_is_skipped_and_the_welcome_goes(engine, settings, sandbox):
     _sign_up(engine)
-    links = Links.from_settings(settings)
     with session_scope(engine) as session:
         subscriber_id = session.scalar(sa.select(TransactionalMail.subscriber_id))
     # The reader confirmed (from an earlier email) before the worker got to this one.
-    assert finish_signup(engine, links, links.confirm_url(subscriber_id).rsplit("/", 1)[1], ip="")
+    assert confirm_signup(engine, subscriber_id, ip="")
     _tick(engine, settings)
     assert _statuses(engine) == [("confirmation", "skipped"), ("welcome", "sent")]
     assert [m.subject.split()[0] for m in sandbox.messages()] == ["Welcome"]

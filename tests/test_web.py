@@ -5,43 +5,25 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 from sqlmodel import select
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import EventSigner, Faults, event_for
-from newsletter.links import LINK_TOKEN_PURPOSE
 from newsletter.models import Delivery
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from subscribers.models import Subscriber
 from subscribers.roster import add_subscriber, followed_topics, get_subscriber
-from subscribers.tokens import TokenSigner
 from subscribers.topics import add_topic
+from tests.web_support import call as _call
+from tests.web_support import form_csrf as _form_csrf
+from tests.web_support import link_in as _link
+from tests.web_support import subscribe as _subscribe
+from tests.web_support import token as _token
 from tests.workers_support import deliver_mail, seed_brief
-
-
-def _call(url, *, data: dict[str, str] | None = None, raw: bytes | None = None, headers=None):
-    body = raw if raw is not None else (urllib.parse.urlencode(data).encode() if data else None)
-    request = urllib.request.Request(  # noqa: S310 - the local test server
-        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local test server
-            return response.status, response.read().decode(), dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(), dict(exc.headers)
-
-
-def _token(settings, subscriber_id: int) -> str:
-    return TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()).sign(
-        LINK_TOKEN_PURPOSE, subscriber_id
-    )
 
 
 @pytest.fixture
@@ -191,19 +173,6 @@ def test_soft_bounces_count_up_to_the_limit(web, engine, sandbox):
         assert _status(engine, "reader0@example.com")[0] == expected
 
 
-def _form_csrf(page: str) -> str:
-    return page.split('name="csrf" value="')[1].split('"')[0]
-
-
-def _subscribe(url, **fields):
-    _, page, _ = _call(f"{url}/subscribe")
-    return _call(f"{url}/subscribe", data={"csrf": _form_csrf(page), **fields})
-
-
-def _link(message, path: str) -> str:
-    return next(word for word in message.text.split() if f"/{path}/" in word)
-
-
 def test_a_sign_up_queues_its_confirmation_and_no_page_waits_on_the_provider(
     web, engine, sandbox, ann
 ):
@@ -219,11 +188,14 @@ def test_subscribing_sends_a_confirmation_and_the_link_activates(web, engine, sa
     url, settings = web
     status, page, _ = _subscribe(url, email="Zoe@Example.com", name="Zoë", topics="energy")
     assert status == 200 and "Check your email" in page
+    deliver_mail(engine, settings)  # the worker applies the sign-up and sends its email
     assert _status(engine, "zoe@example.com")[0] == "pending"
-    deliver_mail(engine, settings)
     [confirmation] = sandbox.messages()
     assert confirmation.to == ["zoe@example.com"] and "confirmation" in confirmation.categories
-    status, page, _ = _call(_link(confirmation, "confirm"))
+    link = _link(confirmation, "confirm")
+    status, page, _ = _call(link)
+    assert status == 200 and "Confirm your subscription" in page
+    status, page, _ = _call(link, data={"csrf": _form_csrf(page)})
     assert status == 200 and "You are subscribed" in page
     assert _status(engine, "zoe@example.com") == ("active", "subscriber")
     deliver_mail(engine, settings)

@@ -46,11 +46,14 @@ def test_a_new_reader_subscribes_confirms_changes_topics_and_leaves(web, engine,
     page.check("input[name=topics][value=energy]")
     page.click("button[type=submit]")
     assert page.locator("h1").inner_text() == "Check your email"
-    assert _reader(engine) == ("pending", ["energy"])
 
     deliver_mail(engine, settings)  # the worker's next tick
+    assert _reader(engine) == ("pending", ["energy"])
     [confirmation] = sandbox.messages()
     page.goto(_link(confirmation, "confirm"))
+    assert page.locator("h1").inner_text() == "Confirm your subscription"
+    assert _reader(engine)[0] == "pending"  # opening the link is not confirming
+    page.click("button[type=submit]")
     assert page.locator("h1").inner_text() == "You are subscribed"
     assert _reader(engine)[0] == "active"
 

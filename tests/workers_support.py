@@ -17,6 +17,7 @@ from newsletter.db import session_scope
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.transactional import send_queued_mail
+from newsletter.signup import apply_signups
 from subscribers.models import Subscriber, SubscriberTopic, utcnow
 from subscribers.topics import add_topic
 from tests.conftest import SANDBOX_KEY, clean_env
@@ -26,7 +27,9 @@ _worker_numbers = itertools.count(1)
 
 
 def deliver_mail(engine, settings) -> None:
-    """What a worker does on its next tick: send the queued transactional mail."""
+    """What a worker does on its next tick: apply sign-ups, send the queued transactional
+    mail."""
+    apply_signups(engine, now=utcnow())
     send_queued_mail(engine, settings, SendGridTransport.from_settings(settings), now=utcnow())
 
 

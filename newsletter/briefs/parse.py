@@ -14,17 +14,23 @@ the line, so the author can fix it without guessing.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from newsletter.errors import BriefError
 from newsletter.models import Brief
 
+# A brief is a few pages of text; Gmail clips an email past about 102 KB.
+BRIEF_MAX_BYTES = 2 * 2**20
+FRONT_MATTER_MAX_CHARS = 16 * 2**10
 FRONT_MATTER_KEYS = frozenset({"title", "date", "topics", "author", "preheader", "slug"})
 DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
 
@@ -79,11 +85,28 @@ class ParsedBrief:
 
 
 def parse_brief_file(path: Path) -> ParsedBrief:
+    """Read and parse a brief file: a regular file of at most BRIEF_MAX_BYTES, checked
+    before a byte is read (a device such as /dev/zero has no end)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise BriefError(path, "not a regular file; give the path of a brief's text file")
+            if info.st_size > BRIEF_MAX_BYTES:
+                raise BriefError(path, _too_large(info.st_size))
+            data = stream.read(BRIEF_MAX_BYTES + 1)
     except OSError as exc:
         raise BriefError(path, f"cannot read the file: {exc.strerror or exc}") from exc
+    if len(data) > BRIEF_MAX_BYTES:  # it grew while we looked
+        raise BriefError(path, _too_large(len(data)))
     return parse_brief(data, source_name=str(path))
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"{size / 2**20:.1f} MB is more than a brief may be ({BRIEF_MAX_BYTES // 2**20} MB; "
+        "Gmail clips an email past about 102 KB anyway)"
+    )
 
 
 def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBrief:
@@ -143,6 +166,20 @@ def slugify(value: str) -> str:
 # --- decoding and front matter -------------------------------------------------------------
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: `*name` repeats a node by reference, so a few
+    hundred bytes of nested aliases stand for billions of items (a "billion laughs"). Front
+    matter has six plain keys and needs none."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def _decode(raw: bytes, source_name: str) -> str:
     if b"\x00" in raw[:8192]:
         raise BriefError(source_name, "this is a binary file, not a text brief")
@@ -164,13 +201,20 @@ def _split_front_matter(lines: list[Line], source: str) -> tuple[dict[str, objec
     end = next((i for i, line in enumerate(lines[1:], 1) if line.text.strip() == "---"), None)
     if end is None:
         raise BriefError(source, "front matter opened with '---' is never closed", 1)
+    text = "\n".join(line.text for line in lines[1:end])
+    if len(text) > FRONT_MATTER_MAX_CHARS:
+        raise BriefError(
+            source, f"front matter is longer than {FRONT_MATTER_MAX_CHARS} characters", 1
+        )
     try:
-        meta = yaml.safe_load("\n".join(line.text for line in lines[1:end])) or {}
+        meta = yaml.load(text, Loader=_FrontMatterLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise BriefError(source, f"front matter is not valid YAML: {problem}", line) from exc
+    except RecursionError:
+        raise BriefError(source, "front matter is nested too deeply", 2) from None
     if not isinstance(meta, dict):
         raise BriefError(source, "front matter must be 'key: value' lines", 2)
     for key in meta:

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from newsletter.briefs.lifecycle import BriefState, BriefStatus, brief_states, require_editable
 from newsletter.briefs.parse import ParsedBrief, parse_brief_file
 from newsletter.config import Settings
+from newsletter.db import is_row_id
 from newsletter.errors import ConflictError, NotFoundError
 from newsletter.models import Brief, BriefTopic, Send, SendKind
 from newsletter.render import render_brief
@@ -201,7 +202,7 @@ def brief_topics(brief: Brief, *, session: Session) -> list[Topic]:
 
 def get_brief(reference: str, *, session: Session) -> Brief:
     """A brief by id (`12`) or slug (`2026-05-20-japan-and-korea`)."""
-    if reference.isdigit():
+    if is_row_id(reference):
         brief = session.get(Brief, int(reference))
     else:
         brief = session.exec(select(Brief).where(Brief.slug == reference)).first()

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine, require_current_schema
-from newsletter.errors import NewsletterError
+from newsletter.db import MAX_ROW_ID, make_engine, require_current_schema
+from newsletter.errors import NewsletterError, NotFoundError
 
 out = Console()
 err = Console(stderr=True)
@@ -67,6 +67,13 @@ def settings_and_engine() -> tuple[Settings, Engine]:
     engine = make_engine(settings.DATABASE_URL)
     require_current_schema(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
     return settings, engine
+
+
+def row_id(value: int, what: str) -> int:
+    """An id typed on the command line, checked before any database sees it."""
+    if not 0 < value <= MAX_ROW_ID:
+        raise NotFoundError(f"no {what} {value}", hint=f"see `newsletter {what}s list`")
+    return value
 
 
 def split_list(value: str | None) -> list[str] | None:

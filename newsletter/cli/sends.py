@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.table import Table
 
-from newsletter.cli.common import JsonOption, err, out, print_json, settings_and_engine, user_errors
+from newsletter.cli.common import (
+    JsonOption,
+    err,
+    out,
+    print_json,
+    row_id,
+    settings_and_engine,
+    user_errors,
+)
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
@@ -187,6 +195,7 @@ def print_summary(summary: SendSummary) -> None:
 @user_errors
 def sends_status(send_id: int, as_json: JsonOption = False) -> None:
     """One send: its state, ledger counts, rate, time to go, errors."""
+    row_id(send_id, "send")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         summary = summarize_sends(session=session, send_id=send_id)[0]
@@ -200,6 +209,7 @@ def sends_status(send_id: int, as_json: JsonOption = False) -> None:
 @user_errors
 def sends_pause(send_id: int) -> None:
     """Stop claiming new batches; those already on the wire finish."""
+    row_id(send_id, "send")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         pause_send(send_id, session=session)
@@ -210,6 +220,7 @@ def sends_pause(send_id: int) -> None:
 @user_errors
 def sends_resume(send_id: int) -> None:
     """Continue a paused send where it stopped."""
+    row_id(send_id, "send")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         send_row = resume_send(send_id, session=session)
@@ -220,6 +231,7 @@ def sends_resume(send_id: int) -> None:
 @user_errors
 def sends_cancel(send_id: int) -> None:
     """Stop for good: deliveries not yet handed off are cancelled."""
+    row_id(send_id, "send")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         cancelled = cancel_send(send_id, session=session, now=utcnow())
@@ -240,6 +252,7 @@ def sends_resolve(
         raise NewsletterError(
             "choose --resend (some readers may get it twice) or --drop (some may never get it)"
         )
+    row_id(send_id, "send")
     _, engine = settings_and_engine()
     action = ResolveAction.RESEND if resend else ResolveAction.DROP
     with session_scope(engine) as session:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import err, out, settings_and_engine, user_errors
-from newsletter.config import get_settings
+from newsletter.config import PLACEHOLDER_SECRET, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError
 from newsletter.logs import configure_logging
@@ -60,12 +60,19 @@ def serve(
     """The reader's pages and the SendGrid webhook at POST /webhooks/sendgrid."""
     import uvicorn
 
-    from newsletter.web.app import create_app
+    from newsletter.web.app import create_app, listens_on_loopback_only, server_config
 
     settings, _ = settings_and_engine()
+    secret = settings.NEWSLETTER_SECRET_KEY.get_secret_value()
+    if secret == PLACEHOLDER_SECRET and not listens_on_loopback_only(host):
+        raise ConfigurationError(
+            f"NEWSLETTER_SECRET_KEY is still the placeholder, and --host {host} may face the "
+            "network: anyone could sign links and forms",
+            hint="set it to a random value (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'), or serve on 127.0.0.1 to try things out",
+        )
     configure_logging(settings)
-    # No log_config: uvicorn's lines go through the one setup above (text or JSON).
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.Server(server_config(create_app(settings), host, port, own_logging=True)).run()
 
 
 @user_errors

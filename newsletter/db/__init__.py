@@ -2,12 +2,14 @@
 
 from newsletter.db.engine import make_engine, session_scope, single_worker_lock
 from newsletter.db.migrations import migrate, require_current_schema, schema_is_current
-from newsletter.db.sql import any_of, dialect_insert, is_postgresql
+from newsletter.db.sql import MAX_ROW_ID, any_of, dialect_insert, is_postgresql, is_row_id
 
 __all__ = [
+    "MAX_ROW_ID",
     "any_of",
     "dialect_insert",
     "is_postgresql",
+    "is_row_id",
     "make_engine",
     "migrate",
     "require_current_schema",

@@ -14,7 +14,11 @@ from sqlmodel import Session
 
 from subscribers.sql import any_of, is_postgresql
 
-__all__ = ["any_of", "dialect_insert", "is_postgresql"]
+__all__ = ["MAX_ROW_ID", "any_of", "dialect_insert", "is_postgresql", "is_row_id"]
+
+# The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): a bigger number is no
+# row's, and handing it to either database is an error, not "not found".
+MAX_ROW_ID = 2**63 - 1
 
 
 def dialect_insert(bind: Connection | Session, table: Any) -> Any:
@@ -22,3 +26,9 @@ def dialect_insert(bind: Connection | Session, table: Any) -> Any:
     dialects spell it alike, but SQLAlchemy builds it from different modules."""
     insert = postgresql.insert if is_postgresql(bind) else sqlite.insert
     return insert(table)
+
+
+def is_row_id(text: str) -> bool:
+    """Whether `text` names a row by id: plain ASCII digits within MAX_ROW_ID ("²" is a
+    digit to str.isdigit(), not to int())."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= MAX_ROW_ID

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.devtools.browser import chromium
-from newsletter.errors import ChromiumMissingError
+from newsletter.errors import ChromiumMissingError, NewsletterError
 from newsletter.models import Brief
 from newsletter.render import RenderedEmail, fill, recipient_values, render_brief, render_web
 from subscribers.models import Topic
@@ -47,18 +47,22 @@ def write_preview(
     """Write `<slug>.html`, `<slug>.txt`, `<slug>.web.html` and `<slug>-375.png`,
     `<slug>-640.png` into `out_dir`. Without Chromium the PNGs are skipped with a warning."""
     rendered = render_brief(brief, topics, settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
     preview = Preview()
     html = sample_html(rendered, settings)
     html_path = out_dir / f"{brief.slug}.html"
-    html_path.write_text(html, encoding="utf-8")
     text_path = out_dir / f"{brief.slug}.txt"
-    text_path.write_text(
-        f"Subject: {rendered.subject}\n\n{fill(rendered.text, sample_values(settings))}",
-        encoding="utf-8",
-    )
     web_path = out_dir / f"{brief.slug}.web.html"
-    web_path.write_text(render_web(brief, topics, settings), encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(html, encoding="utf-8")
+        text_path.write_text(
+            f"Subject: {rendered.subject}\n\n{fill(rendered.text, sample_values(settings))}",
+            encoding="utf-8",
+        )
+        web_path.write_text(render_web(brief, topics, settings), encoding="utf-8")
+    except OSError as exc:
+        problem = "it is a file, not a folder" if out_dir.is_file() else exc.strerror or exc
+        raise NewsletterError(f"cannot write the preview into {out_dir}: {problem}") from None
     preview.files += [html_path, text_path, web_path]
     if not screenshots:
         return preview

@@ -212,7 +212,7 @@ def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckR
                 name,
                 f"{listening} is reached through a proxy on this machine, but "
                 "NEWSLETTER_TRUSTED_PROXIES is empty, so every reader appears as 127.0.0.1 "
-                "(one rate limit for all): set NEWSLETTER_TRUSTED_PROXIES='[\"127.0.0.1\"]'",
+                "(one rate limit for all): set NEWSLETTER_TRUSTED_PROXIES=127.0.0.1",
             )
         if not any(network.network_address.is_loopback for network in networks):
             return CheckResult(
@@ -227,7 +227,7 @@ def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckR
             settings,
             name,
             f"{listening} is reachable without the TLS proxy: bind it to 127.0.0.1 behind "
-            "the proxy and set NEWSLETTER_TRUSTED_PROXIES='[\"127.0.0.1\"]'",
+            "the proxy and set NEWSLETTER_TRUSTED_PROXIES=127.0.0.1",
         )
     if all(network.network_address.is_loopback for network in networks) and host not in (
         "0.0.0.0",  # noqa: S104 - compared, not bound

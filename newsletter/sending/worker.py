@@ -24,6 +24,7 @@ from newsletter.sending.dispatcher import Dispatcher, WorkReport
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.transactional import MailReport, send_queued_mail
+from newsletter.signup import apply_signups
 
 log = logging.getLogger("newsletter.worker")
 
@@ -58,6 +59,7 @@ class TickReport:
     work: WorkReport = field(default_factory=WorkReport)
     mail: MailReport = field(default_factory=MailReport)
     digests: list[int] = field(default_factory=list)
+    signups: int = 0
 
     def log(self, *, paused: bool = True) -> None:
         """Log lines for what this tick did; `paused=False` leaves out the sends that paused
@@ -77,6 +79,8 @@ class TickReport:
             log.error("%s", paused_message(send_id, reason), extra=ids(send_id))
         for send_id in work.finished:
             log.info("send %s finished", send_id, extra=ids(send_id))
+        if self.signups:
+            log.info("sign-ups applied: %s", self.signups)
         if self.mail.attempted or self.mail.skipped:
             log.info(
                 "transactional mail: %s sent, %s failed, %s to retry, %s skipped",
@@ -114,6 +118,8 @@ class Worker:
     def tick(self) -> TickReport:
         """Sends and transactional mail due now."""
         report = TickReport(work=self.dispatcher.work_due())
+        # Sign-ups first, so the confirmations they queue go out in this same tick.
+        report.signups = apply_signups(self.engine, now=self.dispatcher.clock())
         report.mail = send_queued_mail(
             self.engine, self.settings, self.transport, now=self.dispatcher.clock()
         )

@@ -10,32 +10,51 @@ app (`static/`); no stack trace ever reaches a browser.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
+import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.web import console
-from newsletter.web.deps import WebContext
+from newsletter.web.deps import TOKEN_PAGES, WebContext
+from newsletter.web.limits import BodyLimit, max_body_bytes
 from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url=None)
     engine = make_engine(settings.DATABASE_URL)
-    app.state.web = WebContext.build(settings, engine)
+    web = app.state.web = WebContext.build(settings, engine)
+
+    def too_large(path: str, limit: int) -> Response:
+        if path.startswith("/webhooks/"):
+            return PlainTextResponse(f"refused: more than {limit} bytes", status_code=413)
+        return web.page("too_large.html", 413)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 413:
+            return too_large(request.url.path, max_body_bytes(request.url.path))
+        return await http_exception_handler(request, cast(StarletteHTTPException, exc))
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(BodyLimit, refusal=too_large)
 
     @app.middleware("http")
     async def security_headers(
@@ -53,6 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        if request.url.path.startswith(TOKEN_PAGES):
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -60,3 +81,33 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     console.install(app, settings, engine)
     return app
+
+
+def listens_on_loopback_only(host: str) -> bool:
+    """Whether `serve --host HOST` is reachable from this machine alone: a loopback
+    address, or `localhost`. Anything else (0.0.0.0, ::, a name) may face the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_config(
+    app: FastAPI, host: str, port: int, log_level: str = "info", *, own_logging: bool = False
+) -> uvicorn.Config:
+    """How `newsletter serve` (and the tests) run the app under uvicorn. uvicorn's own
+    proxy-header handling is off: it would believe X-Forwarded-For from loopback, and the
+    app decides whom to believe (NEWSLETTER_TRUSTED_PROXIES). `own_logging`: uvicorn's lines
+    go through the process's one logging setup (newsletter/logs.py, text or JSON)."""
+    extra: dict[str, Any] = {"log_config": None} if own_logging else {}
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+        **extra,
+    )

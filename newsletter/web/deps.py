@@ -17,13 +17,19 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
+from newsletter.errors import InvalidSubscriberError, NewsletterError, UnknownTopicError
 from newsletter.links import Links
-from newsletter.web.limits import AttemptLimiter
+from newsletter.web.limits import Network, client_address, trusted_networks
+from subscribers.roster import NAME_MAX
 from subscribers.tokens import TokenSigner
 
-ZONES = sorted(
-    zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")
-)
+# Every zone a reader may pick: the IANA areas, and UTC for those who think in it.
+ZONES = [
+    "UTC",
+    *sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")),
+]
+# Pages opened by a reader's signed link: never kept by a browser or a proxy's cache.
+TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/")
 
 
 @dataclass
@@ -34,7 +40,7 @@ class WebContext:
     # Signs CSRF tokens of forms; keyed apart from link tokens so neither passes for the other.
     forms: TokenSigner
     pages: jinja2.Environment
-    limiter: AttemptLimiter
+    trusted_proxies: tuple[Network, ...]
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> WebContext:
@@ -50,11 +56,35 @@ class WebContext:
                 ),
                 autoescape=True,
             ),
-            limiter=AttemptLimiter(),
+            trusted_proxies=trusted_networks(settings.NEWSLETTER_TRUSTED_PROXIES),
         )
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.pages.get_template(name).render(**context), status_code=status)
+
+
+@dataclass(frozen=True)
+class FormProblem:
+    """What is wrong with a form, in words for the person filling it in, and which field
+    to mark (`aria-invalid`, the message tied to it, focus on it)."""
+
+    field: str
+    message: str
+
+    @classmethod
+    def of(cls, error: NewsletterError) -> FormProblem:
+        if isinstance(error, UnknownTopicError):
+            return cls("topics", "One of the topics you chose is no longer offered: choose again.")
+        field = error.field if isinstance(error, InvalidSubscriberError) else ""
+        reason = error.reason if isinstance(error, InvalidSubscriberError) else str(error)
+        words = {
+            "email": f"Check your email address: {reason.rstrip('.')}.",
+            "name": f"Your name can be at most {NAME_MAX} characters, on one line.",
+            "topics": "Choose at least one topic, or Everything.",
+            "cadence": "Choose how often you would like to hear from us.",
+            "timezone": "Choose your timezone from the list.",
+        }
+        return cls(field or "form", words.get(field, reason))
 
 
 def get_web(request: Request) -> WebContext:
@@ -62,8 +92,10 @@ def get_web(request: Request) -> WebContext:
     return web
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+def client_ip(request: Request, web: Annotated[WebContext, Depends(get_web)]) -> str:
+    """The client's address: the socket's peer, or what trusted proxies say it is."""
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), web.trusted_proxies)
 
 
 Web = Annotated[WebContext, Depends(get_web)]

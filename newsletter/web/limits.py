@@ -1,27 +1,104 @@
-"""How often one address or one IP may ask for something (the subscribe form)."""
+"""What the web side lets in: who the client is (forwarded-for headers only from proxies
+the operator trusts), and how big a request body may be.
+
+The counters themselves live in the database (`newsletter/limits.py`).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
+import ipaddress
+from collections.abc import Callable, Iterable
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# A reader's form is a few hundred bytes; 64 KiB is room for every topic there is.
+FORM_MAX_BYTES = 64 * 2**10
+# SendGrid posts event batches of up to about 768 KB; twice that, and no more.
+WEBHOOK_MAX_BYTES = 2 * 2**20
+_LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES),)
 
 
-class AttemptLimiter:
-    """At most `limit` attempts per key in `window` seconds (in this process)."""
+def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
-    def __init__(self, limit: int = 5, window: float = 600.0) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and now - hits[0] > self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            return True
+def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Network, ...]) -> str:
+    """The client of a request. With no trusted proxy (the default) that is the socket's
+    peer, whatever the headers say. When the peer is a trusted proxy, X-Forwarded-For is
+    read from the right (each proxy appends the address it saw): the first address that is
+    not a trusted proxy is the client."""
+
+    def is_trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return address is not None and any(address in net for net in trusted)
+
+    client = _parsed(peer)
+    if not is_trusted(client):
+        return peer
+    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _parsed(hop)
+        if address is None:  # not written by a proxy of ours: stop at the last good one
+            break
+        client = address
+        if not is_trusted(address):
+            break
+    return str(client)
+
+
+def max_body_bytes(path: str) -> int:
+    return next(
+        (limit for prefix, limit in _LIMITS_BY_PREFIX if path.startswith(prefix)), FORM_MAX_BYTES
+    )
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body past its limit; answered 413 by the app's handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"more than {limit // 1024} KiB")
+
+
+class BodyLimit:
+    """ASGI middleware: a body declared larger than its path's limit is refused before a
+    byte is read (`refusal` answers it); one that streams past it (chunked) is refused as
+    it crosses it, by BodyTooLargeError, which the app answers like any HTTP error. Either
+    way the handler never holds more than the limit."""
+
+    def __init__(self, app: ASGIApp, refusal: Callable[[str, int], Response]) -> None:
+        self.app = app
+        self.refusal = refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = max_body_bytes(scope["path"])
+        declared = Headers(scope=scope).get("content-length", "0")
+        if not (declared.isascii() and declared.isdigit() and len(declared) < 16) or (
+            int(declared) > limit
+        ):
+            await self.refusal(scope["path"], limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLargeError(limit)
+            return message
+
+        await self.app(scope, counted, send)

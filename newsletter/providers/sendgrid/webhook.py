@@ -46,7 +46,8 @@ def verify(public_key: str, body: bytes, signature: str, timestamp: str, *, now:
         raise WebhookRejectedError(
             "SENDGRID_WEBHOOK_PUBLIC_KEY is not set; refusing unsigned events"
         )
-    if not signature or not timestamp.isdigit():
+    # Plain ASCII digits, and a sane length: "²" is a digit to str.isdigit() but not to int().
+    if not signature or not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise WebhookRejectedError("missing signature or timestamp headers")
     if abs(now.timestamp() - int(timestamp)) > TOLERANCE_SECONDS:
         raise WebhookRejectedError("stale timestamp: a replayed or delayed request")
@@ -62,7 +63,8 @@ def verify(public_key: str, body: bytes, signature: str, timestamp: str, *, now:
 
 def _delivery_id(item: dict[str, Any]) -> int | None:
     value = item.get("delivery_id")
-    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+    text = str(value) if isinstance(value, str | int) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _is_hard_bounce(item: dict[str, Any]) -> bool:

@@ -1,5 +1,12 @@
 """A reader's own pages, opened by the signed token in every email: the preference
-centre and unsubscribing (a page with a button, and RFC 8058's one-click POST)."""
+centre and unsubscribing (a page with a button, and RFC 8058's one-click POST).
+
+Each page shows the reader's status as it is, and offers only what the table of
+transitions (`subscribers/status.py`) lets a reader do from there: a reader who left can
+come back (by confirming again), one whose mailbox bounced or who reported spam can change
+nothing here, and a forgotten reader's old links no longer work at all. An action the
+status does not allow changes nothing and answers 409 with the page as it is.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +17,51 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
-from newsletter.web.deps import ZONES, Web, WebContext
+from newsletter.signup import subscribe_again
+from newsletter.web.deps import ZONES, FormProblem, Web, WebContext
 from subscribers.models import Subscriber, SubscriberStatus
-from subscribers.roster import followed_topics, set_status, update_preferences
+from subscribers.reader import EDITABLE, leave, update_preferences
+from subscribers.roster import followed_topics
+from subscribers.status import Actor
 from subscribers.topics import list_topics
 
 router = APIRouter()
 UNSUBSCRIBE_CSRF = "csrf-unsubscribe"
 PREFERENCES_CSRF = "csrf-preferences"
+S = SubscriberStatus
+# Statuses in which a reader's page can change nothing at all.
+SETTLED = (S.BOUNCED, S.COMPLAINED)
 
 
 def _reader(web: WebContext, token: str) -> Subscriber | None:
+    """The reader a link belongs to; None for a forged link or a forgotten reader."""
     subscriber_id = web.links.reader_of(token)
     if subscriber_id is None:
         return None
     with session_scope(web.engine) as session:
-        return session.get(Subscriber, subscriber_id)
+        person = session.get(Subscriber, subscriber_id)
+    return None if person is None or person.status == S.FORGOTTEN else person
+
+
+def _unsubscribe_page(
+    web: WebContext, person: Subscriber, token: str, status: int = 200
+) -> HTMLResponse:
+    return web.page(
+        "unsubscribe.html",
+        status,
+        token=token,
+        csrf=web.forms.sign(UNSUBSCRIBE_CSRF, person.id or 0),
+        email=person.email,
+        state=person.status,
+    )
 
 
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(token: str, web: Web) -> HTMLResponse:
     person = _reader(web, token)
-    if person is None or person.id is None:
+    if person is None:
         return web.page("link_invalid.html", 400)
-    return web.page(
-        "unsubscribe.html",
-        token=token,
-        csrf=web.forms.sign(UNSUBSCRIBE_CSRF, person.id),
-        email=person.email,
-        done=person.status == SubscriberStatus.UNSUBSCRIBED,
-    )
+    return _unsubscribe_page(web, person, token)
 
 
 @router.post("/unsubscribe/{token}")
@@ -53,15 +75,20 @@ def unsubscribe(
     if person is None or person.id is None:
         return web.page("link_invalid.html", 400)
     from_mailbox = one_click == "One-Click"  # RFC 8058: the mailbox provider's button
-    if not from_mailbox and web.forms.verify(UNSUBSCRIBE_CSRF, csrf) != person.id:
+    if from_mailbox:
+        with session_scope(web.engine) as session:
+            left = leave(
+                session.get_one(Subscriber, person.id), session=session, actor=Actor.ONE_CLICK
+            )
+        return PlainTextResponse("Unsubscribed." if left else "No mail goes to this address.")
+    if person.status in SETTLED:
+        return _unsubscribe_page(web, person, token, 409)
+    if person.status != S.UNSUBSCRIBED and web.forms.verify(UNSUBSCRIBE_CSRF, csrf) != person.id:
         return web.page("link_invalid.html", 400)
     with session_scope(web.engine) as session:
         current = session.get_one(Subscriber, person.id)
-        if current.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
-            set_status(current, SubscriberStatus.UNSUBSCRIBED, by="subscriber", session=session)
-    if from_mailbox:
-        return PlainTextResponse("Unsubscribed.")
-    return web.page("unsubscribe.html", token=token, email=person.email, done=True, csrf="")
+        leave(current, session=session)
+    return _unsubscribe_page(web, current, token)
 
 
 def _preferences(
@@ -74,9 +101,10 @@ def _preferences(
         "preferences.html",
         status,
         person=person,
+        state=person.status,
         token=token,
         topics=topics,
-        followed=set(followed),
+        followed=set(followed) if person.status in EDITABLE else set(),
         zones=ZONES,
         csrf=web.forms.sign(PREFERENCES_CSRF, person.id or 0),
         **extra,
@@ -86,7 +114,7 @@ def _preferences(
 @router.get("/preferences/{token}")
 def preferences(token: str, web: Web) -> HTMLResponse:
     person = _reader(web, token)
-    if person is None or person.status == SubscriberStatus.FORGOTTEN:
+    if person is None:
         return web.page("link_invalid.html", 400)
     return _preferences(web, person, token)
 
@@ -103,25 +131,35 @@ def save_preferences(
     paused: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
     person = _reader(web, token)
-    if person is None or web.forms.verify(PREFERENCES_CSRF, csrf) != person.id:
+    if person is None:
         return web.page("link_invalid.html", 400)
+    allowed = {
+        "save": person.status in EDITABLE,
+        "unsubscribe": person.status not in SETTLED,
+        "resubscribe": person.status in (S.UNSUBSCRIBED, S.PENDING),
+    }
+    if not allowed.get(action, False):
+        return _preferences(web, person, token, 409 if action in allowed else 400)
+    if web.forms.verify(PREFERENCES_CSRF, csrf) != person.id:
+        return web.page("link_invalid.html", 400)
+    entered: dict[str, Any] = {
+        "topics": topics or [],
+        "cadence": cadence or person.cadence,
+        "timezone": timezone or person.timezone,
+    }
     with session_scope(web.engine) as session:
         current = session.get_one(Subscriber, person.id)
         if action == "unsubscribe":
-            set_status(current, SubscriberStatus.UNSUBSCRIBED, by="subscriber", session=session)
-            return web.page(
-                "unsubscribe.html", token=token, email=current.email, done=True, csrf=""
-            )
+            leave(current, session=session)
+            return _unsubscribe_page(web, current, token)
         try:
-            update_preferences(
-                current,
-                session=session,
-                topics=topics or [],
-                cadence=cadence or current.cadence,
-                timezone=timezone or current.timezone,
-                paused=paused == "yes",
-            )
+            if action == "resubscribe":
+                sent = subscribe_again(session, current, **entered)
+            else:
+                update_preferences(current, session=session, paused=paused == "yes", **entered)
         except SubscriberError as exc:
             session.rollback()
-            return _preferences(web, person, token, 400, error=str(exc))
-    return _preferences(web, _reader(web, token) or person, token, saved=True)
+            return _preferences(web, person, token, 400, problem=FormProblem.of(exc))
+    if action == "resubscribe":
+        return _preferences(web, current, token, confirmation_sent=sent)
+    return _preferences(web, current, token, saved=True)

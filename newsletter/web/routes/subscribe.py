@@ -1,26 +1,40 @@
-"""Subscribing: the form, and the confirm link from the double opt-in email."""
+"""Subscribing: the form, and the confirm page from the double opt-in email.
+
+The form is checked field by field before anything about the address is looked at, and a
+good one is only recorded for the worker: every address gets the same page, status and
+timing. The confirm link opens a page with a button; only the button's POST confirms,
+because mail scanners fetch (GET) every link in a message.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
-from newsletter.signup import finish_signup, start_signup
-from newsletter.web.deps import ZONES, ClientIp, Web, WebContext
+from newsletter.signup import check_signup, confirm_signup, record_signup
+from newsletter.web.deps import ZONES, ClientIp, FormProblem, Web, WebContext
+from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.topics import list_topics
 
 router = APIRouter()
 FORM_PURPOSE = "subscribe"
+CONFIRM_CSRF = "csrf-confirm"
 # How long a rendered form stays good to post, in hours.
 FORM_HOURS = 24
 
 
-def _form(web: WebContext, status: int = 200, **extra: object) -> HTMLResponse:
+def _form(
+    web: WebContext,
+    status: int = 200,
+    *,
+    entered: dict[str, Any] | None = None,
+    problem: FormProblem | None = None,
+) -> HTMLResponse:
     with session_scope(web.engine) as session:
         topics = list_topics(session=session)
     # The CSRF token of an anonymous form: signed, and bound to the hour it was made.
@@ -32,7 +46,8 @@ def _form(web: WebContext, status: int = 200, **extra: object) -> HTMLResponse:
         zones=ZONES,
         default_zone=web.settings.NEWSLETTER_TIMEZONE,
         csrf=csrf,
-        **extra,
+        entered=entered or {},
+        problem=problem,
     )
 
 
@@ -59,27 +74,54 @@ def subscribe(
         return web.page("link_invalid.html", 400)
     if website:  # the honeypot: people never see it, simple bots fill it
         return web.page("check_email.html")
-    address = email.strip()
-    if not (web.limiter.allow(f"ip:{ip}") and web.limiter.allow(f"to:{address.lower()}")):
-        return web.page("slow_down.html", 429)
+    entered: dict[str, Any] = {
+        "email": email,
+        "name": name,
+        "topics": topics or [],
+        "cadence": cadence,
+        "timezone": timezone or web.settings.NEWSLETTER_TIMEZONE,
+    }
     try:
-        start_signup(
-            web.engine,
-            email=address,
-            name=name,
-            topics=topics or [],
-            cadence=cadence,
-            timezone=timezone or web.settings.NEWSLETTER_TIMEZONE,
-            ip=ip,
-        )
+        form = check_signup(engine=web.engine, **entered)
     except SubscriberError as exc:
-        return _form(web, 400, error=str(exc))
-    # The same page whether the address was new, pending or already subscribed.
+        return _form(web, 400, entered=entered, problem=FormProblem.of(exc))
+    if not record_signup(web.engine, form, ip=ip, now=utcnow()):
+        return web.page("slow_down.html", 429)
+    # The same page whether the address is new, listed, or never to be mailed.
     return web.page("check_email.html")
 
 
+def _pending_reader(web: WebContext, token: str) -> Subscriber | None:
+    subscriber_id = web.links.confirmed_subscriber(token)
+    if subscriber_id is None:
+        return None
+    with session_scope(web.engine) as session:
+        person = session.get(Subscriber, subscriber_id)
+    ok = person is not None and person.status in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
+    return person if ok else None
+
+
 @router.get("/confirm/{token}")
-def confirm_link(token: str, web: Web, ip: ClientIp) -> HTMLResponse:
-    if not finish_signup(web.engine, web.links, token, ip=ip):
+def confirm_page(token: str, web: Web) -> HTMLResponse:
+    """The link in the email: a page with one button. Fetching it changes nothing."""
+    person = _pending_reader(web, token)
+    if person is None or person.id is None:
+        return web.page("link_invalid.html", 400)
+    if person.status == SubscriberStatus.ACTIVE:
+        return web.page("confirmed.html")
+    return web.page(
+        "confirm.html",
+        token=token,
+        email=person.email,
+        csrf=web.forms.sign(CONFIRM_CSRF, person.id),
+    )
+
+
+@router.post("/confirm/{token}")
+def confirm(token: str, web: Web, ip: ClientIp, csrf: Annotated[str, Form()] = "") -> HTMLResponse:
+    person = _pending_reader(web, token)
+    if person is None or person.id is None or web.forms.verify(CONFIRM_CSRF, csrf) != person.id:
+        return web.page("link_invalid.html", 400)
+    if not confirm_signup(web.engine, person.id, ip=ip):
         return web.page("link_invalid.html", 400)
     return web.page("confirmed.html")

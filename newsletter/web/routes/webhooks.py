@@ -13,6 +13,7 @@ from newsletter.errors import WebhookRejectedError
 from newsletter.events import apply_events
 from newsletter.providers.sendgrid import webhook as sendgrid
 from newsletter.web.deps import Web
+from newsletter.web.limits import WEBHOOK_MAX_BYTES, BodyTooLargeError
 from subscribers.models import utcnow
 
 log = logging.getLogger("newsletter.web")
@@ -21,8 +22,20 @@ router = APIRouter()
 
 async def raw_body(request: Request) -> bytes:
     """The body as it came: the signature covers these exact bytes. Read on the event loop
-    (it is I/O); the handler that verifies and applies it runs in the thread pool."""
-    return await request.body()
+    (it is I/O); the handler that verifies and applies it runs in the thread pool. Refused
+    (413) as soon as it is declared, or streams, past WEBHOOK_MAX_BYTES: an unsigned post
+    is never held in memory whole before its signature is checked."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared[:16]) > WEBHOOK_MAX_BYTES:
+        raise BodyTooLargeError(WEBHOOK_MAX_BYTES)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > WEBHOOK_MAX_BYTES:
+            raise BodyTooLargeError(WEBHOOK_MAX_BYTES)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post("/webhooks/sendgrid")

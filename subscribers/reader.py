@@ -1,0 +1,147 @@
+"""What a reader does for themselves: sign up, confirm, change their preferences, leave,
+and come back. Every status change goes through the table in `subscribers/status.py` as
+`Actor.READER` (or `ONE_CLICK`); functions take the session and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, id_of, utcnow
+from subscribers.roster import (
+    add_subscriber,
+    check_cadence,
+    check_timezone,
+    chosen_topics,
+    is_suppressed,
+    normalize_email,
+)
+from subscribers.status import Actor, StatusChangeRefusedError, change_status, may_change
+
+S = SubscriberStatus
+BY_READER = "subscriber"  # what `status_changed_by` says for the reader's own changes
+# Where the reader may still choose topics and a cadence, and where only "come back" is left.
+EDITABLE = (S.PENDING, S.ACTIVE, S.PAUSED)
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    """What a sign-up did. The page says the same whatever it is, so the form cannot be
+    used to learn who subscribes."""
+
+    subscriber: Subscriber | None
+    needs_confirmation: bool  # send (again) the confirmation email
+
+
+def sign_up(
+    email: str,
+    *,
+    session: Session,
+    name: str,
+    topics: Iterable[str],
+    cadence: str,
+    timezone: str,
+    ip: str,
+) -> SignupOutcome:
+    """The subscribe form, applied: a new address becomes pending until it confirms; a
+    pending one is sent its confirmation again; an unsubscribed one becomes pending (the
+    table's only way back) with what it has, since a stranger may be typing; an active or
+    paused one is left alone; a bounced, complained or forgotten one is never mailed."""
+    address = normalize_email(email)
+    if is_suppressed(address, session=session):
+        return SignupOutcome(None, needs_confirmation=False)
+    existing = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    if existing is None:
+        person = add_subscriber(
+            address,
+            session=session,
+            name=name,
+            topics=topics,
+            cadence=cadence,
+            timezone=timezone,
+            status=S.PENDING,
+            source="form",
+            ip=ip,
+        )
+        return SignupOutcome(person, needs_confirmation=True)
+    if existing.status == S.UNSUBSCRIBED:
+        change_status(existing, S.PENDING, actor=Actor.READER, by=BY_READER, session=session)
+    return SignupOutcome(existing, needs_confirmation=existing.status == S.PENDING)
+
+
+def confirm(subscriber_id: int, *, session: Session, ip: str) -> Subscriber | None:
+    """The confirm button was pressed: pending becomes active, with the consent record of
+    this press. The reader if they are (now) active; None for anyone else."""
+    person = session.get(Subscriber, subscriber_id)
+    if person is None or person.status not in (S.PENDING, S.ACTIVE):
+        return None
+    if person.status == S.PENDING:
+        person.consent_source, person.consent_at, person.consent_ip = "form", utcnow(), ip
+        change_status(person, S.ACTIVE, actor=Actor.READER, by=BY_READER, session=session)
+    return person
+
+
+def _set_topics(person: Subscriber, topics: Iterable[str], session: Session) -> None:
+    all_topics, chosen = chosen_topics(topics, session=session)
+    person.all_topics = all_topics
+    session.execute(
+        sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
+    )
+    session.add_all(SubscriberTopic(subscriber_id=id_of(person), topic_id=id_of(t)) for t in chosen)
+
+
+def update_preferences(
+    person: Subscriber,
+    *,
+    session: Session,
+    topics: Iterable[str],
+    cadence: str,
+    timezone: str,
+    paused: bool,
+) -> Subscriber:
+    """The preference centre's form, applied: topics ('all' or slugs), cadence, timezone,
+    and a pause that stops all mail until lifted (a pending reader has nothing to pause).
+    Refused for a reader who left or whose mailbox did: their page offers no such form."""
+    if person.status not in EDITABLE:
+        raise StatusChangeRefusedError(person, S.ACTIVE, Actor.READER)
+    person.cadence = check_cadence(cadence)
+    person.timezone = check_timezone(timezone)
+    _set_topics(person, topics, session)
+    person.updated_at = utcnow()
+    if person.status != S.PENDING:
+        wanted = S.PAUSED if paused else S.ACTIVE
+        change_status(person, wanted, actor=Actor.READER, by=BY_READER, session=session)
+    session.add(person)
+    session.flush()
+    return person
+
+
+def leave(person: Subscriber, *, session: Session, actor: Actor = Actor.READER) -> bool:
+    """Unsubscribe from everything, from the reader's page or the mailbox's one-click
+    button. True if they receive nothing now (they left, or already had); False for a
+    bounced or complained reader, whom no public page changes (and who gets no mail)."""
+    if person.status == S.UNSUBSCRIBED:
+        return True
+    if not may_change(actor, person.status, S.UNSUBSCRIBED):
+        return False
+    change_status(person, S.UNSUBSCRIBED, actor=actor, by=BY_READER, session=session)
+    return True
+
+
+def come_back(
+    person: Subscriber, *, session: Session, topics: Iterable[str], cadence: str, timezone: str
+) -> None:
+    """ "Subscribe again" on an unsubscribed reader's page: their new choices are kept and
+    they become pending; a confirmation email (the caller queues it) brings them back. A
+    pending reader asking again just gets the email again."""
+    if person.status not in (S.UNSUBSCRIBED, S.PENDING):
+        raise StatusChangeRefusedError(person, S.PENDING, Actor.READER)
+    person.cadence = check_cadence(cadence)
+    person.timezone = check_timezone(timezone)
+    _set_topics(person, topics, session)
+    change_status(person, S.PENDING, actor=Actor.READER, by=BY_READER, session=session)
+    session.add(person)
+    session.flush()
