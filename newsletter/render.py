@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 import mjml
@@ -24,7 +25,12 @@ from newsletter.branding import Branding
 from newsletter.config import ArchiveVisibility, Settings
 from newsletter.errors import TemplateError
 from newsletter.models import Brief
-from newsletter.render_markdown import markdown_inline_html, markdown_to_html, markdown_to_text
+from newsletter.render_markdown import (
+    markdown_inline_html,
+    markdown_to_html,
+    markdown_to_line,
+    markdown_to_text,
+)
 from newsletter.render_text import display_width, wrap
 from subscribers.models import Topic
 
@@ -163,7 +169,7 @@ def archive_links(settings: Settings, slug: str = "") -> dict[str, str] | None:
     For subscribers only, each reader's URL carries their own archive token."""
     if settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.OFF:
         return None
-    url = f"{settings.NEWSLETTER_BASE_URL}/archive" + (f"/{slug}" if slug else "")
+    url = f"{settings.NEWSLETTER_BASE_URL}/archive" + (f"/{quote(slug)}" if slug else "")
     if settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.PUBLIC:
         return {part: url for part in PARTS}
     return {part: f"{url}?t={token('archive_token', part)}" for part in PARTS}
@@ -197,8 +203,7 @@ def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict
     context.update(
         {
             "date": day_in_words(brief.date),
-            "preheader": brief.preheader
-            or (markdown_to_text(takeaways[0], width=10_000) if takeaways else ""),
+            "preheader": brief.preheader or (markdown_to_line(takeaways[0]) if takeaways else ""),
             "takeaways_html": [markdown_inline_html(item) for item in takeaways],
             "takeaways_text": [markdown_to_text(item, width=68) for item in takeaways],
             "body_html": markdown_to_html(brief.body),
@@ -265,9 +270,7 @@ def render_digest(
             }
         )
     context = _common(settings, title, topics)
-    context.update(
-        {"date": day_in_words(on), "preheader": " · ".join(b.title for b in briefs)}
-    )
+    context.update({"date": day_in_words(on), "preheader": " · ".join(b.title for b in briefs)})
     context["briefs"] = entries
     templates = settings.NEWSLETTER_TEMPLATES_DIR
     return RenderedEmail(
@@ -337,7 +340,10 @@ def render_web(
         markdown_to_html(brief.signature, target="web", headings=False) if brief.signature else ""
     )
     context["archive_query"] = archive_query
-    context["assets"] = assets  # where site.css and brand.css are: the app's /static    context["topic_links"] = [(topic.slug, topic.name) for topic in topics]
-    return page_environment(settings.NEWSLETTER_TEMPLATES_DIR).get_template("brief.html").render(
-        **context
+    context["assets"] = assets  # where site.css and brand.css are: the app's /static
+    context["topic_links"] = [(topic.slug, topic.name) for topic in topics]
+    return (
+        page_environment(settings.NEWSLETTER_TEMPLATES_DIR)
+        .get_template("brief.html")
+        .render(**context)
     )

@@ -5,9 +5,10 @@ The email and the web page differ where their readers' software does: an email's
 carry a `width` attribute and an inline `max-width` (Outlook for Windows and Gmail with
 non-Google accounts ignore `<style>` rules; a 1,200 px chart made the page 1,256 px wide on
 a phone; `width:100%` rather than `max-width:100%` alone, since inside a table only a
-percentage width lets the image shrink), and its tables inline styles that keep headers from breaking mid-word. The web
-page may use no inline style at all (its Content-Security-Policy refuses them) and shows
-an image only from an origin the firm allows; any other is a link to it, never loaded.
+percentage width lets the image shrink), and its tables inline styles that keep headers
+from breaking mid-word. The web page may use no inline style at all (its
+Content-Security-Policy refuses them) and shows an image only from an origin the firm
+allows; any other is a link to it, never loaded.
 """
 
 from __future__ import annotations
@@ -128,3 +129,8 @@ def markdown_to_text(
     """Plain text from the same tokens (see `render_text`), wrapped at `width`."""
     tokens = _markdown().parse(text, {})
     return tokens_to_text(tokens if headings else _demoted(tokens), width, compact=compact)
+
+
+def markdown_to_line(text: str) -> str:
+    """One line of plain words, emphasis marks dropped: an excerpt, a preheader."""
+    return " ".join(tokens_to_text(_markdown().parse(text, {}), 100_000, marks=False).split())

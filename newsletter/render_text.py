@@ -20,7 +20,12 @@ from markdown_it.token import Token
 WIDTH = 72
 
 # Closing punctuation that may not start a line (CJK line-breaking rules, kinsoku).
-_NO_LINE_START = set("、。，．・：；？！）」』】〕〉》”’ー…々ぁぃぅぇぉっゃゅょゎ")
+_NO_LINE_START = set(
+    "\u3001\u3002\uff0c\uff0e\u30fb\uff1a\uff1b\uff1f\uff01\uff09"
+    "\u300d\u300f\u3011\u3015\u3009\u300b\u201d\u2019\u30fc\u2026"
+    "\u3005\u3041\u3043\u3045\u3047\u3049\u3063\u3083\u3085\u3087"
+    "\u308e"
+)  # ideographic comma and full stop, closing brackets, small kana …
 
 
 def display_width(text: str) -> int:
@@ -121,8 +126,9 @@ def _inline(children: Sequence[Token], *, marks: bool = True) -> str:
 
 
 class _Renderer:
-    def __init__(self, width: int, *, compact: bool = False) -> None:
+    def __init__(self, width: int, *, compact: bool = False, marks: bool = True) -> None:
         self.width = width
+        self.marks = marks  # emphasis as written (`*word*`), or none (an excerpt)
         self.compact = compact  # no blank line between blocks (a signature's short lines)
         self.state = _State()
 
@@ -197,7 +203,7 @@ class _Renderer:
             token = tokens[index]
             kind = token.type
             if kind == "inline":
-                self._paragraph(_inline(token.children or []))
+                self._paragraph(_inline(token.children or [], marks=self.marks))
             elif kind == "heading_open":
                 text = _inline(tokens[index + 1].children or [], marks=False)
                 self._heading(text, int(token.tag[1]))
@@ -255,5 +261,8 @@ def _table_rows(tokens: Sequence[Token], index: int) -> tuple[list[list[str]], i
     return rows, index + 1
 
 
-def tokens_to_text(tokens: Sequence[Token], width: int = WIDTH, *, compact: bool = False) -> str:
-    return "\n".join(_Renderer(width, compact=compact).render(tokens)).strip("\n")
+def tokens_to_text(
+    tokens: Sequence[Token], width: int = WIDTH, *, compact: bool = False, marks: bool = True
+) -> str:
+    lines = _Renderer(width, compact=compact, marks=marks).render(tokens)
+    return "\n".join(lines).strip("\n")

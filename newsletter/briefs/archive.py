@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.briefs.store import publication_dates
 from newsletter.models import Brief, BriefTopic
-from newsletter.render_markdown import markdown_to_text
+from newsletter.render_markdown import markdown_to_line
 from subscribers.models import Topic
 
 PER_PAGE = 10
@@ -27,8 +27,7 @@ def excerpt(brief: Brief, limit: int = EXCERPT_CHARS) -> str:
     opening, cut at a word boundary."""
     takeaways = [line for line in brief.takeaways.splitlines() if line.strip()]
     source = brief.preheader or (takeaways[0] if takeaways else brief.body.split("\n\n")[0])
-    text = " ".join(markdown_to_text(source, width=100_000).split())
-    text = text.removeprefix("- ")
+    text = markdown_to_line(source).removeprefix("- ")
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"

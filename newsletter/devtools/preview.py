@@ -26,7 +26,7 @@ def sample_values(settings: Settings) -> dict[str, str]:
         **SAMPLE_READER,
         unsubscribe_url=f"{base}/unsubscribe/preview",
         preferences_url=f"{base}/preferences/preview",
-        archive_token="preview",
+        archive_token="preview",  # noqa: S106 - a sample link, not a secret
     )
 
 

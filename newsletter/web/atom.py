@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from newsletter.branding import Branding
@@ -50,9 +51,9 @@ def atom_feed(
         item = _add(feed, "entry")
         _add(item, "title", brief.title)
         # The id never changes, even if the archive's visibility (and so the link) does.
-        _add(item, "id", f"{base_url}/archive/{brief.slug}")
-        _add(item, "link", rel="alternate", type="text/html",
-             href=base_url + link(f"/archive/{brief.slug}"))  # fmt: skip
+        path = f"/archive/{quote(brief.slug)}"
+        _add(item, "id", base_url + path)
+        _add(item, "link", rel="alternate", type="text/html", href=base_url + link(path))
         _add(item, "published", _stamp(entry.published_at))
         _add(item, "updated", _stamp(entry.published_at))
         _add(_add(item, "author"), "name", brief.author or brand.name)
