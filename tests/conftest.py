@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,8 +161,10 @@ def settings(db_url: str, sandbox: Sandbox) -> Settings:
     )
 
 
-@pytest.fixture
-def web(settings, sandbox):
+@contextmanager
+def serving(settings: Settings, **overrides: object) -> Iterator[tuple[str, Settings]]:
+    """The web app on 127.0.0.1 in a thread; yields its URL and the settings it runs with
+    (`overrides` applied, links in emails pointing at this server)."""
     # Bound here and handed to uvicorn: no window in which the port could be taken.
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -169,7 +172,7 @@ def web(settings, sandbox):
     settings = test_settings(
         **{
             **settings.model_dump(),
-            "SENDGRID_WEBHOOK_PUBLIC_KEY": sandbox.events.public_key,
+            **overrides,
             # Links in emails point at this server, so a test (or a browser) can follow them.
             "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
         }
@@ -183,10 +186,18 @@ def web(settings, sandbox):
     while not server.started:
         assert time.monotonic() < deadline, "the web app did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
+    try:
+        yield f"http://127.0.0.1:{port}", settings
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
+
+
+@pytest.fixture
+def web(settings, sandbox):
+    with serving(settings, SENDGRID_WEBHOOK_PUBLIC_KEY=sandbox.events.public_key) as running:
+        yield running
 
 
 @pytest.fixture

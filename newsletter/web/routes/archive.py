@@ -29,9 +29,12 @@ router = APIRouter()
 READING = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
 MAX_SLUG = 200  # as the column holds
 MAX_PAGE = 10_000
-TopicParam = Annotated[str, Query(max_length=64)]
-PageParam = Annotated[str, Query(max_length=6)]
-TokenParam = Annotated[str, Query(max_length=200)]
+MAX_TOKEN = 200  # far above a real one (~40 characters)
+MAX_TOPIC = 64  # as the column holds
+# Checked in the handlers, not by FastAPI: a bad value gets the reader's 404 page, not JSON.
+TopicParam = Annotated[str, Query()]
+PageParam = Annotated[str, Query()]
+TokenParam = Annotated[str, Query()]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def _access(web: WebContext, token: str, session: Session) -> Access | None:
     mode = web.settings.NEWSLETTER_ARCHIVE
     if mode is ArchiveVisibility.PUBLIC:
         return Access()
-    if mode is ArchiveVisibility.OFF or not token:
+    if mode is ArchiveVisibility.OFF or not token or len(token) > MAX_TOKEN:
         return None
     reader_id = web.links.archive_reader(token)
     reader = session.get(Subscriber, reader_id) if reader_id is not None else None
@@ -76,7 +79,7 @@ def _private(response: Response, access: Access) -> Response:
 def _page_number(page: str) -> int | None:
     if not page:
         return 1
-    if not page.isascii() or not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
+    if len(page) > 5 or not page.isascii() or not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
         return None
     return int(page)
 
@@ -90,7 +93,7 @@ def archive(web: Web, topic: TopicParam = "", page: PageParam = "", t: TokenPara
             return _refused(web)
         topics = archive_topics(session=session)
         current = next((item for item in topics if item.slug == topic), None)
-        if number is None or (topic and current is None):
+        if number is None or (topic and current is None) or len(topic) > MAX_TOPIC:
             return web.page("not_found.html", 404)
         found = archive_page(session=session, topic=topic or None, number=number)
     if number > found.pages:
