@@ -8,6 +8,7 @@ The look does not depend on the database, so these run on SQLite only.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from subscribers.models import SubscriberStatus
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
 from tests.browser_support import SCREENSHOTS, Findings, measure, only_loopback, watch
+from tests.conftest import serving
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "briefs"
 FIRM = "Lindqvist & Tanaka <Analysis> 東京"
@@ -72,8 +74,6 @@ Analyst, Japan Politics
 
 @pytest.fixture(params=["sqlite"])
 def db_url(request, tmp_path, sqlite_template):
-    import shutil
-
     path = tmp_path / "test.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
@@ -87,6 +87,7 @@ def settings(settings):
             "NEWSLETTER_FOOTER_LINE": "Independent analysis since 1998.",
             "NEWSLETTER_ACCENT_COLOR": "#0a8f3c",
             "NEWSLETTER_IMAGE_ORIGINS": "https://charts.example.com",
+            "NEWSLETTER_LOGO_URL": "https://cdn.lindqvist.example/logo.png",
         }
     )
 
@@ -196,3 +197,25 @@ def test_the_page_fits_obeys_its_csp_passes_axe_and_shows_the_firm(browser, site
             if PAGES[name] not in found.text:
                 problems.append(f"{where}: not the page: {found.text[:300]!r}")
     assert problems == []
+
+
+def test_the_checks_catch_a_page_that_breaks_its_csp_has_a_nameless_link_and_is_too_wide(
+    browser, settings, engine, tmp_path
+):
+    """The measurement can fail: the not-found page, planted with an inline style, a link
+    with no name, and a line wider than a phone, is caught on all three counts."""
+    templates = tmp_path / "templates"
+    shutil.copytree(settings.NEWSLETTER_TEMPLATES_DIR, templates)
+    bad = templates / "web" / "not_found.html"
+    bad.write_text(
+        bad.read_text().replace(
+            "<h1>Page not found</h1>",
+            '<h1 style="color:red">Page not found</h1><pre>' + "wide " * 80 + "</pre>"
+            '<p><a href="/x" class="button" aria-label="">   </a></p>',
+        )
+    )
+    with serving(settings, NEWSLETTER_TEMPLATES_DIR=str(templates)) as (url, _):
+        found = _open(browser, f"{url}/archive/nothing", "planted-bad", 375, "light")
+    assert any("style-src" in message for message in found.csp)
+    assert any("link-name" in finding for finding in found.axe)
+    assert found.scrolls_sideways
