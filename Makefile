@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean axe
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the whole pipeline on the bundled examples, through the local SendGrid sandbox
 	$(VENV)/bin/newsletter demo
 
-test: $(STAMP)  ## SQLite always; PostgreSQL too when TEST_DATABASE_URL is set
+# axe-core for the accessibility checks, from the npm registry, into a folder git ignores.
+AXE := var/node/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --prefix var/node --no-audit --no-fund --loglevel=error axe-core@4.10
+
+axe: $(AXE)
+
+test: $(STAMP) $(AXE)  ## SQLite always; PostgreSQL too when TEST_DATABASE_URL is set
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -7,9 +7,11 @@ the demo can build their own without touching global state.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -62,6 +64,17 @@ class TransportName(StrEnum):
     OUTBOX = "outbox"
 
 
+class ArchiveVisibility(StrEnum):
+    PUBLIC = "public"  # anyone may read the archive and each brief's web version
+    SUBSCRIBERS = "subscribers"  # only through each reader's signed link from an email
+    OFF = "off"  # no archive; emails carry no "View in browser" link
+
+
+_HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+_ORIGIN = re.compile(r"^https://[a-z0-9.-]+(?::[0-9]{1,5})?$")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -95,7 +108,26 @@ class Settings(BaseSettings):
     NEWSLETTER_FROM: str = "Briefings <briefs@example.com>"
     NEWSLETTER_BASE_URL: str = "http://127.0.0.1:8000"
     NEWSLETTER_SECRET_KEY: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    NEWSLETTER_POSTAL_ADDRESS: str = "Example Analysis LLC, 1 Main Street, Springfield"
+    NEWSLETTER_POSTAL_ADDRESS: str = Field(
+        default="Example Analysis LLC, 1 Main Street, Springfield", max_length=300
+    )
+    # Branding, set once and shared by every email and page (newsletter/branding.py).
+    NEWSLETTER_FIRM_NAME: str = Field(default="Example Analysis", min_length=1, max_length=100)
+    # An absolute https:// URL (emails need one); its origin is allowed on the pages.
+    NEWSLETTER_LOGO_URL: str = Field(default="", max_length=500)
+    # The logo's width as shown, in CSS pixels (its height follows).
+    NEWSLETTER_LOGO_WIDTH: int = Field(default=160, ge=16, le=592)
+    # Links, headings and buttons. Darkened where it would read below 4.5:1 on white,
+    # lightened for dark mode: the firm's colour, never unreadable text.
+    NEWSLETTER_ACCENT_COLOR: str = "#1d4e89"
+    # One more line in every footer, e.g. "Independent analysis since 1998."
+    NEWSLETTER_FOOTER_LINE: str = Field(default="", max_length=300)
+    # Origins (https://host[:port], comma-separated) whose images the web pages may show;
+    # the Content-Security-Policy allows only these (and the logo's). Images elsewhere are
+    # shown on the web version as a link, never loaded.
+    NEWSLETTER_IMAGE_ORIGINS: str = Field(default="", max_length=2000)
+    # Who may read the archive and each brief's web version.
+    NEWSLETTER_ARCHIVE: ArchiveVisibility = ArchiveVisibility.PUBLIC
     NEWSLETTER_TIMEZONE: str = "UTC"
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For the web app believes.
     # Empty: the socket's peer is the client, whatever the headers say.
@@ -174,6 +206,52 @@ class Settings(BaseSettings):
             ]
         except ValueError as exc:
             raise ValueError(f"not an IP address or network: {exc}") from exc
+
+    @field_validator("NEWSLETTER_ACCENT_COLOR")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        if not _HEX_COLOUR.match(value.strip()):
+            raise ValueError(f"{value!r} is not a colour like #1d4e89")
+        value = value.strip().lower()
+        if len(value) == 4:  # #abc → #aabbcc
+            value = "#" + "".join(digit * 2 for digit in value[1:])
+        return value
+
+    @field_validator("NEWSLETTER_LOGO_URL")
+    @classmethod
+    def _https_logo(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith("https://") or any(c.isspace() for c in value)):
+            raise ValueError(f"{value!r}: the logo needs an absolute https:// URL, as emails do")
+        return value
+
+    @field_validator("NEWSLETTER_IMAGE_ORIGINS")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        origins = [item.strip().rstrip("/").lower() for item in value.split(",") if item.strip()]
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin like https://charts.example.com "
+                    "(https, a host, an optional port, no path)"
+                )
+        return ",".join(origins)
+
+    @field_validator("NEWSLETTER_FIRM_NAME", "NEWSLETTER_POSTAL_ADDRESS", "NEWSLETTER_FOOTER_LINE")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if _LINE_BREAKS.search(value):
+            raise ValueError("must be one line of text (no line breaks or control characters)")
+        return value.strip()
+
+    @property
+    def image_origins(self) -> list[str]:
+        """The origins images may come from on the web pages (the logo's included)."""
+        origins = [o for o in self.NEWSLETTER_IMAGE_ORIGINS.split(",") if o]
+        if self.NEWSLETTER_LOGO_URL:
+            logo = urlsplit(self.NEWSLETTER_LOGO_URL)
+            origins.append(f"{logo.scheme}://{logo.netloc}".lower())
+        return list(dict.fromkeys(origins))
 
     @field_validator("NEWSLETTER_BASE_URL", "SENDGRID_API_HOST")
     @classmethod

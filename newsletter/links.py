@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from newsletter.config import Settings
+from newsletter.config import ArchiveVisibility, Settings
 from newsletter.providers.base import Recipient
 from newsletter.render import recipient_values
 from subscribers.tokens import TokenSigner
@@ -19,6 +19,9 @@ from subscribers.tokens import TokenSigner
 # What each token is signed for.
 LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - labels, not secrets
 CONFIRM_PURPOSE = "confirm-subscription"
+# Opens a subscribers-only archive. Signed apart from the reader token: a forwarded "View in
+# browser" link lets its holder read briefs, never change the reader's subscription.
+ARCHIVE_PURPOSE = "archive-access"
 
 
 def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
@@ -35,12 +38,16 @@ class Links:
 
     base_url: str
     signer: TokenSigner
+    # Sign an archive token per recipient: only when the archive is for subscribers, since
+    # each signature costs a little on a million-recipient send.
+    archive_tokens: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Links:
         return cls(
             base_url=settings.NEWSLETTER_BASE_URL,
             signer=TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()),
+            archive_tokens=settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.SUBSCRIBERS,
         )
 
     def reader_token(self, subscriber_id: int) -> str:
@@ -64,6 +71,13 @@ class Links:
 
     def archive_url(self, slug: str = "") -> str:
         return f"{self.base_url}/archive" + (f"/{slug}" if slug else "")
+
+    def archive_token(self, subscriber_id: int) -> str:
+        return self.signer.sign(ARCHIVE_PURPOSE, subscriber_id)
+
+    def archive_reader(self, token: str) -> int | None:
+        """The reader a subscribers-only archive link was made for; None if forged."""
+        return self.signer.verify(ARCHIVE_PURPOSE, token) if token.isascii() else None
 
     def recipient(
         self,
@@ -90,6 +104,7 @@ class Links:
                 unsubscribe_url=unsubscribe_url,
                 preferences_url=self.preferences_url(token),
                 confirm_url=self.confirm_url(subscriber_id) if confirm else None,
+                archive_token=self.archive_token(subscriber_id) if self.archive_tokens else "",
             ),
             headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
         )

@@ -13,23 +13,30 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import mjml
-from markdown_it import MarkdownIt
 from markupsafe import Markup
-from mdit_py_plugins.footnote import footnote_plugin
 
-from newsletter.config import Settings
+from newsletter.branding import Branding
+from newsletter.config import ArchiveVisibility, Settings
 from newsletter.errors import TemplateError
 from newsletter.models import Brief
+from newsletter.render_markdown import (
+    markdown_inline_html,
+    markdown_to_html,
+    markdown_to_line,
+    markdown_to_text,
+)
+from newsletter.render_text import display_width, wrap
 from subscribers.models import Topic
 
-RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+# `archive_token` opens the archive for one reader when it is for subscribers only
+# (NEWSLETTER_ARCHIVE=subscribers); empty otherwise.
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "archive_token")
 # Only in the double opt-in email (issue 7's subscribe flow fills it).
 CONFIRM_FIELD = "confirm_url"
 PARTS = ("html", "text")
@@ -73,6 +80,7 @@ def recipient_values(
     unsubscribe_url: str,
     preferences_url: str,
     confirm_url: str | None = None,
+    archive_token: str = "",
 ) -> dict[str, str]:
     """Token → value for one recipient, escaped for each part."""
     raw = {
@@ -80,6 +88,7 @@ def recipient_values(
         "email": email,
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
+        "archive_token": archive_token,
     }
     if confirm_url is not None:
         raw[CONFIRM_FIELD] = confirm_url
@@ -102,9 +111,19 @@ def fill(content: str, values: Mapping[str, str]) -> str:
     return _TOKEN.sub(replace, content)
 
 
+def _wrap_filter(text: str, width: int = 72) -> str:
+    return "\n".join(wrap(str(text), width))
+
+
+def _heading_filter(text: str, char: str = "=") -> str:
+    """A title wrapped, and underlined as wide as its widest line."""
+    lines = wrap(str(text))
+    return "\n".join([*lines, char * max(display_width(line) for line in lines)])
+
+
 @lru_cache(maxsize=8)
 def _environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html.j2")),
         undefined=jinja2.StrictUndefined,
@@ -112,46 +131,19 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["wrap72"] = _wrap_filter
+    environment.filters["heading"] = _heading_filter
+    return environment
 
 
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    # Raw HTML in a brief is shown as text: it would bypass the template's escaping and
-    # could break the MJML around it.
-    # Footnotes ([^1]) from mdit-py-plugins: analysts cite sources. In an email the
-    # reference is a plain [1] rather than an in-page link, which Gmail and Outlook break.
-    md = (
-        MarkdownIt("commonmark", {"html": False, "typographer": False})
-        .enable("table")
-        .use(footnote_plugin)
+@lru_cache(maxsize=8)
+def page_environment(templates_dir: Path) -> jinja2.Environment:
+    """The web pages' templates (`templates/web/`), autoescaped: the app's pages and each
+    brief's web version share `_page.html`, the firm's header and footer."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(templates_dir) / "web")),
+        autoescape=True,
     )
-    md.add_render_rule("footnote_ref", _footnote_ref)
-    md.add_render_rule("footnote_anchor", lambda *_: "")
-    return md
-
-
-def _footnote_ref(_renderer: object, tokens: list[Any], index: int, *_: object) -> str:
-    return f'<sup class="footnote-ref">[{tokens[index].meta["id"] + 1}]</sup>'
-
-
-def markdown_to_html(text: str) -> Markup:
-    return Markup(_markdown().render(text))  # noqa: S704 - markdown-it escapes its input.
-
-
-def markdown_inline_html(text: str) -> Markup:
-    return Markup(_markdown().renderInline(text))  # noqa: S704 - markdown-it escapes its input.
-
-
-_LINK = re.compile(r"!?\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
-_HEADING_MARK = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
-
-
-def markdown_to_text(text: str) -> str:
-    """Markdown reads well as plain text already; links become `words (url)`."""
-    text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if m.group(1) else m.group(2), text)
-    text = _EMPHASIS.sub(r"\2", text)
-    return _HEADING_MARK.sub("", text)
 
 
 # Tokens as the templates see them: `{{ tokens.html.name }}`. Our own fixed ASCII text.
@@ -163,34 +155,68 @@ _TOKENS = {
     for part in PARTS
 }
 
+# Padding after the preheader, so an inbox's one-line snippet ends with it instead of
+# running on into the masthead: invisible joiners and spaces, as mail clients expect.
+_PREHEADER_PADDING = Markup("&#847;&zwnj;&nbsp;" * 90)  # noqa: S704 - fixed text
 
-def _sender_name(from_header: str) -> str:
-    name, address = parseaddr(from_header)
-    return name or address
+
+def day_in_words(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+def archive_links(settings: Settings, slug: str = "") -> dict[str, str] | None:
+    """The "View in browser" (or archive) URL per part, or None when there is no archive.
+    For subscribers only, each reader's URL carries their own archive token."""
+    if settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.OFF:
+        return None
+    url = f"{settings.NEWSLETTER_BASE_URL}/archive" + (f"/{quote(slug)}" if slug else "")
+    if settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.PUBLIC:
+        return {part: url for part in PARTS}
+    return {part: f"{url}?t={token('archive_token', part)}" for part in PARTS}
+
+
+def _common(settings: Settings, title: str, topics: list[Topic]) -> dict[str, object]:
+    brand = Branding.from_settings(settings)
+    return {
+        "subject": title,
+        "title": title,
+        "preheader": "",
+        "preheader_padding": _PREHEADER_PADDING,
+        "topics": [topic.name for topic in topics],
+        "brand": brand,
+        "sender": brand.name,
+        "postal_address": brand.postal_address,
+        "web_url": archive_links(settings),
+        "archive_url": archive_links(settings),
+        "list_links": True,  # unsubscribe and preferences (not before a reader confirmed)
+        "tokens": _TOKENS,
+    }
+
+
+def _takeaways(brief: Brief) -> list[str]:
+    return [line for line in brief.takeaways.splitlines() if line.strip()]
 
 
 def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict[str, object]:
-    takeaways = [line for line in brief.takeaways.splitlines() if line.strip()]
-    preheader = brief.preheader or (markdown_to_text(takeaways[0]) if takeaways else "")
-    return {
-        "subject": brief.title,
-        "title": brief.title,
-        "date": _day(brief.date),
-        "preheader": preheader,
-        "takeaways_html": [markdown_inline_html(item) for item in takeaways],
-        "takeaways_text": [markdown_to_text(item) for item in takeaways],
-        "body_html": markdown_to_html(brief.body),
-        "body_text": markdown_to_text(brief.body),
-        "signature_html": markdown_to_html(brief.signature) if brief.signature else "",
-        "signature_text": markdown_to_text(brief.signature),
-        "author": brief.author,
-        "topics": [topic.name for topic in topics],
-        "sender": _sender_name(settings.NEWSLETTER_FROM),
-        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
-        "web_url": f"{settings.NEWSLETTER_BASE_URL}/archive/{brief.slug}",
-        "archive_url": f"{settings.NEWSLETTER_BASE_URL}/archive",
-        "tokens": _TOKENS,
-    }
+    takeaways = _takeaways(brief)
+    context = _common(settings, brief.title, topics)
+    context.update(
+        {
+            "date": day_in_words(brief.date),
+            "preheader": brief.preheader or (markdown_to_line(takeaways[0]) if takeaways else ""),
+            "takeaways_html": [markdown_inline_html(item) for item in takeaways],
+            "takeaways_text": [markdown_to_text(item, width=68) for item in takeaways],
+            "body_html": markdown_to_html(brief.body),
+            "body_text": markdown_to_text(brief.body),
+            "signature_html": markdown_to_html(brief.signature, headings=False)
+            if brief.signature
+            else "",
+            "signature_text": markdown_to_text(brief.signature, headings=False, compact=True),
+            "author": brief.author,
+            "web_url": archive_links(settings, brief.slug),
+        }
+    )
+    return context
 
 
 def render_template(name: str, context: Mapping[str, object], templates_dir: Path) -> str:
@@ -224,41 +250,28 @@ def render_brief(brief: Brief, topics: list[Topic], settings: Settings) -> Rende
     )
 
 
-def _day(value: date) -> str:
-    return f"{value.day} {value:%B %Y}"
-
-
 def render_digest(
     briefs: list[Brief], topics: list[Topic], settings: Settings, *, cadence: str, on: date
 ) -> RenderedEmail:
     """One email holding several briefs (title, takeaways, a link to each web version), for
     readers who chose a daily or weekly digest. Rendered once per distinct set of briefs."""
-    base = settings.NEWSLETTER_BASE_URL
     title = f"Your {cadence} briefing: {len(briefs)} brief{'s' if len(briefs) != 1 else ''}"
     entries = []
     for brief in briefs:
-        takeaways = [line for line in brief.takeaways.splitlines() if line.strip()]
+        takeaways = _takeaways(brief)
         entries.append(
             {
                 "title": brief.title,
-                "date": _day(brief.date),
-                "web_url": f"{base}/archive/{brief.slug}",
+                "date": day_in_words(brief.date),
+                "author": brief.author,
+                "web_url": archive_links(settings, brief.slug),
                 "takeaways_html": [markdown_inline_html(item) for item in takeaways],
-                "takeaways_text": [markdown_to_text(item) for item in takeaways],
+                "takeaways_text": [markdown_to_text(item, width=68) for item in takeaways],
             }
         )
-    context = {
-        "subject": title,
-        "title": title,
-        "date": _day(on),
-        "preheader": " · ".join(brief.title for brief in briefs),
-        "briefs": entries,
-        "topics": [topic.name for topic in topics],
-        "sender": _sender_name(settings.NEWSLETTER_FROM),
-        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
-        "web_url": f"{base}/archive",
-        "tokens": _TOKENS,
-    }
+    context = _common(settings, title, topics)
+    context.update({"date": day_in_words(on), "preheader": " · ".join(b.title for b in briefs)})
+    context["briefs"] = entries
     templates = settings.NEWSLETTER_TEMPLATES_DIR
     return RenderedEmail(
         subject=title,
@@ -267,24 +280,17 @@ def render_digest(
     )
 
 
-def _mail_context(settings: Settings, title: str, topics: list[Topic]) -> dict[str, object]:
-    return {
-        "subject": title,
-        "title": title,
-        "preheader": "",
-        "topics": [topic.name for topic in topics],
-        "sender": _sender_name(settings.NEWSLETTER_FROM),
-        "postal_address": settings.NEWSLETTER_POSTAL_ADDRESS,
-        "web_url": f"{settings.NEWSLETTER_BASE_URL}/archive",
-        "tokens": _TOKENS,
-    }
-
-
 def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmail:
-    """The double opt-in email: one button, `%%nl:confirm_url:…%%` filled per recipient."""
-    title = f"Please confirm your subscription to {_sender_name(settings.NEWSLETTER_FROM)}"
-    context = _mail_context(settings, title, topics)
+    """The double opt-in email: one button, `%%nl:confirm_url:…%%` filled per recipient.
+    Its "View in browser" leads to the archive, and only when that is public: a reader
+    who has not confirmed has no way into a subscribers-only one yet."""
+    brand = Branding.from_settings(settings)
+    title = f"Please confirm your subscription to {brand.name}"
+    context = _common(settings, title, topics)
     context["preheader"] = "One click, and the briefs start arriving."
+    context["list_links"] = False
+    if not brand.archive_public:
+        context["web_url"] = context["archive_url"] = None
     templates = settings.NEWSLETTER_TEMPLATES_DIR
     return RenderedEmail(
         subject=title,
@@ -302,9 +308,10 @@ CADENCE_SENTENCES = {
 
 def render_welcome(topics: list[Topic], cadence: str, settings: Settings) -> RenderedEmail:
     """Sent once a subscription is confirmed: what they will get, and how to change it."""
-    title = f"Welcome to {_sender_name(settings.NEWSLETTER_FROM)}"
-    context = _mail_context(settings, title, topics)
+    title = f"Welcome to {Branding.from_settings(settings).name}"
+    context = _common(settings, title, topics)
     context["cadence_sentence"] = CADENCE_SENTENCES.get(cadence, "")
+    context["preheader"] = "What you will receive, and how to change it."
     templates = settings.NEWSLETTER_TEMPLATES_DIR
     return RenderedEmail(
         subject=title,
@@ -313,8 +320,30 @@ def render_welcome(topics: list[Topic], cadence: str, settings: Settings) -> Ren
     )
 
 
-def render_web(brief: Brief, topics: list[Topic], settings: Settings) -> str:
+def render_web(
+    brief: Brief,
+    topics: list[Topic],
+    settings: Settings,
+    *,
+    archive_query: str = "",
+    assets: str = "/static",
+) -> str:
     """The brief as a web page (the archive's "view in browser" version): same content,
-    no per-reader links, no tracking."""
+    no per-reader links, no tracking, no inline style (the page's CSP allows none), and
+    images only from the origins the firm allows. `archive_query` (`?t=…`) keeps a reader
+    of a subscribers-only archive inside it."""
     context = brief_context(brief, topics, settings)
-    return render_template("web/brief.html.j2", context, settings.NEWSLETTER_TEMPLATES_DIR)
+    context["body_html"] = markdown_to_html(
+        brief.body, target="web", image_origins=settings.image_origins
+    )
+    context["signature_html"] = (
+        markdown_to_html(brief.signature, target="web", headings=False) if brief.signature else ""
+    )
+    context["archive_query"] = archive_query
+    context["assets"] = assets  # where site.css and brand.css are: the app's /static
+    context["topic_links"] = [(topic.slug, topic.name) for topic in topics]
+    return (
+        page_environment(settings.NEWSLETTER_TEMPLATES_DIR)
+        .get_template("brief.html")
+        .render(**context)
+    )

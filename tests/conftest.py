@@ -193,12 +193,19 @@ def web_settings(settings: Settings, sandbox: Sandbox, **overrides: object) -> S
     )
 
 
+@contextmanager
+def serve_app(settings: Settings, **overrides: object) -> Iterator[tuple[str, Settings]]:
+    """The web app on 127.0.0.1 in a thread, for `settings` with `overrides`; yields its URL
+    and the settings it runs with (links in emails pointing at this server)."""
+    changed = test_settings(**{**settings.model_dump(), **overrides})
+    with serving(changed) as url:
+        yield url, test_settings(**{**changed.model_dump(), "NEWSLETTER_BASE_URL": url})
+
+
 @pytest.fixture
 def web(settings, sandbox):
-    # Links in emails point at this server, so a test (or a browser) can follow them.
-    served = web_settings(settings, sandbox)
-    with start_web(served) as url:
-        yield url, test_settings(**{**served.model_dump(), "NEWSLETTER_BASE_URL": url})
+    with serve_app(settings, SENDGRID_WEBHOOK_PUBLIC_KEY=sandbox.events.public_key) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@ and how it looks on a phone and on a desktop (PNG, headless Chromium)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter.branding import Branding
 from newsletter.config import Settings
 from newsletter.devtools.browser import chromium
 from newsletter.errors import ChromiumMissingError, NewsletterError
@@ -15,6 +17,7 @@ from subscribers.models import Topic
 
 SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
 SCREEN_WIDTHS = (375, 640)  # an iPhone's width, and the email's own
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def sample_values(settings: Settings) -> dict[str, str]:
@@ -23,6 +26,7 @@ def sample_values(settings: Settings) -> dict[str, str]:
         **SAMPLE_READER,
         unsubscribe_url=f"{base}/unsubscribe/preview",
         preferences_url=f"{base}/preferences/preview",
+        archive_token="preview",  # noqa: S106 - a sample link, not a secret
     )
 
 
@@ -59,7 +63,12 @@ def write_preview(
             f"Subject: {rendered.subject}\n\n{fill(rendered.text, sample_values(settings))}",
             encoding="utf-8",
         )
-        web_path.write_text(render_web(brief, topics, settings), encoding="utf-8")
+        web_path.write_text(render_web(brief, topics, settings, assets="static"), encoding="utf-8")
+        # The web version's stylesheets beside it, as the app serves them, so it opens styled.
+        static = out_dir / "static"
+        static.mkdir(exist_ok=True)
+        shutil.copyfile(STATIC / "site.css", static / "site.css")
+        (static / "brand.css").write_text(Branding.from_settings(settings).stylesheet())
     except OSError as exc:
         problem = "it is a file, not a folder" if out_dir.is_file() else exc.strerror or exc
         raise NewsletterError(f"cannot write the preview into {out_dir}: {problem}") from None

@@ -32,16 +32,24 @@ from newsletter.web.routes import archive, health, preferences, subscribe, webho
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Nothing inline, nothing from elsewhere: styles from the app itself, images from the
+    app and the origins the firm configured (NEWSLETTER_IMAGE_ORIGINS, the logo's)."""
+    images = " ".join(["'self'", *settings.image_origins])
+    return (
+        f"default-src 'none'; style-src 'self'; img-src {images}; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url=None)
     engine = make_engine(settings.DATABASE_URL)
     web = app.state.web = WebContext.build(settings, engine)
+    csp = content_security_policy(settings)
+    brand_css = web.brand.stylesheet()
 
     def too_large(path: str, limit: int) -> Response:
         if path.startswith("/webhooks/"):
@@ -66,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.exception("error serving %s", request.url.path)
             response = PlainTextResponse("Something went wrong on our side.", status_code=500)
         # A page that needs another policy (the console's, its email previews) sets its own.
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", csp)
         if request.url.path.startswith("/admin"):
             # Nothing of the console stays in a cache or the back button after signing out.
             response.headers.setdefault("Cache-Control", "no-store")
@@ -75,6 +83,15 @@ def create_app(settings: Settings) -> FastAPI:
         if request.url.path.startswith(TOKEN_PAGES):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.get("/static/brand.css", include_in_schema=False)
+    def brand_stylesheet() -> Response:
+        """The firm's colours, from settings; before the mount, so it answers first."""
+        return Response(
+            brand_css,
+            media_type="text/css",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (subscribe, preferences, archive, webhooks, health):

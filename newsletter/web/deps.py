@@ -7,7 +7,6 @@ holds one worker thread, never the event loop that serves every other request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
@@ -16,9 +15,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
+from newsletter.branding import Branding
 from newsletter.config import Settings
 from newsletter.errors import InvalidSubscriberError, NewsletterError, UnknownTopicError
 from newsletter.links import Links
+from newsletter.render import page_environment
 from newsletter.web.limits import Network, client_address, trusted_networks
 from subscribers.roster import NAME_MAX
 from subscribers.tokens import TokenSigner
@@ -41,6 +42,7 @@ class WebContext:
     forms: TokenSigner
     pages: jinja2.Environment
     trusted_proxies: tuple[Network, ...]
+    brand: Branding
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> WebContext:
@@ -50,17 +52,15 @@ class WebContext:
             engine=engine,
             links=Links.from_settings(settings),
             forms=TokenSigner(secret + ":forms"),
-            pages=jinja2.Environment(
-                loader=jinja2.FileSystemLoader(
-                    str(Path(settings.NEWSLETTER_TEMPLATES_DIR) / "web")
-                ),
-                autoescape=True,
-            ),
+            pages=page_environment(settings.NEWSLETTER_TEMPLATES_DIR),
             trusted_proxies=trusted_networks(settings.NEWSLETTER_TRUSTED_PROXIES),
+            brand=Branding.from_settings(settings),
         )
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(self.pages.get_template(name).render(**context), status_code=status)
+        """A page in the firm's header and footer (`_page.html` reads `brand`)."""
+        html = self.pages.get_template(name).render(brand=self.brand, **context)
+        return HTMLResponse(html, status_code=status)
 
 
 @dataclass(frozen=True)
