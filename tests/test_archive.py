@@ -20,7 +20,8 @@ from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from subscribers.models import SubscriberStatus
-from subscribers.roster import add_subscriber, set_status
+from subscribers.roster import add_subscriber
+from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.conftest import serve_app
 from tests.test_web import _call
@@ -157,7 +158,7 @@ def private(settings, sandbox, engine):
         with session_scope(engine) as session:
             ann = add_subscriber("ann@example.com", session=session, topics=["all"]).id
             gone = add_subscriber("gone@example.com", session=session, topics=["all"])
-            set_status(gone, SubscriberStatus.UNSUBSCRIBED, by="subscriber", session=session)
+            change_status(gone, SubscriberStatus.UNSUBSCRIBED, actor=Actor.READER, session=session)
         [slug] = publish(engine, s, [_brief(1, ["energy"])])
         yield url, s, slug, ann, gone.id
 

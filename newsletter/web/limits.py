@@ -20,7 +20,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FORM_MAX_BYTES = 64 * 2**10
 # SendGrid posts event batches of up to about 768 KB; twice that, and no more.
 WEBHOOK_MAX_BYTES = 2 * 2**20
-_LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES),)
+# The staff console: a brief file (at most 512 KB) and the form around it.
+CONSOLE_MAX_BYTES = 2**20
+_LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES), ("/admin/", CONSOLE_MAX_BYTES))
 
 
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
