@@ -10,6 +10,7 @@ NEWSLETTER_SECRET_KEY retires them all).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from newsletter.config import Settings
 from newsletter.providers.base import Recipient
@@ -21,12 +22,28 @@ LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - labels, not secrets
 CONFIRM_PURPOSE = "confirm-subscription"
 
 
-def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
-    """RFC 8058: mailbox providers show an unsubscribe button that POSTs to this URL."""
-    return {
+def list_unsubscribe_headers(unsubscribe_url: str, list_id: str = "") -> dict[str, str]:
+    """RFC 8058: mailbox providers show an unsubscribe button that POSTs to this URL; RFC
+    2919's List-Id lets them (and readers' filters) tell this list's mail apart."""
+    headers = {
         "List-Unsubscribe": f"<{unsubscribe_url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+    if list_id:
+        headers["List-Id"] = list_id
+    return headers
+
+
+def list_id_for(from_header: str) -> str:
+    """RFC 2919 List-Id from the sender: `Briefings <briefings.example.com>` for
+    `Briefings <briefs@example.com>` (the sender's name, and a dot-atom under its domain)."""
+    name, address = parseaddr(from_header)
+    domain = address.rpartition("@")[2].lower() or "localhost"
+    local = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in name.lower())
+    label = "-".join(part for part in local.split("-") if part) or "newsletter"
+    phrase = "".join(c for c in name if c.isascii() and c.isprintable() and c not in '"\\<>')
+    identifier = f"<{label}.{domain}>"
+    return f'"{phrase.strip()}" {identifier}' if phrase.strip() else identifier
 
 
 @dataclass(frozen=True)
@@ -35,12 +52,14 @@ class Links:
 
     base_url: str
     signer: TokenSigner
+    list_id: str = ""  # RFC 2919 List-Id of list mail (see list_id_for)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Links:
         return cls(
             base_url=settings.NEWSLETTER_BASE_URL,
             signer=TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()),
+            list_id=list_id_for(settings.NEWSLETTER_FROM),
         )
 
     def reader_token(self, subscriber_id: int) -> str:
@@ -91,5 +110,5 @@ class Links:
                 preferences_url=self.preferences_url(token),
                 confirm_url=self.confirm_url(subscriber_id) if confirm else None,
             ),
-            headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
+            headers=list_unsubscribe_headers(unsubscribe_url, self.list_id) if one_click else {},
         )

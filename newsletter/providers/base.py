@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from newsletter.providers import headers as safe
+
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
@@ -28,11 +30,19 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Recipient:
+    """One reader of a batch. `name` is made a safe display name here (`headers.py`); the
+    body's greeting comes from `values`, built from the name as the reader wrote it."""
+
     delivery_id: int
     email: str
     name: str
     values: dict[str, str]  # token → value, escaped per part (see newsletter.render)
     headers: dict[str, str]  # per-recipient headers, e.g. List-Unsubscribe
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "email", safe.header_value(self.email))
+        object.__setattr__(self, "name", safe.display_name(self.name))
+        object.__setattr__(self, "headers", safe.header_fields(self.headers))
 
 
 @dataclass(frozen=True)
@@ -46,11 +56,18 @@ class Batch:
     # A test copy (`briefs test-send`): marked as such in the subject and headers.
     test: bool = False
 
+    def __post_init__(self) -> None:
+        """Header-safe by construction, whoever builds it (`headers.py`)."""
+        object.__setattr__(self, "subject", safe.header_value(self.subject))
+        object.__setattr__(self, "categories", safe.categories(self.categories))
+
 
 @dataclass(frozen=True)
 class RecipientResult:
     outcome: Outcome
     error: str = ""
+    # SENT by another request than the batch's first (a batch split around a bad recipient).
+    message_id: str = ""
 
 
 @dataclass(frozen=True)

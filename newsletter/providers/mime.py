@@ -4,9 +4,10 @@ refuses to leave a token unfilled."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from newsletter.providers.base import Batch, Recipient
 from newsletter.render import fill
@@ -17,11 +18,13 @@ def sender_domain(from_header: str) -> str:
 
 
 def build_message(batch: Batch, recipient: Recipient, *, from_header: str) -> EmailMessage:
+    """The whole message. Names, subject and headers arrive header-safe (`headers.py`)."""
     message = EmailMessage(policy=SMTP)
     message["From"] = from_header
     message["To"] = formataddr((recipient.name, recipient.email))
     message["Subject"] = f"[TEST] {batch.subject}" if batch.test else batch.subject
-    message["Date"] = formatdate(localtime=False)
+    # "+0000": the time is known to be UTC (RFC 5322 §3.3; "-0000" would say it is not).
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(
         idstring=f"d{recipient.delivery_id}", domain=sender_domain(from_header)
     )

@@ -16,6 +16,7 @@ network call: claiming, marking and recording are each their own short transacti
 
 from newsletter.sending.ledger.claims import (
     Claim,
+    Recorded,
     Target,
     begin_handoff,
     claim_batch,
@@ -37,6 +38,7 @@ from newsletter.sending.ledger.rows import (
 
 __all__ = [
     "Claim",
+    "Recorded",
     "Recovery",
     "Target",
     "begin_handoff",
