@@ -9,8 +9,17 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
-from newsletter.providers.base import Batch, Recipient
+from newsletter.errors import TemplateError
+from newsletter.providers.base import Batch, Outcome, Recipient, RecipientResult
 from newsletter.render import fill
+
+# What building one recipient's message can raise: a value no header or part can carry.
+BUILD_ERRORS = (ValueError, TypeError, UnicodeError, TemplateError)
+
+
+def unbuildable(exc: Exception) -> RecipientResult:
+    """One recipient whose message cannot be built fails alone, saying why."""
+    return RecipientResult(Outcome.FAILED, f"the message could not be built: {exc}")
 
 
 def sender_domain(from_header: str) -> str:
