@@ -22,7 +22,7 @@ from newsletter.sending.controls import (
     resolve_unknown,
     resume_send,
 )
-from newsletter.sending.create import create_send
+from newsletter.sending.create import schedule_send
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
 from subscribers.models import utcnow
@@ -62,6 +62,23 @@ def send(
             "--foreground", help="With --now: send it from this process, with a progress bar."
         ),
     ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="The brief was sent before: send it to readers who do not have it."
+        ),
+    ] = False,
+    include_received: Annotated[
+        bool,
+        typer.Option(
+            "--include-received",
+            help="Send a second copy to readers who already have it (implies --again).",
+        ),
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Send (and publish) it even if it reaches nobody."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a brief for its subscribers; a worker sends it."""
@@ -74,26 +91,38 @@ def send(
     settings, engine = settings_and_engine()
     when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
     with session_scope(engine) as session:
-        created = create_send(
-            brief, session=session, settings=settings, when=when, local_time=local_time or ""
+        scheduled = schedule_send(
+            brief,
+            session=session,
+            settings=settings,
+            when=when,
+            local_time=local_time or "",
+            again=again,
+            include_received=include_received,
+            allow_empty=allow_empty,
         )
-        summary = summarize_sends(session=session, send_id=created.id)[0]
+        summary = summarize_sends(session=session, send_id=scheduled.send.id)[0]
+    audience = scheduled.audience
     if foreground:
         summary = _in_foreground(settings, summary.id, quiet=as_json)
     if as_json:
-        print_json(summary.as_dict())
+        print_json({**summary.as_dict(), "audience": audience.as_dict()})
         return
     if foreground:
         print_summary(summary)
         return
-    when_text = (
-        f"at {local_time} in each reader's timezone"
-        if local_time
-        else f"for {summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
-    )
+    if local_time:
+        when_text = f"at {local_time} in each reader's timezone"
+    elif when is not None:
+        when_text = (
+            f"for {when:%Y-%m-%d %H:%M} {when.tzinfo} ({summary.scheduled_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    else:
+        when_text = f"now ({summary.scheduled_at:%Y-%m-%d %H:%M} UTC)"
     out.print(
-        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; a worker sends it "
-        "(`newsletter worker`, or `newsletter worker --once`)",
+        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; it reaches "
+        f"{audience.now:,} readers now and {audience.digests:,} through their digests; a "
+        "worker sends it (`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
     )
 

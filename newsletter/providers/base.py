@@ -101,10 +101,17 @@ class Transport(Protocol):
 
 
 def make_transport(settings: Settings) -> Transport:
-    """The configured provider's transport (imported on demand: SMTP needs no SendGrid)."""
+    """The configured provider's transport (imported on demand: SMTP needs no SendGrid).
+    Refuses to start without what it needs, rather than fail every batch later."""
     from newsletter.config import TransportName
+    from newsletter.errors import ConfigurationError
 
     if settings.NEWSLETTER_TRANSPORT is TransportName.SENDGRID:
+        if not settings.SENDGRID_API_KEY.get_secret_value():
+            raise ConfigurationError(
+                "SENDGRID_API_KEY is not set, so nothing can be handed to SendGrid",
+                hint="set it (or NEWSLETTER_TRANSPORT=smtp or outbox), then start again",
+            )
         from newsletter.providers.sendgrid import SendGridTransport
 
         return SendGridTransport.from_settings(settings)
