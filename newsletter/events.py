@@ -12,15 +12,19 @@ Each provider's webhook verifies and maps its events into `ProviderEvent` first
 * deferred, opened, clicked, unknown → recorded only.
 
 Every event is recorded once (`ProviderEventRecord`, with the provider's payload); a
-duplicate changes nothing.
+duplicate changes nothing. A malformed event (or one the database cannot take) is recorded
+as `rejected`, with why, and the rest of its batch still applies: each event is its own
+savepoint.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from newsletter.db import dialect_insert
@@ -30,11 +34,14 @@ from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.roster import set_status
 
+log = logging.getLogger("newsletter.events")
+
 
 @dataclass
 class EventReport:
     applied: int = 0
     duplicates: int = 0
+    rejected: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -64,12 +71,31 @@ def apply_events(
 ) -> EventReport:
     report = EventReport()
     for event in events:
-        if not _record(session, event):
+        try:
+            with session.begin_nested():
+                fresh = _record(session, event)
+                if fresh and event.type is not EventType.REJECTED:
+                    _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
+        except SQLAlchemyError as exc:
+            log.warning("event %s could not be applied: %s", event.event_id, exc)
+            why = f"could not be applied: {type(exc).__name__}"
+            event = replace(
+                event,
+                type=EventType.REJECTED,
+                event_id=f"rejected:{event.fallback_key}",
+                delivery_id=None,
+                email=event.email[:320],
+                reason=why,
+            )
+            with session.begin_nested():
+                fresh = _record(session, event)
+        if not fresh:
             report.duplicates += 1
-            continue
-        report.applied += 1
-        report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
-        _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
+        elif event.type is EventType.REJECTED:
+            report.rejected += 1
+        else:
+            report.applied += 1
+            report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
     return report
 
 

@@ -4,7 +4,7 @@ steer its send."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -203,13 +203,24 @@ def print_summary(summary: SendSummary) -> None:
         out.print(f"failed batches: {summary.failed_batches}")
     if summary.last_error:
         out.print(f"last error: {summary.last_error}", highlight=False)
-    if summary.counts["unknown"]:
+    if summary.counts["unknown"] and summary.unknown_since:
+        oldest, newest = (_age(utcnow() - moment) for moment in summary.unknown_since)
         out.print(
             f"{summary.counts['unknown']} deliveries are unknown (the request may or may not "
-            f"have reached the provider): `newsletter sends resolve {summary.id} --resend` or "
-            "`--drop` once you know which",
+            f"have reached the provider), the newest for {newest}, the oldest for {oldest}; "
+            "the provider's events settle those it accepted. Then "
+            f"`newsletter sends resolve {summary.id} --resend` (or `--drop`) for the rest",
             highlight=False,
         )
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @app.command("status")
@@ -263,15 +274,24 @@ def sends_resolve(
         bool, typer.Option("--resend", help="Queue the unknown deliveries again.")
     ] = False,
     drop: Annotated[bool, typer.Option("--drop", help="Give the unknown deliveries up.")] = False,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Resend even rows younger than NEWSLETTER_RESOLVE_WAIT_SECONDS, whose "
+            "provider events may still come.",
+        ),
+    ] = False,
 ) -> None:
     """Settle deliveries whose hand-off was ambiguous: resend them or drop them."""
     if resend == drop:
         raise NewsletterError(
             "choose --resend (some readers may get it twice) or --drop (some may never get it)"
         )
-    _, engine = settings_and_engine()
+    settings, engine = settings_and_engine()
     action = ResolveAction.RESEND if resend else ResolveAction.DROP
+    wait = timedelta(0 if now else settings.NEWSLETTER_RESOLVE_WAIT_SECONDS)
     with session_scope(engine) as session:
-        changed = resolve_unknown(send_id, action, session=session, now=utcnow())
+        changed = resolve_unknown(send_id, action, session=session, now=utcnow(), wait=wait)
     verb = "queued again" if resend else "dropped"
     out.print(f"send {send_id}: {changed} unknown deliveries {verb}")

@@ -83,6 +83,16 @@ def sandbox(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Do not log each request.")] = False,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Post signed processed/delivered events for accepted mail here, as SendGrid "
+            "does (e.g. http://127.0.0.1:8000/webhooks/sendgrid)."
+        ),
+    ] = None,
+    events_delay: Annotated[
+        float, typer.Option(help="Seconds between accepting mail and posting its events.")
+    ] = 0.0,
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
     from newsletter.devtools.sandbox import Faults, Sandbox
@@ -99,7 +109,15 @@ def sandbox(
     )
     err.print(
         f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}; "
-        f"accepted mail at {server.url}/sandbox/messages, counts at {server.url}/sandbox/stats"
+        f"accepted mail at {server.url}/sandbox/messages, counts at {server.url}/sandbox/stats",
+        soft_wrap=True,
     )
+    if webhook_url:
+        server.send_events_to(webhook_url, delay=events_delay)
+        err.print(
+            f"events for accepted mail go to {webhook_url}, signed: set "
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY={server.events.public_key} where the web app runs",
+            soft_wrap=True,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

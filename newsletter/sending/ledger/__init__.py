@@ -34,6 +34,7 @@ from newsletter.sending.ledger.rows import (
     settle_by_event,
     settle_unknown,
     subscriber_of,
+    unknown_since,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "settle_by_event",
     "settle_unknown",
     "subscriber_of",
+    "unknown_since",
 ]
