@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -21,6 +21,9 @@ class Faults:
     # Seconds a 429 asks the client to wait (X-RateLimit-Reset is this far ahead).
     retry_after: int = 1
     seed: int = 0
+    # A request holding any of these addresses is refused with a 400 whose error names no
+    # field: a strict provider that does not say which recipient it minds.
+    refuse_unnamed: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:

@@ -211,6 +211,20 @@ class SandboxState:
             self.stats = Stats()
 
 
+def _unnamed_refusal(body: Any, faults: Faults) -> list[dict[str, Any]]:
+    """The `refuse_unnamed` fault: a 400 that does not say which recipient it minds."""
+    if not faults.refuse_unnamed:
+        return []
+    addresses = {
+        str(to.get("email", "")).lower()
+        for item in body.get("personalizations") or []
+        for to in item.get("to") or []
+    }
+    if addresses & {a.lower() for a in faults.refuse_unnamed}:
+        return [_error("Bad Request (injected by the sandbox: no field named)")]
+    return []
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -274,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
             )
             return
-        errors = validate_mail_send(body, size=len(raw))
+        errors = validate_mail_send(body, size=len(raw)) or _unnamed_refusal(body, state.faults)
         if errors:
             too_large = any(e["message"] == TOO_LARGE for e in errors)
             status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.BAD_REQUEST

@@ -99,6 +99,9 @@ def schedule_send(
         )
     earlier = _earlier_sends(brief, session)
     _refuse_a_second_send(brief, earlier, again=again or include_received)
+    rendered = render_brief(brief, topics, settings)
+    if clipping := rendered.clipping():
+        raise NewsletterError(f"brief {brief.slug!r}: {clipping}; shorten it")
     audience = count_audience(id_of(brief), session=session, include_received=include_received)
     if earlier:  # digest readers had it with the first send's publication
         audience = Audience(now=audience.now, digests=0, received=audience.received)
@@ -109,9 +112,6 @@ def schedule_send(
             hint="check its topics and the list, or add --allow-empty to send (and publish) "
             "it anyway",
         )
-    rendered = render_brief(brief, topics, settings)
-    if clipping := rendered.clipping():
-        raise NewsletterError(f"brief {brief.slug!r}: {clipping}; shorten it")
     send = Send(
         brief_id=id_of(brief),
         scheduled_at=when or now,
