@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -63,10 +63,11 @@ def seed_brief(engine, readers: int, *, bad_address_at: int | None = None) -> st
 
 
 def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -> int:
-    """`seed_brief`, then a send of it; the send's id."""
+    """`seed_brief`, then a send of it, made a day before `when`; the send's id."""
     slug = seed_brief(engine, readers)
+    made = when - timedelta(days=1) if when else None
     with session_scope(engine) as session:
-        return create_send(slug, session=session, settings=settings, when=when).id
+        return create_send(slug, session=session, settings=settings, when=when, now=made).id
 
 
 def worker(

@@ -124,6 +124,7 @@ def send(
         f"{audience.now:,} readers now and {audience.digests:,} through their digests; a "
         "worker sends it (`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -290,7 +291,7 @@ def sends_resolve(
         )
     settings, engine = settings_and_engine()
     action = ResolveAction.RESEND if resend else ResolveAction.DROP
-    wait = timedelta(0 if now else settings.NEWSLETTER_RESOLVE_WAIT_SECONDS)
+    wait = timedelta(seconds=0 if now else settings.NEWSLETTER_RESOLVE_WAIT_SECONDS)
     with session_scope(engine) as session:
         changed = resolve_unknown(send_id, action, session=session, now=utcnow(), wait=wait)
     verb = "queued again" if resend else "dropped"

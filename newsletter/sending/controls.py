@@ -78,7 +78,7 @@ def resolve_unknown(
     provider's events, which settle the rows it did accept, can lag by minutes."""
     send = get_send(send_id, session=session)
     since = ledger.unknown_since(session, [send_id]).get(send_id)
-    if action is ResolveAction.RESEND and since is not None and now - since[1] < wait:
+    if action is ResolveAction.RESEND and wait and since is not None and now - since[1] < wait:
         age = (now - since[1]).total_seconds()
         raise ConflictError(
             f"send {send_id}: its newest unknown delivery became unknown {age:,.0f} s ago; "

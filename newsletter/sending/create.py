@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -49,6 +49,7 @@ def create_send(
     again: bool = False,
     include_received: bool = False,
     allow_empty: bool = False,
+    now: datetime | None = None,
 ) -> Send:
     """Render and check the brief, and schedule its send for `when` (now if None).
 
@@ -65,6 +66,7 @@ def create_send(
         again=again,
         include_received=include_received,
         allow_empty=allow_empty,
+        now=now,
     ).send
 
 
@@ -78,11 +80,13 @@ def schedule_send(
     again: bool = False,
     include_received: bool = False,
     allow_empty: bool = False,
+    now: datetime | None = None,
 ) -> ScheduledSend:
-    """`create_send`, with whom it reaches now and through digests (the guards above)."""
+    """`create_send`, with whom it reaches now and through digests (the guards above).
+    `now`: the clock `when` must not be before (a test's or a replay's; default the real)."""
     if local_time and not _LOCAL_TIME.fullmatch(local_time):
         raise NewsletterError(f"local time {local_time!r}: write it as HH:MM, e.g. 07:00")
-    now = utcnow()
+    now = now or utcnow()
     if when is not None and when < now.replace(second=0, microsecond=0):
         raise NewsletterError(
             f"{when:%Y-%m-%d %H:%M} {when.tzname() or 'UTC'} is in the past "
@@ -114,7 +118,7 @@ def schedule_send(
         )
     send = Send(
         brief_id=id_of(brief),
-        scheduled_at=when or now,
+        scheduled_at=(when or now).astimezone(UTC),
         local_time=local_time,
         subject=rendered.subject,
         html=rendered.html,

@@ -85,10 +85,9 @@ class TickReport:
         if work.settled:
             rows = work.rows
             log.info(
-                "the provider accepted %s of %s deliveries (%s failed, %s back in the queue, "
+                "the provider accepted %s deliveries (%s failed, %s back in the queue, "
                 "%s unknown, %s skipped: the reader left)",
                 rows.get("sent", 0),
-                work.settled,
                 rows.get("failed", 0),
                 rows.get("queued", 0),
                 rows.get("unknown", 0),
