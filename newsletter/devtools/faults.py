@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from newsletter.devtools.mail_send_rules import error
+
 
 @dataclass
 class Faults:
@@ -32,3 +34,17 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
+
+
+def unnamed_refusal(body: Any, faults: Faults) -> list[dict[str, Any]]:
+    """The `refuse_unnamed` fault: a 400 that does not say which recipient it minds."""
+    if not faults.refuse_unnamed:
+        return []
+    addresses = {
+        str(to.get("email", "")).lower()
+        for item in body.get("personalizations") or []
+        for to in item.get("to") or []
+    }
+    if addresses & {a.lower() for a in faults.refuse_unnamed}:
+        return [error("Bad Request (injected by the sandbox: no field named)")]
+    return []

@@ -23,6 +23,7 @@ import json
 import random
 import secrets
 import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from newsletter.devtools.faults import Faults
+from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.mail_send_rules import TOO_LARGE, validate_mail_send
 from newsletter.devtools.mail_send_rules import error as _error
 from newsletter.devtools.webhook_signer import (
@@ -211,20 +212,6 @@ class SandboxState:
             self.stats = Stats()
 
 
-def _unnamed_refusal(body: Any, faults: Faults) -> list[dict[str, Any]]:
-    """The `refuse_unnamed` fault: a 400 that does not say which recipient it minds."""
-    if not faults.refuse_unnamed:
-        return []
-    addresses = {
-        str(to.get("email", "")).lower()
-        for item in body.get("personalizations") or []
-        for to in item.get("to") or []
-    }
-    if addresses & {a.lower() for a in faults.refuse_unnamed}:
-        return [_error("Bad Request (injected by the sandbox: no field named)")]
-    return []
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -288,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
             )
             return
-        errors = validate_mail_send(body, size=len(raw)) or _unnamed_refusal(body, state.faults)
+        errors = validate_mail_send(body, size=len(raw)) or unnamed_refusal(body, state.faults)
         if errors:
             too_large = any(e["message"] == TOO_LARGE for e in errors)
             status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.BAD_REQUEST
@@ -335,6 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before its answer (a killed worker) is not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
         super().__init__(address, _Handler)
