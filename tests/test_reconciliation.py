@@ -20,9 +20,8 @@ from newsletter.models import Delivery, DeliveryBatch
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.controls import ResolveAction, resolve_unknown
 from newsletter.sending.dispatcher import Dispatcher
-from newsletter.sending.report import summarize_sends
 from subscribers.models import utcnow
-from tests.workers_support import seed_send, wait_for, worker, worker_log
+from tests.workers_support import seed_send, send_status, wait_for, worker, worker_log
 
 READERS = 3000
 BATCH = 40
@@ -62,11 +61,7 @@ def test_workers_killed_at_random_ten_times_then_events_and_resolve_leave_no_dup
 
     survivor = worker(db_url, sandbox.url, tmp_path, batch=BATCH, threads=THREADS)
 
-    def finished() -> bool:
-        with session_scope(engine) as session:
-            return summarize_sends(session=session, send_id=send_id)[0].status == "finished"
-
-    wait_for(finished, 90, "the send to finish")
+    wait_for(lambda: send_status(engine, send_id) == "finished", 90, "the send to finish")
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(timeout=30) == 0, worker_log(survivor)
 

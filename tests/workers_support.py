@@ -16,6 +16,7 @@ from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
+from newsletter.sending.report import summarize_sends
 from newsletter.sending.transactional import send_queued_mail
 from subscribers.models import Subscriber, SubscriberTopic, utcnow
 from subscribers.topics import add_topic
@@ -101,6 +102,11 @@ def worker_log(process: subprocess.Popen[bytes]) -> str:
     """What a `worker()` process wrote, for an assertion's message."""
     path: Path = process.log_path  # type: ignore[attr-defined]
     return path.read_text(errors="replace")
+
+
+def send_status(engine, send_id: int) -> str:
+    with session_scope(engine) as session:
+        return summarize_sends(session=session, send_id=send_id)[0].status
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -40,34 +41,16 @@ class ScheduledSend:
 
 
 def create_send(
-    brief_reference: str,
-    *,
-    session: Session,
-    settings: Settings,
-    when: datetime | None = None,
-    local_time: str = "",
-    again: bool = False,
-    include_received: bool = False,
-    allow_empty: bool = False,
-    now: datetime | None = None,
+    brief_reference: str, *, session: Session, settings: Settings, **options: Any
 ) -> Send:
     """Render and check the brief, and schedule its send for `when` (now if None).
 
     A worker plans the ledger when `when` comes (subscribers who join or leave meanwhile
     are counted as they are then). With `local_time` ("07:00") it is planned at once and
-    each recipient's row falls due at the next 07:00 in their own timezone.
+    each recipient's row falls due at the next 07:00 in their own timezone. `options` are
+    `schedule_send`'s; this is it without the audience.
     """
-    return schedule_send(
-        brief_reference,
-        session=session,
-        settings=settings,
-        when=when,
-        local_time=local_time,
-        again=again,
-        include_received=include_received,
-        allow_empty=allow_empty,
-        now=now,
-    ).send
+    return schedule_send(brief_reference, session=session, settings=settings, **options).send
 
 
 def schedule_send(
