@@ -31,6 +31,7 @@ _UNSAFE_NAME = re.compile(f'[{_CONTROL},;"\\\\<>]')
 _SPACES = re.compile(r"\s+")
 # RFC 5322 §3.6.8: a field name is printable US-ASCII except the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
+_CHECKED_NAMES: set[str] = set()
 
 
 def header_value(value: str) -> str:
@@ -54,8 +55,12 @@ def header_fields(headers: dict[str, str]) -> dict[str, str]:
     """Custom headers with valid field names and one-line values; anything else is a bug in
     the caller, refused here rather than sent."""
     for name in headers:
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a header field name")
+        if name not in _CHECKED_NAMES:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header field name")
+            _CHECKED_NAMES.add(name)  # a handful of names, checked once per process
+    if not _UNSAFE_VALUE.search("".join(headers.values())):
+        return headers  # the usual case: one scan for all values
     return {name: header_value(value) for name, value in headers.items()}
 
 
