@@ -168,8 +168,8 @@ class Worker:
         report = self.dispatcher.work_due(only=send_id)
         with session_scope(self.engine) as session:
             summary = summarize_sends(session=session, send_id=send_id)[0]
-        if send_id in report.paused:
-            raise NewsletterError(paused_message(send_id, report.paused[send_id]))
+        if why := not_handed_off(TickReport(work=report)):
+            raise NewsletterError(why)
         return summary
 
     def request_stop(self) -> None:
