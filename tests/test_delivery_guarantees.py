@@ -202,3 +202,23 @@ def test_a_400_naming_no_recipient_is_narrowed_to_the_one_who_causes_it(engine, 
     delivered = [m.to[0] for m in sandbox.messages()]
     assert len(delivered) == len(set(delivered)) == 39
     assert "reader13@example.com" not in delivered
+
+
+def test_bad_recipients_leading_their_batches_do_not_pause_the_send(engine, settings, sandbox):
+    slug = seed_brief(engine, 30, bad_address_at=0)
+    send_id = _send(engine, settings, slug)
+    with session_scope(engine) as session:  # the first reader of every batch of five is bad
+        for index in range(5, 30, 5):
+            person = get_subscriber(f"reader{index}@example.com", session=session)
+            person.email = f"reader{index}@nodot"
+            session.add(person)
+    dispatcher = _sendgrid(
+        engine,
+        settings,
+        NEWSLETTER_BATCH_SIZE=5,
+        NEWSLETTER_CONCURRENCY=1,
+        NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES=2,
+    )
+    report = dispatcher.work_due()
+    assert report.paused == {}
+    assert _statuses(engine, send_id) == {"sent": 24, "failed": 6}
