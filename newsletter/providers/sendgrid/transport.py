@@ -106,11 +106,15 @@ def _shared_fault(errors: list[dict[str, Any]]) -> bool:
 
 
 def _combine(batch: Batch, answers: dict[int, RecipientResult], *, fatal: str) -> BatchResult:
-    """Per-recipient answers as one BatchResult: the first recipient's outcome for all,
-    the others as exceptions. `fatal`: the account was refused; the send must stop."""
+    """Per-recipient answers as one BatchResult: one outcome for all (an accepted one if
+    there is one), the others as exceptions. `fatal`: the account was refused; the send
+    must stop."""
     if not batch.recipients:
         return BatchResult(Outcome.SENT)
-    first = answers[batch.recipients[0].delivery_id]
+    # A batch the provider accepted any of is not a failed batch (a send pauses after
+    # NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES of those): an accepted answer leads.
+    ordered = [answers[r.delivery_id] for r in batch.recipients]
+    first = next((a for a in ordered if a.outcome is Outcome.SENT), ordered[0])
     if fatal:  # the refusal itself is the batch's outcome, whatever went before it
         first = RecipientResult(Outcome.FAILED, fatal)
     exceptions = {
