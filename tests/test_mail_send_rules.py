@@ -148,3 +148,59 @@ def test_an_email_over_30_mb_is_413(server):
     with pytest.raises(PayloadTooLargeError):
         client.send(body)
     assert server.messages() == []
+
+
+def _each_rule_one_by_one(body):
+    """The per-personalization rules run one at a time: what the fast path must agree with."""
+    from newsletter.devtools.mail_send_rules import Seen
+
+    shared = body.get("custom_args") or {}
+    seen = Seen(shared_args=shared)
+    each = [rule.each for rule in RULES if rule.each is not None]
+    return [
+        problem
+        for index, item in enumerate(body["personalizations"])
+        for check in each
+        for problem in check(f"personalizations.{index}", item, seen) or ()
+    ]
+
+
+def _personalization(i, **changes):
+    item = {
+        "to": [{"email": f"p{i}@example.com", "name": f"Reader {i}"}],
+        "substitutions": {"-name-": f"Reader {i}"},
+        "headers": {"List-Unsubscribe": f"<https://x/u/{i}>"},
+        "custom_args": {"delivery_id": str(i)},
+    }
+    item.update(changes)
+    return item
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {},
+        {"to": [{"email": "p1@example.com"}]},  # a duplicate address
+        {"to": [{"email": "not-an-address"}]},
+        {"to": [{"email": "a@example.com", "name": "A, B"}]},
+        {"to": [{"email": "a@example.com", "name": "A\nB"}]},
+        {"headers": {"Reply-To": "x@example.com"}},
+        {"headers": {"X-A": "b\r\nc"}},
+        {"headers": {"X-A": 1}},
+        {"substitutions": {"-k-": "x" * 10_001}},
+        {"substitutions": {"-k-": 3}},
+        {"custom_args": {"a": "é" * 5_000}},
+        {"custom_args": []},
+        {"cc": [{"email": "c@example.com"}]},
+        {"subject": "Own"},
+    ],
+)
+def test_the_fast_path_says_fine_only_where_every_rule_does(odd):
+    from newsletter.devtools.mail_send_fast import plainly_valid
+
+    body = {
+        "personalizations": [_personalization(i) for i in range(4)] + [_personalization(9, **odd)]
+    }
+    if plainly_valid(body["personalizations"], {}):
+        assert _each_rule_one_by_one(body) == []
+    assert plainly_valid(body["personalizations"], {}) == (odd == {})

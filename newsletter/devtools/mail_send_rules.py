@@ -440,7 +440,12 @@ def validate_mail_send(body: Any, *, size: int = 0) -> list[Error]:
     shared = body.get("custom_args")
     seen = Seen(shared_args=shared if isinstance(shared, dict) else {})
     items = body.get("personalizations")
-    for index, item in enumerate(items if isinstance(items, list) else []):
+    items = items if isinstance(items, list) else []
+    from newsletter.devtools.mail_send_fast import plainly_valid  # it imports this module
+
+    if plainly_valid(items, seen.shared_args):
+        items, seen.recipients = [], len(items)
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append(error("Invalid type. Expected: object.", f"personalizations.{index}"))
             continue
