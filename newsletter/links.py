@@ -22,16 +22,12 @@ LINK_TOKEN_PURPOSE = "subscriber-links"  # noqa: S105 - labels, not secrets
 CONFIRM_PURPOSE = "confirm-subscription"
 
 
-def list_unsubscribe_headers(unsubscribe_url: str, list_id: str = "") -> dict[str, str]:
-    """RFC 8058: mailbox providers show an unsubscribe button that POSTs to this URL; RFC
-    2919's List-Id lets them (and readers' filters) tell this list's mail apart."""
-    headers = {
+def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
+    """RFC 8058: mailbox providers show an unsubscribe button that POSTs to this URL."""
+    return {
         "List-Unsubscribe": f"<{unsubscribe_url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-    if list_id:
-        headers["List-Id"] = list_id
-    return headers
 
 
 def list_id_for(from_header: str) -> str:
@@ -84,6 +80,12 @@ class Links:
     def archive_url(self, slug: str = "") -> str:
         return f"{self.base_url}/archive" + (f"/{slug}" if slug else "")
 
+    def list_headers(self) -> dict[str, str]:
+        """Headers every message of the list carries alike (RFC 2919 List-Id lets mailbox
+        providers and readers' filters tell this list's mail apart): a batch's, not each
+        recipient's, so a 1000-recipient request carries them once."""
+        return {"List-Id": self.list_id} if self.list_id else {}
+
     def recipient(
         self,
         *,
@@ -110,5 +112,5 @@ class Links:
                 preferences_url=self.preferences_url(token),
                 confirm_url=self.confirm_url(subscriber_id) if confirm else None,
             ),
-            headers=list_unsubscribe_headers(unsubscribe_url, self.list_id) if one_click else {},
+            headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
         )

@@ -40,6 +40,8 @@ class Recipient:
     headers: dict[str, str]  # per-recipient headers, e.g. List-Unsubscribe
 
     def __post_init__(self) -> None:
+        if safe.plain_recipient(self.email, self.name, self.headers):
+            return  # the usual case: nothing to change, checked in two scans
         object.__setattr__(self, "email", safe.header_value(self.email))
         object.__setattr__(self, "name", safe.display_name(self.name))
         object.__setattr__(self, "headers", safe.header_fields(self.headers))
@@ -55,11 +57,14 @@ class Batch:
     categories: list[str] = field(default_factory=list)
     # A test copy (`briefs test-send`): marked as such in the subject and headers.
     test: bool = False
+    # Headers every message of the batch carries alike (List-Id), sent once per request.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Header-safe by construction, whoever builds it (`headers.py`)."""
         object.__setattr__(self, "subject", safe.header_value(self.subject))
         object.__setattr__(self, "categories", safe.categories(self.categories))
+        object.__setattr__(self, "headers", safe.header_fields(self.headers))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,24 @@ def display_name(name: str) -> str:
     return cleaned
 
 
+# Characters a display name loses besides control characters (see display_name).
+NAME_SPECIALS = frozenset(',;"\\<>')
+
+
+def plain_recipient(email: str, name: str, headers: dict[str, str]) -> bool:
+    """Whether a recipient's address, name and headers are already header-safe (then
+    `display_name`, `header_value` and `header_fields` would change nothing). C-level
+    checks only: this runs for every recipient of every batch."""
+    return (
+        headers.keys() <= _CHECKED_NAMES
+        and len(name) <= MAX_NAME_LENGTH
+        and NAME_SPECIALS.isdisjoint(name)
+        # str.isprintable() is False for every control character and line separator.
+        and (name + email + "".join(headers.values())).isprintable()
+        and name == name.strip()
+    )
+
+
 def header_fields(headers: dict[str, str]) -> dict[str, str]:
     """Custom headers with valid field names and one-line values; anything else is a bug in
     the caller, refused here rather than sent."""

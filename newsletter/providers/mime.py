@@ -37,7 +37,7 @@ def build_message(batch: Batch, recipient: Recipient, *, from_header: str) -> Em
     message["Message-ID"] = make_msgid(
         idstring=f"d{recipient.delivery_id}", domain=sender_domain(from_header)
     )
-    for name, value in recipient.headers.items():
+    for name, value in {**batch.headers, **recipient.headers}.items():
         message[name] = value
     # What SendGrid carries as custom_args: lets bounces be traced to the ledger row.
     message["X-Newsletter-Delivery"] = str(recipient.delivery_id)

@@ -162,6 +162,7 @@ class Dispatcher:
             text=send.text,
             recipients=[self.recipient(target) for target in claim.targets],
             categories=categories,
+            headers=self._links.list_headers(),
         )
         wait = self._limiter.reserve(len(batch.recipients))
         if wait:

@@ -208,6 +208,8 @@ class SendGridTransport:
             "personalizations": personalizations,
             "categories": (["test"] if batch.test else []) + batch.categories[:MAX_CATEGORIES],
         }
+        if batch.headers:
+            body["headers"] = batch.headers
         body["categories"] = body["categories"][:MAX_CATEGORIES]
         if self._asm_group_id is not None:
             # SendGrid then adds its own unsubscribe-from-this-group handling and honours it.
