@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # A recipient the provider keeps deferring (SMTP 4xx, batches that never got through)
     # is marked failed after this many claims, instead of being tried forever.
     NEWSLETTER_MAX_ATTEMPTS: int = Field(default=10, ge=1)
+    # `sends resolve --resend` waits this long after a delivery became unknown before it
+    # resends it: the provider's events (which settle it if the mail was accepted) can lag
+    # by minutes. `--now` resends at once anyway.
+    NEWSLETTER_RESOLVE_WAIT_SECONDS: float = Field(default=900, ge=0)
 
     # Logs of `worker`, `python scheduler.py` and `serve` (newsletter/logs.py).
     NEWSLETTER_LOG_FORMAT: LogFormat = LogFormat.TEXT

@@ -12,7 +12,9 @@ Each provider's webhook verifies and maps its events into `ProviderEvent` first
 * deferred, opened, clicked, unknown → recorded only.
 
 Every event is recorded once (`ProviderEventRecord`, with the provider's payload); a
-duplicate changes nothing.
+duplicate changes nothing. A malformed event (or one the database cannot take) is recorded
+as `rejected`, with why, and the rest of its batch still applies: each event is its own
+savepoint.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from newsletter import metrics
@@ -35,11 +38,14 @@ from subscribers.status import Actor, change_status, may_change
 
 log = logging.getLogger("newsletter.events")
 
+log = logging.getLogger("newsletter.events")
+
 
 @dataclass
 class EventReport:
     applied: int = 0
     duplicates: int = 0
+    rejected: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -69,41 +75,60 @@ def apply_events(
 ) -> EventReport:
     report = EventReport()
     applied: list[ProviderEvent] = []
+    duplicates: Counter[str] = Counter()
     for event in events:
-        if not _record(session, event):
+        try:
+            with session.begin_nested():
+                fresh = _record(session, event)
+                if fresh and event.type is not EventType.REJECTED:
+                    _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
+        except SQLAlchemyError as exc:
+            log.warning("event %s could not be applied: %s", event.event_id, exc)
+            why = f"could not be applied: {type(exc).__name__}"
+            event = replace(
+                event,
+                type=EventType.REJECTED,
+                event_id=f"rejected:{event.fallback_key}",
+                delivery_id=None,
+                email=event.email[:320],
+                reason=why,
+            )
+            with session.begin_nested():
+                fresh = _record(session, event)
+        if not fresh:
             report.duplicates += 1
-            continue
-        report.applied += 1
-        report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
-        applied.append(event)
-        _apply(event, session=session, soft_bounce_limit=soft_bounce_limit)
-    _tell_when_committed(session, applied, events)
+            duplicates[event.provider] += 1
+        elif event.type is EventType.REJECTED:
+            report.rejected += 1
+        else:
+            report.applied += 1
+            report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
+            applied.append(event)
+    _tell_when_committed(session, applied, duplicates, report.rejected)
     return report
 
 
 def _tell_when_committed(
-    session: Session, applied: list[ProviderEvent], received: list[ProviderEvent]
+    session: Session, applied: list[ProviderEvent], duplicates: Counter[str], rejected: int
 ) -> None:
     """Count and log what was applied once it is committed: a transaction that rolls back
     applied nothing, and must count nothing."""
-    if not received:
+    if not (applied or duplicates or rejected):
         return
 
     def committed(_session: Session) -> None:
         by_type = Counter((event.provider, event.type.value) for event in applied)
         for (provider, kind), count in by_type.items():
             metrics.EVENTS.labels(provider, kind).inc(count)
-        duplicates = Counter(event.provider for event in received)
-        duplicates.subtract(event.provider for event in applied)
         for provider, count in duplicates.items():
-            if count > 0:
-                metrics.EVENT_DUPLICATES.labels(provider).inc(count)
+            metrics.EVENT_DUPLICATES.labels(provider).inc(count)
         kinds = ", ".join(f"{kind} {count}" for (_, kind), count in sorted(by_type.items()))
         log.info(
-            "provider events applied: %s (%s); duplicates ignored: %s",
+            "provider events applied: %s (%s); duplicates ignored: %s; rejected: %s",
             len(applied),
             kinds or "none",
-            len(received) - len(applied),
+            sum(duplicates.values()),
+            rejected,
         )
 
     sa.event.listen(session, "after_commit", committed, once=True)

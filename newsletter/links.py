@@ -10,6 +10,7 @@ NEWSLETTER_SECRET_KEY retires them all).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from newsletter.config import ArchiveVisibility, Settings
 from newsletter.providers.base import Recipient
@@ -32,6 +33,18 @@ def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:
     }
 
 
+def list_id_for(from_header: str) -> str:
+    """RFC 2919 List-Id from the sender: `Briefings <briefings.example.com>` for
+    `Briefings <briefs@example.com>` (the sender's name, and a dot-atom under its domain)."""
+    name, address = parseaddr(from_header)
+    domain = address.rpartition("@")[2].lower() or "localhost"
+    local = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in name.lower())
+    label = "-".join(part for part in local.split("-") if part) or "newsletter"
+    phrase = "".join(c for c in name if c.isascii() and c.isprintable() and c not in '"\\<>')
+    identifier = f"<{label}.{domain}>"
+    return f'"{phrase.strip()}" {identifier}' if phrase.strip() else identifier
+
+
 @dataclass(frozen=True)
 class Links:
     """URLs of the reader's side, signed with the settings' secret key."""
@@ -41,6 +54,7 @@ class Links:
     # Sign an archive token per recipient: only when the archive is for subscribers, since
     # each signature costs a little on a million-recipient send.
     archive_tokens: bool = False
+    list_id: str = ""  # RFC 2919 List-Id of list mail (see list_id_for)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Links:
@@ -48,6 +62,7 @@ class Links:
             base_url=settings.NEWSLETTER_BASE_URL,
             signer=TokenSigner(settings.NEWSLETTER_SECRET_KEY.get_secret_value()),
             archive_tokens=settings.NEWSLETTER_ARCHIVE is ArchiveVisibility.SUBSCRIBERS,
+            list_id=list_id_for(settings.NEWSLETTER_FROM),
         )
 
     def reader_token(self, subscriber_id: int) -> str:
@@ -78,6 +93,12 @@ class Links:
     def archive_reader(self, token: str) -> int | None:
         """The reader a subscribers-only archive link was made for; None if forged."""
         return self.signer.verify(ARCHIVE_PURPOSE, token) if token.isascii() else None
+
+    def list_headers(self) -> dict[str, str]:
+        """Headers every message of the list carries alike (RFC 2919 List-Id lets mailbox
+        providers and readers' filters tell this list's mail apart): a batch's, not each
+        recipient's, so a 1000-recipient request carries them once."""
+        return {"List-Id": self.list_id} if self.list_id else {}
 
     def recipient(
         self,

@@ -81,6 +81,9 @@ class Send(SQLModel, table=True):
     # "07:00": each recipient gets it at the next 07:00 in their own timezone after the
     # send was created, instead of at `scheduled_at`. Empty for an ordinary send.
     local_time: str = Field(default="", max_length=5)
+    # Staff asked for a second copy to readers who already have this brief from another
+    # send (`send --include-received`). Otherwise planning leaves them out.
+    include_received: bool = Field(default=False)
     # Batches the provider refused or that kept failing since the send last (re)started;
     # at NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES the send pauses itself.
     failed_batches: int = Field(default=0)

@@ -81,8 +81,19 @@ def test_slug_is_date_and_title_unless_front_matter_names_one():
     assert parse_brief("1 May 2026\n\n## Title here\n\nBody.\n").slug == "2026-05-01-title-here"
 
 
-def test_slugify_keeps_non_latin_letters():
-    assert slugify("高市早苗 meets 이재명") == "高市早苗-meets-이재명"
+def test_a_slug_is_ascii_whatever_the_script_of_the_title():
+    slug = slugify("高市早苗 meets 이재명")
+    assert slug.isascii() and "meets" in slug and slug.startswith("gao-shi")
+
+
+def test_a_cjk_title_keeps_its_script_and_gets_an_ascii_slug():
+    parsed = parse_brief("1 May 2026\n\n## 日本の米価格、上昇\n\nBody.\n")
+    assert parsed.title == "日本の米価格、上昇"
+    assert parsed.slug == "2026-05-01-ri-ben-nomi-jia-ge-shang-sheng"
+
+
+def test_a_title_with_nothing_to_transliterate_still_gets_a_slug():
+    assert slugify("🍚🍚") == "brief"
 
 
 def test_same_bytes_give_the_same_content_hash():

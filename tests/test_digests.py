@@ -66,7 +66,7 @@ def _publish(engine, settings, topic: str, at: datetime, title: str) -> int:
     with session_scope(engine) as session:
         parsed = parse_brief(text, source_name=f"{title}.md")
         brief = add_brief(parsed, session=session, topics=[topic]).brief
-        create_send(brief.slug, session=session, settings=settings, when=at)
+        create_send(brief.slug, session=session, settings=settings, when=at, now=at)
     start_due_sends(engine, now=at)
     return brief.id or 0
 

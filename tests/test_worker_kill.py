@@ -14,8 +14,7 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
-from newsletter.sending.report import summarize_sends
-from tests.workers_support import seed_send, wait_for, worker, worker_log
+from tests.workers_support import seed_send, send_status, wait_for, worker, worker_log
 
 READERS = 3000
 BATCH = 50
@@ -36,11 +35,7 @@ def test_a_worker_killed_mid_send_and_a_new_one_deliver_everyone_exactly_once(
 
     survivor = worker(db_url, sandbox.url, tmp_path, batch=BATCH, threads=THREADS)
 
-    def finished() -> bool:
-        with session_scope(engine) as session:
-            return summarize_sends(session=session, send_id=send_id)[0].status == "finished"
-
-    wait_for(finished, 90, "the send to finish")
+    wait_for(lambda: send_status(engine, send_id) == "finished", 90, "the send to finish")
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(timeout=30) == 0, worker_log(survivor)
 

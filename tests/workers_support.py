@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
+from newsletter.sending.report import summarize_sends
 from newsletter.sending.transactional import send_queued_mail
 from newsletter.signup import apply_signups
 from subscribers.models import Subscriber, SubscriberTopic, utcnow
@@ -66,10 +67,11 @@ def seed_brief(engine, readers: int, *, bad_address_at: int | None = None) -> st
 
 
 def seed_send(engine, settings, readers: int, *, when: datetime | None = None) -> int:
-    """`seed_brief`, then a send of it; the send's id."""
+    """`seed_brief`, then a send of it, made a day before `when`; the send's id."""
     slug = seed_brief(engine, readers)
+    made = when - timedelta(days=1) if when else None
     with session_scope(engine) as session:
-        return create_send(slug, session=session, settings=settings, when=when).id
+        return create_send(slug, session=session, settings=settings, when=when, now=made).id
 
 
 def worker(
@@ -110,6 +112,11 @@ def worker_log(process: subprocess.Popen[bytes]) -> str:
     """What a `worker()` process wrote, for an assertion's message."""
     path: Path = process.log_path  # type: ignore[attr-defined]
     return path.read_text(errors="replace")
+
+
+def send_status(engine, send_id: int) -> str:
+    with session_scope(engine) as session:
+        return summarize_sends(session=session, send_id=send_id)[0].status
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from slugify import slugify as _slugify
 
 from newsletter.errors import BriefError
 from newsletter.models import Brief
@@ -157,10 +158,11 @@ def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBri
 
 
 def slugify(value: str) -> str:
-    """Lower-case words joined by hyphens; non-Latin letters are kept, not dropped."""
-    normalized = unicodedata.normalize("NFKC", value).lower()
-    slug = re.sub(r"[^\w]+", "-", normalized).strip("-_")
-    return slug[:80].rstrip("-") or "brief"
+    """Lower-case ASCII words joined by hyphens, transliterated from any script (a title in
+    Japanese gets a romanized slug; the title itself keeps its script). ASCII because the
+    slug goes into URLs in the text part and into SendGrid categories, which must be."""
+    slug = _slugify(unicodedata.normalize("NFKC", value), max_length=80, word_boundary=True)
+    return slug or "brief"
 
 
 # --- decoding and front matter -------------------------------------------------------------

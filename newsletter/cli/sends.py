@@ -4,7 +4,7 @@ steer its send."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,7 +30,7 @@ from newsletter.sending.controls import (
     resolve_unknown,
     resume_send,
 )
-from newsletter.sending.create import create_send
+from newsletter.sending.create import schedule_send
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
 from subscribers.models import utcnow
@@ -70,6 +70,23 @@ def send(
             "--foreground", help="With --now: send it from this process, with a progress bar."
         ),
     ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="The brief was sent before: send it to readers who do not have it."
+        ),
+    ] = False,
+    include_received: Annotated[
+        bool,
+        typer.Option(
+            "--include-received",
+            help="Send a second copy to readers who already have it (implies --again).",
+        ),
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Send (and publish) it even if it reaches nobody."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a brief for its subscribers; a worker sends it."""
@@ -82,27 +99,40 @@ def send(
     settings, engine = settings_and_engine()
     when = parse_when(at, tz or settings.NEWSLETTER_TIMEZONE) if at is not None else None
     with session_scope(engine) as session:
-        created = create_send(
-            brief, session=session, settings=settings, when=when, local_time=local_time or ""
+        scheduled = schedule_send(
+            brief,
+            session=session,
+            settings=settings,
+            when=when,
+            local_time=local_time or "",
+            again=again,
+            include_received=include_received,
+            allow_empty=allow_empty,
         )
-        summary = summarize_sends(session=session, send_id=created.id)[0]
+        summary = summarize_sends(session=session, send_id=scheduled.send.id)[0]
+    audience = scheduled.audience
     if foreground:
         summary = _in_foreground(settings, summary.id, quiet=as_json)
     if as_json:
-        print_json(summary.as_dict())
+        print_json({**summary.as_dict(), "audience": audience.as_dict()})
         return
     if foreground:
         print_summary(summary)
         return
-    when_text = (
-        f"at {local_time} in each reader's timezone"
-        if local_time
-        else f"for {summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
-    )
+    if local_time:
+        when_text = f"at {local_time} in each reader's timezone"
+    elif when is not None:
+        when_text = (
+            f"for {when:%Y-%m-%d %H:%M} {when.tzinfo} ({summary.scheduled_at:%Y-%m-%d %H:%M} UTC)"
+        )
+    else:
+        when_text = f"now ({summary.scheduled_at:%Y-%m-%d %H:%M} UTC)"
     out.print(
-        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; a worker sends it "
-        "(`newsletter worker`, or `newsletter worker --once`)",
+        f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; it reaches "
+        f"{audience.now:,} readers now and {audience.digests:,} through their digests; a "
+        "worker sends it (`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -182,13 +212,24 @@ def print_summary(summary: SendSummary) -> None:
         out.print(f"failed batches: {summary.failed_batches}")
     if summary.last_error:
         out.print(f"last error: {summary.last_error}", highlight=False)
-    if summary.counts["unknown"]:
+    if summary.counts["unknown"] and summary.unknown_since:
+        oldest, newest = (_age(utcnow() - moment) for moment in summary.unknown_since)
         out.print(
             f"{summary.counts['unknown']} deliveries are unknown (the request may or may not "
-            f"have reached the provider): `newsletter sends resolve {summary.id} --resend` or "
-            "`--drop` once you know which",
+            f"have reached the provider), the newest for {newest}, the oldest for {oldest}; "
+            "the provider's events settle those it accepted. Then "
+            f"`newsletter sends resolve {summary.id} --resend` (or `--drop`) for the rest",
             highlight=False,
         )
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @app.command("status")
@@ -246,6 +287,14 @@ def sends_resolve(
         bool, typer.Option("--resend", help="Queue the unknown deliveries again.")
     ] = False,
     drop: Annotated[bool, typer.Option("--drop", help="Give the unknown deliveries up.")] = False,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Resend even rows younger than NEWSLETTER_RESOLVE_WAIT_SECONDS, whose "
+            "provider events may still come.",
+        ),
+    ] = False,
 ) -> None:
     """Settle deliveries whose hand-off was ambiguous: resend them or drop them."""
     if resend == drop:
@@ -253,9 +302,10 @@ def sends_resolve(
             "choose --resend (some readers may get it twice) or --drop (some may never get it)"
         )
     row_id(send_id, "send")
-    _, engine = settings_and_engine()
+    settings, engine = settings_and_engine()
     action = ResolveAction.RESEND if resend else ResolveAction.DROP
+    wait = timedelta(seconds=0 if now else settings.NEWSLETTER_RESOLVE_WAIT_SECONDS)
     with session_scope(engine) as session:
-        changed = resolve_unknown(send_id, action, session=session, now=utcnow())
+        changed = resolve_unknown(send_id, action, session=session, now=utcnow(), wait=wait)
     verb = "queued again" if resend else "dropped"
     out.print(f"send {send_id}: {changed} unknown deliveries {verb}")

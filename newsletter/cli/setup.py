@@ -95,6 +95,16 @@ def sandbox(
     inbox: Annotated[
         Path, typer.Option(help="SQLite file that keeps accepted messages across restarts.")
     ] = Path("var/sandbox/inbox.sqlite3"),
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Post signed processed/delivered events for accepted mail here, as SendGrid "
+            "does (e.g. http://127.0.0.1:8000/webhooks/sendgrid)."
+        ),
+    ] = None,
+    events_delay: Annotated[
+        float, typer.Option(help="Seconds between accepting mail and posting its events.")
+    ] = 0.0,
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
     from newsletter.devtools.sandbox import Faults, Sandbox
@@ -120,5 +130,12 @@ def sandbox(
         f"counts: {server.url}/sandbox/stats",
         highlight=False,
     )
+    if webhook_url:
+        server.send_events_to(webhook_url, delay=events_delay)
+        err.print(
+            f"events for accepted mail go to {webhook_url}, signed: set "
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY={server.events.public_key} where the web app runs",
+            soft_wrap=True,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

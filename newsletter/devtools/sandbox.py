@@ -9,6 +9,11 @@ personalization (`GET /sandbox/messages`) and counts them, with any delivery id 
 (`GET /sandbox/stats`), so tests can prove exactly-once. Its inbox (`GET /`, see
 `inbox.py`) shows each message as its reader sees it, and can keep them in a file.
 
+Given a webhook URL (`Sandbox.send_events_to`, `newsletter sandbox --webhook-url`), it
+posts signed `processed` and `delivered` events for everything it accepted, as SendGrid's
+Event Webhook does, optionally late (`--events-delay`): the events that settle deliveries a
+sender could not be sure of.
+
 Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
 share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
 read and accepted — the case where the sender cannot know whether the mail went out.
@@ -20,50 +25,33 @@ import json
 import random
 import secrets
 import socket
+import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, accepted_from, inbox_page
+from newsletter.devtools.mail_send_rules import TOO_LARGE, validate_mail_send
 from newsletter.devtools.mail_send_rules import error as _error
-from newsletter.devtools.mail_send_rules import validate_mail_send
-from newsletter.devtools.webhook_signer import EventSigner, event_for, post_events
+from newsletter.devtools.webhook_signer import (
+    EventPoster,
+    EventSigner,
+    accepted_events,
+    event_for,
+    post_events,
+)
 
 __all__ = ["Accepted", "EventSigner", "Faults", "Inbox", "Sandbox", "SandboxState", "event_for"]
 
 # A restricted key's scopes, as SendGrid lists them for a "Mail Send" key.
 DEFAULT_SCOPES = ("mail.send", "sender_verification_eligible", "2fa_required")
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
-
-
-@dataclass
-class Faults:
-    """What share of requests go wrong, and how. Chosen per request by a seeded RNG, so a
-    test's run is repeatable."""
-
-    rate_429: float = 0.0
-    rate_500: float = 0.0
-    rate_503: float = 0.0
-    # Read the body, accept the mail, then close the connection without an answer.
-    rate_drop: float = 0.0
-    rate_delay: float = 0.0
-    delay_seconds: float = 0.0
-    # Seconds a 429 asks the client to wait (X-RateLimit-Reset is this far ahead).
-    retry_after: int = 1
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Faults:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass
@@ -101,6 +89,8 @@ class SandboxState:
         self._seen: set[str] = set()
         self.stats = Stats()
         self.set_faults(faults or Faults())
+        # Set by `Sandbox.send_events_to`: what to post about each accepted request.
+        self.events: EventPoster | None = None
 
     @property
     def requests(self) -> int:
@@ -149,6 +139,8 @@ class SandboxState:
                     self.stats.duplicate_deliveries += 1
                 self._seen.add(delivery_id)
             self._accepted.extend(accepted)
+        if self.events is not None:
+            self.events.add(accepted_events(message_id, body))
         return message_id
 
     def rate_limit_headers(self) -> dict[str, str]:
@@ -166,7 +158,10 @@ class SandboxState:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {**asdict(self.stats), "faults": asdict(self.faults)}
+            snapshot = {**asdict(self.stats), "faults": asdict(self.faults)}
+        if self.events is not None:
+            snapshot["events"] = {"posted": self.events.posted, "waiting": self.events.waiting}
+        return snapshot
 
     def clear(self) -> None:
         self.inbox.clear()
@@ -231,9 +226,11 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
             )
             return
-        errors = validate_mail_send(body)
+        errors = validate_mail_send(body, size=len(raw)) or unnamed_refusal(body, state.faults)
         if errors:
-            self._reply(HTTPStatus.BAD_REQUEST, {"errors": errors}, limits)
+            too_large = any(e["message"] == TOO_LARGE for e in errors)
+            status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.BAD_REQUEST
+            self._reply(status, {"errors": errors}, limits)
             return
         message_id = state.accept(body, raw)
         if fault == "drop":
@@ -298,6 +295,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before its answer (a killed worker) is not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
         super().__init__(address, _Handler)
         self.state = state
@@ -339,6 +341,13 @@ class Sandbox:
     def messages(self) -> list[Accepted]:
         return self.state.messages()
 
+    def send_events_to(self, url: str, *, delay: float = 0.0) -> None:
+        """From now on, post signed processed/delivered events for what is accepted to
+        `url`, `delay` seconds after each acceptance."""
+        if self.state.events is not None:
+            self.state.events.stop()
+        self.state.events = EventPoster(self.events, url, delay=delay)
+
     def post_events(self, url: str, events: list[dict[str, Any]]) -> int:
         """POST a signed Event Webhook batch to `url`, as SendGrid would; the HTTP status."""
         return post_events(url, self.events, events)
@@ -354,6 +363,8 @@ class Sandbox:
         self._server.serve_forever()
 
     def stop(self) -> None:
+        if self.state.events is not None:
+            self.state.events.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

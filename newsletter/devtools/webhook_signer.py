@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,3 +69,94 @@ def post_events(url: str, signer: EventSigner, events: list[dict[str, Any]]) -> 
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def accepted_events(
+    message_id: str, body: dict[str, Any], *, at: float | None = None
+) -> list[dict[str, Any]]:
+    """`processed` and `delivered` for every personalization of an accepted request, as
+    SendGrid posts them: our custom_args come back as top-level keys."""
+    stamp = int(at if at is not None else time.time())
+    shared = body.get("custom_args") or {}
+    events: list[dict[str, Any]] = []
+    for index, item in enumerate(body.get("personalizations") or []):
+        args = {**shared, **(item.get("custom_args") or {})}
+        for kind in ("processed", "delivered"):
+            events.append(
+                {
+                    "email": item["to"][0]["email"],
+                    "timestamp": stamp,
+                    "event": kind,
+                    "sg_event_id": secrets.token_urlsafe(16),
+                    "sg_message_id": f"{message_id}.filter0001.{index}",
+                    **args,
+                }
+            )
+    return events
+
+
+class EventPoster:
+    """Posts signed events to a webhook URL from a background thread, as SendGrid's Event
+    Webhook does: in batches, `delay` seconds after the mail was accepted (SendGrid's events
+    lag by seconds to minutes), and again later when the receiver did not answer 2xx."""
+
+    BATCH = 500
+
+    def __init__(self, signer: EventSigner, url: str, *, delay: float = 0.0) -> None:
+        self.signer = signer
+        self.url = url
+        self.delay = delay
+        self.posted = 0
+        self.failed_posts = 0
+        self._pending: deque[tuple[float, dict[str, Any]]] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sandbox-events")
+        self._thread.start()
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        due = time.monotonic() + self.delay
+        with self._ready:
+            self._pending.extend((due, event) for event in events)
+            self._ready.notify()
+
+    @property
+    def waiting(self) -> int:
+        with self._ready:
+            return len(self._pending)
+
+    def _take(self) -> list[dict[str, Any]]:
+        """The next batch that is due, waiting for one; [] when stopping."""
+        with self._ready:
+            while not self._stopping:
+                now = time.monotonic()
+                if self._pending and self._pending[0][0] <= now:
+                    batch: list[dict[str, Any]] = []
+                    while self._pending and self._pending[0][0] <= now and len(batch) < self.BATCH:
+                        batch.append(self._pending.popleft()[1])
+                    return batch
+                timeout = self._pending[0][0] - now if self._pending else None
+                self._ready.wait(timeout)
+            return []
+
+    def _run(self) -> None:
+        while batch := self._take():
+            try:
+                status = post_events(self.url, self.signer, batch)
+            except OSError:
+                status = 0
+            if 200 <= status < 300:
+                self.posted += len(batch)
+                continue
+            # SendGrid retries a batch the receiver did not take; so does the sandbox.
+            self.failed_posts += 1
+            retry = time.monotonic() + 1.0
+            with self._ready:
+                self._pending.extendleft((retry, event) for event in reversed(batch))
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        self._thread.join(timeout=5)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from newsletter.providers import headers as safe
+
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
@@ -28,11 +30,21 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Recipient:
+    """One reader of a batch. `name` is made a safe display name here (`headers.py`); the
+    body's greeting comes from `values`, built from the name as the reader wrote it."""
+
     delivery_id: int
     email: str
     name: str
     values: dict[str, str]  # token → value, escaped per part (see newsletter.render)
     headers: dict[str, str]  # per-recipient headers, e.g. List-Unsubscribe
+
+    def __post_init__(self) -> None:
+        if safe.plain_recipient(self.email, self.name, self.headers):
+            return  # the usual case: nothing to change, checked in two scans
+        object.__setattr__(self, "email", safe.header_value(self.email))
+        object.__setattr__(self, "name", safe.display_name(self.name))
+        object.__setattr__(self, "headers", safe.header_fields(self.headers))
 
 
 @dataclass(frozen=True)
@@ -45,12 +57,22 @@ class Batch:
     categories: list[str] = field(default_factory=list)
     # A test copy (`briefs test-send`): marked as such in the subject and headers.
     test: bool = False
+    # Headers every message of the batch carries alike (List-Id), sent once per request.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Header-safe by construction, whoever builds it (`headers.py`)."""
+        object.__setattr__(self, "subject", safe.header_value(self.subject))
+        object.__setattr__(self, "categories", safe.categories(self.categories))
+        object.__setattr__(self, "headers", safe.header_fields(self.headers))
 
 
 @dataclass(frozen=True)
 class RecipientResult:
     outcome: Outcome
     error: str = ""
+    # SENT by another request than the batch's first (a batch split around a bad recipient).
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,10 +113,17 @@ def make_transport(settings: Settings) -> Transport:
 
 
 def _provider_transport(settings: Settings) -> Transport:
-    """The provider's own adapter (imported on demand: SMTP needs no SendGrid)."""
+    """The provider's own adapter (imported on demand: SMTP needs no SendGrid). Refuses to
+    start without what it needs, rather than fail every batch later."""
     from newsletter.config import TransportName
+    from newsletter.errors import ConfigurationError
 
     if settings.NEWSLETTER_TRANSPORT is TransportName.SENDGRID:
+        if not settings.SENDGRID_API_KEY.get_secret_value():
+            raise ConfigurationError(
+                "SENDGRID_API_KEY is not set, so nothing can be handed to SendGrid",
+                hint="set it (or NEWSLETTER_TRANSPORT=smtp or outbox), then start again",
+            )
         from newsletter.providers.sendgrid import SendGridTransport
 
         return SendGridTransport.from_settings(settings)

@@ -26,6 +26,7 @@ class EventType(StrEnum):
     OPENED = "opened"
     CLICKED = "clicked"
     UNKNOWN = "unknown"  # an event we do not act on; recorded with its payload
+    REJECTED = "rejected"  # malformed (no usable time, id …): recorded, acted on by nothing
 
 
 @dataclass(frozen=True)

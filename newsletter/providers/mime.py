@@ -4,12 +4,22 @@ refuses to leave a token unfilled."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
-from newsletter.providers.base import Batch, Recipient
+from newsletter.errors import TemplateError
+from newsletter.providers.base import Batch, Outcome, Recipient, RecipientResult
 from newsletter.render import fill
+
+# What building one recipient's message can raise: a value no header or part can carry.
+BUILD_ERRORS = (ValueError, TypeError, UnicodeError, TemplateError)
+
+
+def unbuildable(exc: Exception) -> RecipientResult:
+    """One recipient whose message cannot be built fails alone, saying why."""
+    return RecipientResult(Outcome.FAILED, f"the message could not be built: {exc}")
 
 
 def sender_domain(from_header: str) -> str:
@@ -17,15 +27,17 @@ def sender_domain(from_header: str) -> str:
 
 
 def build_message(batch: Batch, recipient: Recipient, *, from_header: str) -> EmailMessage:
+    """The whole message. Names, subject and headers arrive header-safe (`headers.py`)."""
     message = EmailMessage(policy=SMTP)
     message["From"] = from_header
     message["To"] = formataddr((recipient.name, recipient.email))
     message["Subject"] = f"[TEST] {batch.subject}" if batch.test else batch.subject
-    message["Date"] = formatdate(localtime=False)
+    # "+0000": the time is known to be UTC (RFC 5322 §3.3; "-0000" would say it is not).
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(
         idstring=f"d{recipient.delivery_id}", domain=sender_domain(from_header)
     )
-    for name, value in recipient.headers.items():
+    for name, value in {**batch.headers, **recipient.headers}.items():
         message[name] = value
     # What SendGrid carries as custom_args: lets bounces be traced to the ledger row.
     message["X-Newsletter-Delivery"] = str(recipient.delivery_id)

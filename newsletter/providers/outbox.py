@@ -7,7 +7,7 @@ from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.providers.base import Batch, BatchResult, Outcome, RecipientResult
-from newsletter.providers.mime import build_message
+from newsletter.providers.mime import BUILD_ERRORS, build_message, unbuildable
 
 
 class OutboxTransport:
@@ -34,8 +34,12 @@ class OutboxTransport:
         for recipient in batch.recipients:
             path = self.path_for(batch, recipient.delivery_id)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 data = build_message(batch, recipient, from_header=self._from).as_bytes()
+            except BUILD_ERRORS as exc:
+                exceptions[recipient.delivery_id] = unbuildable(exc)
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 # Written whole or not at all: a reader never sees half a message.
                 partial = path.with_suffix(".eml.partial")
                 partial.write_bytes(data)
@@ -46,5 +50,6 @@ class OutboxTransport:
                 )
         if exceptions and len(exceptions) == len(batch.recipients):
             first = next(iter(exceptions.values()))
-            return BatchResult(Outcome.RETRY_LATER, error=first.error)
+            if all(e.outcome is Outcome.RETRY_LATER for e in exceptions.values()):
+                return BatchResult(Outcome.RETRY_LATER, error=first.error)
         return BatchResult(Outcome.SENT, exceptions=exceptions)

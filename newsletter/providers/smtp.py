@@ -22,7 +22,7 @@ import threading
 
 from newsletter.config import Settings
 from newsletter.providers.base import Batch, BatchResult, Outcome, RecipientResult
-from newsletter.providers.mime import build_message
+from newsletter.providers.mime import BUILD_ERRORS, build_message, unbuildable
 
 _CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError)
 
@@ -118,9 +118,15 @@ class SmtpTransport:
             )
         exceptions: dict[int, RecipientResult] = {}
         for index, recipient in enumerate(batch.recipients):
-            message = build_message(batch, recipient, from_header=self._from)
+            try:
+                message = build_message(batch, recipient, from_header=self._from)
+            except BUILD_ERRORS as exc:
+                exceptions[recipient.delivery_id] = unbuildable(exc)
+                continue
             try:
                 connection.send_message(message)
+            except smtplib.SMTPNotSupportedError as exc:  # e.g. an address needing SMTPUTF8
+                exceptions[recipient.delivery_id] = RecipientResult(Outcome.FAILED, str(exc))
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 exceptions[recipient.delivery_id] = _refusal(code, text)

@@ -32,10 +32,11 @@ class Audience:
         return {"now": self.now, "digests": self.digests, "received": self.received}
 
 
-def received_by(brief_id: int) -> sa.Select[Any]:
+def received_by(brief_id: int, *, excluding_send: int | None = None) -> sa.Select[Any]:
     """`SELECT subscriber_id` of everyone an earlier send of this brief reached (or may
-    have reached: unknown rows count, so nobody gets a second copy by accident)."""
-    return (
+    have reached: unknown rows count, so nobody gets a second copy by accident).
+    `excluding_send`: leave that send's own rows out (planning it)."""
+    statement = (
         sa.select(col(Delivery.subscriber_id))
         .join(Send, col(Send.id) == col(Delivery.send_id))
         .where(
@@ -44,9 +45,14 @@ def received_by(brief_id: int) -> sa.Select[Any]:
             col(Delivery.status).in_(RECEIVED_STATES),
         )
     )
+    if excluding_send is not None:
+        statement = statement.where(col(Send.id) != excluding_send)
+    return statement
 
 
-def count_audience(brief_id: int, *, session: Session) -> Audience:
+def count_audience(brief_id: int, *, session: Session, include_received: bool = False) -> Audience:
+    """`include_received`: count readers who already have it among those reached now (a
+    send that gives them a second copy on purpose)."""
     topic_ids = sa.select(col(BriefTopic.topic_id)).where(col(BriefTopic.brief_id) == brief_id)
     received = received_by(brief_id)
 
@@ -57,8 +63,10 @@ def count_audience(brief_id: int, *, session: Session) -> Audience:
 
     immediate = matching_subscribers(topic_ids, cadences=[Cadence.IMMEDIATE])
     digest = matching_subscribers(topic_ids, cadences=[Cadence.DAILY, Cadence.WEEKLY])
+    if not include_received:
+        immediate = immediate.where(col(Subscriber.id).not_in(received))
     return Audience(
-        now=count(immediate.where(col(Subscriber.id).not_in(received))),
+        now=count(immediate),
         digests=count(digest),
         received=count(received.distinct()),
     )

@@ -4,7 +4,7 @@ before every claim and every request, so nothing here talks to a worker."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session
@@ -63,10 +63,30 @@ def cancel_send(send_id: int, *, session: Session, now: datetime) -> int:
     return ledger.cancel_queued(session, send_id, now=now)
 
 
-def resolve_unknown(send_id: int, action: ResolveAction, *, session: Session, now: datetime) -> int:
+def resolve_unknown(
+    send_id: int,
+    action: ResolveAction,
+    *,
+    session: Session,
+    now: datetime,
+    wait: timedelta = timedelta(0),
+) -> int:
     """Staff decide the ambiguous rows: resend them (risking a duplicate for some) or drop
-    them (risking a miss for some). Returns how many rows changed."""
+    them (risking a miss for some). Returns how many rows changed.
+
+    Resending is refused while the newest unknown row is younger than `wait`: the
+    provider's events, which settle the rows it did accept, can lag by minutes."""
     send = get_send(send_id, session=session)
+    since = ledger.unknown_since(session, [send_id]).get(send_id)
+    if action is ResolveAction.RESEND and wait and since is not None and now - since[1] < wait:
+        age = (now - since[1]).total_seconds()
+        raise ConflictError(
+            f"send {send_id}: its newest unknown delivery became unknown {age:,.0f} s ago; "
+            f"the provider's events may still show it was accepted (they can lag by minutes), "
+            f"and resending now could give those readers a second copy",
+            hint=f"try again after {since[1] + wait:%Y-%m-%d %H:%M:%S} UTC, or add --now to "
+            "resend them anyway",
+        )
     changed = ledger.settle_unknown(
         session, send_id, resend=action is ResolveAction.RESEND, now=now
     )

@@ -28,6 +28,7 @@ from newsletter.models import Brief, Send, SendKind, SendStatus
 from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, Transport
 from newsletter.sending.ledger import (
     Claim,
+    Recorded,
     Target,
     begin_handoff,
     claim_batch,
@@ -73,7 +74,8 @@ class RateLimiter:
 
 def send_categories(engine: Engine, send: Send) -> list[str]:
     """Provider-side labels for a send's messages: the brief's slug, then its topics, so
-    the provider's own statistics split the same way ours do."""
+    the provider's own statistics split the same way ours do. ASCII, unique, at most 10
+    (`Batch` makes them so: a brief added before slugs were ASCII still sends)."""
     with session_scope(engine) as session:
         brief = session.get_one(Brief, send.brief_id)
         if send.kind == SendKind.DIGEST:
@@ -84,16 +86,35 @@ def send_categories(engine: Engine, send: Send) -> list[str]:
 @dataclass
 class WorkReport:
     started: list[int] = field(default_factory=list)
-    settled: int = 0
+    settled: int = 0  # rows claimed and answered, whatever the answer
+    # What the answers did to those rows: sent (the provider accepted them), failed,
+    # queued (back in line), unknown; and skipped (the reader left before the claim).
+    rows: dict[str, int] = field(default_factory=dict)
     released: int = 0
     unknown: int = 0
     finished: list[int] = field(default_factory=list)
     paused: dict[int, str] = field(default_factory=dict)  # send id → why
+    # Why batches could not be handed off at all (provider unreachable after retries).
+    not_handed_off: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_settled(self, rows: int) -> None:
         with self._lock:  # several sender threads report into one WorkReport
             self.settled += rows
+
+    def add(self, claim: Claim, recorded: Recorded, result: BatchResult | None) -> None:
+        with self._lock:
+            self.settled += claim.size
+            counts = {**recorded.rows, "skipped": claim.skipped}
+            for state, count in counts.items():
+                if count:
+                    self.rows[state] = self.rows.get(state, 0) + count
+            if result is not None and result.outcome is Outcome.RETRY_LATER and not result.fatal:
+                self.not_handed_off.append(result.error)
+
+    @property
+    def accepted(self) -> int:
+        return self.rows.get("sent", 0)
 
 
 @dataclass
@@ -128,10 +149,13 @@ class Dispatcher:
             name=target.name,
         )
 
-    def hand_off(self, send: Send, claim: Claim, categories: list[str]) -> str:
-        """Send one claimed batch and record the answer; returns why the send paused, or ""."""
+    def hand_off(
+        self, send: Send, claim: Claim, categories: list[str]
+    ) -> tuple[Recorded, BatchResult | None]:
+        """Send one claimed batch and record the answer: what the ledger recorded, and the
+        provider's answer (None when nothing was sent)."""
         if not claim.targets:
-            return ""
+            return Recorded({}), None
         batch = Batch(
             send_id=claim.send_id,
             subject=send.subject,
@@ -139,20 +163,21 @@ class Dispatcher:
             text=send.text,
             recipients=[self.recipient(target) for target in claim.targets],
             categories=categories,
+            headers=self._links.list_headers(),
         )
         wait = self._limiter.reserve(len(batch.recipients))
         if wait:
             self.sleep(wait)
         if not begin_handoff(self.engine, claim, now=self.clock()):
             log_not_taken(claim, None)
-            return ""
+            return Recorded({}), None
         try:
             result = self.transport.send_batch(batch)
         except Exception as exc:  # a transport bug must not leave the batch looking alive
             log.exception("transport %s raised", self.transport.name)
             result = BatchResult(Outcome.UNKNOWN, error=f"the transport raised {exc!r}")
         log_not_taken(claim, result)
-        return record_batch(
+        recorded = record_batch(
             self.engine,
             claim,
             result,
@@ -160,6 +185,7 @@ class Dispatcher:
             pause_after=self.settings.NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES,
             max_attempts=self.settings.NEWSLETTER_MAX_ATTEMPTS,
         )
+        return recorded, result
 
     def _drain(self, send: Send, categories: list[str], report: WorkReport) -> None:
         """One thread's loop: batches of this send until none is left or the send stops.
@@ -187,12 +213,12 @@ class Dispatcher:
                 cursor, swept = None, True
                 continue
             cursor = claim.last_key
-            paused = self.hand_off(send, claim, categories)
-            report.add_settled(claim.size)
+            recorded, result = self.hand_off(send, claim, categories)
+            report.add(claim, recorded, result)
             if self.on_progress is not None:
                 self.on_progress(claim.size)
-            if paused:
-                report.paused[id_of(send)] = paused
+            if recorded.paused:
+                report.paused[id_of(send)] = recorded.paused
                 return
 
     def work_send(self, send: Send, report: WorkReport | None = None) -> WorkReport:

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from newsletter.db import is_postgresql, session_scope
-from newsletter.models import BriefTopic, Send, SendStatus
+from newsletter.models import BriefTopic, Delivery, Send, SendKind, SendStatus
 from newsletter.sending import ledger
+from newsletter.sending.audience import received_by
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber, id_of
 
@@ -67,6 +68,10 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     # Daily and weekly readers get the brief in their digest (digests.py), not now.
     matching = matching_subscribers(brief_topic_ids, cadences=[Cadence.IMMEDIATE])
     send_id = id_of(send)
+    if not send.include_received and _sent_before(send, session):
+        # Never a second copy of a brief, across sends too, unless staff asked by name.
+        received = received_by(send.brief_id, excluding_send=send_id)
+        matching = matching.where(col(Subscriber.id).not_in(received))
     again = ledger.has_rows(session, send_id)
     if is_postgresql(session):
         # JIT compiling these statements costs more than it saves (~0.2 s).
@@ -79,6 +84,23 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
             session, send_id, recipients, due=moment or now, now=now, skip_existing=again
         )
     return ledger.row_count(session, send_id)
+
+
+def _sent_before(send: Send, session: Session) -> bool:
+    """Whether another send of this brief has ledger rows: only then does planning pay for
+    leaving their readers out (the first send of a brief, the usual case, does not)."""
+    others = (
+        sa.select(sa.literal(1))
+        .select_from(Send)
+        .join(Delivery, col(Delivery.send_id) == col(Send.id))
+        .where(
+            col(Send.brief_id) == send.brief_id,
+            col(Send.kind) == SendKind.BRIEF,
+            col(Send.id) != send.id,
+        )
+        .limit(1)
+    )
+    return session.scalar(others) is not None
 
 
 def start_due_sends(engine: Engine, *, now: datetime, only: int | None = None) -> list[int]:

@@ -33,6 +33,8 @@ class SendSummary:
     # When a worker next has something to do for it: its start, or the next local-time wave.
     next_action_at: datetime | None = None
     local_time: str = ""
+    # When the oldest and the newest `unknown` rows became unknown (events may still come).
+    unknown_since: tuple[datetime, datetime] | None = None
 
     @property
     def waiting(self) -> int:
@@ -54,6 +56,8 @@ class SendSummary:
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "next_action_at": self.next_action_at.isoformat() if self.next_action_at else None,
             "local_time": self.local_time,
+            "unknown_oldest_at": self.unknown_since[0].isoformat() if self.unknown_since else None,
+            "unknown_newest_at": self.unknown_since[1].isoformat() if self.unknown_since else None,
         }
 
 
@@ -74,6 +78,7 @@ def summarize_sends(
     ids = [id_of(send) for send, _ in sends]
     counts = ledger.counts_by_status(session, ids) if ids else {}
     next_due = ledger.next_due(session, ids) if ids else {}
+    unknown = ledger.unknown_since(session, ids) if ids else {}
     summaries = []
     for send, slug in sends:
         by_state = {
@@ -109,6 +114,7 @@ def summarize_sends(
                 eta_seconds=eta,
                 next_action_at=next_action,
                 local_time=send.local_time,
+                unknown_since=unknown.get(id_of(send)),
             )
         )
     return summaries

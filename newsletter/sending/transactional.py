@@ -204,6 +204,8 @@ def _batch(
         text=rendered.text,
         recipients=[recipient],
         categories=[mail.kind],
+        # The welcome is the list's first message; a confirmation is not list mail yet.
+        headers={} if confirmation else links.list_headers(),
     )
 
 

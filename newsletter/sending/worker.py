@@ -54,6 +54,23 @@ def paused_message(send_id: int, reason: str) -> str:
     )
 
 
+def not_handed_off(report: TickReport) -> str:
+    """Why some of this tick's work could not be handed off, in one line ("" if it all was)."""
+    reasons = [paused_message(i, why) for i, why in report.work.paused.items()]
+    if report.work.not_handed_off:
+        batches = report.work.not_handed_off
+        reasons.append(
+            f"{len(batches)} batches could not be handed off and stay queued for the next "
+            f"run; the provider said: {batches[-1]}"
+        )
+    if report.mail.retried:
+        reasons.append(
+            f"{report.mail.retried} transactional messages could not be handed off and will "
+            f"be retried; the last error: {report.mail.errors[-1] if report.mail.errors else ''}"
+        )
+    return "; ".join(reasons)
+
+
 @dataclass
 class TickReport:
     work: WorkReport = field(default_factory=WorkReport)
@@ -62,11 +79,21 @@ class TickReport:
     signups: int = 0
 
     def log(self, *, paused: bool = True) -> None:
-        """Log lines for what this tick did; `paused=False` leaves out the sends that paused
-        themselves, for a caller that reports those as its error."""
+        """Log lines for what this tick did; `paused=False` leaves out what could not be
+        handed off (sends that paused themselves …), for a caller that reports it as its
+        error."""
         work = self.work
         if work.settled:
-            log.info("handed off %s deliveries", work.settled)
+            rows = work.rows
+            log.info(
+                "the provider accepted %s deliveries (%s failed, %s back in the queue, "
+                "%s unknown, %s skipped: the reader left)",
+                rows.get("sent", 0),
+                rows.get("failed", 0),
+                rows.get("queued", 0),
+                rows.get("unknown", 0),
+                rows.get("skipped", 0),
+            )
         if work.released:
             log.info("%s deliveries requeued from batches a dead worker never sent", work.released)
         if work.unknown:
@@ -75,8 +102,8 @@ class TickReport:
                 "`newsletter sends resolve`",
                 work.unknown,
             )
-        for send_id, reason in work.paused.items() if paused else ():
-            log.error("%s", paused_message(send_id, reason), extra=ids(send_id))
+        if paused and (why := not_handed_off(self)):
+            log.error("%s", why, extra=ids(paused_sends=sorted(work.paused) or None))
         for send_id in work.finished:
             log.info("send %s finished", send_id, extra=ids(send_id))
         if self.signups:
@@ -129,15 +156,15 @@ class Worker:
         return create_due_digests(self.engine, self.settings, now=self.dispatcher.clock())
 
     def once(self) -> TickReport:
-        """All work due now, for cron: raises (exit status 1) when a send paused itself."""
+        """All work due now, for cron: raises (exit status 1, one line saying why) when work
+        could not be handed off: a send paused itself (its key refused, too many failed
+        batches), or the provider stayed unreachable after the retries."""
         digests = self.make_digests()
         report = self.tick()
         report.digests = digests
         report.log(paused=False)
-        if report.work.paused:
-            raise NewsletterError(
-                "; ".join(paused_message(i, why) for i, why in report.work.paused.items())
-            )
+        if why := not_handed_off(report):
+            raise NewsletterError(why)
         return report
 
     def work_one_send(self, send_id: int) -> SendSummary:
@@ -146,8 +173,8 @@ class Worker:
         report = self.dispatcher.work_due(only=send_id)
         with session_scope(self.engine) as session:
             summary = summarize_sends(session=session, send_id=send_id)[0]
-        if send_id in report.paused:
-            raise NewsletterError(paused_message(send_id, report.paused[send_id]))
+        if why := not_handed_off(TickReport(work=report)):
+            raise NewsletterError(why)
         return summary
 
     def request_stop(self) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import threading
 import time
 import urllib.error
 from collections.abc import Callable
+from dataclasses import replace
 from email.utils import parseaddr
 from typing import Any
 
@@ -24,7 +26,7 @@ from sendgrid import SendGridAPIClient
 
 from newsletter import metrics
 from newsletter.config import Settings
-from newsletter.providers.base import Batch, BatchResult, Outcome
+from newsletter.providers.base import Batch, BatchResult, Outcome, RecipientResult
 
 MAX_PERSONALIZATIONS = 1000
 MAX_CATEGORIES = 10
@@ -49,21 +51,80 @@ _AMBIGUOUS = (
 )
 
 
+def sendgrid_errors(body: bytes | str | None) -> list[dict[str, Any]]:
+    """The entries of SendGrid's `{"errors": [...]}` envelope ([] if it is not one)."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        errors = json.loads(raw).get("errors") or []
+    except (ValueError, AttributeError):
+        return []
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _words(error: dict[str, Any]) -> str:
+    field, message = error.get("field"), str(error.get("message") or "")
+    return f"{field}: {message}" if field else message
+
+
 def sendgrid_error_text(body: bytes | str | None) -> str:
     """SendGrid's own error words from its `{"errors": [...]}` envelope."""
     if not body:
         return "no error text"
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        errors = json.loads(raw).get("errors") or []
-    except (ValueError, AttributeError):
-        return raw[:500]
-    parts = []
+    return "; ".join(_words(e) for e in sendgrid_errors(body)) or raw[:500]
+
+
+_PERSONALIZATION = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
+# Fields every part of a split request carries alike: splitting cannot help.
+_SHARED_FIELDS = (
+    "from",
+    "subject",
+    "content",
+    "categories",
+    "headers",
+    "custom_args",
+    "asm",
+    "mail_settings",
+    "reply_to",
+    "template_id",
+    "tracking_settings",
+)
+
+
+def _named_personalizations(errors: list[dict[str, Any]], size: int) -> dict[int, str]:
+    """Personalization index → SendGrid's words about it, for the errors that name one."""
+    named: dict[int, list[str]] = {}
     for error in errors:
-        field = error.get("field")
-        message = error.get("message") or ""
-        parts.append(f"{field}: {message}" if field else message)
-    return "; ".join(parts) or raw[:500]
+        match = _PERSONALIZATION.match(str(error.get("field") or ""))
+        if match and int(match.group(1)) < size:
+            named.setdefault(int(match.group(1)), []).append(_words(error))
+    return {index: "400: " + "; ".join(words) for index, words in named.items()}
+
+
+def _shared_fault(errors: list[dict[str, Any]]) -> bool:
+    fields = [str(e.get("field") or "") for e in errors]
+    return bool(fields) and all(f.split(".")[0] in _SHARED_FIELDS for f in fields)
+
+
+def _combine(batch: Batch, answers: dict[int, RecipientResult], *, fatal: str) -> BatchResult:
+    """Per-recipient answers as one BatchResult: one outcome for all (an accepted one if
+    there is one), the others as exceptions. `fatal`: the account was refused; the send
+    must stop."""
+    if not batch.recipients:
+        return BatchResult(Outcome.SENT)
+    # A batch the provider accepted any of is not a failed batch (a send pauses after
+    # NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES of those): an accepted answer leads.
+    ordered = [answers[r.delivery_id] for r in batch.recipients]
+    first = next((a for a in ordered if a.outcome is Outcome.SENT), ordered[0])
+    if fatal:  # the refusal itself is the batch's outcome, whatever went before it
+        first = RecipientResult(Outcome.FAILED, fatal)
+    exceptions = {
+        delivery_id: answer
+        for delivery_id, answer in answers.items()
+        if (answer.outcome, answer.error, answer.message_id)
+        != (first.outcome, first.error, first.message_id)
+    }
+    return BatchResult(first.outcome, first.message_id, first.error, bool(fatal), exceptions)
 
 
 class SendGridTransport:
@@ -148,6 +209,8 @@ class SendGridTransport:
             "personalizations": personalizations,
             "categories": (["test"] if batch.test else []) + batch.categories[:MAX_CATEGORIES],
         }
+        if batch.headers:
+            body["headers"] = batch.headers
         body["categories"] = body["categories"][:MAX_CATEGORIES]
         if self._asm_group_id is not None:
             # SendGrid then adds its own unsubscribe-from-this-group handling and honours it.
@@ -161,7 +224,51 @@ class SendGridTransport:
         self._local = threading.local()
 
     def send_batch(self, batch: Batch) -> BatchResult:
-        body = self.request_body(batch)
+        """Hand the batch to SendGrid; one bad recipient costs that recipient only.
+
+        A 400 naming `personalizations.N` fails N with SendGrid's words and sends the rest
+        at once (a 400 means nothing of the request was accepted). A 400 or 413 naming no
+        recipient is narrowed by halves until the recipient who causes it stands alone,
+        unless it names a field every part would share (the content, the subject …)."""
+        answers: dict[int, RecipientResult] = {}
+        fatal = self._deliver(batch, answers)
+        return _combine(batch, answers, fatal=fatal)
+
+    def _deliver(self, batch: Batch, answers: dict[int, RecipientResult]) -> str:
+        """Fill `answers` for every recipient; SendGrid's words when it refused the account
+        (whatever was not sent yet is then answered with that refusal, unsent), else ""."""
+        pending = [batch.recipients]
+        while pending:
+            part = pending.pop()
+            if not part:
+                continue
+            answer, errors = self._post(self.request_body(replace(batch, recipients=part)))
+            if answer.fatal:
+                for recipient in [r for rest in [part, *pending] for r in rest]:
+                    answers[recipient.delivery_id] = RecipientResult(Outcome.FAILED, answer.error)
+                return answer.error
+            if answer.outcome is not Outcome.FAILED or not errors:
+                for recipient in part:
+                    answers[recipient.delivery_id] = RecipientResult(
+                        answer.outcome, answer.error, answer.message_id
+                    )
+                continue
+            named = _named_personalizations(errors, len(part))
+            if named:
+                for index, words in named.items():
+                    answers[part[index].delivery_id] = RecipientResult(Outcome.FAILED, words)
+                pending.append([r for i, r in enumerate(part) if i not in named])
+            elif len(part) > 1 and not _shared_fault(errors):
+                middle = len(part) // 2
+                pending += [part[middle:], part[:middle]]
+            else:
+                for recipient in part:
+                    answers[recipient.delivery_id] = RecipientResult(Outcome.FAILED, answer.error)
+        return ""
+
+    def _post(self, body: dict[str, Any]) -> tuple[BatchResult, list[dict[str, Any]]]:
+        """One request, retried on 429, 5xx and refused connections: the answer, and
+        SendGrid's errors when it refused the request (400, 413)."""
         last_error = ""
         for attempt in range(self._max_retries + 1):
             try:
@@ -172,18 +279,18 @@ class SendGridTransport:
                 detail = sendgrid_error_text(exc.body)
                 action = STATUS_ACTIONS.get(status, _RETRY if status >= 500 else _FAIL)
                 if action == _FATAL:
-                    return BatchResult(Outcome.FAILED, error=f"{status}: {detail}", fatal=True)
+                    return BatchResult(Outcome.FAILED, error=f"{status}: {detail}", fatal=True), []
                 if action == _FAIL:
-                    return BatchResult(Outcome.FAILED, error=f"{status}: {detail}")
+                    failed = BatchResult(Outcome.FAILED, error=f"{status}: {detail}")
+                    return failed, sendgrid_errors(exc.body) or [{"field": None}]
                 last_error = f"{status}: {detail}"
                 if attempt < self._max_retries:
                     metrics.provider_retry(self.name, str(status))
                     self._sleep(self._retry_delay(status, exc.headers, attempt))
                 continue
             except _AMBIGUOUS as exc:
-                return BatchResult(
-                    Outcome.UNKNOWN, error=f"no answer after the request was sent: {exc!r}"
-                )
+                unknown = f"no answer after the request was sent: {exc!r}"
+                return BatchResult(Outcome.UNKNOWN, error=unknown), []
             except urllib.error.URLError as exc:
                 # Raised before the body was fully sent (refused, reset, connect timeout).
                 last_error = f"connection failed: {exc.reason}"
@@ -193,10 +300,12 @@ class SendGridTransport:
                 continue
             headers = response.headers
             message_id = headers.get("X-Message-Id", "") if headers is not None else ""
-            return BatchResult(Outcome.SENT, message_id=message_id or "")
-        return BatchResult(Outcome.RETRY_LATER, error=last_error)
+            return BatchResult(Outcome.SENT, message_id=message_id or ""), []
+        return BatchResult(Outcome.RETRY_LATER, error=last_error), []
 
     def _retry_delay(self, status: int, headers: Any, attempt: int) -> float:
+        """429: until `X-RateLimit-Reset`, a moment (Unix seconds), not a number of seconds
+        to wait; anything else: backoff."""
         if status == 429 and headers is not None:
             reset = headers.get("X-RateLimit-Reset")
             if reset and reset.isdigit():

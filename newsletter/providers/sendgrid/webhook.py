@@ -8,6 +8,7 @@ request cannot be replayed later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -61,10 +62,46 @@ def verify(public_key: str, body: bytes, signature: str, timestamp: str, *, now:
         raise WebhookRejectedError("bad signature")
 
 
+# What our ledger columns hold; anything longer is not an event we sent.
+MAX_EVENT_ID = 100
+MAX_EMAIL = 320
+MAX_ID = 2**63 - 1
+
+
 def _delivery_id(item: dict[str, Any]) -> int | None:
     value = item.get("delivery_id")
-    text = str(value) if isinstance(value, str | int) else ""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int)
+        or not str(value).isascii()
+        or not str(value).isdigit()
+    ):
+        return None
+    number = int(value)
+    if number > MAX_ID:
+        raise ValueError(f"delivery_id {str(value)[:30]!r} is out of range")
+    return number
+
+
+def _timestamp(item: dict[str, Any]) -> datetime:
+    value = item.get("timestamp")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"timestamp {value!r} is not a number")
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"timestamp {str(value)[:30]!r} is not a time") from None
+
+
+def _text(item: dict[str, Any], key: str, limit: int) -> str:
+    value = item.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int):
+        raise ValueError(f"{key} is a {type(value).__name__}, not text")
+    if len(str(value)) > limit:
+        raise ValueError(f"{key} is longer than {limit} characters")
+    return str(value)
 
 
 def _is_hard_bounce(item: dict[str, Any]) -> bool:
@@ -74,18 +111,21 @@ def _is_hard_bounce(item: dict[str, Any]) -> bool:
 
 
 def to_event(item: dict[str, Any]) -> ProviderEvent:
-    """One SendGrid event → ours. Our custom_args come back as top-level keys."""
-    name = str(item.get("event", ""))
+    """One SendGrid event → ours. Our custom_args come back as top-level keys. Raises
+    ValueError, naming the field, for an event that cannot be ours."""
+    name = _text(item, "event", 64)
+    if not name:
+        raise ValueError("no event name")
     reason = str(item.get("reason") or item.get("response") or item.get("status") or "")
     return ProviderEvent(
         provider=PROVIDER,
         type=EVENT_TYPES.get(name, EventType.UNKNOWN),
         provider_type=name,
-        event_id=str(item.get("sg_event_id") or ""),
-        email=str(item.get("email") or "").lower(),
-        occurred_at=datetime.fromtimestamp(int(item.get("timestamp") or 0), UTC),
+        event_id=_text(item, "sg_event_id", MAX_EVENT_ID),
+        email=_text(item, "email", MAX_EMAIL).lower(),
+        occurred_at=_timestamp(item),
         delivery_id=_delivery_id(item),
-        message_id=str(item.get("sg_message_id") or "").split(".")[0],
+        message_id=_text(item, "sg_message_id", 500).split(".")[0][:MAX_EVENT_ID],
         hard_bounce=_is_hard_bounce(item),
         reason=reason,
         url=str(item.get("url") or ""),
@@ -93,12 +133,40 @@ def to_event(item: dict[str, Any]) -> ProviderEvent:
     )
 
 
+def rejected(item: Any, why: str) -> ProviderEvent:
+    """A malformed event, kept with its payload and why; it changes nothing else. Its id is
+    the payload's hash, so a redelivered batch records it once."""
+    raw = item if isinstance(item, dict) else {"event": item}
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    return ProviderEvent(
+        provider=PROVIDER,
+        type=EventType.REJECTED,
+        provider_type=str(raw.get("event", ""))[:64],
+        event_id=f"rejected:{digest[:64]}",
+        email="",
+        occurred_at=datetime.fromtimestamp(0, UTC),
+        message_id=digest,
+        reason=why[:500],
+        raw=raw,
+    )
+
+
 def normalize(body: bytes) -> list[ProviderEvent]:
-    """SendGrid's JSON array of events → ours."""
+    """SendGrid's JSON array of events → ours; a malformed item becomes a REJECTED event,
+    so the rest of its batch still applies (SendGrid would otherwise retry the whole batch,
+    and the good events in it would never count)."""
     try:
         items = json.loads(body)
     except ValueError as exc:
         raise WebhookRejectedError(f"the body is not JSON: {exc}") from None
     if not isinstance(items, list):
         raise WebhookRejectedError("the body is not a JSON array of events")
-    return [to_event(item) for item in items if isinstance(item, dict)]
+    events = []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise ValueError(f"an event is an object, not {type(item).__name__}")
+            events.append(to_event(item))
+        except ValueError as exc:
+            events.append(rejected(item, str(exc)))
+    return events

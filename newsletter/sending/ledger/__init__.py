@@ -16,6 +16,7 @@ network call: claiming, marking and recording are each their own short transacti
 
 from newsletter.sending.ledger.claims import (
     Claim,
+    Recorded,
     Target,
     begin_handoff,
     claim_batch,
@@ -33,10 +34,12 @@ from newsletter.sending.ledger.rows import (
     settle_by_event,
     settle_unknown,
     subscriber_of,
+    unknown_since,
 )
 
 __all__ = [
     "Claim",
+    "Recorded",
     "Recovery",
     "Target",
     "begin_handoff",
@@ -54,4 +57,5 @@ __all__ = [
     "settle_by_event",
     "settle_unknown",
     "subscriber_of",
+    "unknown_since",
 ]

@@ -247,6 +247,14 @@ _ROW_STATE = {
 }
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What one recorded answer did: rows per state it wrote, and why the send paused."""
+
+    rows: dict[str, int]
+    paused: str = ""
+
+
 def record_batch(
     engine: Engine,
     claim: Claim,
@@ -255,26 +263,33 @@ def record_batch(
     now: datetime,
     pause_after: int,
     max_attempts: int = 10,
-) -> str:
-    """Write the provider's answer into the ledger; returns why the send paused, or "".
+) -> Recorded:
+    """Write the provider's answer into the ledger: rows per state, and why the send
+    paused ("" if it did not).
 
     Rows are matched by id *and* batch, so an answer that arrives after the lease was taken
     back cannot overwrite another batch's rows. An `unknown` row (lease expired mid-request)
     is corrected by the real answer when it does arrive.
     """
-    groups: dict[tuple[DeliveryStatus, str], list[int]] = {}
+    groups: dict[tuple[DeliveryStatus, str, str], list[int]] = {}
     for target in claim.targets:
         exception = result.exceptions.get(target.delivery_id)
-        outcome, error = (
-            (exception.outcome, exception.error) if exception else (result.outcome, result.error)
+        outcome, error, message_id = (
+            (exception.outcome, exception.error, exception.message_id or result.message_id)
+            if exception
+            else (result.outcome, result.error, result.message_id)
         )
-        # A refused account accepted nothing: the rows wait for `sends resume`.
-        state = DeliveryStatus.QUEUED if result.fatal else _ROW_STATE[outcome]
-        groups.setdefault((state, error), []).append(target.delivery_id)
+        # A refused account accepted nothing more: the rows wait for `sends resume`.
+        refused = result.fatal and outcome is not Outcome.SENT
+        state = DeliveryStatus.QUEUED if refused else _ROW_STATE[outcome]
+        groups.setdefault((state, error, message_id), []).append(target.delivery_id)
     batch_failed = result.fatal or result.outcome in (Outcome.FAILED, Outcome.RETRY_LATER)
+    written: dict[str, int] = {}
+    for (state, _, _), ids in groups.items():
+        written[state.value] = written.get(state.value, 0) + len(ids)
     with session_scope(engine) as session:
         connection = session.connection()
-        for (state, error), ids in groups.items():
+        for (state, error, message_id), ids in groups.items():
             values: dict[str, Any] = {"status": state, "error": error, "updated_at": now}
             if state is DeliveryStatus.QUEUED and not result.fatal:
                 # Back in line, unless it has had its chances: then it failed, and says so.
@@ -286,7 +301,7 @@ def record_batch(
                     (exhausted, f"{error} (gave up after {max_attempts} attempts)"), else_=error
                 )
             if state is DeliveryStatus.SENT:
-                values["message_id"] = result.message_id
+                values["message_id"] = message_id
             # The usual case, one outcome for the whole batch, goes by id range (see claim).
             rows = (
                 col(Delivery.id).between(claim.first_id, claim.last_id)
@@ -313,7 +328,7 @@ def record_batch(
             )
         )
         if not batch_failed:
-            return ""
+            return Recorded(written)
         failed_batches = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id)
@@ -332,10 +347,10 @@ def record_batch(
         elif failed_batches >= pause_after:
             reason = f"{failed_batches} batches failed; the last said: {result.error}"
         else:
-            return ""
+            return Recorded(written)
         paused = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
             .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
         ).rowcount
-        return reason if paused else ""
+        return Recorded(written, reason if paused else "")

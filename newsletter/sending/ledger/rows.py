@@ -152,10 +152,12 @@ def settle_by_event(
     session: Session, delivery_id: int, status: DeliveryStatus, error: str, *, at: datetime
 ) -> None:
     """What the provider reported later about one row. `sent` settles only rows whose
-    answer we lacked (claimed, unknown); a failure (bounce, drop) may also follow `sent`."""
+    answer we lacked (claimed, unknown) and rows queued again after an ambiguous hand-off
+    (`sends resolve --resend` before the events came): the provider says it has them, so
+    they must not go out twice. A failure (bounce, drop) may also follow `sent`."""
     settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.SENT]
     if status is DeliveryStatus.SENT:
-        settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN]
+        settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.QUEUED]
     session.execute(
         sa.update(Delivery)
         .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(settled_from))
@@ -183,6 +185,25 @@ def counts_by_status(session: Session, send_ids: list[int]) -> dict[int, dict[st
     for send_id, status, count in grouped:
         counts.setdefault(send_id, {})[status] = count
     return counts
+
+
+def unknown_since(session: Session, send_ids: list[int]) -> dict[int, tuple[datetime, datetime]]:
+    """Send id → when its oldest and its newest `unknown` rows became unknown."""
+    return {
+        send_id: (oldest, newest)
+        for send_id, oldest, newest in session.execute(
+            sa.select(
+                col(Delivery.send_id),
+                sa.func.min(col(Delivery.updated_at)),
+                sa.func.max(col(Delivery.updated_at)),
+            )
+            .where(
+                col(Delivery.send_id).in_(send_ids),
+                col(Delivery.status) == DeliveryStatus.UNKNOWN,
+            )
+            .group_by(col(Delivery.send_id))
+        ).all()
+    }
 
 
 def next_due(session: Session, send_ids: list[int]) -> dict[int, datetime]:

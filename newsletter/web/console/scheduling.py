@@ -89,13 +89,17 @@ def confirmation(brief: Brief, *, session: Session, settings: Settings) -> Confi
     )
 
 
-def schedule(brief: Brief, when: When, *, session: Session, settings: Settings) -> Send:
-    """Create the send through `create_send`, which renders and checks the brief (and, with
-    the sending guarantees, refuses a time in the past or an unasked-for second send)."""
+def schedule(
+    brief: Brief, when: When, *, session: Session, settings: Settings, again: bool = False
+) -> Send:
+    """Create the send through `create_send`, which renders and checks the brief and refuses
+    a time in the past or a second send staff did not ask for (`again`: they ticked "Yes,
+    send it again"; it goes to the readers who do not have it yet)."""
     return create_send(
         str(id_of(brief)),
         session=session,
         settings=settings,
         when=when.at,
         local_time=when.local_time,
+        again=again,
     )

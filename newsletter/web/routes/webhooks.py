@@ -55,8 +55,16 @@ def sendgrid_events(
     except WebhookRejectedError as exc:
         log.warning("SendGrid webhook refused: %s", exc)
         return PlainTextResponse(f"refused: {exc}", status_code=403)
-    with session_scope(web.engine) as session:
-        report = apply_events(
-            events, session=session, soft_bounce_limit=settings.NEWSLETTER_SOFT_BOUNCE_LIMIT
-        )
-    return PlainTextResponse(f"applied {report.applied}, duplicates {report.duplicates}")
+    try:
+        with session_scope(web.engine) as session:
+            report = apply_events(
+                events, session=session, soft_bounce_limit=settings.NEWSLETTER_SOFT_BOUNCE_LIMIT
+            )
+    except Exception:  # the database is away: SendGrid retries a batch not answered 2xx
+        log.exception("SendGrid webhook: events not applied")
+        return PlainTextResponse("not applied; try again later", status_code=503)
+    words = f"applied {report.applied}, duplicates {report.duplicates}"
+    if report.rejected:
+        words += f", rejected {report.rejected}"
+        log.warning("SendGrid webhook: %s malformed events recorded as rejected", report.rejected)
+    return PlainTextResponse(words)

@@ -311,7 +311,9 @@ def schedule_brief(
                     local_time=local_time,
                     need_again=confirmed == "yes",
                 )
-            send = schedule(brief, when, session=session, settings=settings)
+            send = schedule(
+                brief, when, session=session, settings=settings, again=facts.sent_before
+            )
             audit.record(
                 session,
                 staff.email,

@@ -1,0 +1,224 @@
+"""Each delivery guarantee, with a test that fails when a plausible bug is planted:
+
+* a reader who bounces, complains, pauses or is forgotten between planning and sending is
+  not mailed (the claim re-reads each reader's status);
+* recording an answer touches only the rows of its own batch;
+* a 429 waits until the moment `X-RateLimit-Reset` names, not that many seconds;
+* an SMTP connection that drops mid-batch leaves that message unknown and requeues the rest;
+* a 400 that names a recipient, or names none, costs that one recipient only.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.db import session_scope
+from newsletter.devtools.sandbox import Faults
+from newsletter.models import Delivery, Send
+from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, make_transport
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.controls import ResolveAction, resolve_unknown
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.ledger import (
+    begin_handoff,
+    claim_batch,
+    record_batch,
+    recover_expired_batches,
+)
+from newsletter.sending.plan import start_due_sends
+from subscribers.models import SubscriberStatus, utcnow
+from subscribers.roster import add_subscriber, forget, get_subscriber, set_status
+from subscribers.topics import add_topic
+from tests.conftest import test_settings
+from tests.test_transports import Mailbox, _BoundController
+from tests.workers_support import seed_brief
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _send(engine, settings, slug):
+    with session_scope(engine) as session:
+        return create_send(slug, session=session, settings=settings).id
+
+
+def _rows(engine, send_id):
+    with session_scope(engine) as session:
+        return list(
+            session.exec(select(Delivery).where(Delivery.send_id == send_id).order_by(Delivery.id))
+        )
+
+
+def _statuses(engine, send_id):
+    counts: dict[str, int] = {}
+    for row in _rows(engine, send_id):
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def _sendgrid(engine, settings, **changes):
+    settings = test_settings(**{**settings.model_dump(), **changes})
+    return Dispatcher(engine, settings, SendGridTransport.from_settings(settings))
+
+
+@pytest.mark.parametrize("leaves", ["bounced", "complained", "paused", "forgotten"])
+def test_a_reader_who_leaves_between_planning_and_sending_is_not_mailed(
+    engine, settings, sandbox, leaves
+):
+    slug = seed_brief(engine, 3)
+    send_id = _send(engine, settings, slug)
+    start_due_sends(engine, now=utcnow())  # planned: all three are in the ledger
+    with session_scope(engine) as session:
+        if leaves == "forgotten":
+            forget("reader1@example.com", session=session)
+        else:
+            person = get_subscriber("reader1@example.com", session=session)
+            set_status(person, SubscriberStatus(leaves), by="test", session=session)
+    _sendgrid(engine, settings).work_due()
+    assert sorted(a for m in sandbox.messages() for a in m.to) == [
+        "reader0@example.com",
+        "reader2@example.com",
+    ]
+    assert _statuses(engine, send_id) == {"sent": 2, "skipped": 1}
+
+
+def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, settings):
+    slug = seed_brief(engine, 4)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(seconds=30)
+    first = claim_batch(engine, send_id=send_id, worker_id="slow", limit=4, lease=lease, now=now)
+    assert begin_handoff(engine, first, now=now)
+    # The slow worker's lease runs out mid-request; staff resend; another worker claims.
+    later = now + timedelta(seconds=31)
+    recover_expired_batches(engine, now=later)
+    with session_scope(engine) as session:
+        resolve_unknown(send_id, ResolveAction.RESEND, session=session, now=later)
+    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=4, lease=lease, now=later)
+    assert [t.delivery_id for t in second.targets] == [t.delivery_id for t in first.targets]
+    # Now the slow worker's answer arrives: a refusal. It must not touch the new claim.
+    record_batch(
+        engine, first, BatchResult(Outcome.FAILED, error="400: late"), now=later, pause_after=99
+    )
+    rows = _rows(engine, send_id)
+    assert {(r.status, r.batch_id) for r in rows} == {("claimed", second.batch_id)}
+
+
+def test_a_429_waits_until_the_reset_moment_not_that_many_seconds(settings, sandbox):
+    sandbox.state.set_faults(Faults(rate_429=1.0, retry_after=1))
+    transport = SendGridTransport.from_settings(
+        test_settings(**{**settings.model_dump(), "NEWSLETTER_MAX_RETRIES": 1})
+    )
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        sandbox.state.set_faults(Faults())  # the window has passed: the retry goes through
+
+    transport._sleep = sleep
+    recipient = Recipient(1, "a@example.com", "A", {}, {})
+    started = time.time()
+    result = transport.send_batch(Batch(1, "s", "<p>h</p>", "t", [recipient]))
+    assert result.outcome is Outcome.SENT
+    [wait] = waits
+    # X-RateLimit-Reset is a moment about a second away: the wait is up to that, plus jitter.
+    assert 0 <= wait <= (int(started) + 1 - started) + 0.3
+
+
+@pytest.fixture
+def dropping_mailbox():
+    """An SMTP server that drops the connection once it has read bob's message."""
+
+    class Dropping(Mailbox):
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            if "bob@example.com" in envelope.rcpt_tos:
+                self.messages.append(envelope)
+                server.transport.close()
+                return "421 closing"
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = Dropping()
+    controller = _BoundController(handler)
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+def test_an_smtp_connection_dropped_mid_batch_leaves_that_message_unknown_and_requeues_the_rest(
+    engine, settings, dropping_mailbox
+):
+    handler, port = dropping_mailbox
+    with session_scope(engine) as session:
+        add_topic("shipping", "Shipping", session=session)
+        for name in ("ann", "bob", "cy", "dee"):
+            add_subscriber(f"{name}@example.com", session=session, topics=["shipping"])
+        slug = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["shipping"]
+        ).brief.slug
+    settings = test_settings(
+        **{
+            **settings.model_dump(),
+            "NEWSLETTER_TRANSPORT": "smtp",
+            "SMTP_PORT": port,
+            "NEWSLETTER_CONCURRENCY": 1,
+        }
+    )
+    send_id = _send(engine, settings, slug)
+    transport = make_transport(settings)
+    dispatcher = Dispatcher(engine, settings, transport)
+    start_due_sends(engine, now=utcnow())
+    claim = claim_batch(
+        engine, send_id=send_id, worker_id="w", limit=10, lease=timedelta(minutes=5), now=utcnow()
+    )
+    with session_scope(engine) as session:
+        send = session.get_one(Send, send_id)
+    dispatcher.hand_off(send, claim, [])
+    transport.close()
+    with session_scope(engine) as session:
+        by_email = {
+            get_subscriber(f"{n}@example.com", session=session).id: n
+            for n in ("ann", "bob", "cy", "dee")
+        }
+    states = {by_email[r.subscriber_id]: r.status for r in _rows(engine, send_id)}
+    assert states == {"ann": "sent", "bob": "unknown", "cy": "queued", "dee": "queued"}
+    assert len(handler.messages) == 2  # ann's, and bob's: it did arrive, the answer did not
+
+
+def test_a_400_naming_no_recipient_is_narrowed_to_the_one_who_causes_it(engine, settings, sandbox):
+    slug = seed_brief(engine, 40)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(Faults(refuse_unnamed=["reader13@example.com"]))
+    _sendgrid(engine, settings, NEWSLETTER_BATCH_SIZE=20, NEWSLETTER_CONCURRENCY=1).work_due()
+    assert _statuses(engine, send_id) == {"sent": 39, "failed": 1}
+    [failed] = [r for r in _rows(engine, send_id) if r.status == "failed"]
+    assert "no field named" in failed.error
+    delivered = [m.to[0] for m in sandbox.messages()]
+    assert len(delivered) == len(set(delivered)) == 39
+    assert "reader13@example.com" not in delivered
+
+
+def test_bad_recipients_leading_their_batches_do_not_pause_the_send(engine, settings, sandbox):
+    slug = seed_brief(engine, 30, bad_address_at=0)
+    send_id = _send(engine, settings, slug)
+    with session_scope(engine) as session:  # the first reader of every batch of five is bad
+        for index in range(5, 30, 5):
+            person = get_subscriber(f"reader{index}@example.com", session=session)
+            person.email = f"reader{index}@nodot"
+            session.add(person)
+    dispatcher = _sendgrid(
+        engine,
+        settings,
+        NEWSLETTER_BATCH_SIZE=5,
+        NEWSLETTER_CONCURRENCY=1,
+        NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES=2,
+    )
+    report = dispatcher.work_due()
+    assert report.paused == {}
+    assert _statuses(engine, send_id) == {"sent": 24, "failed": 6}
