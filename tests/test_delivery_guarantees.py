@@ -34,7 +34,8 @@ from newsletter.sending.ledger import (
 )
 from newsletter.sending.plan import start_due_sends
 from subscribers.models import SubscriberStatus, utcnow
-from subscribers.roster import add_subscriber, forget, get_subscriber, set_status
+from subscribers.roster import add_subscriber, forget, get_subscriber
+from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
 from tests.test_transports import Mailbox, _BoundController
@@ -79,7 +80,9 @@ def test_a_reader_who_leaves_between_planning_and_sending_is_not_mailed(
             forget("reader1@example.com", session=session)
         else:
             person = get_subscriber("reader1@example.com", session=session)
-            set_status(person, SubscriberStatus(leaves), by="test", session=session)
+            # Who moves a reader there: the provider (bounce, spam report) or the reader.
+            actor = Actor.READER if leaves == "paused" else Actor.PROVIDER
+            change_status(person, SubscriberStatus(leaves), actor=actor, session=session)
     _sendgrid(engine, settings).work_due()
     assert sorted(a for m in sandbox.messages() for a in m.to) == [
         "reader0@example.com",
