@@ -65,7 +65,7 @@ def check_signup(
     size, the name, that the topics exist, the cadence and the timezone. Raises an
     InvalidSubscriberError (or UnknownTopicError) naming the field."""
     address = normalize_email(email)
-    cleaned_name = check_text("name", name, longest=NAME_MAX)
+    cleaned_name = check_text("name", name, longest=NAME_MAX, line_breaks=True)
     with session_scope(engine) as session:
         everything, chosen = chosen_topics(topics, session=session)
     return SignupForm(

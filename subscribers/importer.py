@@ -95,7 +95,7 @@ class _Rows:
     def understand(self, row: CsvRow) -> Candidate:
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
-        name = check_text("name", cells.get("name", ""), longest=NAME_MAX)
+        name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
         slugs = [s.strip().lower() for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
         slugs = [s for s in slugs if s]
         if not slugs:

@@ -37,6 +37,10 @@ ALL_TOPICS = "all"
 NAME_MAX = 200
 # Characters no name, address or choice holds: C0 controls (NUL breaks PostgreSQL), DEL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A name may keep the line breaks and tabs a person (or a spreadsheet) put in it: the email
+# body shows it as written, and header safety (providers/headers.py) keeps them out of
+# headers. Other control characters (NUL, which PostgreSQL refuses, escapes) may not.
+_CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def suppression_hash(normalized_email: str) -> str:
@@ -82,13 +86,14 @@ def normalize_email(address: str) -> str:
     return result.normalized.lower()
 
 
-def check_text(field: str, value: str, *, longest: int) -> str:
-    """A one-line field as it will be stored: stripped, at most `longest` characters, and
-    no control characters (a NUL is stored by SQLite and refused by PostgreSQL)."""
+def check_text(field: str, value: str, *, longest: int, line_breaks: bool = False) -> str:
+    """A field as it will be stored: stripped, at most `longest` characters, and no control
+    characters (a NUL is stored by SQLite and refused by PostgreSQL); `line_breaks` lets
+    line breaks and tabs stay (a name)."""
     text = value.strip()
     if len(text) > longest:
         raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
-    if _CONTROL.search(text):
+    if (_CONTROL_BUT_WHITESPACE if line_breaks else _CONTROL).search(text):
         raise InvalidSubscriberError(field, text[:40], "holds a control character")
     return text
 
@@ -178,7 +183,7 @@ def add_subscriber(
     now = utcnow()
     subscriber = Subscriber(
         email=address,
-        name=check_text("name", name, longest=NAME_MAX),
+        name=check_text("name", name, longest=NAME_MAX, line_breaks=True),
         cadence=check_cadence(cadence),
         timezone=check_timezone(timezone),
         all_topics=all_topics,

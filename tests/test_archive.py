@@ -48,7 +48,8 @@ def publish(engine, settings, sources: list[str], *, draft: str | None = None) -
             add_topic(slug, slug.title(), session=session)
         for source in sources:
             slug = add_brief(parse_brief(source), session=session).brief.slug
-            create_send(slug, session=session, settings=settings)
+            # No reader is needed to publish a brief, only a send that starts.
+            create_send(slug, session=session, settings=settings, allow_empty=True)
             slugs.append(slug)
         if draft:
             add_brief(parse_brief(draft), session=session)

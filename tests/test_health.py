@@ -115,7 +115,9 @@ def test_due_work_and_its_age_show_when_no_worker_runs(web, engine):
     url, settings = web
     slug = seed_brief(engine, 4)
     with session_scope(engine) as session:
-        create_send(slug, session=session, settings=settings, when=utcnow() - timedelta(hours=1))
+        # Scheduled an hour ago (its clock then), and no worker has run since.
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        create_send(slug, session=session, settings=settings, when=an_hour_ago, now=an_hour_ago)
     waiting = scrape(f"{url}/metrics")
     assert value(waiting, "newsletter_due_deliveries") == 0  # not even planned
     assert 3600 <= value(waiting, "newsletter_oldest_due_seconds") < 3700

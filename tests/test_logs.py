@@ -162,7 +162,7 @@ def test_events_are_logged_and_counted_once_committed_and_not_when_rolled_back(e
         apply_events([*events, events[0]], session=session)
     assert _applied(EventType.OPENED) == opened + 1
     assert [r.message for r in _records(caplog, "newsletter.events")] == [
-        "provider events applied: 2 (clicked 1, opened 1); duplicates ignored: 1"
+        "provider events applied: 2 (clicked 1, opened 1); duplicates ignored: 1; rejected: 0"
     ]
 
 
@@ -178,7 +178,8 @@ def test_a_refused_hand_off_before_the_request_says_why_the_batch_was_not_sent(
     dispatcher = Dispatcher(engine, settings, Worker.from_settings(settings).transport)
     with session_scope(engine) as session:
         send = session.get_one(Send, send_id)
-    assert dispatcher.hand_off(send, claim, []) == ""
+    recorded, answer = dispatcher.hand_off(send, claim, [])
+    assert recorded.rows == {} and answer is None  # nothing sent, nothing recorded
     assert [r.message for r in _records(caplog, "newsletter.dispatch")] == [
         f"send {send_id} batch {claim.batch_id} not sent: the send stopped or the lease was "
         "taken back"
