@@ -81,13 +81,27 @@ def not_a_probe(record: logging.LogRecord) -> bool:
     return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is logged, not the stream it was when
+    logging was set up: a test harness (or a CLI runner) that swaps stderr and closes its
+    copy must not leave the process logging into a closed file."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current stderr."""
+
+
 def configure_logging(settings: Settings) -> None:
     """Route every logger (ours, uvicorn's, SQLAlchemy's) to stderr in the configured format.
 
     Replaces the handler it installed before, so calling it twice leaves one handler, not
     two copies of every line; handlers someone else installed (pytest's) stay.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(HANDLER_NAME)
     if settings.NEWSLETTER_LOG_FORMAT is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
