@@ -30,13 +30,11 @@ from sqlmodel import Session, col
 
 from newsletter import metrics
 from newsletter.db import dialect_insert
-from newsletter.models import DeliveryStatus, ProviderEventRecord
+from newsletter.models import Delivery, DeliveryStatus, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
 from subscribers.status import Actor, change_status, may_change
-
-log = logging.getLogger("newsletter.events")
 
 log = logging.getLogger("newsletter.events")
 
@@ -47,6 +45,12 @@ class EventReport:
     duplicates: int = 0
     rejected: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+def _send_of(delivery_id: int | None) -> sa.ScalarSelect[int] | None:
+    if delivery_id is None:
+        return None
+    return sa.select(col(Delivery.send_id)).where(col(Delivery.id) == delivery_id).scalar_subquery()
 
 
 def _record(session: Session, event: ProviderEvent) -> bool:
@@ -60,6 +64,9 @@ def _record(session: Session, event: ProviderEvent) -> bool:
             kind=event.type.value,
             email=event.email,
             delivery_id=event.delivery_id,
+            send_id=_send_of(event.delivery_id),
+            url=event.url,
+            machine=event.machine,
             occurred_at=event.occurred_at,
             detail=event.reason,
             raw=json.dumps(event.raw, ensure_ascii=False, sort_keys=True),

@@ -189,6 +189,7 @@ class ProviderEventRecord(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("provider", "event_id", name="uq_provider_event_id"),
         sa.UniqueConstraint("provider", "fallback_key", name="uq_provider_event_fallback"),
+        sa.Index("ix_provider_event_send_kind", "send_id", "kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
@@ -199,6 +200,14 @@ class ProviderEventRecord(SQLModel, table=True):
     kind: str = Field(max_length=32)
     email: str = Field(default="", max_length=320)
     delivery_id: int | None = Field(default=None, sa_type=_BIG_ID, index=True)
+    # The send the delivery belongs to, copied when the event is recorded, so a send's
+    # report reads one index range instead of joining millions of deliveries.
+    send_id: int | None = Field(default=None, sa_type=_BIG_ID)
+    # CLICKED: the link the reader followed.
+    url: str = Field(default="", sa_type=sa.Text)
+    # OPENED: the provider says a machine opened it (Apple Mail Privacy Protection and the
+    # like prefetch every image), so it is counted apart from a reader's open.
+    machine: bool = Field(default=False)
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     detail: str = Field(default="", sa_type=sa.Text)

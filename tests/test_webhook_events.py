@@ -47,3 +47,23 @@ def test_a_batch_that_is_not_a_list_of_events_is_refused_without_a_500(web, sand
     url, _ = web
     status, body, _ = _post(sandbox, url, {"event": "delivered"})
     assert status == 403 and "not a JSON array" in body
+
+
+def test_clicks_keep_their_link_and_send_and_machine_opens_are_marked(web, engine, sandbox):
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    events = [
+        event_for(first, "click", url="https://example.com/a?b=1"),
+        event_for(first, "open", sg_machine_open=True),
+        event_for(second, "open", sg_machine_open=False),
+    ]
+    status, body, _ = _post(sandbox, url, events)
+    assert (status, body) == (200, "applied 3, duplicates 0")
+    with session_scope(engine) as session:
+        rows = session.exec(select(ProviderEventRecord).order_by(ProviderEventRecord.id)).all()
+    assert [(r.kind, r.send_id, r.url, r.machine) for r in rows] == [
+        ("clicked", send_id, "https://example.com/a?b=1", False),
+        ("opened", send_id, "", True),
+        ("opened", send_id, "", False),
+    ]

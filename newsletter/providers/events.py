@@ -42,6 +42,7 @@ class ProviderEvent:
     hard_bounce: bool = False  # BOUNCED: the address does not exist (not a full mailbox)
     reason: str = ""
     url: str = ""  # CLICKED: the link
+    machine: bool = False  # OPENED: a machine (a privacy proxy, a scanner) opened it
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -66,6 +66,7 @@ def verify(public_key: str, body: bytes, signature: str, timestamp: str, *, now:
 MAX_EVENT_ID = 100
 MAX_EMAIL = 320
 MAX_ID = 2**63 - 1
+MAX_URL = 8000
 
 
 def _delivery_id(item: dict[str, Any]) -> int | None:
@@ -128,7 +129,8 @@ def to_event(item: dict[str, Any]) -> ProviderEvent:
         message_id=_text(item, "sg_message_id", 500).split(".")[0][:MAX_EVENT_ID],
         hard_bounce=_is_hard_bounce(item),
         reason=reason,
-        url=str(item.get("url") or ""),
+        url=_text(item, "url", MAX_URL),
+        machine=item.get("sg_machine_open") is True,
         raw=item,
     )
 
