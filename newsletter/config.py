@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     SENDGRID_ASM_GROUP_ID: int | None = None
     # SendGrid validates the request but delivers nothing: a dry run against the real API.
     SENDGRID_SANDBOX_MODE: bool = False
+    # SendGrid's open tracking (a one-pixel image) and click tracking (links rewritten through
+    # SendGrid's redirect) on every brief and digest; their events feed `sends report`.
+    # Apple Mail's privacy proxy opens every message it fetches: those opens are marked
+    # (`sg_machine_open`) and counted apart. Confirmations, welcomes and test copies are
+    # never tracked.
+    NEWSLETTER_TRACK_OPENS: bool = True
+    NEWSLETTER_TRACK_CLICKS: bool = True
 
     # For NEWSLETTER_TRANSPORT=smtp: a self-hosted MTA.
     SMTP_HOST: str = "127.0.0.1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from newsletter.devtools.mail_send_rules import error
+from newsletter.devtools.mail_send_errors import error
 
 
 @dataclass

@@ -13,6 +13,7 @@ Each rule names where SendGrid documents it:
            field descriptions quoted in each rule
 * ERRORS   https://docs.sendgrid.com/api-reference/mail-send/errors
 * CATEGORIES https://docs.sendgrid.com/for-developers/sending-email/categories
+* SPEC tracking_settings: its shape, checked in `mail_send_tracking.py`
 * RFC 5322 §2.2: a header field body never holds a bare CR or LF (SendGrid builds the To,
            Subject and custom headers from these fields)
 """
@@ -24,6 +25,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from newsletter.devtools.mail_send_errors import Error, error
+from newsletter.devtools.mail_send_tracking import tracking_settings
 
 MAX_PERSONALIZATIONS = 1000  # SPEC personalizations.maxItems; ERRORS "personalizations"
 MAX_RECIPIENTS = 1000  # LIMITS "total number of recipients … no more than 1000"
@@ -51,7 +55,6 @@ RESERVED_HEADERS = frozenset(
     )
 )
 TOO_LARGE = "The total size of your email must be less than 30MB."
-HELP = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors"
 RECIPIENT_KINDS = ("to", "cc", "bcc")
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -59,13 +62,6 @@ _LINE_BREAK = re.compile(r"[\r\n]")
 # RFC 5322 §3.6.8: a field name is printable ASCII except the colon.
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")
 _FIELD_NAMES = re.compile(r"[!-9;-~]+(?:\x1f[!-9;-~]+)*")
-
-Error = dict[str, Any]
-
-
-def error(message: str, field: str | None = None) -> Error:
-    """One entry of SendGrid's `{"errors": [...]}` envelope."""
-    return {"message": message, "field": field, "help": HELP if field else None}
 
 
 @dataclass
@@ -424,6 +420,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("substitutions: strings, ≤ 10,000 bytes each", "SPEC substitutions", each=_substitutions),
     Rule("content: present, non-empty, text/plain first", "ERRORS content", whole=_content),
+    Rule(
+        "tracking_settings: objects; enable flags booleans, the rest strings",
+        "SPEC tracking_settings",
+        whole=tracking_settings,
+    ),
 )
 _EACH = [rule.each for rule in RULES if rule.each is not None]
 

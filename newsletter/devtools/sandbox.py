@@ -12,7 +12,8 @@ personalization (`GET /sandbox/messages`) and counts them, with any delivery id 
 Given a webhook URL (`Sandbox.send_events_to`, `newsletter sandbox --webhook-url`), it
 posts signed `processed` and `delivered` events for everything it accepted, as SendGrid's
 Event Webhook does, optionally late (`--events-delay`): the events that settle deliveries a
-sender could not be sure of.
+sender could not be sure of. Readers opening and clicking (`engagement.py`) are posted on
+request: `Sandbox.engage`, or `POST /sandbox/engage` with an `Engagement` as JSON.
 
 Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
 share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.devtools.engagement import Engagement
 from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, accepted_from, inbox_page
+from newsletter.devtools.mail_send_errors import error as _error
 from newsletter.devtools.mail_send_rules import TOO_LARGE, validate_mail_send
-from newsletter.devtools.mail_send_rules import error as _error
 from newsletter.devtools.webhook_signer import (
     EventPoster,
     EventSigner,
@@ -143,6 +145,14 @@ class SandboxState:
             self.events.add(accepted_events(message_id, body))
         return message_id
 
+    def engage(self, engagement: Engagement, *, start: float | None = None) -> int:
+        """Queue opens and clicks for every kept message to the webhook; how many."""
+        if self.events is None:
+            raise LookupError("no webhook to post to: start the sandbox with --webhook-url")
+        events = engagement.events(self.messages(), start=start)
+        self.events.add(events)
+        return len(events)
+
     def rate_limit_headers(self) -> dict[str, str]:
         """SendGrid's X-RateLimit-* headers, for a one-second window."""
         now = time.time()
@@ -197,6 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self._read_body()
+        if urlsplit(self.path).path.rstrip("/") == "/sandbox/engage":
+            self._engage(raw)
+            return
         if urlsplit(self.path).path.rstrip("/") != "/v3/mail/send":
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
             return
@@ -239,6 +252,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._reply(HTTPStatus.ACCEPTED, headers={"X-Message-Id": message_id, **limits})
+
+    def _engage(self, raw: bytes) -> None:
+        try:
+            engagement = Engagement.from_dict(json.loads(raw or b"{}"))
+            posted = self.server.state.engage(engagement)
+        except (ValueError, TypeError, LookupError) as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc))]})
+            return
+        self._reply(HTTPStatus.ACCEPTED, {"events": posted})
 
     def do_PUT(self) -> None:
         raw = self._read_body()

@@ -1,0 +1,124 @@
+"""Readers opening and clicking, as SendGrid's Event Webhook reports them: `open` events
+(some marked `sg_machine_open`, as SendGrid marks Apple Mail Privacy Protection's prefetch)
+and `click` events carrying the link, for messages the sandbox accepted. The demo and the
+tests post these through the real webhook; `POST /sandbox/engage` does it for anyone trying
+the reports by hand.
+
+Who opens and clicks is drawn from a seeded RNG, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from newsletter.devtools.inbox import Accepted
+
+_LINK = re.compile(r'href="(https?://[^"]{1,2000})"')
+# The reader's own keys (unsubscribe, preferences) are not what a report counts as interest.
+_NOT_CONTENT = ("/unsubscribe/", "/preferences/")
+_AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+_MACHINE_AGENT = "Mozilla/5.0"  # what Apple's proxy shows: no client, no reader
+
+
+def open_event(
+    message: Accepted, *, machine: bool = False, at: float | None = None
+) -> dict[str, Any]:
+    """One `open`, as SendGrid words it (`sg_machine_open` true for a machine's fetch)."""
+    return {
+        **_base(message, "open", at),
+        "useragent": _MACHINE_AGENT if machine else _AGENT,
+        "ip": "17.58.0.1" if machine else "198.51.100.7",
+        "sg_machine_open": machine,
+    }
+
+
+def click_event(message: Accepted, url: str, *, at: float | None = None) -> dict[str, Any]:
+    """One `click` on `url`, as SendGrid words it."""
+    links = content_links(message)
+    offset = links.index(url) if url in links else 0
+    return {
+        **_base(message, "click", at),
+        "url": url,
+        "url_offset": {"index": offset, "type": "html"},
+        "useragent": _AGENT,
+        "ip": "198.51.100.7",
+    }
+
+
+def _base(message: Accepted, kind: str, at: float | None) -> dict[str, Any]:
+    return {
+        "email": message.to[0],
+        "timestamp": int(at if at is not None else time.time()),
+        "event": kind,
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": f"{message.message_id}.filter0001",
+        **message.custom_args,
+    }
+
+
+def content_links(message: Accepted) -> list[str]:
+    """The links of a message's HTML a reader might follow (not their own keys), in order."""
+    links = dict.fromkeys(_LINK.findall(message.html))
+    return [link for link in links if not any(part in link for part in _NOT_CONTENT)]
+
+
+@dataclass
+class Engagement:
+    """What share of readers open, open by machine only, and click (`POST /sandbox/engage`
+    takes the same fields as JSON). A reader who opens opens `repeat_opens` times; one who
+    clicks follows up to `links_per_reader` links, each `repeat_clicks` times."""
+
+    open_rate: float = 0.5
+    machine_rate: float = 0.1
+    click_rate: float = 0.2
+    repeat_opens: int = 2
+    links_per_reader: int = 2
+    repeat_clicks: int = 1
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Engagement:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(known)}")
+        made = cls(**data)
+        for name in ("open_rate", "machine_rate", "click_rate"):
+            value = getattr(made, name)
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a share between 0 and 1")
+        for name in ("repeat_opens", "links_per_reader", "repeat_clicks"):
+            value = getattr(made, name)
+            if not isinstance(value, int) or not 0 <= value <= 20:
+                raise ValueError(f"{name} must be a whole number from 0 to 20")
+        return made
+
+    def events(
+        self, messages: list[Accepted], *, start: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Open and click events for `messages`, spread over the hours after `start`."""
+        rng = random.Random(self.seed)
+        start = start if start is not None else time.time()
+        events: list[dict[str, Any]] = []
+        for message in messages:
+            roll = rng.random()
+            if roll < self.machine_rate:
+                events.append(open_event(message, machine=True, at=start + rng.uniform(0, 600)))
+                continue
+            if roll >= self.machine_rate + self.open_rate:
+                continue
+            first = start + rng.uniform(0, 36 * 3600)
+            for repeat in range(self.repeat_opens):
+                events.append(open_event(message, at=first + repeat * 1800))
+            links = content_links(message)
+            if links and rng.random() < self.click_rate / max(self.open_rate, 1e-9):
+                for url in rng.sample(links, min(self.links_per_reader, len(links))):
+                    for repeat in range(self.repeat_clicks):
+                        events.append(click_event(message, url, at=first + 60 + repeat * 300))
+        return events
