@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subscribers.errors import InvalidSubscriberError, TopicExistsError, UnknownTopicError
 from subscribers.models import Topic
@@ -98,21 +98,50 @@ def merge_topics(source: str, into: str, *, session: Session) -> int:
     return moved
 
 
-def list_topics(*, session: Session) -> list[Topic]:
-    return list(session.exec(select(Topic).order_by(Topic.slug)))
+def list_topics(*, session: Session, offered_only: bool = False) -> list[Topic]:
+    """Every topic by slug; `offered_only`: only those the public forms offer (not hidden)."""
+    statement = select(Topic).order_by(Topic.slug)
+    if offered_only:
+        statement = statement.where(col(Topic.hidden).is_(False))
+    return list(session.exec(statement))
 
 
-def resolve_topics(slugs: Iterable[str], *, session: Session) -> list[Topic]:
-    """Topics for these slugs, in slug order; every unknown slug is named in one error."""
+def resolve_topics(
+    slugs: Iterable[str], *, session: Session, offered_only: bool = False
+) -> list[Topic]:
+    """Topics for these slugs, in slug order; every unknown slug is named in one error.
+    `offered_only`: a hidden topic counts as unknown (a public form never offered it)."""
     wanted = sorted({slug.strip().lower() for slug in slugs if slug.strip()})
     if not wanted:
         return []
-    found = list(session.exec(select(Topic).where(Topic.slug.in_(wanted)).order_by(Topic.slug)))  # type: ignore[attr-defined]
+    statement = select(Topic).where(col(Topic.slug).in_(wanted)).order_by(Topic.slug)
+    if offered_only:
+        statement = statement.where(col(Topic.hidden).is_(False))
+    found = list(session.exec(statement))
     missing = sorted(set(wanted) - {topic.slug for topic in found})
     if missing:
-        known = [topic.slug for topic in list_topics(session=session)]
+        known = [topic.slug for topic in list_topics(session=session, offered_only=offered_only)]
         raise UnknownTopicError(missing, known)
     return found
+
+
+def set_keywords(slug: str, keywords: Iterable[str], *, session: Session) -> Topic:
+    """Replace a topic's keywords (the words that suggest it for a brief)."""
+    topic = get_topic(slug, session=session)
+    topic.keywords = _keywords(keywords)
+    session.add(topic)
+    session.flush()
+    return topic
+
+
+def set_hidden(slug: str, hidden: bool, *, session: Session) -> Topic:
+    """Hide a topic from the public forms (or offer it again). Its followers keep it and
+    briefs on it still reach them; only new choices of it stop."""
+    topic = get_topic(slug, session=session)
+    topic.hidden = hidden
+    session.add(topic)
+    session.flush()
+    return topic
 
 
 @dataclass(frozen=True)
