@@ -1,0 +1,149 @@
+"""How the list grew, week by week (Monday to Sunday, UTC): new readers, confirmations,
+unsubscribes, bounces, complaints, and the net change in readers on the list (pending,
+active or paused: everyone who has not left), with the list's size at each week's end
+(`newsletter report list`, the console's growth chart).
+
+Read from the status history (`subscriber_status_change`, one row per change, written by
+`subscribers.status.change_status`) and each reader's `created_at`. A reader enters the
+list when added with a listed status, or when they come back (unsubscribed → pending);
+they leave when they move from a listed status to unsubscribed, bounced, complained or
+forgotten. Each count is of changes, grouped by the database; the mapping of statuses onto
+"entered" and "left" is done here on those few grouped rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from newsletter.db import is_postgresql
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange, utcnow
+
+S = SubscriberStatus
+LISTED = frozenset({S.PENDING.value, S.ACTIVE.value, S.PAUSED.value})
+MAX_WEEKS = 520
+
+
+@dataclass(frozen=True)
+class WeekGrowth:
+    week: date  # its Monday
+    new: int
+    confirmed: int
+    unsubscribed: int
+    bounced: int
+    complained: int
+    net: int  # readers on the list at the week's end, less at its start
+    listed: int  # readers on the list at the week's end
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "week": self.week.isoformat(),
+            "new": self.new,
+            "confirmed": self.confirmed,
+            "unsubscribed": self.unsubscribed,
+            "bounced": self.bounced,
+            "complained": self.complained,
+            "net_change": self.net,
+            "on_list": self.listed,
+        }
+
+
+@dataclass(frozen=True)
+class ListGrowth:
+    weeks: list[WeekGrowth]  # oldest first
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"weeks": [week.as_dict() for week in self.weeks]}
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _week_of(session: Session, moment: Any) -> Any:
+    """The Monday (UTC) of a stored time, as this database spells it."""
+    if is_postgresql(session):
+        return sa.cast(sa.func.date_trunc("week", sa.func.timezone("UTC", moment)), sa.Date)
+    return sa.func.date(moment, "weekday 0", "-6 days")
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def list_growth(*, session: Session, weeks: int = 12, now: datetime | None = None) -> ListGrowth:
+    """The last `weeks` weeks (this one included), oldest first."""
+    weeks = max(1, min(weeks, MAX_WEEKS))
+    last = monday((now or utcnow()).date())
+    first = last - timedelta(weeks=weeks - 1)
+    start = datetime.combine(first, datetime.min.time()).replace(tzinfo=(now or utcnow()).tzinfo)
+    counts: dict[date, dict[str, int]] = {
+        first + timedelta(weeks=i): dict.fromkeys(
+            ("new", "confirmed", "unsubscribed", "bounced", "complained", "net"), 0
+        )
+        for i in range(weeks)
+    }
+    for week, listed, number in _new_readers(session, start):
+        if week not in counts:  # a clock ahead of ours
+            continue
+        counts[week]["new"] += number
+        counts[week]["net"] += number if listed else 0
+    for week, old, new, number in _changes(session, start):
+        if week not in counts:
+            continue
+        row = counts[week]
+        if (old, new) == (S.PENDING.value, S.ACTIVE.value):
+            row["confirmed"] += number
+        if new in ("unsubscribed", "bounced", "complained"):
+            row[new] += number
+        row["net"] += number * ((new in LISTED) - (old in LISTED))
+    on_list = session.execute(
+        sa.select(sa.func.count()).where(col(Subscriber.status).in_(sorted(LISTED)))
+    ).scalar_one()
+    result: list[WeekGrowth] = []
+    for week in sorted(counts, reverse=True):  # walk back from today's size
+        row = counts[week]
+        result.append(WeekGrowth(week=week, listed=int(on_list), **row))
+        on_list -= row["net"]
+    return ListGrowth(weeks=result[::-1])
+
+
+def _initial_status() -> sa.ColumnElement[str]:
+    """A reader's status when added: the `from` of their first change, or their status
+    now if it never changed."""
+    first = (
+        sa.select(col(SubscriberStatusChange.old_status))
+        .where(col(SubscriberStatusChange.subscriber_id) == col(Subscriber.id))
+        .order_by(col(SubscriberStatusChange.id))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(first, col(Subscriber.status))
+
+
+def _new_readers(session: Session, start: datetime) -> list[tuple[date, bool, int]]:
+    """(week, added with a listed status, readers) for readers added since `start`."""
+    week = _week_of(session, col(Subscriber.created_at)).label("week")
+    listed = sa.case((_initial_status().in_(sorted(LISTED)), 1), else_=0).label("listed")
+    rows = session.execute(
+        sa.select(week, listed, sa.func.count().label("number"))
+        .where(col(Subscriber.created_at) >= start)
+        .group_by(week, listed)
+    ).all()
+    return [(_as_date(row.week), bool(row.listed), int(row.number)) for row in rows]
+
+
+def _changes(session: Session, start: datetime) -> list[tuple[date, str, str, int]]:
+    """(week, from, to, changes) for status changes since `start`."""
+    change = SubscriberStatusChange
+    week = _week_of(session, col(change.at)).label("week")
+    rows = session.execute(
+        sa.select(week, col(change.old_status), col(change.new_status), sa.func.count())
+        .where(col(change.at) >= start)
+        .group_by(week, col(change.old_status), col(change.new_status))
+    ).all()
+    return [(_as_date(row[0]), str(row[1]), str(row[2]), int(row[3])) for row in rows]
