@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import briefs, operations, sends, setup, staff, subscribers, topics
+from newsletter.cli import (
+    briefs,
+    operations,
+    reports,
+    sends,
+    setup,
+    staff,
+    subscribers,
+    topics,
+)
 
 app = typer.Typer(
     help="Briefs in, emails out: the briefing newsletter pipeline.",
@@ -19,7 +28,9 @@ app.command()(operations.backup)
 app.add_typer(topics.app, name="topics")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(briefs.app, name="briefs")
+sends.app.command("report")(reports.sends_report)
 app.add_typer(sends.app, name="sends")
+app.add_typer(reports.app, name="report")
 app.add_typer(staff.app, name="staff")
 
 __all__ = ["app"]
