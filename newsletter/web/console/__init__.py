@@ -1,4 +1,4 @@
-"""The staff console under /admin: sign-in, dashboard, briefs, sends, the audit log.
+"""The staff console under /admin: sign-in, dashboard, briefs, sends, reports, the audit log.
 
 `install(app, …)` adds its routers and its refusals (a visitor is sent to sign in and shown
 nothing; a post without the session's CSRF token changes nothing); its cap on request
@@ -16,7 +16,15 @@ from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
 from newsletter.web.console.deps import Console, CsrfRefused, StaffRequired, safe_next
-from newsletter.web.console.routes import audit, briefs, dashboard, login, previews, sends
+from newsletter.web.console.routes import (
+    audit,
+    briefs,
+    dashboard,
+    login,
+    previews,
+    reports,
+    sends,
+)
 from newsletter.web.console.sessions import clear_cookie, cookie_name
 
 ROUTERS = (
@@ -25,6 +33,7 @@ ROUTERS = (
     briefs.router,
     previews.router,
     sends.router,
+    reports.router,
     audit.router,
 )
 

@@ -38,7 +38,7 @@ NAV = (
     ("/admin/sends", "Sends", True),
     ("/admin/subscribers", "Subscribers", False),
     ("/admin/topics", "Topics", False),
-    ("/admin/reports", "Reports", False),
+    ("/admin/reports", "Reports", True),
     ("/admin/audit", "Audit log", True),
 )
 
