@@ -8,6 +8,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from newsletter.cli.common import (
@@ -62,12 +63,12 @@ def sends_report(send_id: int, as_json: JsonOption = False) -> None:
     print_send_report(report)
 
 
-def print_send_report(report: SendReport) -> None:
+def print_send_report(report: SendReport, console: Console = out) -> None:
     started = (
         f"started {report.started_at:%Y-%m-%d %H:%M} UTC" if report.started_at else "not started"
     )
-    out.print(f"send {report.send_id} of {report.brief_slug} ({started})", highlight=False)
-    out.print(f"subject: {report.subject}", highlight=False, markup=False)
+    console.print(f"send {report.send_id} of {report.brief_slug} ({started})", highlight=False)
+    console.print(f"subject: {report.subject}", highlight=False, markup=False)
     table = Table("readers", title="Unique readers")
     table.add_column("count", justify="right")
     table.add_column("rate", justify="right")
@@ -75,8 +76,8 @@ def print_send_report(report: SendReport) -> None:
     for kind, count in report.readers.items():
         table.add_row(kind, f"{count:,}", "" if kind == "delivered" else percent(rates[kind]))
     table.add_row("opened by a machine only", f"{report.machine_opened:,}", "", style="dim")
-    out.print(table)
-    out.print(
+    console.print(table)
+    console.print(
         f"opens by readers {report.opens:,}, by machines (Apple Mail Privacy Protection) "
         f"{report.machine_opens:,}; clicks {report.clicks:,}; click-to-open "
         f"{percent(rates['click_to_open'])}",
@@ -89,13 +90,13 @@ def print_send_report(report: SendReport) -> None:
         links.add_column("link", overflow="fold")
         for link in report.links:
             links.add_row(f"{link.readers:,}", f"{link.clicks:,}", link.url)
-        out.print(links)
+        console.print(links)
     else:
-        out.print("no clicks yet")
+        console.print("no clicks yet")
     hours = report.opens_by_hour
-    out.print(f"opens, hour by hour over the first 48 hours (peak {max(hours):,} an hour):")
-    out.print(f"  {sparkline(hours[:24])}  hours 0-23", highlight=False)
-    out.print(f"  {sparkline(hours[24:])}  hours 24-47", highlight=False)
+    console.print(f"opens, hour by hour over the first 48 hours (peak {max(hours):,} an hour):")
+    console.print(f"  {sparkline(hours[:24])}  hours 0-23", highlight=False)
+    console.print(f"  {sparkline(hours[24:])}  hours 24-47", highlight=False)
 
 
 def parse_since(value: str | None, zone: str, *, now: datetime) -> datetime:

@@ -108,6 +108,7 @@ class EventPoster:
         self.delay = delay
         self.posted = 0
         self.failed_posts = 0
+        self.in_flight = 0  # events taken for a post that has not answered yet
         self._pending: deque[tuple[float, dict[str, Any]]] = deque()
         self._ready = threading.Condition()
         self._stopping = False
@@ -141,10 +142,13 @@ class EventPoster:
 
     def _run(self) -> None:
         while batch := self._take():
+            self.in_flight = len(batch)
             try:
                 status = post_events(self.url, self.signer, batch)
             except OSError:
                 status = 0
+            finally:
+                self.in_flight = 0
             if 200 <= status < 300:
                 self.posted += len(batch)
                 continue
