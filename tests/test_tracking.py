@@ -137,3 +137,31 @@ def test_the_sandbox_words_opens_and_clicks_as_sendgrid_does(engine, settings, s
 def test_engagement_refuses_shares_outside_zero_to_one():
     with pytest.raises(ValueError, match="open_rate"):
         Engagement.from_dict({"open_rate": 1.5})
+
+
+def test_the_sandbox_plays_readers_through_the_webhook_on_request(web, engine, sandbox):
+    import time
+
+    from newsletter.reports import send_report
+    from tests.web_support import call
+
+    url, settings = web
+    status, body, _ = call(f"{sandbox.url}/sandbox/engage", raw=b"{}")
+    assert status == 400 and "no webhook" in body
+    slug = seed_brief(engine, 4)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings).id
+    sandbox.send_events_to(f"{url}/webhooks/sendgrid")
+    Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
+    everyone_twice = {"open_rate": 1, "machine_rate": 0, "click_rate": 0, "repeat_opens": 2}
+    status, body, _ = call(f"{sandbox.url}/sandbox/engage", raw=json.dumps(everyone_twice).encode())
+    assert (status, json.loads(body)) == (202, {"events": 8})
+    poster = sandbox.state.events
+    deadline = time.monotonic() + 20
+    while (
+        poster.waiting or poster.in_flight or poster.posted < 16
+    ) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with session_scope(engine) as session:
+        report = send_report(send_id, session=session)
+    assert (report.readers["delivered"], report.readers["opened"], report.opens) == (4, 4, 8)
