@@ -74,17 +74,24 @@ class Chart:
         return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
 
 
+def _steps(span: int) -> int:
+    """How many gridlines divide `span` (a nice_top) into whole numbers: 4 or 5 of them,
+    fewer for a span of 1 or 2."""
+    return next(steps for steps in (4, 5, 2, 1) if span % steps == 0 and steps <= span)
+
+
 def _axis(low: int, high: int) -> tuple[int, float, list[Tick]]:
-    """The axis' top value, pixels per unit, and its ticks (five steps)."""
-    top = nice_top(high) if high > 0 else 0
-    bottom = -nice_top(-low) if low < 0 else 0
-    if top == bottom:
-        top = 1
+    """The axis' top value, pixels per unit, and its ticks (whole numbers only)."""
+    # Below zero too: the same round size each way, so zero is a gridline.
+    size = nice_top(max(high, -low, 1))
+    top = size if high > 0 or low >= 0 else 0
+    bottom = -size if low < 0 else 0
     scale = (HEIGHT - TOP - BOTTOM) / (top - bottom)
+    steps = _steps(size) * (top - bottom) // size
     ticks = []
-    for i in range(5):
-        value = bottom + (top - bottom) * i / 4
-        ticks.append(Tick(TOP + (top - value) * scale, f"{value:,.0f}"))
+    for i in range(steps + 1):
+        value = bottom + (top - bottom) * i // steps
+        ticks.append(Tick(TOP + (top - value) * scale, f"{value:,}"))
     return top, scale, ticks
 
 
@@ -119,7 +126,7 @@ def line_chart(title: str, description: str, labels: list[str], values: list[int
     """A line through the values, its axis from zero."""
     top, scale, ticks = _axis(min(values, default=0), max(values, default=0))
     baseline = TOP + top * scale
-    step = (WIDTH - LEFT - 20) / max(len(values) - 1, 1)
+    step = (WIDTH - LEFT - 50) / max(len(values) - 1, 1)  # room for the last label
     every = _every(len(values))
     points = [
         Point(
