@@ -16,7 +16,7 @@ from markupsafe import escape
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.models import AuditEntry, MailKind, TransactionalMail
+from newsletter.models import AuditEntry, MailKind, SignupRequest, TransactionalMail
 from newsletter.providers.events import EventType
 from newsletter.web.limits import CONSOLE_CSV_MAX_BYTES
 from subscribers.models import Subscriber, SubscriberStatus, Topic, utcnow
@@ -450,3 +450,51 @@ def test_a_hidden_topic_is_not_offered_publicly_but_keeps_its_followers(editor, 
         person = session.exec(select(Subscriber).where(Subscriber.email == "cy@example.com")).one()
         assert followed_topics(person, session=session) == ["energy", "food"]
     assert "Energy (hidden)" in editor.call("/admin/subscribers").body
+
+
+def _hide_energy(engine) -> None:
+    from subscribers.topics import set_hidden
+
+    with session_scope(engine) as session:
+        set_hidden("energy", True, session=session)
+
+
+def test_a_reader_saving_preferences_keeps_a_hidden_topic_they_follow(web, engine):
+    from tests.web_support import call, form_csrf, token
+
+    url, settings = web
+    food_topics(engine)
+    with session_scope(engine) as session:
+        reader_id = add_subscriber("cy@example.com", session=session, topics=["energy", "food"]).id
+    _hide_energy(engine)
+    page_url = f"{url}/preferences/{token(settings, reader_id)}"
+    _, page, _ = call(page_url)
+    assert 'value="food"' in page and 'value="energy"' not in page
+    fields = [
+        ("csrf", form_csrf(page)),
+        ("topics", "food"),
+        ("cadence", "weekly"),
+        ("timezone", "UTC"),
+    ]
+    status, _, _ = call(page_url, data=fields)
+    assert status == 200
+    with session_scope(engine) as session:
+        person = session.get(Subscriber, reader_id)
+        assert (followed_topics(person, session=session), person.cadence) == (
+            ["energy", "food"],
+            "weekly",
+        )
+
+
+def test_a_sign_up_naming_a_hidden_topic_is_refused_as_not_offered(web, engine):
+    from tests.web_support import subscribe
+
+    url, _ = web
+    food_topics(engine)
+    _hide_energy(engine)
+    status, body, _ = subscribe(
+        url, email="new@example.com", topics=["energy"], cadence="immediate", timezone="UTC"
+    )
+    assert status == 400, body
+    with session_scope(engine) as session:
+        assert list(session.exec(select(SignupRequest))) == []
