@@ -186,6 +186,9 @@ def test_paging_goes_on_after_the_last_address_shown_and_never_repeats_one(edito
         "inactive=x",
         "topic=nope",
         "q=" + "a" * 400,
+        "q=a%00b",
+        "after=a%00",
+        "topic=%00",
     ],
 )
 def test_a_filter_that_cannot_be_asked_is_refused_in_words_not_a_500(editor, query):
@@ -498,3 +501,21 @@ def test_a_sign_up_naming_a_hidden_topic_is_refused_as_not_offered(web, engine):
     assert status == 400, body
     with session_scope(engine) as session:
         assert list(session.exec(select(SignupRequest))) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/admin/topics", {"slug": "ok", "name": "bad\x00name"}),
+        ("/admin/topics", {"slug": "ok", "name": "OK", "keywords": "a,b\x00c"}),
+        ("/admin/topics/food/rename", {"new_slug": "", "name": "x\x00"}),
+        ("/admin/topics/fo%00od/keywords", {"keywords": "rice"}),
+        ("/admin/topics/food/merge", {"into": "en\x00ergy"}),
+    ],
+)
+def test_a_control_character_in_a_topic_form_is_refused_in_words_not_a_500(
+    editor, engine, path, fields
+):
+    answer = editor.call(path, {"csrf": editor.csrf("/admin/topics"), **fields})
+    assert answer.status == 400 and 'class="error"' in answer.body
+    assert _topic(engine, "ok") is None and _topic(engine, "food").name == "Food"

@@ -9,6 +9,7 @@ filters, stopped at COUNT_MAX rows. Timings at 100,000 readers are in bench/cons
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +26,8 @@ PAGE_SIZE = 50
 TEXT_MAX = 320
 INACTIVE_CHOICES = (30, 90, 180, 365)
 COUNT_MAX = 10_000
+# No address or name holds these (a NUL is refused by PostgreSQL outright).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,11 @@ class ReaderQuery:
     after: str = ""
 
     def checked(self) -> ReaderQuery:
+        typed = (self.text, self.after, self.topic)
         if len(self.text) > TEXT_MAX or len(self.after) > TEXT_MAX or len(self.topic) > 64:
             raise NewsletterError(f"a search holds at most {TEXT_MAX} characters")
+        if any(_CONTROL.search(value) for value in typed):
+            raise NewsletterError("a search cannot hold control characters")
         if self.status and self.status not in set(SubscriberStatus):
             raise NewsletterError(f"no status {self.status!r}")
         if self.cadence and self.cadence not in set(Cadence):
