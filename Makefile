@@ -34,6 +34,7 @@ bench: $(STAMP)  ## figures and ratios measured side by side in one run
 	$(PY) -m bench.scrape
 	$(PY) -m bench.web
 	$(PY) -m bench.reports
+	$(PY) -m bench.console
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

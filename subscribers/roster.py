@@ -300,6 +300,11 @@ def followed_topics(person: Subscriber, *, session: Session) -> list[str]:
     return _followed([person], session)[0]
 
 
+def topics_of(subscribers: list[Subscriber], *, session: Session) -> list[list[str]]:
+    """The slugs each of these subscribers follows (or ["all"]), in one query."""
+    return _followed(subscribers, session)
+
+
 def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]]:
     ids = [s.id for s in subscribers if not s.all_topics]
     by_subscriber: dict[int, list[str]] = {}

@@ -13,6 +13,8 @@ from subscribers.errors import InvalidSubscriberError, TopicExistsError, Unknown
 from subscribers.models import Topic
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+NAME_MAX = 200
+KEYWORDS_MAX = 2000
 
 
 def _checked_slug(slug: str, *, session: Session) -> str:
@@ -26,8 +28,28 @@ def _checked_slug(slug: str, *, session: Session) -> str:
     return slug
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _checked_text(field: str, value: str, longest: int) -> str:
+    """A name or keyword as stored: stripped, not too long, no control characters (a NUL
+    is refused by PostgreSQL, so it must be refused here, naming the field)."""
+    text = value.strip()
+    if len(text) > longest:
+        raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
+    if _CONTROL.search(text):
+        raise InvalidSubscriberError(field, text[:40], "holds a control character")
+    return text
+
+
 def _keywords(words: Iterable[str]) -> str:
-    return ",".join(sorted({word.strip().lower() for word in words if word.strip()}))
+    cleaned = {_checked_text("keywords", word, 200).lower() for word in words}
+    text = ",".join(sorted(word for word in cleaned if word))
+    if len(text) > KEYWORDS_MAX:
+        raise InvalidSubscriberError(
+            "keywords", text[:40] + "…", f"longer than {KEYWORDS_MAX} characters"
+        )
+    return text
 
 
 def add_topic(
@@ -41,9 +63,9 @@ def add_topic(
     slug = _checked_slug(slug, session=session)
     topic = Topic(
         slug=slug,
-        name=name.strip() or slug,
+        name=_checked_text("topic name", name, NAME_MAX) or slug,
         keywords=_keywords(keywords),
-        description=description.strip(),
+        description=_checked_text("description", description, 1000),
     )
     session.add(topic)
     session.flush()
@@ -64,7 +86,7 @@ def rename_topic(
     if new_slug is not None and new_slug.strip().lower() != topic.slug:
         topic.slug = _checked_slug(new_slug, session=session)
     if name is not None and name.strip():
-        topic.name = name.strip()
+        topic.name = _checked_text("topic name", name, NAME_MAX)
     session.add(topic)
     session.flush()
     return topic
@@ -114,7 +136,13 @@ def resolve_topics(
     wanted = sorted({slug.strip().lower() for slug in slugs if slug.strip()})
     if not wanted:
         return []
-    statement = select(Topic).where(col(Topic.slug).in_(wanted)).order_by(Topic.slug)
+    # A slug that could never have been stored is unknown without asking the database
+    # (which may refuse its characters: PostgreSQL and a NUL).
+    statement = (
+        select(Topic)
+        .where(col(Topic.slug).in_([slug for slug in wanted if _SLUG.match(slug)]))
+        .order_by(Topic.slug)
+    )
     if offered_only:
         statement = statement.where(col(Topic.hidden).is_(False))
     found = list(session.exec(statement))

@@ -1,4 +1,5 @@
-"""The staff console under /admin: sign-in, dashboard, briefs, sends, reports, the audit log.
+"""The staff console under /admin: sign-in, dashboard, briefs, sends, subscribers (the
+list, one reader, import and export), topics, reports, the audit log.
 
 `install(app, …)` adds its routers and its refusals (a visitor is sent to sign in and shown
 nothing; a post without the session's CSRF token changes nothing); its cap on request
@@ -24,6 +25,9 @@ from newsletter.web.console.routes import (
     previews,
     reports,
     sends,
+    subscriber_files,
+    subscribers,
+    topics,
 )
 from newsletter.web.console.sessions import clear_cookie, cookie_name
 
@@ -33,6 +37,9 @@ ROUTERS = (
     briefs.router,
     previews.router,
     sends.router,
+    subscriber_files.router,  # before subscribers: /import is not a reader's id
+    subscribers.router,
+    topics.router,
     reports.router,
     audit.router,
 )
