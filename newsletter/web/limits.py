@@ -23,6 +23,11 @@ WEBHOOK_MAX_BYTES = 2 * 2**20
 # The staff console: a brief file (at most 512 KB) and the form around it.
 CONSOLE_MAX_BYTES = 2**20
 _LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES), ("/admin/", CONSOLE_MAX_BYTES))
+# A body declared too large, but no larger than this, is read and thrown away before the
+# refusal: a server that closes with unread bytes makes the client's TCP stack reset the
+# connection, and the person sees "connection reset" instead of the page that says why.
+# Larger than this, and the connection is simply closed after the answer.
+DRAIN_MAX_BYTES = 16 * 2**20
 
 
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -88,9 +93,10 @@ class BodyLimit:
             return
         limit = max_body_bytes(scope["path"])
         declared = Headers(scope=scope).get("content-length", "0")
-        if not (declared.isascii() and declared.isdigit() and len(declared) < 16) or (
-            int(declared) > limit
-        ):
+        readable = declared.isascii() and declared.isdigit() and len(declared) < 16
+        if not readable or int(declared) > limit:
+            if readable and int(declared) <= DRAIN_MAX_BYTES:
+                await _drain(receive)
             await self.refusal(scope["path"], limit)(scope, receive, send)
             return
         seen = 0
@@ -104,3 +110,12 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read a refused body to its end, keeping none of it (the declared length is capped by
+    the caller, so this ends)."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
