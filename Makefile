@@ -33,6 +33,7 @@ bench: $(STAMP)  ## figures and ratios measured side by side in one run
 	$(PY) -m bench.run
 	$(PY) -m bench.scrape
 	$(PY) -m bench.web
+	$(PY) -m bench.console
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -122,6 +122,9 @@ class Delivery(SQLModel, table=True):
         # Claiming reads one send's queued rows that are due, in due order: the index holds
         # exactly that range, so rows for later time zones are never scanned.
         sa.Index("ix_delivery_send_status_due", "send_id", "status", "not_before", "id"),
+        # One reader's deliveries (their page in the console, `subscribers show`, their
+        # last open and click): without it each is a scan of the whole ledger.
+        sa.Index("ix_delivery_subscriber", "subscriber_id"),
     )
 
     # BIGINT on PostgreSQL; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
@@ -190,6 +193,9 @@ class ProviderEventRecord(SQLModel, table=True):
         sa.UniqueConstraint("provider", "event_id", name="uq_provider_event_id"),
         sa.UniqueConstraint("provider", "fallback_key", name="uq_provider_event_fallback"),
         sa.Index("ix_provider_event_send_kind", "send_id", "kind"),
+        # Who opened or clicked since a moment (the inactive readers of newsletter/engagement.py)
+        # reads one range of this index instead of every event.
+        sa.Index("ix_provider_event_kind_occurred", "kind", "occurred_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)

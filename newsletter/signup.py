@@ -67,7 +67,7 @@ def check_signup(
     address = normalize_email(email)
     cleaned_name = check_text("name", name, longest=NAME_MAX, line_breaks=True)
     with session_scope(engine) as session:
-        everything, chosen = chosen_topics(topics, session=session)
+        everything, chosen = chosen_topics(topics, session=session, offered_only=True)
     return SignupForm(
         email=address,
         name=cleaned_name,

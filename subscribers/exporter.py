@@ -6,9 +6,10 @@ not exported: there is nothing of them left to export.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from subscribers.csvfile import TOPIC_SEPARATOR, write_rows
@@ -18,7 +19,7 @@ from subscribers.roster import ALL_TOPICS
 CHUNK = 5000
 
 
-def _rows(session: Session) -> Iterator[list[str]]:
+def _rows(session: Session, where: tuple[sa.ColumnElement[bool], ...]) -> Iterator[list[str]]:
     slugs = {t.id: t.slug for t in session.exec(select(Topic))}
     after = 0
     while True:
@@ -26,6 +27,7 @@ def _rows(session: Session) -> Iterator[list[str]]:
             session.exec(
                 select(Subscriber)
                 .where(col(Subscriber.id) > after, Subscriber.status != SubscriberStatus.FORGOTTEN)
+                .where(*where)
                 .order_by(col(Subscriber.id))
                 .limit(CHUNK)
             )
@@ -55,6 +57,9 @@ def _rows(session: Session) -> Iterator[list[str]]:
         session.expunge_all()  # keep memory flat across chunks
 
 
-def export_subscribers(stream: IO[str], *, session: Session) -> int:
-    """Write every subscriber (but the forgotten) as CSV; returns how many rows."""
-    return write_rows(stream, _rows(session))
+def export_subscribers(
+    stream: IO[str], *, session: Session, where: Iterable[sa.ColumnElement[bool]] = ()
+) -> int:
+    """Write every subscriber (but the forgotten) as CSV; returns how many rows. `where`
+    narrows it (the inactive readers of newsletter/engagement.py, for a sunset list)."""
+    return write_rows(stream, _rows(session, tuple(where)))

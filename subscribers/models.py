@@ -96,6 +96,9 @@ class Topic(SQLModel, table=True):
     description: str = Field(default="", max_length=1000)
     # Comma-separated words that suggest this topic for a brief (the topic suggestion uses it).
     keywords: str = Field(default="", max_length=2000)
+    # Not offered on the public forms (subscribe, preferences); its followers keep it and
+    # briefs on it still reach them. Staff retire a topic this way without losing anyone.
+    hidden: bool = Field(default=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +106,7 @@ class Topic(SQLModel, table=True):
             "name": self.name,
             "description": self.description,
             "keywords": [word for word in self.keywords.split(",") if word],
+            "hidden": self.hidden,
         }
 
 
@@ -157,3 +161,28 @@ class SubscriberTopic(SQLModel, table=True):
 
     subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
     topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
+
+
+class SubscriberStatusChange(SQLModel, table=True):
+    """One change of a reader's status: from what, to what, by whom, when. Written by
+    `status.change_status` (the one place a status changes), so a reader's page shows
+    their whole story, not only the latest change. Emptied of nothing on `forget`: it
+    holds no personal data, only the id."""
+
+    __tablename__ = "subscriber_status_change"
+    __table_args__ = (sa.Index("ix_subscriber_status_change_subscriber", "subscriber_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    old_status: str = Field(max_length=16)
+    new_status: str = Field(max_length=16)
+    by: str = Field(default="", max_length=100)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "from": self.old_status,
+            "to": self.new_status,
+            "by": self.by,
+        }

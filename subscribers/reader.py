@@ -7,17 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, id_of, utcnow
+from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.roster import (
     add_subscriber,
     check_cadence,
     check_timezone,
-    chosen_topics,
     is_suppressed,
     normalize_email,
+    set_topics,
 )
 from subscribers.status import Actor, StatusChangeRefusedError, change_status, may_change
 
@@ -85,12 +84,9 @@ def confirm(subscriber_id: int, *, session: Session, ip: str) -> Subscriber | No
 
 
 def _set_topics(person: Subscriber, topics: Iterable[str], session: Session) -> None:
-    all_topics, chosen = chosen_topics(topics, session=session)
-    person.all_topics = all_topics
-    session.execute(
-        sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
-    )
-    session.add_all(SubscriberTopic(subscriber_id=id_of(person), topic_id=id_of(t)) for t in chosen)
+    """The reader's own choice: hidden topics are not offered to them, so the ones they
+    follow are kept (see `roster.set_topics`)."""
+    set_topics(person, topics, session=session, keep_hidden=True)
 
 
 def update_preferences(

@@ -122,19 +122,39 @@ def check_cadence(value: str) -> str:
 TOPICS_MAX = 200
 
 
-def chosen_topics(slugs: Iterable[str], *, session: Session) -> tuple[bool, list[Topic]]:
+def chosen_topics(
+    slugs: Iterable[str], *, session: Session, offered_only: bool = False
+) -> tuple[bool, list[Topic]]:
     """Topic slugs as chosen on a form or a command line: (`all` chosen, the topics).
-    At least one is needed; every unknown one is named in one error."""
+    At least one is needed; every unknown one is named in one error. `offered_only` (the
+    public forms) treats a hidden topic as unknown: it is not offered there."""
     cleaned = [check_text("topics", slug, longest=64).lower() for slug in slugs]
     cleaned = [slug for slug in cleaned if slug]
     if len(cleaned) > TOPICS_MAX:
         raise InvalidSubscriberError("topics", "", f"more than {TOPICS_MAX} topics")
     if ALL_TOPICS in cleaned:
         return True, []
-    chosen = resolve_topics(cleaned, session=session)
+    chosen = resolve_topics(cleaned, session=session, offered_only=offered_only)
     if not chosen:
         raise InvalidSubscriberError("topics", "", "choose at least one topic, or 'all'")
     return False, chosen
+
+
+def set_topics(
+    person: Subscriber, slugs: Iterable[str], *, session: Session, keep_hidden: bool = False
+) -> None:
+    """Replace what `person` follows with `slugs` ('all' or topic slugs). `keep_hidden`
+    (the reader's own form, which does not offer hidden topics) keeps the hidden topics
+    they follow, so hiding a topic never silently drops its followers."""
+    all_topics, chosen = chosen_topics(slugs, session=session, offered_only=keep_hidden)
+    person.all_topics = all_topics
+    links = sa.delete(SubscriberTopic).where(col(SubscriberTopic.subscriber_id) == person.id)
+    if keep_hidden:
+        hidden = sa.select(col(Topic.id)).where(col(Topic.hidden).is_(True))
+        links = links.where(col(SubscriberTopic.topic_id).not_in(hidden))
+    session.execute(links)
+    session.add_all(SubscriberTopic(subscriber_id=id_of(person), topic_id=id_of(t)) for t in chosen)
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -250,10 +270,13 @@ def list_subscribers(
     topic_ids: list[int] | None = None,
     status: str | None = None,
     cadence: str | None = None,
+    where: Iterable[sa.ColumnElement[bool]] = (),
 ) -> list[SubscriberRow]:
     """Subscribers by email; `topic_ids` lists exactly who a brief on those topics would
-    reach (the same function dispatch uses), `cadence` narrows that to one cadence."""
-    statement = select(Subscriber).order_by(Subscriber.email)
+    reach (the same function dispatch uses), `cadence` narrows that to one cadence. `where`
+    adds conditions on `subscriber` made elsewhere (newsletter/engagement.py's inactive
+    readers), so this package needs to know nothing of events."""
+    statement = select(Subscriber).where(*where).order_by(Subscriber.email)
     if topic_ids is not None:
         cadences = [check_cadence(cadence)] if cadence else None
         statement = statement.where(
@@ -275,6 +298,11 @@ def list_subscribers(
 def followed_topics(person: Subscriber, *, session: Session) -> list[str]:
     """The slugs this subscriber follows, or ["all"]."""
     return _followed([person], session)[0]
+
+
+def topics_of(subscribers: list[Subscriber], *, session: Session) -> list[list[str]]:
+    """The slugs each of these subscribers follows (or ["all"]), in one query."""
+    return _followed(subscribers, session)
 
 
 def _followed(subscribers: list[Subscriber], session: Session) -> list[list[str]]:

@@ -10,10 +10,13 @@ Every change of `Subscriber.status` goes through `change_status`, which consults
   owner then reports spam) or staff forgetting them moves them on. Neither is ever mailed,
   not even a confirmation (`sending/transactional.py` mails only the statuses it must).
 * **unsubscribed** comes back only as **pending**: by asking again (the subscribe form, or
-  "subscribe again" on their preferences page) and then confirming from the email.
+  "subscribe again" on their preferences page, or staff resubscribing them) and then
+  confirming from the email.
 * the **reader** (their pages, the confirm button) pauses, resumes, leaves and confirms;
   **one-click** (RFC 8058, the mailbox's own button) only unsubscribes; **staff** unsubscribe
-  and forget; an **import** updates readers still on the list and may carry a bounce or a
+  and forget, and may ask an unsubscribed reader to come back (pending: the reader still
+  has to confirm from the email, so staff never turn mail back on by themselves); an
+  **import** updates readers still on the list and may carry a bounce or a
   complaint over from another system; a **provider** event reports bounces, complaints and
   unsubscribes.
 """
@@ -25,7 +28,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from subscribers.errors import SubscriberError
-from subscribers.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange, id_of, utcnow
 
 S = SubscriberStatus
 
@@ -56,7 +59,8 @@ TRANSITIONS: dict[Actor, dict[S, frozenset[S]]] = {
     Actor.ONE_CLICK: _each(_STILL_LISTED, {S.UNSUBSCRIBED}),
     Actor.STAFF: {
         **_each(_STILL_LISTED, {S.UNSUBSCRIBED, S.FORGOTTEN}),
-        **_each((S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED), {S.FORGOTTEN}),
+        **_each((S.BOUNCED, S.COMPLAINED), {S.FORGOTTEN}),
+        S.UNSUBSCRIBED: frozenset({S.PENDING, S.FORGOTTEN}),
     },
     Actor.IMPORT: _each(
         _STILL_LISTED, {S.PENDING, S.ACTIVE, S.PAUSED, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}
@@ -114,6 +118,15 @@ def change_status(
     if not may_change(actor, person.status, wanted):
         raise StatusChangeRefusedError(person, wanted, actor)
     now = utcnow()
+    session.add(
+        SubscriberStatusChange(
+            subscriber_id=id_of(person),
+            at=now,
+            old_status=person.status,
+            new_status=wanted,
+            by=(by or actor.value)[:100],
+        )
+    )
     person.status = wanted
     person.status_changed_at = person.updated_at = now
     person.status_changed_by = by or actor.value

@@ -7,12 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subscribers.errors import InvalidSubscriberError, TopicExistsError, UnknownTopicError
 from subscribers.models import Topic
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+NAME_MAX = 200
+KEYWORDS_MAX = 2000
 
 
 def _checked_slug(slug: str, *, session: Session) -> str:
@@ -26,8 +28,28 @@ def _checked_slug(slug: str, *, session: Session) -> str:
     return slug
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _checked_text(field: str, value: str, longest: int) -> str:
+    """A name or keyword as stored: stripped, not too long, no control characters (a NUL
+    is refused by PostgreSQL, so it must be refused here, naming the field)."""
+    text = value.strip()
+    if len(text) > longest:
+        raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
+    if _CONTROL.search(text):
+        raise InvalidSubscriberError(field, text[:40], "holds a control character")
+    return text
+
+
 def _keywords(words: Iterable[str]) -> str:
-    return ",".join(sorted({word.strip().lower() for word in words if word.strip()}))
+    cleaned = {_checked_text("keywords", word, 200).lower() for word in words}
+    text = ",".join(sorted(word for word in cleaned if word))
+    if len(text) > KEYWORDS_MAX:
+        raise InvalidSubscriberError(
+            "keywords", text[:40] + "…", f"longer than {KEYWORDS_MAX} characters"
+        )
+    return text
 
 
 def add_topic(
@@ -41,9 +63,9 @@ def add_topic(
     slug = _checked_slug(slug, session=session)
     topic = Topic(
         slug=slug,
-        name=name.strip() or slug,
+        name=_checked_text("topic name", name, NAME_MAX) or slug,
         keywords=_keywords(keywords),
-        description=description.strip(),
+        description=_checked_text("description", description, 1000),
     )
     session.add(topic)
     session.flush()
@@ -64,7 +86,7 @@ def rename_topic(
     if new_slug is not None and new_slug.strip().lower() != topic.slug:
         topic.slug = _checked_slug(new_slug, session=session)
     if name is not None and name.strip():
-        topic.name = name.strip()
+        topic.name = _checked_text("topic name", name, NAME_MAX)
     session.add(topic)
     session.flush()
     return topic
@@ -98,21 +120,56 @@ def merge_topics(source: str, into: str, *, session: Session) -> int:
     return moved
 
 
-def list_topics(*, session: Session) -> list[Topic]:
-    return list(session.exec(select(Topic).order_by(Topic.slug)))
+def list_topics(*, session: Session, offered_only: bool = False) -> list[Topic]:
+    """Every topic by slug; `offered_only`: only those the public forms offer (not hidden)."""
+    statement = select(Topic).order_by(Topic.slug)
+    if offered_only:
+        statement = statement.where(col(Topic.hidden).is_(False))
+    return list(session.exec(statement))
 
 
-def resolve_topics(slugs: Iterable[str], *, session: Session) -> list[Topic]:
-    """Topics for these slugs, in slug order; every unknown slug is named in one error."""
+def resolve_topics(
+    slugs: Iterable[str], *, session: Session, offered_only: bool = False
+) -> list[Topic]:
+    """Topics for these slugs, in slug order; every unknown slug is named in one error.
+    `offered_only`: a hidden topic counts as unknown (a public form never offered it)."""
     wanted = sorted({slug.strip().lower() for slug in slugs if slug.strip()})
     if not wanted:
         return []
-    found = list(session.exec(select(Topic).where(Topic.slug.in_(wanted)).order_by(Topic.slug)))  # type: ignore[attr-defined]
+    # A slug that could never have been stored is unknown without asking the database
+    # (which may refuse its characters: PostgreSQL and a NUL).
+    statement = (
+        select(Topic)
+        .where(col(Topic.slug).in_([slug for slug in wanted if _SLUG.match(slug)]))
+        .order_by(Topic.slug)
+    )
+    if offered_only:
+        statement = statement.where(col(Topic.hidden).is_(False))
+    found = list(session.exec(statement))
     missing = sorted(set(wanted) - {topic.slug for topic in found})
     if missing:
-        known = [topic.slug for topic in list_topics(session=session)]
+        known = [topic.slug for topic in list_topics(session=session, offered_only=offered_only)]
         raise UnknownTopicError(missing, known)
     return found
+
+
+def set_keywords(slug: str, keywords: Iterable[str], *, session: Session) -> Topic:
+    """Replace a topic's keywords (the words that suggest it for a brief)."""
+    topic = get_topic(slug, session=session)
+    topic.keywords = _keywords(keywords)
+    session.add(topic)
+    session.flush()
+    return topic
+
+
+def set_hidden(slug: str, hidden: bool, *, session: Session) -> Topic:
+    """Hide a topic from the public forms (or offer it again). Its followers keep it and
+    briefs on it still reach them; only new choices of it stop."""
+    topic = get_topic(slug, session=session)
+    topic.hidden = hidden
+    session.add(topic)
+    session.flush()
+    return topic
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ def test_topics_and_subscribers_are_added_from_the_command_line(cli):
         "name": "Ports",
         "description": "",
         "keywords": ["berth", "harbour"],
+        "hidden": False,
     } in topics
     people = json.loads(_ok(cli("subscribers", "list", "--topic", "ports", "--json")).stdout)
     assert [p["email"] for p in people] == ["cy@example.com", "zoe@example.com"]  # cy: all topics

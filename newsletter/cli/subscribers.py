@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.table import Table
 
@@ -19,10 +20,30 @@ from newsletter.cli.common import (
     user_errors,
 )
 from newsletter.db import session_scope
+from newsletter.engagement import inactive_since, parse_window
+from newsletter.readers.actions import find_reader, resubscribe, staff_forget, staff_unsubscribe
+from newsletter.readers.profile import reader_profile
+from newsletter.staff.audit import cli_actor
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
-from subscribers.roster import add_subscriber, forget, list_subscribers, unsubscribe
+from subscribers.models import utcnow
+from subscribers.roster import add_subscriber, list_subscribers
 from subscribers.topics import resolve_topics
+
+InactiveOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inactive",
+        help="Only active readers with no open or click for this long, e.g. 90d or 12w "
+        "(the sunset list).",
+        show_default=False,
+    ),
+]
+
+
+def _inactive(window: str | None) -> list[sa.ColumnElement[bool]]:
+    return [] if window is None else [inactive_since(utcnow() - parse_window(window))]
+
 
 app = typer.Typer(help="Who gets what.", no_args_is_help=True)
 
@@ -56,8 +77,10 @@ def subscribers_unsubscribe(email: str) -> None:
     """Stop all mail to an address; the record stays so nothing re-adds it."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        subscriber = unsubscribe(email, session=session)
-    err.print(f"{subscriber.email} is unsubscribed")
+        person = find_reader(email, session=session)
+        staff_unsubscribe(person, session=session, actor=cli_actor())
+        address = person.email
+    err.print(f"{address} is unsubscribed")
 
 
 @app.command("forget")
@@ -66,7 +89,7 @@ def subscribers_forget(email: str) -> None:
     """Erase a person's data; a hash stays so the address is never mailed again."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        forget(email, session=session)
+        staff_forget(find_reader(email, session=session), session=session, actor=cli_actor())
     err.print(f"{email} forgotten: personal data erased, address suppressed for good")
 
 
@@ -133,15 +156,17 @@ def subscribers_export(
     file: Annotated[
         Path | None, typer.Argument(help="Where to write; standard output if omitted.")
     ] = None,
+    inactive: InactiveOption = None,
 ) -> None:
     """Export every subscriber as CSV, in the format `import` reads."""
+    where = _inactive(inactive)
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         if file is None:
-            count = export_subscribers(sys.stdout, session=session)
+            count = export_subscribers(sys.stdout, session=session, where=where)
         else:
             with file.open("w", encoding="utf-8", newline="") as stream:
-                count = export_subscribers(stream, session=session)
+                count = export_subscribers(stream, session=session, where=where)
     err.print(f"{count} subscriber(s) exported" + (f" to {file}" if file else ""))
 
 
@@ -153,16 +178,18 @@ def subscribers_list(
     ] = None,
     status: Annotated[str | None, typer.Option(help="pending, active, unsubscribed…")] = None,
     cadence: Annotated[str | None, typer.Option(help="With --topic: only this cadence.")] = None,
+    inactive: InactiveOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List subscribers."""
+    where = _inactive(inactive)
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         topic_ids = None
         if topic is not None:
             topic_ids = [t.id or 0 for t in resolve_topics([topic], session=session)]
         rows = list_subscribers(
-            session=session, topic_ids=topic_ids, status=status, cadence=cadence
+            session=session, topic_ids=topic_ids, status=status, cadence=cadence, where=where
         )
     if as_json:
         print_json([row.as_dict() for row in rows])
@@ -173,3 +200,68 @@ def subscribers_list(
         table.add_row(s.email, s.name, s.status, ", ".join(r.topics), s.cadence, s.timezone)
     out.print(table)
     err.print(f"{len(rows)} subscriber(s)")
+
+
+@app.command("show")
+@user_errors
+def subscribers_show(email: str, as_json: JsonOption = False) -> None:
+    """One reader: status and its history, consent, topics, every delivery and its events,
+    last open and click."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        profile = reader_profile(find_reader(email, session=session), session=session)
+        document = profile.as_dict()
+    if as_json:
+        print_json(document)
+        return
+    lines = [
+        f"{document['email']}  {document['name']}",
+        f"status     {document['status']} (since {document['status_changed_at'] or '-'}, "
+        f"by {document['status_changed_by'] or '-'})",
+        f"topics     {', '.join(document['topics']) or '-'}",
+        f"cadence    {document['cadence']}   timezone {document['timezone']}",
+        f"consent    {document['consent']['source'] or '-'} at "
+        f"{document['consent']['at'] or '-'} from {document['consent']['ip'] or '-'}",
+        f"last open  {document['last_open'] or 'never'}   "
+        f"last click {document['last_click'] or 'never'}",
+        "history",
+        *(
+            f"  {change['at']}  {change['from']} → {change['to']}  by {change['by']}"
+            for change in document["status_history"]
+        ),
+        f"deliveries ({len(document['deliveries'])})",
+    ]
+    for line in document["deliveries"]:
+        lines.append(
+            f"  send {line['send']} ({line['kind']}) {line['brief']!r}  {line['when'] or '-'}  "
+            f"{line['status']}" + (f" ({line['error']})" if line["error"] else "")
+        )
+        lines.extend(
+            f"    {event['at']}  {event['kind']}"
+            + (" (machine)" if event["machine"] else "")
+            + (f"  {event['url']}" if event["url"] else "")
+            for event in line["events"]
+        )
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@app.command("resubscribe")
+@user_errors
+def subscribers_resubscribe(email: str) -> None:
+    """Send a confirmation to a reader who asks to come back; mail starts when they confirm.
+    Never for a reader who complained, bounced or was forgotten."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        person = find_reader(email, session=session)
+        queued = resubscribe(person, session=session, actor=cli_actor())
+        address = person.email
+    if queued:
+        err.print(
+            f"{address} is pending: a confirmation is queued (a worker sends it); mail "
+            "starts once they confirm"
+        )
+    else:
+        err.print(
+            f"{address} is pending, but no confirmation went: the address has had its "
+            "day's share; try again tomorrow"
+        )

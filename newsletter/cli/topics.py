@@ -18,7 +18,7 @@ from newsletter.cli.common import (
 )
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from subscribers.topics import add_topic, list_topics, merge_topics, rename_topic
+from subscribers.topics import add_topic, list_topics, merge_topics, rename_topic, set_hidden
 
 app = typer.Typer(help="The topics briefs are about and subscribers follow.", no_args_is_help=True)
 
@@ -69,6 +69,22 @@ def topics_merge(
     err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
 
 
+@app.command("hide")
+@user_errors
+def topics_hide(
+    slug: str,
+    offer: Annotated[
+        bool, typer.Option("--offer", help="Offer it on the public forms again.")
+    ] = False,
+) -> None:
+    """Stop offering a topic on the subscribe and preference pages; its followers keep it."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        topic = set_hidden(slug, not offer, session=session)
+    state = "hidden from the public forms" if topic.hidden else "offered on the public forms"
+    err.print(f"topic {topic.slug!r} is {state}; its followers keep it")
+
+
 @app.command("list")
 @user_errors
 def topics_list(as_json: JsonOption = False) -> None:
@@ -79,9 +95,13 @@ def topics_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(topics)
         return
-    table = Table("slug", "name", "keywords", "description")
+    table = Table("slug", "name", "keywords", "description", "offered")
     for topic in topics:
         table.add_row(
-            topic["slug"], topic["name"], ", ".join(topic["keywords"]), topic["description"]
+            topic["slug"],
+            topic["name"],
+            ", ".join(topic["keywords"]),
+            topic["description"],
+            "no (hidden)" if topic["hidden"] else "yes",
         )
     out.print(table)

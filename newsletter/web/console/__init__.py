@@ -1,4 +1,5 @@
-"""The staff console under /admin: sign-in, dashboard, briefs, sends, the audit log.
+"""The staff console under /admin: sign-in, dashboard, briefs, sends, subscribers (the
+list, one reader, import and export), topics, the audit log.
 
 `install(app, …)` adds its routers and its refusals (a visitor is sent to sign in and shown
 nothing; a post without the session's CSRF token changes nothing); its cap on request
@@ -16,7 +17,17 @@ from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
 from newsletter.web.console.deps import Console, CsrfRefused, StaffRequired, safe_next
-from newsletter.web.console.routes import audit, briefs, dashboard, login, previews, sends
+from newsletter.web.console.routes import (
+    audit,
+    briefs,
+    dashboard,
+    login,
+    previews,
+    sends,
+    subscriber_files,
+    subscribers,
+    topics,
+)
 from newsletter.web.console.sessions import clear_cookie, cookie_name
 
 ROUTERS = (
@@ -25,6 +36,9 @@ ROUTERS = (
     briefs.router,
     previews.router,
     sends.router,
+    subscriber_files.router,  # before subscribers: /import is not a reader's id
+    subscribers.router,
+    topics.router,
     audit.router,
 )
 

@@ -31,13 +31,13 @@ CONSOLE_CSP = (
 )
 
 # The console's pages, in the navigation's order; `ready` False shows the name only (the
-# list and reports pages come with the next issue).
+# reports page comes with its own issue).
 NAV = (
     ("/admin/", "Dashboard", True),
     ("/admin/briefs", "Briefs", True),
     ("/admin/sends", "Sends", True),
-    ("/admin/subscribers", "Subscribers", False),
-    ("/admin/topics", "Topics", False),
+    ("/admin/subscribers", "Subscribers", True),
+    ("/admin/topics", "Topics", True),
     ("/admin/reports", "Reports", False),
     ("/admin/audit", "Audit log", True),
 )
@@ -52,6 +52,13 @@ NOTICES = {
     "cancelled": "Cancelled: nothing more of it goes out.",
     "resolved": "Done: the unknown deliveries were settled.",
     "scheduled": "Scheduled: a worker sends it when it falls due.",
+    "unsubscribed": "Unsubscribed: no more mail goes to this reader.",
+    "resubscribed": "Pending: a confirmation email is queued; mail starts once they confirm.",
+    "confirm_limit": "Pending, but no confirmation went: this address has had its day's share.",
+    "forgotten": "Forgotten: their data is erased and the address is never mailed again.",
+    "imported": "Imported: the report below says what each line did.",
+    "topic_saved": "Topic saved.",
+    "topic_merged": "Topics merged: the followers and briefs moved.",
 }
 
 

@@ -96,7 +96,7 @@ def _preferences(
 ) -> HTMLResponse:
     with session_scope(web.engine) as session:
         followed = followed_topics(person, session=session)
-        topics = list_topics(session=session)
+        topics = list_topics(session=session, offered_only=True)
     return web.page(
         "preferences.html",
         status,

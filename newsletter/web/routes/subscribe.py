@@ -36,7 +36,7 @@ def _form(
     problem: FormProblem | None = None,
 ) -> HTMLResponse:
     with session_scope(web.engine) as session:
-        topics = list_topics(session=session)
+        topics = list_topics(session=session, offered_only=True)
     # The CSRF token of an anonymous form: signed, and bound to the hour it was made.
     csrf = web.forms.sign(FORM_PURPOSE, int(time.time()) // 3600)
     return web.page(

@@ -1,0 +1,2 @@
+"""Staff and their readers: one reader's whole story (`profile`), what staff may do to a
+reader (`actions`, each audited), and the console's search over the list (`search`)."""

@@ -1,0 +1,121 @@
+"""What staff do to one reader, from the console or the command line, each written to the
+audit log in the same transaction: resubscribe (a confirmation email, never mail turned
+back on by staff), unsubscribe, forget, and edit topics, cadence and timezone.
+
+The audit log names the reader by id only: after `forget` it must hold nothing that
+identifies them. Functions take the session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlmodel import Session, select
+
+from newsletter.errors import ConflictError, SubscriberNotFoundError
+from newsletter.signup import queue_confirmation
+from newsletter.staff import audit
+from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
+from subscribers.roster import (
+    check_cadence,
+    check_timezone,
+    followed_topics,
+    forget,
+    is_suppressed,
+    normalize_email,
+    set_topics,
+    unsubscribe,
+)
+from subscribers.status import Actor, change_status
+
+S = SubscriberStatus
+
+
+def find_reader(email: str, *, session: Session) -> Subscriber:
+    """The reader with this address. A forgotten address is no longer stored, only its
+    hash: it is named as forgotten rather than "not found", so staff know why."""
+    address = normalize_email(email)
+    found = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    if found is not None:
+        return found
+    if is_suppressed(address, session=session):
+        raise ConflictError(
+            f"{address} asked to be forgotten: their data is erased and the address is never "
+            "mailed again"
+        )
+    raise SubscriberNotFoundError(f"no subscriber {address}")
+
+
+def target(person: Subscriber) -> str:
+    return f"subscriber {id_of(person)}"
+
+
+def resubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> bool:
+    """Staff bring back a reader who asked: an unsubscribed reader becomes pending and is
+    sent a confirmation (queued for the worker, like a sign-up's), and mail starts only
+    once they confirm; a pending one is sent it again. Refused, naming why, for a
+    complained, bounced or forgotten reader (never mailed, not even this) and for one who
+    already receives mail. True if the email was queued (False: the mailbox had its day's
+    share of confirmations)."""
+    if person.status in (S.ACTIVE, S.PAUSED):
+        raise ConflictError(
+            f"{person.email} is {person.status}: already on the list, nothing to resubscribe"
+        )
+    # The table decides (subscribers/status.py): of the rest, only unsubscribed → pending
+    # is allowed; complained, bounced and forgotten are refused there, naming why.
+    change_status(person, S.PENDING, actor=Actor.STAFF, by=actor, session=session)
+    queued = queue_confirmation(session, person, now=utcnow())
+    audit.record(
+        session,
+        actor,
+        "subscriber.resubscribe",
+        target(person),
+        "confirmation queued" if queued else "confirmation not sent: the day's limit is reached",
+        ip,
+    )
+    return queued
+
+
+def staff_unsubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> None:
+    unsubscribe(person.email, session=session, by=actor)
+    audit.record(session, actor, "subscriber.unsubscribe", target(person), "", ip)
+
+
+def staff_forget(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> None:
+    forget(person.email, session=session, by=actor)
+    audit.record(session, actor, "subscriber.forget", target(person), "", ip)
+
+
+def edit_preferences(
+    person: Subscriber,
+    *,
+    session: Session,
+    actor: str,
+    topics: Iterable[str],
+    cadence: str,
+    timezone: str,
+    ip: str = "",
+) -> list[str]:
+    """Staff change what a reader follows, their cadence and their timezone (hidden topics
+    included: staff see every topic). Refused for a forgotten reader. Returns what
+    changed, as the audit log words it (empty: nothing changed, nothing logged)."""
+    if person.status == S.FORGOTTEN:
+        raise ConflictError("this reader was forgotten: there is nothing left to edit")
+    before = followed_topics(person, session=session)
+    new_cadence, new_zone = check_cadence(cadence), check_timezone(timezone)
+    set_topics(person, topics, session=session)
+    after = followed_topics(person, session=session)
+    changes = []
+    if before != after:
+        changes.append(f"topics {';'.join(before) or '-'} → {';'.join(after)}")
+    if new_cadence != person.cadence:
+        changes.append(f"cadence {person.cadence} → {new_cadence}")
+    if new_zone != person.timezone:
+        changes.append(f"timezone {person.timezone} → {new_zone}")
+    person.cadence, person.timezone = new_cadence, new_zone
+    if changes:
+        person.updated_at = utcnow()
+        audit.record(session, actor, "subscriber.edit", target(person), "; ".join(changes), ip)
+    session.add(person)
+    session.flush()
+    return changes

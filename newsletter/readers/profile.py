@@ -1,0 +1,149 @@
+"""One reader as staff see them (`subscribers show`, the console's reader page): status,
+topics, cadence, timezone, every status change, the consent record, every delivery with
+what the provider told us about it, and their last open and click.
+
+Three queries whatever the reader's history: the reader's deliveries (ix_delivery_subscriber)
+with their sends and briefs, those deliveries' events (the provider_event.delivery_id index),
+and the status changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from newsletter.engagement import Engagement, engagement_of
+from newsletter.models import Brief, Delivery, ProviderEventRecord, Send
+from subscribers.models import Subscriber, SubscriberStatusChange, id_of
+from subscribers.roster import followed_topics
+
+
+@dataclass(frozen=True)
+class EventLine:
+    kind: str
+    at: datetime
+    url: str = ""
+    machine: bool = False
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "url": self.url,
+            "machine": self.machine,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    """One delivery: which send and brief, when, its ledger status, and its events."""
+
+    delivery_id: int
+    send_id: int
+    kind: str
+    brief_title: str
+    brief_slug: str
+    when: datetime | None
+    status: str
+    error: str
+    events: list[EventLine] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "delivery": self.delivery_id,
+            "send": self.send_id,
+            "kind": self.kind,
+            "brief": self.brief_title,
+            "brief_slug": self.brief_slug,
+            "when": self.when.isoformat() if self.when else None,
+            "status": self.status,
+            "error": self.error,
+            "events": [event.as_dict() for event in self.events],
+        }
+
+
+@dataclass(frozen=True)
+class ReaderProfile:
+    person: Subscriber
+    topics: list[str]
+    history: list[SubscriberStatusChange]
+    deliveries: list[DeliveryLine]
+    engagement: Engagement
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.person
+        return {
+            "id": p.id,
+            "email": p.email,
+            "name": p.name,
+            "status": p.status,
+            "topics": self.topics,
+            "cadence": p.cadence,
+            "timezone": p.timezone,
+            "created_at": p.created_at.isoformat(),
+            "status_history": [change.as_dict() for change in self.history],
+            "status_changed_at": p.status_changed_at.isoformat() if p.status_changed_at else None,
+            "status_changed_by": p.status_changed_by,
+            "consent": {
+                "source": p.consent_source,
+                "at": p.consent_at.isoformat() if p.consent_at else None,
+                "ip": p.consent_ip,
+            },
+            "deliveries": [line.as_dict() for line in self.deliveries],
+            **self.engagement.as_dict(),
+        }
+
+
+def reader_profile(person: Subscriber, *, session: Session) -> ReaderProfile:
+    reader_id = id_of(person)
+    rows = session.execute(
+        sa.select(Delivery, col(Send.kind), col(Brief.title), col(Brief.slug))
+        .join(Send, col(Send.id) == col(Delivery.send_id))
+        .join(Brief, col(Brief.id) == col(Send.brief_id))
+        .where(col(Delivery.subscriber_id) == reader_id)
+        .order_by(col(Delivery.id).desc())
+    ).all()
+    events: dict[int, list[EventLine]] = {}
+    mine = sa.select(col(Delivery.id)).where(col(Delivery.subscriber_id) == reader_id)
+    for event in session.exec(
+        select(ProviderEventRecord)
+        .where(col(ProviderEventRecord.delivery_id).in_(mine))
+        .order_by(col(ProviderEventRecord.occurred_at), col(ProviderEventRecord.id))
+    ):
+        events.setdefault(event.delivery_id or 0, []).append(
+            EventLine(event.kind, event.occurred_at, event.url, event.machine, event.detail)
+        )
+    deliveries = [
+        DeliveryLine(
+            delivery_id=id_of(delivery),
+            send_id=delivery.send_id,
+            kind=kind,
+            brief_title=title,
+            brief_slug=slug,
+            when=delivery.updated_at or delivery.not_before,
+            status=delivery.status,
+            error=delivery.error,
+            events=events.get(id_of(delivery), []),
+        )
+        for delivery, kind, title, slug in rows
+    ]
+    history = list(
+        session.exec(
+            select(SubscriberStatusChange)
+            .where(col(SubscriberStatusChange.subscriber_id) == reader_id)
+            .order_by(col(SubscriberStatusChange.id))
+        )
+    )
+    return ReaderProfile(
+        person=person,
+        topics=followed_topics(person, session=session),
+        history=history,
+        deliveries=deliveries,
+        engagement=engagement_of([reader_id], session=session).get(reader_id, Engagement()),
+    )

@@ -1,0 +1,169 @@
+"""The list as a file: import a CSV (a dry-run report by line first, then apply) and
+export it (all of it, or the inactive readers: the sunset list).
+
+Stateless between the two import steps: the report page carries the uploaded file back,
+base64-encoded, in its apply form, so any web process can apply it, and the apply step
+checks the file again from scratch (the list may have changed in between). Both steps run
+`subscribers/importer.py`, exactly as `newsletter subscribers import` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from newsletter.db import session_scope
+from newsletter.engagement import inactive_since
+from newsletter.errors import NewsletterError
+from newsletter.readers.search import INACTIVE_CHOICES
+from newsletter.staff import audit
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.web.console.sessions import SignedIn
+from newsletter.web.deps import ClientIp
+from newsletter.web.limits import CONSOLE_CSV_MAX_BYTES
+from subscribers.exporter import export_subscribers
+from subscribers.import_report import ImportReport
+from subscribers.importer import import_subscribers
+from subscribers.models import utcnow
+
+router = APIRouter(prefix="/admin/subscribers", dependencies=ROUTER_GUARD)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+LIMIT_WORDS = (
+    f"at most {CONSOLE_CSV_MAX_BYTES // 1024} KB (about 5,000 readers) in the console; "
+    "import a bigger list with `newsletter subscribers import`"
+)
+
+
+def _form(
+    request: Request, console: ConsoleDep, staff: SignedIn, status: int = 200, **extra: object
+) -> HTMLResponse:
+    extra.setdefault("report", None)
+    extra.setdefault("error", "")
+    return console.page(
+        request, "subscriber_import.html", staff, status, limit=LIMIT_WORDS, **extra
+    )
+
+
+def _run(
+    console: ConsoleDep, data: bytes, filename: str, *, dry_run: bool, pending: bool
+) -> ImportReport:
+    """The importer on the uploaded bytes, saved under the uploaded file's (cleaned) name
+    so the report's messages name the file staff chose."""
+    name = _SAFE_NAME.sub("_", Path(filename).name)[:100] or "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="newsletter-import-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        with session_scope(console.engine) as session:
+            report = import_subscribers(
+                path,
+                session=session,
+                default_timezone=console.settings.NEWSLETTER_TIMEZONE,
+                dry_run=dry_run,
+                require_confirmation=pending,
+            )
+            report.file = name
+            return report
+
+
+@router.get("/import")
+def import_page(request: Request, console: ConsoleDep, staff: StaffUser) -> HTMLResponse:
+    return _form(request, console, staff)
+
+
+@router.post("/import")
+def dry_run(
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    file: Annotated[UploadFile | None, File()] = None,
+    require_confirmation: Annotated[str, Form(max_length=5)] = "",
+) -> HTMLResponse:
+    """Step one: what the file would do, line by line; nothing changes."""
+    if file is None or not file.filename:
+        return _form(request, console, staff, 400, error="Choose a CSV file to upload.")
+    data = file.file.read(CONSOLE_CSV_MAX_BYTES + 1)
+    if len(data) > CONSOLE_CSV_MAX_BYTES:
+        return _form(
+            request, console, staff, 413, error=f"{file.filename}: too big: {LIMIT_WORDS}."
+        )
+    pending = require_confirmation == "yes"
+    try:
+        report = _run(console, data, file.filename, dry_run=True, pending=pending)
+    except NewsletterError as exc:
+        return _form(request, console, staff, 400, error=str(exc))
+    return _form(
+        request,
+        console,
+        staff,
+        report=report,
+        data=base64.b64encode(data).decode(),
+        filename=report.file,
+        pending=pending,
+    )
+
+
+@router.post("/import/apply")
+def apply(
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    data: Annotated[str, Form(max_length=CONSOLE_CSV_MAX_BYTES * 4 // 3 + 4)] = "",
+    filename: Annotated[str, Form(max_length=100)] = "",
+    require_confirmation: Annotated[str, Form(max_length=5)] = "",
+) -> HTMLResponse:
+    """Step two: the same file, for real; good rows go in, bad ones are reported."""
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        content = b""
+    if not content:
+        return _form(request, console, staff, 400, error="Upload the file again: nothing came.")
+    pending = require_confirmation == "yes"
+    try:
+        report = _run(console, content, filename, dry_run=False, pending=pending)
+        with session_scope(console.engine) as session:
+            counts = ", ".join(f"{n} {what}" for what, n in report.counts().items())
+            audit.record(session, staff.email, "subscriber.import", report.file, counts, ip)
+    except NewsletterError as exc:
+        return _form(request, console, staff, 400, error=str(exc))
+    return _form(request, console, staff, report=report, applied=True)
+
+
+@router.get("/export.csv")
+def export(console: ConsoleDep, staff: StaffUser, ip: ClientIp, inactive: str = "") -> Response:
+    """The list (but the forgotten) in the import's format; `inactive=90`: only active
+    readers with no open or click in 90 days, for the sunset policy."""
+    where: list[sa.ColumnElement[bool]] = []
+    days = int(inactive) if inactive.isascii() and inactive.isdigit() and len(inactive) < 5 else 0
+    if inactive and days not in INACTIVE_CHOICES:
+        return Response("inactive: choose 30, 90, 180 or 365 days\n", 400, media_type="text/plain")
+    if days:
+        where.append(inactive_since(utcnow() - timedelta(days=days)))
+    stream = io.StringIO()
+    with session_scope(console.engine) as session:
+        count = export_subscribers(stream, session=session, where=where)
+        audit.record(
+            session,
+            staff.email,
+            "subscriber.export",
+            f"inactive {days} days" if days else "every reader",
+            f"{count} rows",
+            ip,
+        )
+    name = f"subscribers-{'inactive-' if days else ''}{utcnow():%Y-%m-%d}.csv"
+    return Response(
+        stream.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,168 @@
+"""Topics: add, rename, merge, keywords, and hide from the public forms (subscribe and
+preferences); each change audited. The work is subscribers/topics.py's, as for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col
+
+from newsletter.db import session_scope
+from newsletter.errors import NewsletterError
+from newsletter.staff import audit
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.web.console.sessions import SignedIn
+from newsletter.web.deps import ClientIp
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic
+from subscribers.roster import NAME_MAX
+from subscribers.topics import (
+    add_topic,
+    list_topics,
+    merge_topics,
+    rename_topic,
+    set_hidden,
+    set_keywords,
+)
+
+router = APIRouter(prefix="/admin/topics", dependencies=ROUTER_GUARD)
+KEYWORDS_MAX = 2000
+
+
+def _followers(session: Session) -> dict[int, int]:
+    """Readers still on the list who follow each topic by name (not through "all")."""
+    rows = session.execute(
+        sa.select(col(SubscriberTopic.topic_id), sa.func.count())
+        .join(Subscriber, col(Subscriber.id) == col(SubscriberTopic.subscriber_id))
+        .where(
+            col(Subscriber.status).in_(
+                [SubscriberStatus.ACTIVE, SubscriberStatus.PENDING, SubscriberStatus.PAUSED]
+            )
+        )
+        .group_by(col(SubscriberTopic.topic_id))
+    ).all()
+    return {topic_id: count for topic_id, count in rows}
+
+
+def _page(
+    request: Request, console: ConsoleDep, staff: SignedIn, status: int = 200, error: str = ""
+) -> HTMLResponse:
+    with session_scope(console.engine) as session:
+        topics = list_topics(session=session)
+        followers = _followers(session)
+    return console.page(
+        request, "topics.html", staff, status, topics=topics, followers=followers, error=error
+    )
+
+
+@router.get("")
+def topics(request: Request, console: ConsoleDep, staff: StaffUser) -> HTMLResponse:
+    return _page(request, console, staff)
+
+
+def _change(
+    request: Request,
+    console: ConsoleDep,
+    staff: SignedIn,
+    change: Callable[[Session], tuple[str, str, str]],
+    ip: str,
+    notice: str = "topic_saved",
+) -> Response:
+    """One change in one transaction with its audit entry; a refusal re-renders the page
+    with the reason and changes nothing."""
+    try:
+        with session_scope(console.engine) as session:
+            action, target, detail = change(session)
+            audit.record(session, staff.email, action, target, detail, ip)
+    except NewsletterError as exc:
+        return _page(request, console, staff, 400, str(exc))
+    return RedirectResponse(f"/admin/topics?notice={notice}", status_code=303)
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in text.split(",") if word.strip()]
+
+
+@router.post("")
+def add(
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    slug: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=NAME_MAX)] = "",
+    keywords: Annotated[str, Form(max_length=KEYWORDS_MAX)] = "",
+) -> Response:
+    def change(session: Session) -> tuple[str, str, str]:
+        topic = add_topic(slug, name, _words(keywords), session=session)
+        return "topic.add", f"topic {topic.slug}", topic.name
+
+    return _change(request, console, staff, change, ip)
+
+
+@router.post("/{slug}/rename")
+def rename(
+    slug: str,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    new_slug: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=NAME_MAX)] = "",
+) -> Response:
+    def change(session: Session) -> tuple[str, str, str]:
+        topic = rename_topic(slug, new_slug or None, session=session, name=name or None)
+        return "topic.rename", f"topic {slug}", f"now {topic.slug} ({topic.name})"
+
+    return _change(request, console, staff, change, ip)
+
+
+@router.post("/{slug}/keywords")
+def keywords(
+    slug: str,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    keywords: Annotated[str, Form(max_length=KEYWORDS_MAX)] = "",
+) -> Response:
+    def change(session: Session) -> tuple[str, str, str]:
+        topic = set_keywords(slug, _words(keywords), session=session)
+        return "topic.keywords", f"topic {topic.slug}", topic.keywords
+
+    return _change(request, console, staff, change, ip)
+
+
+@router.post("/{slug}/hide")
+def hide(
+    slug: str,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    hidden: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    def change(session: Session) -> tuple[str, str, str]:
+        topic = set_hidden(slug, hidden == "yes", session=session)
+        return ("topic.hide" if topic.hidden else "topic.offer"), f"topic {topic.slug}", ""
+
+    return _change(request, console, staff, change, ip)
+
+
+@router.post("/{slug}/merge")
+def merge(
+    slug: str,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    into: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    def change(session: Session) -> tuple[str, str, str]:
+        moved = merge_topics(slug, into, session=session)
+        return "topic.merge", f"topic {slug}", f"into {into}; {moved} follower(s) moved"
+
+    return _change(request, console, staff, change, ip, "topic_merged")

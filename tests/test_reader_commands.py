@@ -1,0 +1,189 @@
+"""`subscribers list --inactive`, `export --inactive`, `show` and `resubscribe` at the
+command line, on both databases, with events applied by the real event code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner, Result
+
+from newsletter.cli import app
+from newsletter.db import session_scope
+from newsletter.models import AuditEntry, MailKind, TransactionalMail
+from newsletter.providers.events import EventType
+from subscribers.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.roster import add_subscriber, forget
+from subscribers.status import Actor, change_status
+from tests.conftest import SANDBOX_KEY
+from tests.readers_support import (
+    HOSTILE_NAME,
+    active_since,
+    add_readers,
+    event,
+    food_topics,
+    send_brief,
+)
+
+
+@pytest.fixture
+def cli(db_url, sandbox, monkeypatch, engine):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SENDGRID_API_HOST", sandbox.url)
+    monkeypatch.setenv("SENDGRID_API_KEY", SANDBOX_KEY)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+    food_topics(engine)
+    return run
+
+
+@pytest.fixture
+def engaged(cli, engine, settings):
+    """Six readers sent one brief long ago: who read it, and when, differs."""
+    add_readers(engine, *(f"{n}@example.com" for n in ("ann", "bob", "cy", "dee", "fay")))
+    send_id = send_brief(engine, settings)
+    now = utcnow()
+    for email in ("ann", "bob", "cy", "dee"):
+        active_since(engine, f"{email}@example.com", 400)
+    event(engine, send_id, "ann@example.com", EventType.OPENED, now - timedelta(days=10))
+    # A machine's open (a privacy proxy fetching images) is not a reader's.
+    event(
+        engine, send_id, "bob@example.com", EventType.OPENED, now - timedelta(days=10), machine=True
+    )
+    event(
+        engine,
+        send_id,
+        "cy@example.com",
+        EventType.CLICKED,
+        now - timedelta(days=200),
+        url="https://example.com/a",
+    )
+    event(
+        engine,
+        send_id,
+        "dee@example.com",
+        EventType.CLICKED,
+        now - timedelta(days=3),
+        url="https://example.com/b",
+    )
+    # fay joined yesterday (active_since not applied): too new to call inactive.
+    return send_id
+
+
+def _emails(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [row["email"] for row in json.loads(result.stdout)]
+
+
+def test_inactive_lists_active_readers_with_no_open_or_click_in_the_window(cli, engaged):
+    assert _emails(cli("subscribers", "list", "--inactive", "90d", "--json")) == [
+        "bob@example.com",
+        "cy@example.com",
+    ]
+
+
+def test_a_longer_window_counts_an_older_click(cli, engaged):
+    assert _emails(cli("subscribers", "list", "--inactive", "300d", "--json")) == [
+        "bob@example.com"
+    ]
+
+
+def test_inactive_export_writes_the_same_readers_in_the_import_format(cli, engaged):
+    result = cli("subscribers", "export", "--inactive", "12w")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0][:5] == ["email", "name", "topics", "cadence", "timezone"]
+    assert sorted(row[0] for row in rows[1:]) == ["bob@example.com", "cy@example.com"]
+
+
+@pytest.mark.parametrize("window", ["soon", "0d", "-5d", "99999d"])
+def test_a_window_that_is_not_days_or_weeks_is_one_line_naming_it(cli, window):
+    result = cli("subscribers", "list", f"--inactive={window}")
+    assert result.exit_code == 1
+    assert "inactive window" in result.output and "90d" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_show_gives_status_history_consent_each_delivery_and_its_events(cli, engine, engaged):
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()
+        change_status(
+            person, SubscriberStatus.PAUSED, actor=Actor.READER, by="subscriber", session=session
+        )
+    shown = json.loads(cli("subscribers", "show", "ANN@example.com", "--json").stdout)
+    assert (shown["status"], shown["topics"], shown["cadence"]) == ("paused", ["food"], "immediate")
+    assert [(c["from"], c["to"], c["by"]) for c in shown["status_history"]] == [
+        ("active", "paused", "subscriber")
+    ]
+    assert shown["consent"]["source"] == "staff"
+    [delivery] = shown["deliveries"]
+    assert (delivery["brief"], delivery["status"]) == ("Rice prices", "sent")
+    assert [e["kind"] for e in delivery["events"]] == ["opened"]
+    assert shown["last_open"] is not None and shown["last_click"] is None
+
+
+def test_show_prints_a_hostile_name_as_written(cli, engine):
+    with session_scope(engine) as session:
+        add_subscriber("zoe@example.com", session=session, name=HOSTILE_NAME, topics=["food"])
+    result = cli("subscribers", "show", "zoe@example.com")
+    assert result.exit_code == 0, result.output
+    assert "山田 🚀" in result.stdout and '"Zoë" <b>&amp;</b>' in result.stdout
+
+
+def _mail(engine) -> list[tuple[str, int | None]]:
+    with session_scope(engine) as session:
+        return [(m.kind, m.subscriber_id) for m in session.exec(select(TransactionalMail))]
+
+
+def test_resubscribe_makes_an_unsubscribed_reader_pending_queues_a_confirmation_and_audits(
+    cli, engine
+):
+    add_readers(engine, "ann@example.com")
+    assert cli("subscribers", "unsubscribe", "ann@example.com").exit_code == 0
+    result = cli("subscribers", "resubscribe", "ann@example.com")
+    assert result.exit_code == 0, result.output
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber)).one()
+        actions = [e.action for e in session.exec(select(AuditEntry).order_by(AuditEntry.id))]
+    assert person.status == "pending"
+    assert _mail(engine) == [(MailKind.CONFIRMATION, person.id)]
+    assert actions == ["subscriber.unsubscribe", "subscriber.resubscribe"]
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [("complained", "spam"), ("bounced", "does not take mail")],
+)
+def test_resubscribe_refuses_a_reader_whose_mailbox_said_no_naming_why(cli, engine, status, why):
+    add_readers(engine, "ann@example.com")
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber)).one()
+        change_status(person, SubscriberStatus(status), actor=Actor.PROVIDER, session=session)
+    result = cli("subscribers", "resubscribe", "ann@example.com")
+    assert result.exit_code == 1
+    assert status in result.output and why in result.output
+    assert _mail(engine) == []
+
+
+def test_resubscribe_refuses_a_forgotten_address_saying_it_was_forgotten(cli, engine):
+    add_readers(engine, "ann@example.com")
+    with session_scope(engine) as session:
+        forget("ann@example.com", session=session)
+    result = cli("subscribers", "resubscribe", "ann@example.com")
+    assert result.exit_code == 1
+    assert "forgotten" in result.output
+    assert _mail(engine) == []
+
+
+def test_resubscribe_refuses_a_reader_already_on_the_list(cli, engine):
+    add_readers(engine, "ann@example.com")
+    result = cli("subscribers", "resubscribe", "ann@example.com")
+    assert result.exit_code == 1 and "already on the list" in result.output
+    assert _mail(engine) == []
