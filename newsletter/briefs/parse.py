@@ -19,21 +19,23 @@ import re
 import stat
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
 
-import yaml
 from slugify import slugify as _slugify
 
+from newsletter.briefs.front_matter import (
+    meta_date,
+    meta_str,
+    meta_topics,
+    parse_date,
+    split_front_matter,
+)
 from newsletter.errors import BriefError
 from newsletter.models import Brief
 
 # A brief is a few pages of text; Gmail clips an email past about 102 KB.
 BRIEF_MAX_BYTES = 2 * 2**20
-FRONT_MATTER_MAX_CHARS = 16 * 2**10
-FRONT_MATTER_KEYS = frozenset({"title", "date", "topics", "author", "preheader", "slug"})
-DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SEPARATOR = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
@@ -115,13 +117,13 @@ def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBri
     text = _decode(raw, source_name)
     lines = [Line(n, t.rstrip()) for n, t in enumerate(text.split("\n"), start=1)]
 
-    meta, lines = _split_front_matter(lines, source_name)
-    parsed_date = _meta_date(meta, source_name, lines)
+    meta, lines = split_front_matter(lines, source_name)
+    parsed_date = meta_date(meta, source_name, lines)
     lines = _drop_blank_edges(lines)
     if parsed_date is None:
         parsed_date, lines = _leading_date(lines, source_name)
 
-    title = _meta_str(meta, "title", source_name)
+    title = meta_str(meta, "title", source_name)
     lines = _drop_blank_edges(lines)
     if title:
         lines = _drop_heading_equal_to(lines, title)
@@ -139,9 +141,9 @@ def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBri
     if not body.strip():
         raise BriefError(source_name, "the brief has no body text", _first_line_number(lines))
 
-    author = _meta_str(meta, "author", source_name) or _signature_author(signature)
-    topics = _meta_topics(meta, source_name)
-    slug = _meta_str(meta, "slug", source_name) or f"{parsed_date:%Y-%m-%d}-{slugify(title)}"
+    author = meta_str(meta, "author", source_name) or _signature_author(signature)
+    topics = meta_topics(meta, source_name)
+    slug = meta_str(meta, "slug", source_name) or f"{parsed_date:%Y-%m-%d}-{slugify(title)}"
     return ParsedBrief(
         title=title,
         date=parsed_date,
@@ -149,7 +151,7 @@ def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBri
         takeaways=takeaways,
         author=author,
         signature=signature,
-        preheader=_meta_str(meta, "preheader", source_name),
+        preheader=meta_str(meta, "preheader", source_name),
         topics=topics,
         slug=slugify(slug),
         source_name=source_name,
@@ -165,21 +167,7 @@ def slugify(value: str) -> str:
     return slug or "brief"
 
 
-# --- decoding and front matter -------------------------------------------------------------
-
-
-class _FrontMatterLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases: `*name` repeats a node by reference, so a few
-    hundred bytes of nested aliases stand for billions of items (a "billion laughs"). Front
-    matter has six plain keys and needs none."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
-            )
-        return super().compose_node(parent, index)
+# --- decoding ---------------------------------------------------------------------------
 
 
 def _decode(raw: bytes, source_name: str) -> str:
@@ -195,86 +183,6 @@ def _decode(raw: bytes, source_name: str) -> str:
             line,
         ) from exc
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _split_front_matter(lines: list[Line], source: str) -> tuple[dict[str, object], list[Line]]:
-    if not lines or lines[0].text.strip() != "---":
-        return {}, lines
-    end = next((i for i, line in enumerate(lines[1:], 1) if line.text.strip() == "---"), None)
-    if end is None:
-        raise BriefError(source, "front matter opened with '---' is never closed", 1)
-    text = "\n".join(line.text for line in lines[1:end])
-    if len(text) > FRONT_MATTER_MAX_CHARS:
-        raise BriefError(
-            source, f"front matter is longer than {FRONT_MATTER_MAX_CHARS} characters", 1
-        )
-    try:
-        meta = yaml.load(text, Loader=_FrontMatterLoader) or {}  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BriefError(source, f"front matter is not valid YAML: {problem}", line) from exc
-    except RecursionError:
-        raise BriefError(source, "front matter is nested too deeply", 2) from None
-    if not isinstance(meta, dict):
-        raise BriefError(source, "front matter must be 'key: value' lines", 2)
-    for key in meta:
-        if str(key) not in FRONT_MATTER_KEYS:
-            known = ", ".join(sorted(FRONT_MATTER_KEYS))
-            line = _front_matter_line(lines[1:end], str(key))
-            raise BriefError(source, f"unknown front matter key {key!r} (known: {known})", line)
-    return {str(k): v for k, v in meta.items()}, lines[end + 1 :]
-
-
-def _front_matter_line(lines: list[Line], key: str) -> int | None:
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*:")
-    return next((line.number for line in lines if pattern.match(line.text)), None)
-
-
-def _meta_str(meta: dict[str, object], key: str, source: str) -> str:
-    value = meta.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str | int | float):
-        raise BriefError(source, f"front matter {key!r} must be text, not {type(value).__name__}")
-    return str(value).strip()
-
-
-def _meta_topics(meta: dict[str, object], source: str) -> list[str]:
-    value = meta.get("topics")
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise BriefError(source, "front matter 'topics' must be a list of topic slugs")
-    return [item.strip().lower() for item in items if item.strip()]
-
-
-def _meta_date(meta: dict[str, object], source: str, lines: list[Line]) -> date | None:
-    value = meta.get("date")
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    parsed = _parse_date(str(value))
-    if parsed is None:
-        raise BriefError(
-            source, f"front matter date {value!r} is not a date (write e.g. 2026-05-20)"
-        )
-    return parsed
-
-
-def _parse_date(text: str) -> date | None:
-    cleaned = re.sub(r"\s+", " ", text.strip().strip("*_ "))
-    for fmt in DATE_FORMATS:
-        try:
-            return datetime.strptime(cleaned, fmt).date()
-        except ValueError:
-            continue
-    return None
 
 
 # --- the firm's layout: date, title, takeaways, body, signature ----------------------------
@@ -296,7 +204,7 @@ def _leading_date(lines: list[Line], source: str) -> tuple[date, list[Line]]:
     if not lines:
         raise BriefError(source, "the file is empty")
     first = lines[0]
-    parsed = _parse_date(first.text)
+    parsed = parse_date(first.text)
     if parsed is not None:
         return parsed, lines[1:]
     if _HEADING.match(first.text) or len(first.text) > 40:

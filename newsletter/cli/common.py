@@ -23,8 +23,8 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import MAX_ROW_ID, make_engine, require_current_schema
 from newsletter.errors import NewsletterError, NotFoundError
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # a path or a message is one line, whatever the width
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 P = ParamSpec("P")

@@ -27,6 +27,11 @@ CONSOLE_MAX_BYTES = 2**20
 # form field. Bigger lists go through `newsletter subscribers import` (up to 256 MB).
 CONSOLE_CSV_MAX_BYTES = 512 * 2**10
 _LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES), ("/admin/", CONSOLE_MAX_BYTES))
+# A body declared too large, but no larger than this, is read and thrown away before the
+# refusal: a server that closes with unread bytes makes the client's TCP stack reset the
+# connection, and the person sees "connection reset" instead of the page that says why.
+# Larger than this, and the connection is simply closed after the answer.
+DRAIN_MAX_BYTES = 16 * 2**20
 
 
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -92,9 +97,10 @@ class BodyLimit:
             return
         limit = max_body_bytes(scope["path"])
         declared = Headers(scope=scope).get("content-length", "0")
-        if not (declared.isascii() and declared.isdigit() and len(declared) < 16) or (
-            int(declared) > limit
-        ):
+        readable = declared.isascii() and declared.isdigit() and len(declared) < 16
+        if not readable or int(declared) > limit:
+            if readable and int(declared) <= DRAIN_MAX_BYTES:
+                await _drain(receive)
             await self.refusal(scope["path"], limit)(scope, receive, send)
             return
         seen = 0
@@ -108,3 +114,12 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read a refused body to its end, keeping none of it (the declared length is capped by
+    the caller, so this ends)."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
