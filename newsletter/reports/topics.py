@@ -1,11 +1,17 @@
 """Which topics readers read: per topic, the briefs sent on it since a day, the messages
-delivered, the readers who opened or clicked any of them, and open and click rates
-(`newsletter report topics`, the console's reports page).
+delivered, the readers who read them, and open and click rates (`newsletter report
+topics`, the console's reports page).
 
 A send counts for every topic of its brief. Digests (several briefs in one email) are left
-out: an open of a digest says nothing of which of its briefs was read. Rates are shares of
-the delivered messages that a person opened (machine opens apart, as in a send's report)
-or clicked in.
+out: an open of a digest says nothing of which of its briefs was read. `readers` are, for
+each send, the readers who opened it (a person, not a privacy proxy) or clicked in it,
+summed over the topic's sends: a reader who read three briefs on a topic counts three
+times, as their three messages count three times in `delivered`. Rates are shares of the
+delivered messages that a person opened, or that someone clicked in.
+
+Everything is counted from the report index, send by send in (kind, delivery) order: on a
+million-delivery send, counting distinct people across sends instead (a join of every open
+and click with the ledger) took 7.5 s of the report's 12.5 s.
 """
 
 from __future__ import annotations
@@ -17,10 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import BriefTopic, Delivery, Send, SendKind
+from newsletter.models import BriefTopic, Send, SendKind
 from newsletter.models import ProviderEventRecord as Event
 from newsletter.providers.events import EventType
-from newsletter.reports.sql import per_reader, rate
+from newsletter.reports.sql import per_reader, rate, without_jit
 from subscribers.models import Topic
 
 _COUNTED = (EventType.DELIVERED.value, EventType.OPENED.value, EventType.CLICKED.value)
@@ -32,7 +38,7 @@ class TopicRow:
     name: str
     sends: int
     delivered: int  # messages delivered, over all its sends
-    readers: int  # distinct readers who opened or clicked any of its sends
+    readers: int  # per send, readers who opened (a person) or clicked; summed over its sends
     opened: int  # delivered messages a person opened
     clicked: int  # delivered messages someone clicked in
 
@@ -67,91 +73,81 @@ class TopicReport:
         return {"since": self.since.isoformat(), "topics": [t.as_dict() for t in self.topics]}
 
 
-def _sends_since(since: datetime) -> sa.Select[Any]:
-    return sa.select(col(Send.id)).where(
-        col(Send.kind) == SendKind.BRIEF.value,
-        col(Send.started_at).is_not(None),
-        col(Send.started_at) >= since,
+def _sends_since(session: Session, since: datetime) -> list[int]:
+    """Brief sends started since `since`: a short list, named to the events query so it
+    reads each send's range of the report index."""
+    return list(
+        session.execute(
+            sa.select(col(Send.id)).where(
+                col(Send.kind) == SendKind.BRIEF.value,
+                col(Send.started_at).is_not(None),
+                col(Send.started_at) >= since,
+            )
+        ).scalars()
     )
+
+
+def _per_send(session: Session, sends: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    """Send → (delivered, opened by a person, clicked, read: opened by a person or
+    clicked), each a count of deliveries."""
+    if not sends:
+        return {}
+    each = per_reader(col(Event.send_id).in_(sends), col(Event.kind).in_(_COUNTED), by_send=True)
+    opened = sa.and_(each.c.kind == EventType.OPENED.value, each.c.human > 0)
+    clicked = each.c.kind == EventType.CLICKED.value
+    # One row per (send, delivery) that was read, whichever way: a reader who opened and
+    # clicked is one reader.
+    read = (
+        sa.select(each.c.send_id, each.c.delivery_id)
+        .where(sa.or_(opened, clicked))
+        .group_by(each.c.send_id, each.c.delivery_id)
+        .subquery("read")
+    )
+    kinds = session.execute(
+        sa.select(
+            each.c.send_id,
+            sa.func.sum(sa.case((each.c.kind == EventType.DELIVERED.value, 1), else_=0)),
+            sa.func.sum(sa.case((opened, 1), else_=0)),
+            sa.func.sum(sa.case((clicked, 1), else_=0)),
+        ).group_by(each.c.send_id)
+    ).all()
+    readers = dict(
+        session.execute(sa.select(read.c.send_id, sa.func.count()).group_by(read.c.send_id)).all()
+    )
+    return {
+        int(send): (int(delivered), int(opens), int(clicks), int(readers.get(send, 0)))
+        for send, delivered, opens, clicks in kinds
+    }
 
 
 def topics_report(*, session: Session, since: datetime) -> TopicReport:
     """Every topic (those with no send since `since` too), most read first."""
-    sends = _sends_since(since)
-    each = per_reader(
-        col(Event.send_id).in_(sends.scalar_subquery()),
-        col(Event.kind).in_(_COUNTED),
-        by_send=True,
-    )
-    person = each.c.human > 0
-    per_send = (
-        sa.select(
-            each.c.send_id,
-            sa.func.sum(sa.case((each.c.kind == EventType.DELIVERED.value, 1), else_=0)).label(
-                "delivered"
-            ),
-            sa.func.sum(
-                sa.case((sa.and_(each.c.kind == EventType.OPENED.value, person), 1), else_=0)
-            ).label("opened"),
-            sa.func.sum(sa.case((each.c.kind == EventType.CLICKED.value, 1), else_=0)).label(
-                "clicked"
-            ),
+    without_jit(session)
+    sends = _sends_since(session, since)
+    counts = _per_send(session, sends)
+    topics_of: dict[int, list[int]] = {}
+    for topic_id, send_id in session.execute(
+        sa.select(col(BriefTopic.topic_id), col(Send.id))
+        .join(Send, col(Send.brief_id) == col(BriefTopic.brief_id))
+        .where(col(Send.id).in_(sends))
+    ).all():
+        topics_of.setdefault(int(topic_id), []).append(int(send_id))
+    topics = []
+    for topic in session.execute(sa.select(Topic)).scalars():
+        mine = [counts.get(send, (0, 0, 0, 0)) for send in topics_of.get(topic.id or 0, [])]
+        delivered, opened, clicked, readers = (
+            (sum(column) for column in zip(*mine, strict=True)) if mine else (0, 0, 0, 0)
         )
-        .group_by(each.c.send_id)
-        .subquery("per_send")
-    )
-    counted = sends.subquery("counted")
-    rows = session.execute(
-        sa.select(
-            col(Topic.id),
-            col(Topic.slug),
-            col(Topic.name),
-            sa.func.count(counted.c.id).label("sends"),
-            sa.func.coalesce(sa.func.sum(per_send.c.delivered), 0).label("delivered"),
-            sa.func.coalesce(sa.func.sum(per_send.c.opened), 0).label("opened"),
-            sa.func.coalesce(sa.func.sum(per_send.c.clicked), 0).label("clicked"),
+        topics.append(
+            TopicRow(
+                slug=topic.slug,
+                name=topic.name,
+                sends=len(mine),
+                delivered=delivered,
+                readers=readers,
+                opened=opened,
+                clicked=clicked,
+            )
         )
-        .select_from(Topic)
-        .outerjoin(BriefTopic, col(BriefTopic.topic_id) == col(Topic.id))
-        .outerjoin(Send, col(Send.brief_id) == col(BriefTopic.brief_id))
-        .outerjoin(counted, counted.c.id == col(Send.id))
-        .outerjoin(per_send, per_send.c.send_id == counted.c.id)
-        .group_by(col(Topic.id), col(Topic.slug), col(Topic.name))
-    ).all()
-    readers = _readers_per_topic(session, sends)
-    topics = [
-        TopicRow(
-            slug=row.slug,
-            name=row.name,
-            sends=int(row.sends),
-            delivered=int(row.delivered),
-            readers=readers.get(row.id, 0),
-            opened=int(row.opened),
-            clicked=int(row.clicked),
-        )
-        for row in rows
-    ]
     topics.sort(key=lambda t: (-(t.open_rate or 0), -t.readers, t.slug))
     return TopicReport(since=since, topics=topics)
-
-
-def _readers_per_topic(session: Session, sends: sa.Select[Any]) -> dict[int, int]:
-    """Topic id → distinct readers (subscribers, across its sends) who opened (a person,
-    not a machine) or clicked."""
-    read = sa.or_(
-        col(Event.kind) == EventType.CLICKED.value,
-        sa.and_(col(Event.kind) == EventType.OPENED.value, col(Event.machine) == sa.false()),
-    )
-    rows = session.execute(
-        sa.select(
-            col(BriefTopic.topic_id),
-            sa.func.count(sa.distinct(col(Delivery.subscriber_id))).label("readers"),
-        )
-        .select_from(Event)
-        .join(Delivery, col(Delivery.id) == col(Event.delivery_id))
-        .join(Send, col(Send.id) == col(Event.send_id))
-        .join(BriefTopic, col(BriefTopic.brief_id) == col(Send.brief_id))
-        .where(col(Event.send_id).in_(sends.scalar_subquery()), read)
-        .group_by(col(BriefTopic.topic_id))
-    ).all()
-    return {int(row.topic_id): int(row.readers) for row in rows}
