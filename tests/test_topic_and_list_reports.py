@@ -142,3 +142,37 @@ def test_a_reader_added_already_unsubscribed_does_not_grow_the_list(engine):
     with session_scope(engine) as session:
         week = list_growth(session=session, weeks=1).weeks[-1]
     assert (week.new, week.net, week.listed) == (1, 0, 0)
+
+
+def test_a_topics_figures_add_up_over_its_sends(told, web, engine, sandbox):
+    from newsletter.briefs import add_brief, parse_brief_file
+    from newsletter.devtools.engagement import open_event
+    from newsletter.devtools.sandbox import event_for
+    from newsletter.providers.sendgrid import SendGridTransport
+    from newsletter.sending.create import create_send
+    from newsletter.sending.dispatcher import Dispatcher
+    from tests.conftest import FIXTURES
+    from tests.reports_support import post
+
+    url, settings = web
+    before = len(sandbox.messages())
+    with session_scope(engine) as session:
+        brief = add_brief(
+            parse_brief_file(FIXTURES / "front-matter.md"), session=session, topics=["energy"]
+        ).brief
+        create_send(brief.slug, session=session, settings=settings)
+    Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
+    second = sandbox.messages()[before:]
+    assert len(second) == 4  # the bounced reader and the one who complained are not mailed
+    events = [event_for(m, "delivered") for m in second]
+    events += [open_event(second[0]), open_event(second[0]), open_event(second[1], machine=True)]
+    assert post(sandbox, url, events)[0] == 200
+    since = datetime.fromtimestamp(told.started, UTC) - timedelta(days=1)
+    energy = _topics(engine, since)["energy"]
+    assert (energy["sends"], energy["delivered"], energy["readers"], energy["opened"]) == (
+        2,
+        9,
+        3,
+        3,
+    )
+    assert energy["open_rate"] == round(3 / 9, 4)
