@@ -8,7 +8,8 @@ takes a minute, not an hour: per delivery of the send, a `delivered` (98 %) or a
 machines (Apple Mail Privacy Protection); clicks by 15 % of the readers over 25 links;
 unsubscribes, complaints, and `deferred` events to make up the count. Then the table is
 vacuumed and analysed (autovacuum does this on a live server) and the report is timed:
-the first run, then the median of five, and each of its three queries alone.
+the first run, then the median of five, and each of its three queries alone; then the
+topics report over the same send.
 
 Needs BENCH_DATABASE_URL (or TEST_DATABASE_URL) naming a PostgreSQL server; a scratch
 database is created and dropped.
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +32,8 @@ from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.models import Send
 from newsletter.reports import send as report_module
-from newsletter.reports import send_report
+from newsletter.reports import send_report, topics_report
+from subscribers.models import utcnow
 
 DELIVERIES = int(os.environ.get("BENCH_REPORT_DELIVERIES", "1000000"))
 EVENTS = int(os.environ.get("BENCH_REPORT_EVENTS", "5000000"))
@@ -99,6 +102,11 @@ def fill(engine: sa.Engine, deliveries: int, events: int) -> float:
             "now() - interval '3 days', now() - interval '3 days')"
         )
         db.exec_driver_sql(
+            "INSERT INTO topic (slug, name, description, keywords, hidden) "
+            "VALUES ('energy', 'Energy', '', '', false)"
+        )
+        db.exec_driver_sql("INSERT INTO brief_topic (brief_id, topic_id) VALUES (1, 1)")
+        db.exec_driver_sql(
             "INSERT INTO delivery (send_id, subscriber_id, status, not_before, attempts, "
             "message_id, error, updated_at) SELECT 1, n, 'sent', now(), 1, '', '', now() "
             f"FROM generate_series(1, {deliveries}) AS n"
@@ -159,6 +167,15 @@ def main() -> None:
             f"[reports] it says: delivered {made.readers['delivered']:,}, opened "
             f"{made.readers['opened']:,}, machine only {made.machine_opened:,}, clicked "
             f"{made.readers['clicked']:,}, {len(made.links)} links"
+        )
+
+        def topics() -> Any:
+            with session_scope(engine) as session:
+                return topics_report(session=session, since=utcnow() - timedelta(days=90))
+
+        print(
+            f"[reports] topics report over that send: median of 3 "
+            f"{statistics.median(timed(topics, 3)):.2f} s"
         )
         with session_scope(engine) as session:
             send = session.get_one(Send, 1)
