@@ -130,15 +130,9 @@ def report_topics(
 
 
 def print_topics(report: TopicReport) -> None:
-    table = Table(
-        "topic",
-        "sends",
-        "delivered",
-        "readers",
-        "open rate",
-        "click rate",
-        title=f"Topics since {report.since:%Y-%m-%d %H:%M %Z}",
-    )
+    table = Table("topic", title=f"Topics since {report.since:%Y-%m-%d %H:%M %Z}")
+    for header in ("sends", "delivered", "readers", "open rate", "click rate"):
+        table.add_column(header, justify="right")
     for row in report.topics:
         table.add_row(
             f"{row.name} ({row.slug})",
@@ -171,16 +165,13 @@ def report_list(
 
 def print_growth(growth: ListGrowth) -> None:
     table = Table(
-        "week of",
-        "new",
-        "confirmed",
-        "unsubscribed",
-        "bounced",
-        "complained",
-        "net",
-        "on the list",
         title="The list, week by week (Monday to Sunday, UTC)",
+        caption="unsub.: unsubscribed; compl.: complained (reported as spam); "
+        "on list: pending, active or paused at the week's end",
     )
+    table.add_column("week of", no_wrap=True)
+    for header in ("new", "confirmed", "unsub.", "bounced", "compl.", "net", "on list"):
+        table.add_column(header, justify="right", no_wrap=True)
     for week in growth.weeks:
         table.add_row(
             week.week.isoformat(),
