@@ -165,3 +165,15 @@ def test_the_sandbox_plays_readers_through_the_webhook_on_request(web, engine, s
     with session_scope(engine) as session:
         report = send_report(send_id, session=session)
     assert (report.readers["delivered"], report.readers["opened"], report.opens) == (4, 4, 8)
+
+
+@sqlite_only
+def test_a_readers_own_links_are_kept_out_of_click_tracking(engine, settings, sandbox):
+    """SendGrid rewrites every link through its redirect unless the anchor says
+    clicktracking="off": the unsubscribe and preferences links carry the reader's key."""
+    import re
+
+    _sent_request(engine, settings, sandbox)
+    html = sandbox.messages()[0].html
+    own = re.findall(r'<a [^>]*href="[^"]*/(?:unsubscribe|preferences)/[^"]*"[^>]*>', html)
+    assert len(own) == 2 and all('clicktracking="off"' in anchor for anchor in own)
