@@ -110,8 +110,11 @@ def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, s
     record_batch(
         engine, first, BatchResult(Outcome.FAILED, error="400: late"), now=later, pause_after=99
     )
-    rows = _rows(engine, send_id)
-    assert {(r.status, r.batch_id) for r in rows} == {("claimed", second.batch_id)}
+    # The rows are the second batch's (a claim writes no row): still queued, untouched.
+    assert {r.status for r in _rows(engine, send_id)} == {"queued"}
+    assert begin_handoff(engine, second, now=later)
+    record_batch(engine, second, BatchResult(Outcome.SENT), now=later, pause_after=99)
+    assert {(r.status, r.batch_id) for r in _rows(engine, send_id)} == {("sent", second.batch_id)}
 
 
 def test_a_429_waits_until_the_reset_moment_not_that_many_seconds(settings, sandbox):

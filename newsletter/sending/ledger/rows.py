@@ -11,9 +11,12 @@ from sqlmodel import Session, col
 
 from newsletter.db import dialect_insert
 from newsletter.models import (
+    LIVE_BATCHES,
     Delivery,
+    DeliveryBatch,
     DeliveryStatus,
 )
+from newsletter.sending.ledger import keys
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
 _PLANNED_COLUMNS = [
@@ -111,15 +114,28 @@ def row_count(session: Session, send_id: int) -> int:
 
 
 def cancel_queued(session: Session, send_id: int, *, now: datetime) -> int:
-    """A cancelled send's rows not yet handed off; returns how many."""
-    return int(
-        session.execute(
-            sa.update(Delivery)
-            .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.QUEUED)
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        or 0
+    """A cancelled send's rows not yet handed off; returns how many. Rows of a live batch
+    stay as they are: a batch on the wire records its answer, and a claimed one is
+    released by its worker (`begin_handoff` sees the send cancelled) and cancels its own.
+    Run after the send's status is written: claims lock that row, so none slips between."""
+    connection = session.connection()
+    taken = [
+        keys.decode(text)
+        for (text,) in connection.execute(
+            sa.select(col(DeliveryBatch.keys)).where(
+                col(DeliveryBatch.send_id) == send_id,
+                col(DeliveryBatch.status).in_(LIVE_BATCHES),
+            )
+        )
+    ]
+    statement = (
+        sa.update(Delivery)
+        .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
     )
+    for ranges in taken:
+        statement = statement.where(~keys.within(connection, col(Delivery.id), ranges))
+    return int(connection.execute(statement).rowcount or 0)
 
 
 def settle_unknown(session: Session, send_id: int, *, resend: bool, now: datetime) -> int:
@@ -155,7 +171,14 @@ def settle_by_event(
     answer we lacked (claimed, unknown) and rows queued again after an ambiguous hand-off
     (`sends resolve --resend` before the events came): the provider says it has them, so
     they must not go out twice. A failure (bounce, drop) may also follow `sent`."""
-    settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.SENT]
+    # `queued` too: a batch's rows stay queued until its answer is written, and the
+    # provider's events can overtake that write.
+    settled_from = [
+        DeliveryStatus.CLAIMED,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.SENT,
+        DeliveryStatus.QUEUED,
+    ]
     if status is DeliveryStatus.SENT:
         settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.QUEUED]
     session.execute(
