@@ -40,9 +40,9 @@ def fill(engine: sa.Engine, rows: int) -> None:
             status = "running" if n == SENDS else "finished"
             connection.execute(
                 sa.text(
-                    "INSERT INTO send (kind, brief_id, digest_brief_ids, status, scheduled_at, "
+                    "INSERT INTO send (kind, brief_id, status, scheduled_at, "
                     "subject, html, text, planned, local_time, failed_batches, last_error, "
-                    "created_at) VALUES ('brief', 1, '', :status, CURRENT_TIMESTAMP, 's', "
+                    "created_at) VALUES ('brief', 1, :status, CURRENT_TIMESTAMP, 's', "
                     "'h', 't', 0, '', 0, '', CURRENT_TIMESTAMP)"
                 ),
                 {"status": status},

@@ -66,10 +66,8 @@ class Send(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(default=SendKind.BRIEF, max_length=16)
-    # A digest's newest brief; the others are in `digest_brief_ids`.
+    # A digest's newest brief; all of its briefs are in `send_brief`.
     brief_id: int = Field(foreign_key="brief.id", index=True)
-    # A digest's briefs, comma-separated ids, oldest first.
-    digest_brief_ids: str = Field(default="", max_length=2000)
     status: str = Field(default=SendStatus.SCHEDULED, max_length=16)
     scheduled_at: datetime = Field(sa_type=UTCDateTime)
     # Rendered once when the send is created, with per-recipient tokens left in; every
@@ -91,6 +89,16 @@ class Send(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = utc_column()
     finished_at: datetime | None = utc_column()
+
+
+class SendBrief(SQLModel, table=True):
+    """A digest's briefs, in the order the email shows them (oldest first)."""
+
+    __tablename__ = "send_brief"
+
+    send_id: int = Field(foreign_key="send.id", primary_key=True, ondelete="CASCADE")
+    brief_id: int = Field(foreign_key="brief.id", primary_key=True, index=True)
+    position: int = Field(default=0)
 
 
 class DeliveryStatus(StrEnum):

@@ -149,9 +149,7 @@ def test_a_complaint_outranks_an_unsubscribe_in_the_same_batch_in_either_order(
     assert {people[m.to[0]].status for m in (first, second)} == {"complained"}
 
 
-def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(
-    web, engine, sandbox
-):
+def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(web, engine, sandbox):
     url, settings = web
     send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
     first, second = sandbox.messages()

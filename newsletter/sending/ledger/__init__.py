@@ -24,13 +24,13 @@ from newsletter.sending.ledger.claims import (
 )
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
+    PLANNED_COLUMNS,
     cancel_queued,
     counts_by_status,
     deliveries_of,
     has_rows,
     next_due,
     plan_rows,
-    queue_rows,
     row_count,
     settle_by_event,
     settle_by_events,
@@ -40,6 +40,7 @@ from newsletter.sending.ledger.rows import (
 )
 
 __all__ = [
+    "PLANNED_COLUMNS",
     "Claim",
     "Recorded",
     "Recovery",
@@ -53,7 +54,6 @@ __all__ = [
     "has_rows",
     "next_due",
     "plan_rows",
-    "queue_rows",
     "record_batch",
     "recover_expired_batches",
     "row_count",

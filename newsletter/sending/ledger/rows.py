@@ -19,7 +19,7 @@ from newsletter.models import (
 from newsletter.sending.ledger import keys
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
-_PLANNED_COLUMNS = [
+PLANNED_COLUMNS = [
     "send_id",
     "subscriber_id",
     "status",
@@ -65,31 +65,14 @@ def plan_rows(
         # The WHERE is for SQLite, which cannot tell an upsert's ON from a join's without.
         sa.true()
     )
-    statement: Any = sa.insert(Delivery).from_select(_PLANNED_COLUMNS, rows)
+    statement: Any = sa.insert(Delivery).from_select(PLANNED_COLUMNS, rows)
     if skip_existing:
         statement = (
             dialect_insert(session, Delivery)
-            .from_select(_PLANNED_COLUMNS, rows)
+            .from_select(PLANNED_COLUMNS, rows)
             .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
         )
     session.execute(statement)
-
-
-def queue_rows(session: Session, send_id: int, subscriber_ids: list[int], *, now: datetime) -> None:
-    """Queued rows for these subscribers, due now (a digest's readers, chosen in Python)."""
-    session.execute(
-        sa.insert(Delivery),
-        [
-            {
-                "send_id": send_id,
-                "subscriber_id": subscriber_id,
-                "status": DeliveryStatus.QUEUED,
-                "not_before": now,
-                "updated_at": now,
-            }
-            for subscriber_id in subscriber_ids
-        ],
-    )
 
 
 def has_rows(session: Session, send_id: int) -> bool:
