@@ -17,7 +17,7 @@ import time
 import sqlalchemy as sa
 from prometheus_client.exposition import generate_latest
 
-from bench.run import postgres_database
+from bench.common import postgres_database
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.metrics import exposition
