@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -149,7 +149,7 @@ def _apply_batch(events: list[ProviderEvent], session: Session, soft_bounce_limi
             .on_conflict_do_nothing()
             .returning(table.c.provider, table.c.event_id)
         )
-        encoded = [{**row, "raw": _raw_text(row["raw"])} for row in rows]
+        encoded = [{**row, "raw": _raw_text(cast(dict[str, Any], row["raw"]))} for row in rows]
         recorded = {(p, i) for p, i in session.connection().execute(statement, encoded).all()}
     fresh = []
     for (event, _), row in zip(unique, rows, strict=True):
