@@ -141,3 +141,20 @@ def test_a_digest_goes_out_through_the_ordinary_dispatch(newsroom, sandbox):
     digest = [m for m in sandbox.messages() if m.to == ["wes@example.com"]]
     assert len(digest) == 1 and digest[0].subject == "Your weekly briefing: 1 brief"
     assert "%%nl:" not in digest[0].html and "wes@example.com" in digest[0].text
+
+
+def test_a_reader_who_switched_to_a_digest_does_not_get_a_brief_they_already_received(
+    newsroom,
+):
+    engine, settings = newsroom
+    grid = _publish(engine, settings, "energy", _utc(6, 10), "Grid")  # ida gets it now
+    with session_scope(engine) as session:
+        ida = session.exec(select(Subscriber).where(Subscriber.email == "ida@example.com")).one()
+        ida.cadence = "weekly"  # she follows everything: both briefs are in her window
+        session.add(ida)
+    rice = _publish(engine, settings, "food", _utc(6, 11), "Rice")
+    made = create_due_digests(engine, settings, now=MONDAY_7)
+    with session_scope(engine) as session:
+        by_reader = {tuple(_ledger(engine, i)): digest_brief_ids(i, session=session) for i in made}
+    assert by_reader[("ida@example.com",)] == [rice]
+    assert by_reader[("wes@example.com",)] == [grid]

@@ -15,6 +15,7 @@ make each digest once.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -104,15 +105,20 @@ def _make_digests(
     across all of the group's readers, whatever their number.
 
     1. `digest_due`: one row per due reader with their set of briefs as bit masks, computed
-       in SQL (window, topics, briefs already received on their own). On PostgreSQL the
-       same statement moves their `last_digest_at` (an UPDATE … RETURNING inside the
-       INSERT): a second worker's UPDATE waits on those rows, then finds them not due.
-       SQLite's write lock (BEGIN IMMEDIATE) serializes the two statements instead.
+       in SQL (window, topics, briefs already received on their own); then one UPDATE
+       moves those readers' `last_digest_at`. Two workers never make one group's digests
+       at once: a transaction-scoped advisory lock per group on PostgreSQL, the write lock
+       (BEGIN IMMEDIATE) on SQLite.
     2. One Send per distinct set (rendered in Python: a few per group), its briefs in
        `send_brief`.
     3. One INSERT … SELECT of the ledger, joining `digest_due` to the sets' sends.
     """
     period = PERIOD[Cadence(cadence)]
+    if is_postgresql(session.connection()):
+        # One worker per group at a time: a second waits here, then finds no one due.
+        digest = hashlib.sha256(f"digest {cadence} {zone}".encode()).digest()
+        lock = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
     due = _due_readers(cadence, zone, moment)
     earliest = session.scalar(
         sa.select(sa.func.min(_since(Subscriber, moment - period))).where(*due)
@@ -131,45 +137,25 @@ def _make_digests(
             + (" ON COMMIT DROP" if postgres else "")
         )
     )
-    if postgres:
-        old = sa.orm.aliased(Subscriber, name="old")
-        moved = (
-            sa.update(Subscriber)
-            .where(col(Subscriber.id) == old.id, *due)
-            .values(last_digest_at=moment)
-            .returning(
-                col(Subscriber.id).label("id"),
-                old.last_digest_at.label("last_digest_at"),  # type: ignore[union-attr]
-                col(Subscriber.created_at).label("created_at"),
-                col(Subscriber.all_topics).label("all_topics"),
-            )
-            .cte("moved")
+    readers = (
+        sa.select(
+            col(Subscriber.id).label("id"),
+            col(Subscriber.last_digest_at).label("last_digest_at"),
+            col(Subscriber.created_at).label("created_at"),
+            col(Subscriber.all_topics).label("all_topics"),
         )
-        readers: Any = moved
-    else:
-        readers = (
-            sa.select(
-                col(Subscriber.id).label("id"),
-                col(Subscriber.last_digest_at).label("last_digest_at"),
-                col(Subscriber.created_at).label("created_at"),
-                col(Subscriber.all_topics).label("all_topics"),
-            )
-            .where(*due)
-            .subquery("due")
-        )
-    masks = _masks(session, readers, briefs, columns, moment=moment, period=period)
-    picked = sa.select(readers.c.id, *masks)
-    fill = sa.insert(_due_table(columns)).from_select(["subscriber_id", *columns], picked)
-    if postgres:
-        fill = fill.add_cte(moved)  # a data-modifying WITH belongs to the top statement
-    session.execute(fill)
-    if not postgres:
-        session.execute(
-            sa.update(Subscriber)
-            .where(col(Subscriber.id).in_(sa.text("SELECT subscriber_id FROM digest_due")))
-            .values(last_digest_at=moment)
-            .execution_options(synchronize_session=False)
-        )
+        .where(*due)
+        .subquery("due")
+    )
+    masks, source = _masks(session, readers, briefs, columns, moment=moment, period=period)
+    picked = sa.select(readers.c.id, *masks).select_from(source)
+    session.execute(sa.insert(_due_table(columns)).from_select(["subscriber_id", *columns], picked))
+    session.execute(
+        sa.update(Subscriber)
+        .where(col(Subscriber.id).in_(sa.text("SELECT subscriber_id FROM digest_due")))
+        .values(last_digest_at=moment)
+        .execution_options(synchronize_session=False)
+    )
     table = _due_table(columns)
     key_columns = [table.c[c] for c in columns]
     sets = session.execute(
@@ -246,11 +232,17 @@ def _masks(
     *,
     moment: datetime,
     period: timedelta,
-) -> list[Any]:
+) -> tuple[list[Any], Any]:
     """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
     published after their last digest (a first digest covers one period, not everything
     since they subscribed), on a topic they follow (or they follow all), and not already
-    received on its own (a reader who switched cadence)."""
+    received on its own (a reader who switched cadence); and the FROM clause they read.
+
+    Plan (PostgreSQL): a hashed SubPlan per brief for the topics (one scan of
+    ix_subscriber_topic_topic for the brief's topics, then a hash probe per reader), and
+    the briefs' own sends' ledger rows aggregated once per reader (bits received) and
+    hash-joined: never a probe into the ledger per reader and brief.
+    """
     since = _since(readers.c, moment - period)
     brief_ids = [brief_id for brief_id, _ in briefs]
     topics: dict[int, list[int]] = defaultdict(list)
@@ -267,27 +259,58 @@ def _masks(
         )
     ):
         sends[brief_id].append(send_id)
+    received = _received(briefs, sends, columns)
+    source = readers
+    if received is not None:
+        source = readers.outerjoin(received, received.c.subscriber_id == readers.c.id)
     bits: list[list[Any]] = [[] for _ in columns]
     for i, (brief_id, at) in enumerate(briefs):
-        follows = sa.exists().where(
-            col(SubscriberTopic.subscriber_id) == readers.c.id,
-            col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0]),
+        bit = 1 << (i % _BITS)
+        follows = readers.c.id.in_(
+            sa.select(col(SubscriberTopic.subscriber_id)).where(
+                col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0])
+            )
         )
         gets = sa.and_(
             since < sa.literal(at, type_=UTCDateTime),
             sa.or_(readers.c.all_topics, follows),
         )
-        if sends[brief_id]:
-            received = sa.exists().where(
-                col(Delivery.send_id).in_(sends[brief_id]),
-                col(Delivery.subscriber_id) == readers.c.id,
-            )
-            gets = sa.and_(gets, ~received)
-        bits[i // _BITS].append(sa.case((gets, 1 << (i % _BITS)), else_=0))
-    return [
+        if received is not None and sends[brief_id]:
+            mask = received.c[columns[i // _BITS]]
+            gets = sa.and_(gets, sa.or_(mask.is_(None), mask.op("&")(bit) == 0))
+        bits[i // _BITS].append(sa.case((gets, bit), else_=0))
+    masks = [
         (sum(column_bits[1:], column_bits[0]) if column_bits else sa.literal(0)).label(name)
         for column_bits, name in zip(bits, columns, strict=True)
     ]
+    return masks, source
+
+
+def _received(
+    briefs: list[tuple[int, datetime]], sends: dict[int, list[int]], columns: list[str]
+) -> Any:
+    """Per reader with a row in one of the briefs' own sends, the bits of those briefs
+    (SUM of DISTINCT powers of two: a bitwise OR both databases have); None if no brief
+    has a send."""
+    all_sends = [send_id for brief_id, _ in briefs for send_id in sends[brief_id]]
+    if not all_sends:
+        return None
+    per_column = []
+    for n, name in enumerate(columns):
+        chunk = list(enumerate(briefs))[n * _BITS : (n + 1) * _BITS]
+        whens = [
+            (col(Delivery.send_id).in_(sends[brief_id]), 1 << (i % _BITS))
+            for i, (brief_id, _) in chunk
+            if sends[brief_id]
+        ]
+        value = sa.case(*whens, else_=0) if whens else sa.literal(0)
+        per_column.append(sa.func.sum(sa.distinct(value)).label(name))
+    return (
+        sa.select(col(Delivery.subscriber_id).label("subscriber_id"), *per_column)
+        .where(col(Delivery.send_id).in_(all_sends))
+        .group_by(col(Delivery.subscriber_id))
+        .subquery("received")
+    )
 
 
 def digest_brief_ids(send_id: int, *, session: Session) -> list[int]:
