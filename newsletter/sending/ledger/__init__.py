@@ -32,10 +32,8 @@ from newsletter.sending.ledger.rows import (
     next_due,
     plan_rows,
     row_count,
-    settle_by_event,
     settle_by_events,
     settle_unknown,
-    subscriber_of,
     unknown_since,
 )
 
@@ -57,9 +55,7 @@ __all__ = [
     "record_batch",
     "recover_expired_batches",
     "row_count",
-    "settle_by_event",
     "settle_by_events",
     "settle_unknown",
-    "subscriber_of",
     "unknown_since",
 ]

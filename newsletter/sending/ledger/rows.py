@@ -147,35 +147,16 @@ def settle_unknown(session: Session, send_id: int, *, resend: bool, now: datetim
 # --- provider events ------------------------------------------------------------------------
 
 
-def settle_by_event(
-    session: Session, delivery_id: int, status: DeliveryStatus, error: str, *, at: datetime
-) -> None:
-    """What the provider reported later about one row. `sent` settles only rows whose
-    answer we lacked (claimed, unknown) and rows queued again after an ambiguous hand-off
-    (`sends resolve --resend` before the events came): the provider says it has them, so
-    they must not go out twice. A failure (bounce, drop) may also follow `sent`."""
-    # `queued` too: a batch's rows stay queued until its answer is written, and the
-    # provider's events can overtake that write.
-    settled_from = [
-        DeliveryStatus.CLAIMED,
-        DeliveryStatus.UNKNOWN,
-        DeliveryStatus.SENT,
-        DeliveryStatus.QUEUED,
-    ]
-    if status is DeliveryStatus.SENT:
-        settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.QUEUED]
-    session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(settled_from))
-        .values(status=status, error=error, updated_at=at)
-    )
-
-
 def settle_by_events(
     session: Session, status: DeliveryStatus, settled: list[tuple[int, str, datetime]]
 ) -> None:
-    """`settle_by_event` for a webhook batch's rows in one statement: (delivery id, error,
-    when) each, one per id (the caller keeps the last event of each delivery).
+    """What the provider reported later about rows, for a webhook batch in one statement:
+    (delivery id, error, when) each, one per id (the caller keeps the last event of each
+    delivery). `sent` settles only rows whose answer we lack: `queued` (a batch's rows
+    stay queued until its answer is written, and events can overtake that write, or staff
+    requeued them after an ambiguous hand-off before the events came: the provider says it
+    has them, so they must not go out twice), `unknown`, and `claimed` (written by older
+    versions). A failure (bounce, drop) may also follow `sent`.
 
     PostgreSQL: one UPDATE … FROM unnest(ids, errors, times), joined on the primary key
     (Nested Loop -> Function Scan on unnest, Index Scan using delivery_pkey: about 4,000
@@ -231,12 +212,6 @@ def deliveries_of(session: Session, delivery_ids: list[int]) -> dict[int, tuple[
             )
         ).all()
     }
-
-
-def subscriber_of(session: Session, delivery_id: int) -> int | None:
-    return session.scalar(
-        sa.select(col(Delivery.subscriber_id)).where(col(Delivery.id) == delivery_id)
-    )
 
 
 # --- counting -------------------------------------------------------------------------------
