@@ -238,10 +238,10 @@ def _masks(
     since they subscribed), on a topic they follow (or they follow all), and not already
     received on its own (a reader who switched cadence); and the FROM clause they read.
 
-    Plan (PostgreSQL): a hashed SubPlan per brief for the topics (one scan of
-    ix_subscriber_topic_topic for the brief's topics, then a hash probe per reader), and
-    the briefs' own sends' ledger rows aggregated once per reader (bits received) and
-    hash-joined: never a probe into the ledger per reader and brief.
+    Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (Seq Scan on subscriber,
+    filtered by group) with `follows` (HashAggregate over an Index Only Scan of
+    ix_subscriber_topic_topic for the briefs' topics) and with `received` (the briefs'
+    sends' rows aggregated per reader): a few scans, never a probe per reader and brief.
     """
     since = _since(readers.c, moment - period)
     brief_ids = [brief_id for brief_id, _ in briefs]
@@ -260,20 +260,16 @@ def _masks(
     ):
         sends[brief_id].append(send_id)
     received = _received(briefs, sends, columns)
-    source = readers
+    follows = _follows(briefs, topics)
+    source = readers.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
     if received is not None:
-        source = readers.outerjoin(received, received.c.subscriber_id == readers.c.id)
+        source = source.outerjoin(received, received.c.subscriber_id == readers.c.id)
     bits: list[list[Any]] = [[] for _ in columns]
-    for i, (brief_id, at) in enumerate(briefs):
+    for i, (_, at) in enumerate(briefs):
         bit = 1 << (i % _BITS)
-        follows = readers.c.id.in_(
-            sa.select(col(SubscriberTopic.subscriber_id)).where(
-                col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0])
-            )
-        )
         gets = sa.and_(
             since < sa.literal(at, type_=UTCDateTime),
-            sa.or_(readers.c.all_topics, follows),
+            sa.or_(readers.c.all_topics, follows.c[f"f{i}"] == 1),
         )
         if received is not None and sends[brief_id]:
             mask = received.c[columns[i // _BITS]]
@@ -284,6 +280,30 @@ def _masks(
         for column_bits, name in zip(bits, columns, strict=True)
     ]
     return masks, source
+
+
+def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -> Any:
+    """Per reader following any of the briefs' topics, a 0/1 column per brief (`f0`, `f1`
+    …): one aggregate over those topics' rows of `subscriber_topic`, joined once. (A
+    subquery per brief is hashed only while it fits in work_mem; past that, at a few
+    hundred thousand followers, PostgreSQL rescans it for every reader.)"""
+    wanted = sorted({topic for brief_id, _ in briefs for topic in topics[brief_id]}) or [0]
+    return (
+        sa.select(
+            col(SubscriberTopic.subscriber_id).label("subscriber_id"),
+            *(
+                sa.func.max(
+                    sa.case(
+                        (col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0]), 1), else_=0
+                    )
+                ).label(f"f{i}")
+                for i, (brief_id, _) in enumerate(briefs)
+            ),
+        )
+        .where(col(SubscriberTopic.topic_id).in_(wanted))
+        .group_by(col(SubscriberTopic.subscriber_id))
+        .subquery("follows")
+    )
 
 
 def _received(
