@@ -41,9 +41,9 @@ def fill(engine: sa.Engine, rows: int) -> None:
             connection.execute(
                 sa.text(
                     "INSERT INTO send (kind, brief_id, status, scheduled_at, "
-                    "subject, html, text, planned, local_time, failed_batches, last_error, "
-                    "created_at) VALUES ('brief', 1, :status, CURRENT_TIMESTAMP, 's', "
-                    "'h', 't', 0, '', 0, '', CURRENT_TIMESTAMP)"
+                    "subject, html, text, planned, local_time, include_received, "
+                    "failed_batches, last_error, created_at) VALUES ('brief', 1, :status, "
+                    "CURRENT_TIMESTAMP, 's', 'h', 't', 0, '', false, 0, '', CURRENT_TIMESTAMP)"
                 ),
                 {"status": status},
             )
