@@ -75,8 +75,8 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
                 connection.execute(
                     sa.update(Delivery)
                     .where(
+                        # The batch's own ids (a primary-key range; see record_batch).
                         keys.within(connection, col(Delivery.id), keys.decode(text)),
-                        col(Delivery.send_id) == send_id,
                         col(Delivery.status) == DeliveryStatus.QUEUED,
                     )
                     .values(
