@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from bench.run import postgres_database
+from bench.common import postgres_database
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.models import Brief, Delivery, ProviderEventRecord, Send
@@ -107,7 +107,6 @@ def seed(engine: sa.Engine) -> None:
             {
                 "kind": "brief",
                 "brief_id": brief_id,
-                "digest_brief_ids": "",
                 "status": "finished",
                 "scheduled_at": long_ago,
                 "subject": "Bench",

@@ -94,9 +94,9 @@ def fill(engine: sa.Engine, deliveries: int, events: int) -> float:
             "current_date, '', '', '', 'Body', '', '', 'x', now())"
         )
         db.exec_driver_sql(
-            "INSERT INTO send (kind, brief_id, digest_brief_ids, status, scheduled_at, "
+            "INSERT INTO send (kind, brief_id, status, scheduled_at, "
             "subject, html, text, planned, local_time, include_received, failed_batches, "
-            "last_error, created_at, started_at, finished_at) VALUES ('brief', 1, '', "
+            "last_error, created_at, started_at, finished_at) VALUES ('brief', 1, "
             "'finished', now() - interval '3 days', 'Bench', '<p>x</p>', 'x', "
             f"{deliveries}, '', false, 0, '', now() - interval '3 days', "
             "now() - interval '3 days', now() - interval '3 days')"

@@ -17,7 +17,7 @@ import time
 import sqlalchemy as sa
 from prometheus_client.exposition import generate_latest
 
-from bench.run import postgres_database
+from bench.common import postgres_database
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.metrics import exposition
@@ -40,10 +40,10 @@ def fill(engine: sa.Engine, rows: int) -> None:
             status = "running" if n == SENDS else "finished"
             connection.execute(
                 sa.text(
-                    "INSERT INTO send (kind, brief_id, digest_brief_ids, status, scheduled_at, "
-                    "subject, html, text, planned, local_time, failed_batches, last_error, "
-                    "created_at) VALUES ('brief', 1, '', :status, CURRENT_TIMESTAMP, 's', "
-                    "'h', 't', 0, '', 0, '', CURRENT_TIMESTAMP)"
+                    "INSERT INTO send (kind, brief_id, status, scheduled_at, "
+                    "subject, html, text, planned, local_time, include_received, "
+                    "failed_batches, last_error, created_at) VALUES ('brief', 1, :status, "
+                    "CURRENT_TIMESTAMP, 's', 'h', 't', 0, '', false, 0, '', CURRENT_TIMESTAMP)"
                 ),
                 {"status": status},
             )

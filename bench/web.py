@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.run import KEY, sandbox_process, sandbox_reset
+from bench.common import KEY, sandbox_process, sandbox_reset
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.devtools.local_web import serving

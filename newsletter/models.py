@@ -66,10 +66,8 @@ class Send(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(default=SendKind.BRIEF, max_length=16)
-    # A digest's newest brief; the others are in `digest_brief_ids`.
+    # A digest's newest brief; all of its briefs are in `send_brief`.
     brief_id: int = Field(foreign_key="brief.id", index=True)
-    # A digest's briefs, comma-separated ids, oldest first.
-    digest_brief_ids: str = Field(default="", max_length=2000)
     status: str = Field(default=SendStatus.SCHEDULED, max_length=16)
     scheduled_at: datetime = Field(sa_type=UTCDateTime)
     # Rendered once when the send is created, with per-recipient tokens left in; every
@@ -93,9 +91,21 @@ class Send(SQLModel, table=True):
     finished_at: datetime | None = utc_column()
 
 
+class SendBrief(SQLModel, table=True):
+    """A digest's briefs, in the order the email shows them (oldest first)."""
+
+    __tablename__ = "send_brief"
+
+    send_id: int = Field(foreign_key="send.id", primary_key=True, ondelete="CASCADE")
+    brief_id: int = Field(foreign_key="brief.id", primary_key=True, index=True)
+    position: int = Field(default=0)
+
+
 class DeliveryStatus(StrEnum):
     QUEUED = "queued"
-    CLAIMED = "claimed"  # in a worker's batch (see DeliveryBatch for whether it is on the wire)
+    # No row is written `claimed` any more (a claim is recorded on its DeliveryBatch, see
+    # newsletter/sending/ledger); the word stays for rows written by older versions.
+    CLAIMED = "claimed"
     SENT = "sent"  # the provider accepted it
     FAILED = "failed"  # the provider refused it; `error` says why
     UNKNOWN = "unknown"  # the request may have reached the provider; never resent blindly
@@ -120,8 +130,17 @@ class Delivery(SQLModel, table=True):
         # Exactly once: the database, not a worker's memory, refuses a second row.
         sa.UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
         # Claiming reads one send's queued rows that are due, in due order: the index holds
-        # exactly that range, so rows for later time zones are never scanned.
-        sa.Index("ix_delivery_send_status_due", "send_id", "status", "not_before", "id"),
+        # exactly those rows, so rows for later time zones and rows already answered are
+        # never scanned. Partial: an outcome written later leaves the row out of it instead
+        # of adding a second entry (see newsletter/sending/ledger/claims.py for the plan).
+        sa.Index(
+            "ix_delivery_queued_due",
+            "send_id",
+            "not_before",
+            "id",
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        ),
         # One reader's deliveries (their page in the console, `subscribers show`, their
         # last open and click): without it each is a scan of the whole ledger.
         sa.Index("ix_delivery_subscriber", "subscriber_id"),
@@ -139,8 +158,8 @@ class Delivery(SQLModel, table=True):
     # Not to be handed off before this moment: the planning time for an ordinary send, the
     # recipient's own local time for a `--local-time` send.
     not_before: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # The batch that last claimed this row. No foreign key and no index on purpose: every
-    # claim rewrites it, and lookups go by (send, status) or by id.
+    # The batch that last answered for this row (written with its outcome, never by a
+    # claim). No foreign key and no index on purpose: lookups go by (send, status) or by id.
     batch_id: int | None = Field(default=None, sa_type=_BIG_ID)
     attempts: int = Field(default=0)
     message_id: str = Field(default="", max_length=200)
@@ -156,6 +175,10 @@ class BatchStatus(StrEnum):
     ABANDONED = "abandoned"  # the lease ran out mid-request; the rows became unknown
 
 
+# Batches whose rows are taken: no other claim may take them, and no cancel.
+LIVE_BATCHES = (BatchStatus.CLAIMED, BatchStatus.SENDING)
+
+
 class DeliveryBatch(SQLModel, table=True):
     """One claim of up to 1000 ledger rows by one worker, and how far its request got.
 
@@ -163,6 +186,11 @@ class DeliveryBatch(SQLModel, table=True):
     a worker killed at any point leaves an unambiguous trace: rows of a `claimed` batch were
     never sent and go back to the queue; rows of a `sending` batch may have been and become
     `unknown`. Keeping that mark here, not on each row, saves a 1000-row UPDATE per batch.
+
+    The claim itself is recorded here too, not on the rows: `keys` lists the delivery ids
+    taken, as ranges ("101-1100" for an ordinary batch; "5,9-12" when readers left or rows
+    were retried), and `first_id`/`last_id` bound them. A row is written once per hand-off,
+    with its outcome.
     """
 
     __tablename__ = "delivery_batch"
@@ -178,6 +206,9 @@ class DeliveryBatch(SQLModel, table=True):
     finished_at: datetime | None = utc_column()
     outcome: str = Field(default="", max_length=16)
     error: str = Field(default="", sa_type=sa.Text)
+    first_id: int = Field(default=0, sa_type=_BIG_ID)
+    last_id: int = Field(default=0, sa_type=_BIG_ID)
+    keys: str = Field(default="", sa_type=sa.Text)
 
 
 class ProviderEventRecord(SQLModel, table=True):

@@ -23,7 +23,7 @@ from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery, Send
 from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, make_transport
 from newsletter.providers.sendgrid import SendGridTransport
-from newsletter.sending.controls import ResolveAction, resolve_unknown
+from newsletter.sending.controls import ResolveAction, cancel_send, resolve_unknown
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.ledger import (
@@ -110,8 +110,11 @@ def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, s
     record_batch(
         engine, first, BatchResult(Outcome.FAILED, error="400: late"), now=later, pause_after=99
     )
-    rows = _rows(engine, send_id)
-    assert {(r.status, r.batch_id) for r in rows} == {("claimed", second.batch_id)}
+    # The rows are the second batch's (a claim writes no row): still queued, untouched.
+    assert {r.status for r in _rows(engine, send_id)} == {"queued"}
+    assert begin_handoff(engine, second, now=later)
+    record_batch(engine, second, BatchResult(Outcome.SENT), now=later, pause_after=99)
+    assert {(r.status, r.batch_id) for r in _rows(engine, send_id)} == {("sent", second.batch_id)}
 
 
 def test_a_429_waits_until_the_reset_moment_not_that_many_seconds(settings, sandbox):
@@ -225,3 +228,76 @@ def test_bad_recipients_leading_their_batches_do_not_pause_the_send(engine, sett
     report = dispatcher.work_due()
     assert report.paused == {}
     assert _statuses(engine, send_id) == {"sent": 24, "failed": 6}
+
+
+# --- one write per ledger row per hand-off --------------------------------------------------
+
+
+def _row_values(engine, send_id):
+    return [
+        (r.id, r.status, r.batch_id, r.attempts, r.error, r.message_id, r.updated_at)
+        for r in _rows(engine, send_id)
+    ]
+
+
+def test_a_claim_writes_no_ledger_row_and_the_answer_writes_each_row_once(engine, settings):
+    slug = seed_brief(engine, 4)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    planned = _row_values(engine, send_id)
+    lease = timedelta(minutes=5)
+    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=4, lease=lease, now=now)
+    assert begin_handoff(engine, claim, now=now)
+    assert _row_values(engine, send_id) == planned  # the claim is on the batch alone
+    later = now + timedelta(seconds=1)
+    record_batch(
+        engine, claim, BatchResult(Outcome.SENT, message_id="m1"), now=later, pause_after=9
+    )
+    assert {(r.status, r.batch_id, r.attempts, r.message_id) for r in _rows(engine, send_id)} == {
+        ("sent", claim.batch_id, 1, "m1")
+    }
+
+
+def test_two_live_batches_never_share_a_row(engine, settings):
+    slug = seed_brief(engine, 5)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    first = claim_batch(engine, send_id=send_id, worker_id="a", limit=3, lease=lease, now=now)
+    # A second worker, with no cursor of its own, starts from the front of the queue.
+    second = claim_batch(engine, send_id=send_id, worker_id="b", limit=3, lease=lease, now=now)
+    assert second is not None
+    ids = [t.delivery_id for t in first.targets], [t.delivery_id for t in second.targets]
+    assert len(ids[0]) == 3 and len(ids[1]) == 2 and not set(ids[0]) & set(ids[1])
+    assert (
+        claim_batch(engine, send_id=send_id, worker_id="c", limit=3, lease=lease, now=now) is None
+    )
+
+
+def test_cancelling_leaves_a_batch_on_the_wire_to_its_answer(engine, settings):
+    slug = seed_brief(engine, 4)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=2, lease=lease, now=now)
+    assert begin_handoff(engine, claim, now=now)
+    with session_scope(engine) as session:
+        assert cancel_send(send_id, session=session, now=now) == 2  # the two not handed off
+    record_batch(engine, claim, BatchResult(Outcome.SENT), now=now, pause_after=9)
+    assert _statuses(engine, send_id) == {"sent": 2, "cancelled": 2}
+
+
+def test_a_claimed_batch_of_a_cancelled_send_is_released_and_its_rows_cancelled(engine, settings):
+    slug = seed_brief(engine, 3)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=3, lease=lease, now=now)
+    with session_scope(engine) as session:
+        assert cancel_send(send_id, session=session, now=now) == 0  # all three are claimed
+    assert not begin_handoff(engine, claim, now=now)
+    assert _statuses(engine, send_id) == {"cancelled": 3}

@@ -14,7 +14,7 @@ from newsletter.db import session_scope
 from newsletter.models import Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
-from newsletter.sending.digests import create_due_digests, digest_moment
+from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from subscribers.models import Subscriber
@@ -71,6 +71,11 @@ def _publish(engine, settings, topic: str, at: datetime, title: str) -> int:
     return brief.id or 0
 
 
+def _briefs_of(engine, send_id):
+    with session_scope(engine) as session:
+        return digest_brief_ids(send_id, session=session)
+
+
 def _ledger(engine, send_id):
     with session_scope(engine) as session:
         rows = session.exec(
@@ -91,14 +96,14 @@ def test_a_weekly_digest_holds_exactly_the_weeks_matching_briefs(newsroom, sandb
         digests = {s.id: s for s in session.exec(select(Send).where(Send.kind == "digest"))}
     weekly = [d for d in digests.values() if _ledger(engine, d.id) == ["wes@example.com"]]
     assert len(weekly) == 1 and weekly[0].id in made
-    assert weekly[0].digest_brief_ids == str(energy)
+    assert _briefs_of(engine, weekly[0].id) == [energy]
     assert "Grid" in weekly[0].html and "Rice" not in weekly[0].html
     assert weekly[0].subject == "Your weekly briefing: 1 brief"
 
     next_week = create_due_digests(engine, settings, now=NEXT_MONDAY_7)
     with session_scope(engine) as session:
         [following] = [session.get_one(Send, i) for i in next_week]
-    assert following.digest_brief_ids == str(later)
+    assert _briefs_of(engine, following.id) == [later]
     assert _ledger(engine, following.id) == ["wes@example.com"]
 
 
@@ -108,7 +113,7 @@ def test_a_daily_digest_comes_at_seven_in_the_readers_timezone(newsroom):
     assert create_due_digests(engine, settings, now=_utc(7, 21)) == []  # 06:00 in Tokyo
     [made] = create_due_digests(engine, settings, now=_utc(7, 22))  # 07:00 in Tokyo
     with session_scope(engine) as session:
-        assert session.get_one(Send, made).digest_brief_ids == str(rice)
+        assert digest_brief_ids(made, session=session) == [rice]
     assert _ledger(engine, made) == ["dai@example.com"]
     assert create_due_digests(engine, settings, now=_utc(8, 22)) == []  # nothing new
 
@@ -136,3 +141,20 @@ def test_a_digest_goes_out_through_the_ordinary_dispatch(newsroom, sandbox):
     digest = [m for m in sandbox.messages() if m.to == ["wes@example.com"]]
     assert len(digest) == 1 and digest[0].subject == "Your weekly briefing: 1 brief"
     assert "%%nl:" not in digest[0].html and "wes@example.com" in digest[0].text
+
+
+def test_a_reader_who_switched_to_a_digest_does_not_get_a_brief_they_already_received(
+    newsroom,
+):
+    engine, settings = newsroom
+    grid = _publish(engine, settings, "energy", _utc(6, 10), "Grid")  # ida gets it now
+    with session_scope(engine) as session:
+        ida = session.exec(select(Subscriber).where(Subscriber.email == "ida@example.com")).one()
+        ida.cadence = "weekly"  # she follows everything: both briefs are in her window
+        session.add(ida)
+    rice = _publish(engine, settings, "food", _utc(6, 11), "Rice")
+    made = create_due_digests(engine, settings, now=MONDAY_7)
+    with session_scope(engine) as session:
+        by_reader = {tuple(_ledger(engine, i)): digest_brief_ids(i, session=session) for i in made}
+    assert by_reader[("ida@example.com",)] == [rice]
+    assert by_reader[("wes@example.com",)] == [grid]

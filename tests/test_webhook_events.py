@@ -11,6 +11,7 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.models import ProviderEventRecord
+from subscribers.models import Subscriber
 from tests.test_web import _dispatch_with_drops, _ledger, _post
 
 
@@ -67,3 +68,99 @@ def test_clicks_keep_their_link_and_send_and_machine_opens_are_marked(web, engin
         ("opened", send_id, "", True),
         ("opened", send_id, "", False),
     ]
+
+
+# --- a batch is applied set-based: what several events in one batch do ----------------------
+
+
+def _people(engine):
+    with session_scope(engine) as session:
+        return {s.email: s for s in session.exec(select(Subscriber))}
+
+
+def test_a_bounce_after_a_delivery_in_the_same_batch_fails_it_whichever_comes_first(
+    web, engine, sandbox
+):
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    bounce = {"type": "bounce", "reason": "550 no such user"}
+    events = [
+        event_for(first, "delivered"),
+        event_for(first, "bounce", **bounce),
+        event_for(second, "bounce", **bounce),
+        event_for(second, "delivered"),
+    ]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 4, duplicates 0")
+    assert _ledger(engine, send_id) == ["failed", "failed"]
+
+
+def test_an_event_twice_in_one_batch_is_applied_once(web, engine, sandbox):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    bounce = event_for(message, "bounce", type="blocked", reason="451 later")
+    renamed = {**bounce, "sg_event_id": bounce["sg_event_id"] + "x"}
+    assert _post(sandbox, url, [bounce, bounce, renamed])[1] == "applied 1, duplicates 2"
+    assert _people(engine)["reader0@example.com"].soft_bounces == 1
+
+
+def test_soft_bounces_in_one_batch_count_to_the_limit_and_a_delivery_resets_them(
+    web, engine, sandbox
+):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+
+    def soft(message, second_offset):
+        event = event_for(message, "bounce", type="blocked", reason="451 later")
+        event["timestamp"] += second_offset
+        return event
+
+    events = [soft(first, 0), soft(first, 1), soft(first, 2)]
+    events += [soft(second, 0), soft(second, 1), event_for(second, "delivered"), soft(second, 3)]
+    assert _post(sandbox, url, events)[0] == 200
+    people = _people(engine)
+    assert (people["reader0@example.com"].status, people["reader0@example.com"].soft_bounces) == (
+        "bounced",
+        3,
+    )
+    assert people["reader0@example.com"].status_changed_by == "sendgrid:bounce"
+    assert (people["reader1@example.com"].status, people["reader1@example.com"].soft_bounces) == (
+        "active",
+        1,
+    )
+
+
+def test_a_complaint_outranks_an_unsubscribe_in_the_same_batch_in_either_order(
+    web, engine, sandbox
+):
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    events = [
+        event_for(first, "unsubscribe"),
+        event_for(first, "spamreport"),
+        event_for(second, "spamreport"),
+        event_for(second, "unsubscribe"),
+    ]
+    assert _post(sandbox, url, events)[0] == 200
+    people = _people(engine)
+    assert {people[m.to[0]].status for m in (first, second)} == {"complained"}
+
+
+def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(web, engine, sandbox):
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    events = [
+        event_for(first, "dropped", reason="bad\x00byte"),
+        event_for(second, "delivered"),
+    ]
+    assert _post(sandbox, url, events)[1] == "applied 1, duplicates 0, rejected 1"
+    assert sorted(_ledger(engine, send_id)) == ["sent", "unknown"]
+    with session_scope(engine) as session:
+        [rejected] = session.exec(
+            select(ProviderEventRecord).where(ProviderEventRecord.kind == "rejected")
+        ).all()
+    assert rejected.detail.startswith("could not be applied")

@@ -117,6 +117,25 @@ class WorkReport:
         return self.rows.get("sent", 0)
 
 
+class _Cursor:
+    """The furthest due key any thread of this process has claimed in one send."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[datetime, int] | None = None
+
+    def get(self) -> tuple[datetime, int] | None:
+        with self._lock:
+            return self._key
+
+    def advance(self, key: tuple[datetime, int] | None) -> tuple[datetime, int] | None:
+        """Move forward to `key` (never back); the furthest key, to claim after."""
+        with self._lock:
+            if key is not None and (self._key is None or key > self._key):
+                self._key = key
+            return self._key
+
+
 @dataclass
 class Dispatcher:
     """Works the ledger for one worker process: claim, hand off, record, in N threads."""
@@ -187,16 +206,21 @@ class Dispatcher:
         )
         return recorded, result
 
-    def _drain(self, send: Send, categories: list[str], report: WorkReport) -> None:
+    def _drain(
+        self, send: Send, categories: list[str], report: WorkReport, cursor: _Cursor
+    ) -> None:
         """One thread's loop: batches of this send until none is left or the send stops.
 
-        It claims forward from its last batch; when nothing lies ahead it sweeps once more
-        from the start, for rows requeued behind it (a 4xx, a released lease). Rows
-        requeued after that wait for the next tick, so a recipient whose server keeps
-        saying "try later" costs one attempt per tick, not a busy loop.
+        The process's threads claim forward from the furthest batch any of them took (a
+        claim writes no row, so rows already taken or answered are still in the claim
+        index until vacuum: seeking past them keeps each claim short). When nothing lies
+        ahead a thread sweeps once more from the start, for rows requeued behind it (a
+        4xx, a released lease). Rows requeued after that wait for the next tick, so a
+        recipient whose server keeps saying "try later" costs one attempt per tick, not a
+        busy loop.
         """
-        cursor: tuple[datetime, int] | None = None
         swept = False
+        after = cursor.get()
         while not self._stopping.is_set():
             claim = claim_batch(
                 self.engine,
@@ -205,14 +229,14 @@ class Dispatcher:
                 limit=self._batch_size,
                 lease=self._lease,
                 now=self.clock(),
-                after=cursor,
+                after=after,
             )
             if claim is None:
                 if swept:
                     return
-                cursor, swept = None, True
+                after, swept = None, True
                 continue
-            cursor = claim.last_key
+            after = cursor.advance(claim.last_key) if not swept else claim.last_key
             recorded, result = self.hand_off(send, claim, categories)
             report.add(claim, recorded, result)
             if self.on_progress is not None:
@@ -225,9 +249,12 @@ class Dispatcher:
         """Hand off every claimable row of one send with NEWSLETTER_CONCURRENCY threads."""
         report = report if report is not None else WorkReport()
         categories = send_categories(self.engine, send)
+        cursor = _Cursor()
         threads = [
             threading.Thread(
-                target=self._drain, args=(send, categories, report), name=f"send-{send.id}-{n}"
+                target=self._drain,
+                args=(send, categories, report, cursor),
+                name=f"send-{send.id}-{n}",
             )
             for n in range(self.settings.NEWSLETTER_CONCURRENCY)
         ]

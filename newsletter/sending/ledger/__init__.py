@@ -24,20 +24,21 @@ from newsletter.sending.ledger.claims import (
 )
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
+    PLANNED_COLUMNS,
     cancel_queued,
     counts_by_status,
+    deliveries_of,
     has_rows,
     next_due,
     plan_rows,
-    queue_rows,
     row_count,
-    settle_by_event,
+    settle_by_events,
     settle_unknown,
-    subscriber_of,
     unknown_since,
 )
 
 __all__ = [
+    "PLANNED_COLUMNS",
     "Claim",
     "Recorded",
     "Recovery",
@@ -46,16 +47,15 @@ __all__ = [
     "cancel_queued",
     "claim_batch",
     "counts_by_status",
+    "deliveries_of",
     "finish_sends",
     "has_rows",
     "next_due",
     "plan_rows",
-    "queue_rows",
     "record_batch",
     "recover_expired_batches",
     "row_count",
-    "settle_by_event",
+    "settle_by_events",
     "settle_unknown",
-    "subscriber_of",
     "unknown_since",
 ]

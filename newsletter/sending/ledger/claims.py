@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from newsletter.db import any_of, is_postgresql, session_scope
 from newsletter.models import (
+    LIVE_BATCHES,
     BatchStatus,
     Delivery,
     DeliveryBatch,
@@ -21,6 +22,7 @@ from newsletter.models import (
     SendStatus,
 )
 from newsletter.providers.base import BatchResult, Outcome
+from newsletter.sending.ledger import keys
 from subscribers.models import Subscriber, SubscriberStatus
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
@@ -65,39 +67,57 @@ def claim_batch(
     """Take up to `limit` queued, due rows of a running send as one batch, in due order;
     None when none is left.
 
-    `after` (a previous claim's last key) lets a sender thread seek past the rows it already
-    claimed: the index still holds their old `queued` entries until vacuum, and scanning
-    them again for every batch would make a million-row send quadratic.
+    The claim is written once, on the batch (its rows' ids as ranges), not on the rows: a
+    row is written once per hand-off, with its outcome. Rows of the send's other live
+    batches (claimed or on the wire) are left out by their ranges; claims of one send are
+    serialized by a lock on the send's row (PostgreSQL `FOR UPDATE`; SQLite's
+    `BEGIN IMMEDIATE` serializes every writer), so two live batches never share a row.
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint rows without
-    waiting. SQLite: `BEGIN IMMEDIATE` serializes claimers. Subscribers who left since
-    planning are marked skipped here, inside the claim, and never reach a transport.
+    `after` (a previous claim's last key) lets a sender thread seek past the rows it already
+    took: they stay `queued` in the index until their outcome is written (and their old
+    entries until vacuum), and scanning them again for every batch would make a
+    million-row send quadratic.
+
+    Subscribers who left since planning are marked skipped here, inside the claim, and never
+    reach a transport (the only rows a claim writes).
+
+    Plan (PostgreSQL 15, 1M-row send, ANALYZE'd after planning, see plan.py):
+        Limit -> Nested Loop
+          -> Index Scan using ix_delivery_queued_due on delivery
+               Index Cond: send_id = $1 AND not_before <= $2 [AND ROW(not_before, id) > …]
+               Filter: NOT (id BETWEEN … ) for each live batch
+          -> Index Scan using subscriber_pkey on subscriber (Index Cond: id = subscriber_id)
+    about 1 ms for 1,000 rows. The partial index holds only queued rows in due order, so
+    the LIMIT stops after `limit` entries (plus the live batches' rows it filters out); a
+    stale estimate (right after a bulk insert) once chose a sort of the whole send instead,
+    650 ms per claim: planning runs ANALYZE when it wrote many rows.
     """
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
-        status = connection.execute(
-            sa.select(col(Send.status)).where(col(Send.id) == send_id)
-        ).scalar()
-        if status != SendStatus.RUNNING:
+        status_query = sa.select(col(Send.status)).where(col(Send.id) == send_id)
+        if is_postgresql(connection):
+            status_query = status_query.with_for_update()
+        if connection.execute(status_query).scalar() != SendStatus.RUNNING:
             return None
-        batch_id = connection.execute(
-            sa.insert(DeliveryBatch)
-            .values(
-                send_id=send_id,
-                worker_id=worker_id,
-                status=BatchStatus.CLAIMED,
-                size=0,
-                lease_expires_at=now + lease,
-                created_at=now,
-                outcome="",
-                error="",
+        taken = [
+            keys.decode(text)
+            for (text,) in connection.execute(
+                sa.select(col(DeliveryBatch.keys)).where(
+                    col(DeliveryBatch.send_id) == send_id,
+                    col(DeliveryBatch.status).in_(LIVE_BATCHES),
+                )
             )
-            .returning(col(DeliveryBatch.id))
-        ).scalar_one()
-        batch_id = cast(int, batch_id)
-        due_key = sa.tuple_(col(Delivery.not_before), col(Delivery.id))
+        ]
         picked = (
-            sa.select(col(Delivery.id))
+            sa.select(
+                col(Delivery.id),
+                col(Delivery.not_before),
+                col(Subscriber.id),
+                col(Subscriber.email),
+                col(Subscriber.name),
+                col(Subscriber.status),
+            )
+            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
             .where(
                 col(Delivery.send_id) == send_id,
                 col(Delivery.status) == DeliveryStatus.QUEUED,
@@ -106,72 +126,58 @@ def claim_batch(
             .order_by(col(Delivery.not_before), col(Delivery.id))
             .limit(limit)
         )
+        for ranges in taken:
+            picked = picked.where(~keys.within(connection, col(Delivery.id), ranges))
         if after is not None:
+            due_key = sa.tuple_(col(Delivery.not_before), col(Delivery.id))
             picked = picked.where(
                 due_key > sa.tuple_(sa.literal(after[0], type_=_TIME), sa.literal(after[1]))
             )
-        if is_postgresql(connection):
-            picked = picked.with_for_update(skip_locked=True)
-        # MATERIALIZED: the locking subquery runs exactly once, whatever the plan.
-        picked_cte = picked.cte("picked").prefix_with("MATERIALIZED")
-        claimed = connection.execute(
-            sa.update(Delivery)
-            .where(col(Delivery.id) == picked_cte.c.id)
-            .values(
-                status=DeliveryStatus.CLAIMED,
-                batch_id=batch_id,
-                attempts=col(Delivery.attempts) + 1,
-                updated_at=now,
-            )
-            .returning(col(Delivery.id), col(Delivery.not_before))
-        ).all()
-        if not claimed:
-            connection.execute(sa.delete(DeliveryBatch).where(col(DeliveryBatch.id) == batch_id))
+        rows = connection.execute(picked).all()
+        if not rows:
             return None
-        keys = [(due, cast(int, delivery_id)) for delivery_id, due in claimed]
-        first_id, last_id = min(key[1] for key in keys), max(key[1] for key in keys)
-        last_key = max(keys)
-        # By id range and batch, not by a list of ids: a primary-key range scan whose plan
-        # does not depend on a thousand-element parameter the planner cannot see into.
-        rows = connection.execute(
-            sa.select(
-                col(Delivery.id),
-                col(Subscriber.id),
-                col(Subscriber.email),
-                col(Subscriber.name),
-                col(Subscriber.status),
-            )
-            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
-            .where(
-                col(Delivery.id).between(first_id, last_id),
-                col(Delivery.batch_id) == batch_id,
-            )
-            .order_by(col(Delivery.id))
-        ).all()
         targets = [
-            Target(cast(int, r[0]), cast(int, r[1]), r[2], r[3])
+            Target(cast(int, r[0]), cast(int, r[2]), r[3], r[4])
             for r in rows
-            if r[4] == SubscriberStatus.ACTIVE
+            if r[5] == SubscriberStatus.ACTIVE
         ]
-        gone = [r[0] for r in rows if r[4] != SubscriberStatus.ACTIVE]
-        if gone:
+        gone = [cast(int, r[0]) for r in rows if r[5] != SubscriberStatus.ACTIVE]
+        if gone:  # a reader who left is the exception, written alone
             connection.execute(
                 sa.update(Delivery)
                 .where(any_of(connection, col(Delivery.id), gone))
                 .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
             )
-        connection.execute(
-            sa.update(DeliveryBatch)
-            .where(col(DeliveryBatch.id) == batch_id)
-            .values(size=len(targets))
-        )
+        last_key = max((r[1], cast(int, r[0])) for r in rows)
+        if not targets:
+            return Claim(
+                batch_id=0, send_id=send_id, targets=[], skipped=len(gone), last_key=last_key
+            )
+        ranges = keys.to_ranges(target.delivery_id for target in targets)
+        batch_id = connection.execute(
+            sa.insert(DeliveryBatch)
+            .values(
+                send_id=send_id,
+                worker_id=worker_id,
+                status=BatchStatus.CLAIMED,
+                size=len(targets),
+                lease_expires_at=now + lease,
+                created_at=now,
+                outcome="",
+                error="",
+                first_id=ranges[0][0],
+                last_id=ranges[-1][1],
+                keys=keys.encode(ranges),
+            )
+            .returning(col(DeliveryBatch.id))
+        ).scalar_one()
     return Claim(
-        batch_id=batch_id,
+        batch_id=cast(int, batch_id),
         send_id=send_id,
         targets=targets,
         skipped=len(gone),
-        first_id=first_id,
-        last_id=last_id,
+        first_id=ranges[0][0],
+        last_id=ranges[-1][1],
         last_key=last_key,
     )
 
@@ -205,38 +211,35 @@ def begin_handoff(engine: Engine, claim: Claim, *, now: datetime) -> bool:
 
 
 def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
-    """A claimed batch that will not be sent: its rows back to the queue (or cancelled)."""
-    batch = connection.execute(
-        sa.select(col(DeliveryBatch.send_id), col(DeliveryBatch.status)).where(
-            col(DeliveryBatch.id) == batch_id
-        )
-    ).one_or_none()
-    if batch is None or batch[1] not in (BatchStatus.CLAIMED, BatchStatus.RELEASED):
-        return 0
-    connection.execute(
+    """A claimed batch that will not be sent: its rows are free again (they never left
+    `queued`), or cancelled with their send. Returns how many rows it held."""
+    released = connection.execute(
         sa.update(DeliveryBatch)
-        .where(col(DeliveryBatch.id) == batch_id)
+        .where(
+            col(DeliveryBatch.id) == batch_id,
+            col(DeliveryBatch.status) == BatchStatus.CLAIMED,
+        )
         .values(status=BatchStatus.RELEASED, finished_at=now)
-    )
+        .returning(col(DeliveryBatch.send_id), col(DeliveryBatch.keys))
+    ).one_or_none()
+    if released is None:
+        return 0
+    send_id, text = released
+    ranges = keys.decode(text)
     send_status = connection.execute(
-        sa.select(col(Send.status)).where(col(Send.id) == batch[0])
+        sa.select(col(Send.status)).where(col(Send.id) == send_id)
     ).scalar()
-    cancelled = send_status == SendStatus.CANCELLED
-    return int(
+    if send_status == SendStatus.CANCELLED:
         connection.execute(
             sa.update(Delivery)
             .where(
-                col(Delivery.send_id) == batch[0],
-                col(Delivery.status) == DeliveryStatus.CLAIMED,
-                col(Delivery.batch_id) == batch_id,
+                # By the batch's own ids alone (see record_batch on why not send_id).
+                keys.within(connection, col(Delivery.id), ranges),
+                col(Delivery.status) == DeliveryStatus.QUEUED,
             )
-            .values(
-                status=DeliveryStatus.CANCELLED if cancelled else DeliveryStatus.QUEUED,
-                updated_at=now,
-            )
-        ).rowcount
-        or 0
-    )
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+        )
+    return sum(last - first + 1 for first, last in ranges)
 
 
 _ROW_STATE = {
@@ -264,12 +267,19 @@ def record_batch(
     pause_after: int,
     max_attempts: int = 10,
 ) -> Recorded:
-    """Write the provider's answer into the ledger: rows per state, and why the send
-    paused ("" if it did not).
+    """Write the provider's answer into the ledger, once per row: one UPDATE for the rows
+    that share the batch's outcome (by id range), one per differing outcome (a 400 naming
+    recipients) for the few exceptions. Returns rows per state, and why the send paused ("" if
+    it did not).
 
-    Rows are matched by id *and* batch, so an answer that arrives after the lease was taken
-    back cannot overwrite another batch's rows. An `unknown` row (lease expired mid-request)
-    is corrected by the real answer when it does arrive.
+    The batch's own step decides which rows are its: a batch still `sending` writes its
+    rows still `queued`; a batch whose lease ran out mid-request (`abandoned`) corrects its
+    rows that became `unknown` (matched by `batch_id`, written then). A row another worker
+    has since taken, or an event settled, matches neither and is left alone.
+
+    Plan (PostgreSQL): Update on delivery -> Bitmap Heap Scan on delivery, Recheck id
+    BETWEEN …, Filter send_id, status -> Bitmap Index Scan on delivery_pkey: one primary-key
+    range per range of the batch (usually one), ~1,000 heap rows, no sort.
     """
     groups: dict[tuple[DeliveryStatus, str, str], list[int]] = {}
     for target in claim.targets:
@@ -287,13 +297,30 @@ def record_batch(
     written: dict[str, int] = {}
     for (state, _, _), ids in groups.items():
         written[state.value] = written.get(state.value, 0) + len(ids)
-    with session_scope(engine) as session:
+    # Immediate: it reads the batch's step, then writes (SQLite would refuse the upgrade).
+    with session_scope(engine, immediate=True) as session:
         connection = session.connection()
+        step = _finish_batch(connection, claim.batch_id, result, now=now)
+        if step is None:  # released or already recorded: none of its rows are ours to write
+            return Recorded({})
+        if step != BatchStatus.ABANDONED:
+            ours = [col(Delivery.status) == DeliveryStatus.QUEUED]
+        else:
+            ours = [
+                col(Delivery.status) == DeliveryStatus.UNKNOWN,
+                col(Delivery.batch_id) == claim.batch_id,
+            ]
         for (state, error, message_id), ids in groups.items():
-            values: dict[str, Any] = {"status": state, "error": error, "updated_at": now}
+            values: dict[str, Any] = {
+                "status": state,
+                "error": error,
+                "updated_at": now,
+                "batch_id": claim.batch_id,
+                "attempts": col(Delivery.attempts) + 1,
+            }
             if state is DeliveryStatus.QUEUED and not result.fatal:
                 # Back in line, unless it has had its chances: then it failed, and says so.
-                exhausted = col(Delivery.attempts) >= max_attempts
+                exhausted = col(Delivery.attempts) + 1 >= max_attempts
                 values["status"] = sa.case(
                     (exhausted, DeliveryStatus.FAILED.value), else_=DeliveryStatus.QUEUED.value
                 )
@@ -302,31 +329,17 @@ def record_batch(
                 )
             if state is DeliveryStatus.SENT:
                 values["message_id"] = message_id
-            # The usual case, one outcome for the whole batch, goes by id range (see claim).
-            rows = (
-                col(Delivery.id).between(claim.first_id, claim.last_id)
-                if len(groups) == 1
-                else any_of(connection, col(Delivery.id), ids)
-            )
             connection.execute(
                 sa.update(Delivery)
                 .where(
-                    rows,
-                    col(Delivery.batch_id) == claim.batch_id,
-                    col(Delivery.status).in_([DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN]),
+                    # The batch's own ids, and no `send_id = …`: with it, SQLite chose the
+                    # claim index (send_id, … WHERE status = 'queued') and walked the
+                    # whole queue for every batch (3× slower, growing with the send).
+                    keys.within(connection, col(Delivery.id), keys.to_ranges(ids)),
+                    *ours,
                 )
                 .values(**values)
             )
-        connection.execute(
-            sa.update(DeliveryBatch)
-            .where(col(DeliveryBatch.id) == claim.batch_id)
-            .values(
-                status=BatchStatus.DONE,
-                outcome=result.outcome.value,
-                error=result.error,
-                finished_at=now,
-            )
-        )
         if not batch_failed:
             return Recorded(written)
         failed_batches = connection.execute(
@@ -354,3 +367,30 @@ def record_batch(
             .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
         ).rowcount
         return Recorded(written, reason if paused else "")
+
+
+def _finish_batch(
+    connection: Connection, batch_id: int, result: BatchResult, *, now: datetime
+) -> str | None:
+    """Mark the batch done by compare-and-set; the step it was at (`sending`, or
+    `abandoned` if its lease ran out meanwhile; `claimed` for an answer recorded without
+    `begin_handoff`, as tests do), None if it was released or already done."""
+    for _ in range(2):  # a recovery may move it from sending to abandoned in between
+        step = connection.execute(
+            sa.select(col(DeliveryBatch.status)).where(col(DeliveryBatch.id) == batch_id)
+        ).scalar()
+        if step not in (BatchStatus.CLAIMED, BatchStatus.SENDING, BatchStatus.ABANDONED):
+            return None
+        won = connection.execute(
+            sa.update(DeliveryBatch)
+            .where(col(DeliveryBatch.id) == batch_id, col(DeliveryBatch.status) == step)
+            .values(
+                status=BatchStatus.DONE,
+                outcome=result.outcome.value,
+                error=result.error,
+                finished_at=now,
+            )
+        ).rowcount
+        if won:
+            return step
+    return None

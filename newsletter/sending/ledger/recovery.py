@@ -23,6 +23,7 @@ from newsletter.models import (
     Send,
     SendStatus,
 )
+from newsletter.sending.ledger import keys
 from newsletter.sending.ledger.claims import release_batch
 
 log = logging.getLogger("newsletter.ledger")
@@ -57,26 +58,30 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
                 recovery.released += released
                 _log_recovered(send_id, batch_id, released, "requeued: its request never began")
                 continue
-            won = connection.execute(
+            text = connection.execute(
                 sa.update(DeliveryBatch)
                 .where(
                     col(DeliveryBatch.id) == batch_id,
                     col(DeliveryBatch.status) == BatchStatus.SENDING,
                 )
                 .values(status=BatchStatus.ABANDONED, finished_at=now)
-            ).rowcount
-            if not won:
+                .returning(col(DeliveryBatch.keys))
+            ).scalar()
+            if text is None:
                 continue
+            # The batch's rows that no event settled meanwhile; `batch_id` is written
+            # with them, so the late answer (if it comes) and reports find them.
             unknown = int(
                 connection.execute(
                     sa.update(Delivery)
                     .where(
-                        col(Delivery.send_id) == send_id,
-                        col(Delivery.status) == DeliveryStatus.CLAIMED,
-                        col(Delivery.batch_id) == batch_id,
+                        # The batch's own ids (a primary-key range; see record_batch).
+                        keys.within(connection, col(Delivery.id), keys.decode(text)),
+                        col(Delivery.status) == DeliveryStatus.QUEUED,
                     )
                     .values(
                         status=DeliveryStatus.UNKNOWN,
+                        batch_id=batch_id,
                         error="the worker stopped while the request was in flight",
                         updated_at=now,
                     )

@@ -9,14 +9,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.db import dialect_insert
+from newsletter.db import any_of, dialect_insert, is_postgresql
 from newsletter.models import (
+    LIVE_BATCHES,
     Delivery,
+    DeliveryBatch,
     DeliveryStatus,
 )
+from newsletter.sending.ledger import keys
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
-_PLANNED_COLUMNS = [
+PLANNED_COLUMNS = [
     "send_id",
     "subscriber_id",
     "status",
@@ -62,31 +65,14 @@ def plan_rows(
         # The WHERE is for SQLite, which cannot tell an upsert's ON from a join's without.
         sa.true()
     )
-    statement: Any = sa.insert(Delivery).from_select(_PLANNED_COLUMNS, rows)
+    statement: Any = sa.insert(Delivery).from_select(PLANNED_COLUMNS, rows)
     if skip_existing:
         statement = (
             dialect_insert(session, Delivery)
-            .from_select(_PLANNED_COLUMNS, rows)
+            .from_select(PLANNED_COLUMNS, rows)
             .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
         )
     session.execute(statement)
-
-
-def queue_rows(session: Session, send_id: int, subscriber_ids: list[int], *, now: datetime) -> None:
-    """Queued rows for these subscribers, due now (a digest's readers, chosen in Python)."""
-    session.execute(
-        sa.insert(Delivery),
-        [
-            {
-                "send_id": send_id,
-                "subscriber_id": subscriber_id,
-                "status": DeliveryStatus.QUEUED,
-                "not_before": now,
-                "updated_at": now,
-            }
-            for subscriber_id in subscriber_ids
-        ],
-    )
 
 
 def has_rows(session: Session, send_id: int) -> bool:
@@ -111,15 +97,28 @@ def row_count(session: Session, send_id: int) -> int:
 
 
 def cancel_queued(session: Session, send_id: int, *, now: datetime) -> int:
-    """A cancelled send's rows not yet handed off; returns how many."""
-    return int(
-        session.execute(
-            sa.update(Delivery)
-            .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.QUEUED)
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        or 0
+    """A cancelled send's rows not yet handed off; returns how many. Rows of a live batch
+    stay as they are: a batch on the wire records its answer, and a claimed one is
+    released by its worker (`begin_handoff` sees the send cancelled) and cancels its own.
+    Run after the send's status is written: claims lock that row, so none slips between."""
+    connection = session.connection()
+    taken = [
+        keys.decode(text)
+        for (text,) in connection.execute(
+            sa.select(col(DeliveryBatch.keys)).where(
+                col(DeliveryBatch.send_id) == send_id,
+                col(DeliveryBatch.status).in_(LIVE_BATCHES),
+            )
+        )
+    ]
+    statement = (
+        sa.update(Delivery)
+        .where(col(Delivery.send_id) == send_id, col(Delivery.status) == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
     )
+    for ranges in taken:
+        statement = statement.where(~keys.within(connection, col(Delivery.id), ranges))
+    return int(connection.execute(statement).rowcount or 0)
 
 
 def settle_unknown(session: Session, send_id: int, *, resend: bool, now: datetime) -> int:
@@ -148,27 +147,71 @@ def settle_unknown(session: Session, send_id: int, *, resend: bool, now: datetim
 # --- provider events ------------------------------------------------------------------------
 
 
-def settle_by_event(
-    session: Session, delivery_id: int, status: DeliveryStatus, error: str, *, at: datetime
+def settle_by_events(
+    session: Session, status: DeliveryStatus, settled: list[tuple[int, str, datetime]]
 ) -> None:
-    """What the provider reported later about one row. `sent` settles only rows whose
-    answer we lacked (claimed, unknown) and rows queued again after an ambiguous hand-off
-    (`sends resolve --resend` before the events came): the provider says it has them, so
-    they must not go out twice. A failure (bounce, drop) may also follow `sent`."""
-    settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.SENT]
-    if status is DeliveryStatus.SENT:
-        settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.QUEUED]
-    session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(settled_from))
-        .values(status=status, error=error, updated_at=at)
+    """What the provider reported later about rows, for a webhook batch in one statement:
+    (delivery id, error, when) each, one per id (the caller keeps the last event of each
+    delivery). `sent` settles only rows whose answer we lack: `queued` (a batch's rows
+    stay queued until its answer is written, and events can overtake that write, or staff
+    requeued them after an ambiguous hand-off before the events came: the provider says it
+    has them, so they must not go out twice), `unknown`, and `claimed` (written by older
+    versions). A failure (bounce, drop) may also follow `sent`.
+
+    PostgreSQL: one UPDATE … FROM unnest(ids, errors, times), joined on the primary key
+    (Nested Loop -> Function Scan on unnest, Index Scan using delivery_pkey: about 4,000
+    rows in 20 ms). SQLite, in-process: one prepared UPDATE run for each row.
+    """
+    if not settled:
+        return
+    settled_from = [DeliveryStatus.CLAIMED, DeliveryStatus.UNKNOWN, DeliveryStatus.QUEUED]
+    if status is not DeliveryStatus.SENT:
+        settled_from.append(DeliveryStatus.SENT)
+    states = ", ".join(f"'{state.value}'" for state in settled_from)
+    if is_postgresql(session):
+        session.execute(
+            sa.text(
+                "UPDATE delivery SET status = :status, error = v.error, updated_at = v.at "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[]), "
+                "CAST(:ats AS timestamptz[])) AS v(id, error, at) "
+                f"WHERE delivery.id = v.id AND delivery.status IN ({states})"
+            ),
+            {
+                "status": status.value,
+                "ids": [row[0] for row in settled],
+                "errors": [row[1] for row in settled],
+                "ats": [row[2] for row in settled],
+            },
+        )
+        return
+    table: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+    session.connection().execute(  # Core, not the ORM's bulk-by-primary-key path
+        sa.update(table)
+        .where(
+            table.c.id == sa.bindparam("row_id"),
+            # Plain parameters: an IN list is expanded per execution, which executemany refuses.
+            sa.or_(*(table.c.status == state.value for state in settled_from)),
+        )
+        .values(
+            status=status.value, error=sa.bindparam("row_error"), updated_at=sa.bindparam("row_at")
+        ),
+        [{"row_id": i, "row_error": error, "row_at": at} for i, error, at in settled],
     )
 
 
-def subscriber_of(session: Session, delivery_id: int) -> int | None:
-    return session.scalar(
-        sa.select(col(Delivery.subscriber_id)).where(col(Delivery.id) == delivery_id)
-    )
+def deliveries_of(session: Session, delivery_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Delivery id → (send id, subscriber id), for the ids that are rows: one primary-key
+    lookup per id in one statement (`id = ANY(array)` on PostgreSQL)."""
+    if not delivery_ids:
+        return {}
+    return {
+        delivery_id: (send_id, subscriber_id)
+        for delivery_id, send_id, subscriber_id in session.execute(
+            sa.select(col(Delivery.id), col(Delivery.send_id), col(Delivery.subscriber_id)).where(
+                any_of(session, col(Delivery.id), sorted(set(delivery_ids)))
+            )
+        ).all()
+    }
 
 
 # --- counting -------------------------------------------------------------------------------

@@ -56,7 +56,9 @@ def sendgrid_events(
         log.warning("SendGrid webhook refused: %s", exc)
         return PlainTextResponse(f"refused: {exc}", status_code=403)
     try:
-        with session_scope(web.engine) as session:
+        # Immediate: SQLite's write lock from the start, so two posts at once queue for it
+        # instead of one failing to upgrade its read lock (no effect on PostgreSQL).
+        with session_scope(web.engine, immediate=True) as session:
             report = apply_events(
                 events, session=session, soft_bounce_limit=settings.NEWSLETTER_SOFT_BOUNCE_LIMIT
             )

@@ -1,0 +1,213 @@
+"""The hand-off: the sandbox's own ceiling, then a send of the whole list through it with
+the real `sendgrid` client (recipients/s, created → finished, the worker's RSS), and the
+one-request-per-reader way for the ratio."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.common import (
+    EXAMPLE,
+    KEY,
+    http,
+    rss_mb,
+    sandbox_reset,
+    sandbox_stats,
+    seed,
+    timed,
+)
+from newsletter.briefs import parse_brief_file
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine, migrate, session_scope
+from newsletter.providers.base import Batch
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.render import fill, recipient_values, render_brief
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.ledger import Target
+from newsletter.sending.plan import start_due_sends
+from subscribers.models import Topic, utcnow
+
+
+def bench_render(settings: Settings) -> None:
+    """Parse + render one brief, and the per-recipient token work."""
+    topics = [Topic(slug="japan", name="Japan")]
+
+    def parse_and_render() -> None:
+        render_brief(parse_brief_file(EXAMPLE).to_brief(), topics, settings)
+
+    parse_and_render()  # warm the template cache, as a worker would be
+    seconds = timed(parse_and_render, 50)
+    print(f"parse + render one brief:            {seconds * 1000:8.2f} ms   (goal ≤ 5 ms)")
+
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), topics, settings)
+    count = 2000
+
+    def values_only() -> None:
+        for i in range(count):
+            recipient_values(
+                name=f"Reader {i}",
+                email=f"r{i}@example.com",
+                unsubscribe_url=f"https://x/u/{i}",
+                preferences_url=f"https://x/p/{i}",
+            )
+
+    def values_and_fill() -> None:
+        for i in range(count):
+            values = recipient_values(
+                name=f"Reader {i}",
+                email=f"r{i}@example.com",
+                unsubscribe_url=f"https://x/u/{i}",
+                preferences_url=f"https://x/p/{i}",
+            )
+            fill(email.html, values)
+            fill(email.text, values)
+
+    per_values = timed(values_only, 5) / count
+    per_fill = timed(values_and_fill, 5) / count
+    print(f"token values per recipient:          {per_values * 1e6:8.2f} µs   (goal ≤ 10 µs)")
+    print(
+        f"token values + local fill:           {per_fill * 1e6:8.2f} µs   "
+        f"(SMTP/outbox path; HTML {email.html_bytes:,} bytes)"
+    )
+
+
+def bench_sandbox_ceiling(url: str, settings: Settings) -> float:
+    """Personalizations per second the sandbox parses and accepts, with the request body
+    built once: no database, no token signing, no client-side JSON."""
+    transport = SendGridTransport.from_settings(settings)
+    dispatcher = Dispatcher(None, settings, transport)  # type: ignore[arg-type]
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    recipients = [
+        dispatcher.recipient(Target(i, i, f"ceiling{i}@example.com", f"Reader {i}"))
+        for i in range(1000)
+    ]
+    body = json.dumps(
+        transport.request_body(Batch(0, email.subject, email.html, email.text, recipients))
+    ).encode()
+    requests, threads = 40, 4
+
+    def post(n: int) -> None:
+        for _ in range(n):
+            http(f"{url}/v3/mail/send", method="POST", data=body)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=post, args=(requests // threads,)) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    rate = requests * 1000 / (time.perf_counter() - start)
+    print(
+        f"sandbox alone (the ceiling):         {rate:10,.0f} personalizations/s "
+        f"({len(body) / 1000:,.0f} KB per 1000)"
+    )
+    return rate
+
+
+def bench_dispatch(
+    label: str,
+    url: str,
+    sheet: Path,
+    sandbox_url: str,
+    *,
+    latency: float = 0.0,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """Import the list, plan one brief to all of it, hand it all off; the figures."""
+    migrate(url, get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    engine = make_engine(url)
+    changes: dict[str, Any] = {"NEWSLETTER_CONCURRENCY": concurrency} if concurrency else {}
+    settings = get_settings(
+        DATABASE_URL=url,
+        SENDGRID_API_HOST=sandbox_url,
+        SENDGRID_API_KEY=KEY,
+        NEWSLETTER_ENV="development",
+        **changes,
+    )
+    sandbox_reset(sandbox_url, latency=latency)
+    slug, imported, import_seconds = seed(engine, sheet)
+    subscribers = imported.counts()["added"]
+
+    total_start = time.perf_counter()
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings)
+    start = time.perf_counter()
+    start_due_sends(engine, now=utcnow())
+    plan = time.perf_counter() - start
+    with session_scope(engine) as session:
+        planned = session.scalar(sa.text("SELECT count(*) FROM delivery")) or 0
+
+    samples: dict[str, float] = {"start": rss_mb()}
+    done = [0]
+
+    def progress(rows: int) -> None:
+        done[0] += rows
+        if "quarter" not in samples and done[0] >= planned / 4:
+            samples["quarter"] = rss_mb()
+
+    dispatcher = Dispatcher(
+        engine, settings, SendGridTransport.from_settings(settings), on_progress=progress
+    )
+    start = time.perf_counter()
+    report = dispatcher.work_due()
+    handoff = time.perf_counter() - start
+    total = time.perf_counter() - total_start
+    end_rss = rss_mb()
+    after = sandbox_stats(sandbox_url)
+    accepted = after["personalizations"]
+    duplicates = after["duplicate_deliveries"]
+    rate = accepted / handoff
+
+    naive_n = 2000 if not latency else 100
+    transport = SendGridTransport.from_settings(settings)
+    email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    start = time.perf_counter()
+    for i in range(naive_n):
+        recipient = dispatcher.recipient(Target(i, i, f"naive{i}@example.com", "N"))
+        transport.send_batch(Batch(0, email.subject, email.html, email.text, [recipient]))
+    naive_rate = naive_n / (time.perf_counter() - start)
+    engine.dispose()
+    figures = {
+        "subscribers": subscribers,
+        "import_rate": subscribers / import_seconds,
+        "planned": planned,
+        "plan_seconds": plan,
+        "accepted": accepted,
+        "handoff_seconds": handoff,
+        "rate": rate,
+        "total_seconds": total,
+        "duplicates": duplicates,
+        "missing": planned - accepted,
+        "settled": report.settled,
+        "rss_start": samples["start"],
+        "rss_quarter": samples.get("quarter", 0.0),
+        "rss_end": end_rss,
+        "naive_rate": naive_rate,
+        "speedup": rate / naive_rate,
+        "threads": settings.NEWSLETTER_CONCURRENCY,
+    }
+    print(
+        f"[{label}] imported {subscribers:,} subscribers from CSV: "
+        f"{figures['import_rate']:,.0f} rows/s; planned {planned:,} deliveries in {plan:.2f} s"
+    )
+    print(
+        f"[{label}] handed off {accepted:,} in {handoff:.1f} s = {rate:,.0f} recipients/s "
+        f"({figures['threads']} threads); created → finished {total:.1f} s; "
+        f"duplicates {duplicates}, missing {figures['missing']}"
+    )
+    print(
+        f"[{label}] worker RSS before the send {samples['start']:.0f} MB, at a quarter "
+        f"{figures['rss_quarter']:.0f} MB, at the end {end_rss:.0f} MB"
+    )
+    print(
+        f"[{label}] one request per reader: {naive_rate:,.1f}/s → batched is "
+        f"{figures['speedup']:,.0f}× faster"
+    )
+    return figures
