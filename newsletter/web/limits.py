@@ -6,6 +6,7 @@ The counters themselves live in the database (`newsletter/limits.py`).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
 
@@ -32,6 +33,7 @@ _LIMITS_BY_PREFIX = (("/webhooks/", WEBHOOK_MAX_BYTES), ("/admin/", CONSOLE_MAX_
 # connection, and the person sees "connection reset" instead of the page that says why.
 # Larger than this, and the connection is simply closed after the answer.
 DRAIN_MAX_BYTES = 16 * 2**20
+DRAIN_PAUSE_SECONDS = 1.0
 
 
 def trusted_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -118,8 +120,12 @@ class BodyLimit:
 
 async def _drain(receive: Receive) -> None:
     """Read a refused body to its end, keeping none of it (the declared length is capped by
-    the caller, so this ends)."""
+    the caller). A client that stops sending gets its answer after DRAIN_PAUSE_SECONDS: a
+    refusal never waits on a body that is not coming."""
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), DRAIN_PAUSE_SECONDS)
+        except TimeoutError:
+            return
         if message["type"] != "http.request" or not message.get("more_body", False):
             return
