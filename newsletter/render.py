@@ -99,6 +99,21 @@ def recipient_values(
     return values
 
 
+SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
+
+
+def sample_values(settings: Settings) -> dict[str, str]:
+    """A made-up reader's values, for previews that no real reader's links should leak into
+    (the console's and `newsletter preview`'s alike)."""
+    base = settings.NEWSLETTER_BASE_URL
+    return recipient_values(
+        **SAMPLE_READER,
+        unsubscribe_url=f"{base}/unsubscribe/preview",
+        preferences_url=f"{base}/preferences/preview",
+        archive_token="preview",  # noqa: S106 - a sample link, not a secret
+    )
+
+
 def fill(content: str, values: Mapping[str, str]) -> str:
     """Replace every token in one pass; a token with no value is an error, never sent."""
 

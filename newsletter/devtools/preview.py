@@ -12,22 +12,11 @@ from newsletter.config import Settings
 from newsletter.devtools.browser import chromium
 from newsletter.errors import ChromiumMissingError, NewsletterError
 from newsletter.models import Brief
-from newsletter.render import RenderedEmail, fill, recipient_values, render_brief, render_web
+from newsletter.render import RenderedEmail, fill, render_brief, render_web, sample_values
 from subscribers.models import Topic
 
-SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
 SCREEN_WIDTHS = (375, 640)  # an iPhone's width, and the email's own
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-
-
-def sample_values(settings: Settings) -> dict[str, str]:
-    base = settings.NEWSLETTER_BASE_URL
-    return recipient_values(
-        **SAMPLE_READER,
-        unsubscribe_url=f"{base}/unsubscribe/preview",
-        preferences_url=f"{base}/preferences/preview",
-        archive_token="preview",  # noqa: S106 - a sample link, not a secret
-    )
 
 
 def sample_html(rendered: RenderedEmail, settings: Settings) -> str:

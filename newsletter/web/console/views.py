@@ -9,11 +9,10 @@ from sqlmodel import Session
 
 from newsletter.briefs import BriefState, brief_state, brief_topics, suggested_topics
 from newsletter.config import Settings
-from newsletter.devtools.preview import SAMPLE_READER, sample_values
 from newsletter.errors import NewsletterError
 from newsletter.links import Links
 from newsletter.models import Brief, Staff, TransactionalMail
-from newsletter.render import RenderedEmail, fill, render_brief
+from newsletter.render import SAMPLE_READER, RenderedEmail, fill, render_brief, sample_values
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from subscribers.models import Subscriber, Topic, id_of
