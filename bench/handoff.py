@@ -25,9 +25,10 @@ from bench.common import (
 from newsletter.briefs import parse_brief_file
 from newsletter.config import Settings, get_settings
 from newsletter.db import make_engine, migrate, session_scope
+from newsletter.fields import fill, recipient_values, tokens_in
 from newsletter.providers.base import Batch
 from newsletter.providers.sendgrid import SendGridTransport
-from newsletter.render import fill, recipient_values, render_brief
+from newsletter.render import render_brief
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.ledger import Target
@@ -48,23 +49,25 @@ def bench_render(settings: Settings) -> None:
 
     email = render_brief(parse_brief_file(EXAMPLE).to_brief(), topics, settings)
     count = 2000
+    used = tokens_in(email.html, email.text)
 
     def values_only() -> None:
         for i in range(count):
             recipient_values(
-                name=f"Reader {i}",
-                email=f"r{i}@example.com",
-                unsubscribe_url=f"https://x/u/{i}",
-                preferences_url=f"https://x/p/{i}",
+                {"name": f"Reader {i}", "email": f"r{i}@example.com", "reader_token": f"{i}.t"},
+                used,
             )
 
     def values_and_fill() -> None:
         for i in range(count):
             values = recipient_values(
-                name=f"Reader {i}",
-                email=f"r{i}@example.com",
-                unsubscribe_url=f"https://x/u/{i}",
-                preferences_url=f"https://x/p/{i}",
+                {
+                    "name": f"Reader {i}",
+                    "email": f"r{i}@example.com",
+                    "reader_token": f"{i}.t",
+                    "archive_token": "",
+                },
+                used,
             )
             fill(email.html, values)
             fill(email.text, values)
@@ -84,8 +87,9 @@ def bench_sandbox_ceiling(url: str, settings: Settings) -> float:
     transport = SendGridTransport.from_settings(settings)
     dispatcher = Dispatcher(None, settings, transport)  # type: ignore[arg-type]
     email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    used = tokens_in(email.html, email.text)  # what the worker sends: the content's values
     recipients = [
-        dispatcher.recipient(Target(i, i, f"ceiling{i}@example.com", f"Reader {i}"))
+        dispatcher.recipient(Target(i, i, f"ceiling{i}@example.com", f"Reader {i}"), used)
         for i in range(1000)
     ]
     body = json.dumps(
@@ -168,9 +172,10 @@ def bench_dispatch(
     naive_n = 2000 if not latency else 100
     transport = SendGridTransport.from_settings(settings)
     email = render_brief(parse_brief_file(EXAMPLE).to_brief(), [], settings)
+    used = tokens_in(email.html, email.text)
     start = time.perf_counter()
     for i in range(naive_n):
-        recipient = dispatcher.recipient(Target(i, i, f"naive{i}@example.com", "N"))
+        recipient = dispatcher.recipient(Target(i, i, f"naive{i}@example.com", "N"), used)
         transport.send_batch(Batch(0, email.subject, email.html, email.text, [recipient]))
     naive_rate = naive_n / (time.perf_counter() - start)
     engine.dispose()

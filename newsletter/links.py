@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from newsletter.config import ArchiveVisibility, Settings
+from newsletter.fields import recipient_values, uses_legacy_urls
 from newsletter.providers.base import Recipient
-from newsletter.render import recipient_values
 from subscribers.tokens import TokenSigner
 
 # What each token is signed for.
@@ -109,23 +109,29 @@ class Links:
         name: str,
         confirm: bool = False,
         one_click: bool = True,
+        used: frozenset[str] | None = None,
     ) -> Recipient:
-        """One recipient's token values and headers. `confirm` adds the confirm link (the
-        double opt-in email); `one_click` adds RFC 8058's headers (not on a confirmation:
-        there is nothing to unsubscribe from yet)."""
+        """One recipient's token values and headers. `confirm` adds the confirm link's token
+        (the double opt-in email); `one_click` adds RFC 8058's headers (not on a
+        confirmation: there is nothing to unsubscribe from yet). `used`: the tokens of the
+        content it goes with (`fields.tokens_in`), so a request carries no value its content
+        never shows; None gives every value."""
         token = self.reader_token(subscriber_id)
+        raw = {"name": name or "reader", "email": email, "reader_token": token}
+        # Empty when the archive is not for subscribers (`used` drops it where unshown).
+        raw["archive_token"] = self.archive_token(subscriber_id) if self.archive_tokens else ""
+        if confirm:
+            raw["confirm_token"] = self.signer.sign(CONFIRM_PURPOSE, subscriber_id)
         unsubscribe_url = self.unsubscribe_url(token)
+        if uses_legacy_urls(used):
+            raw["unsubscribe_url"] = unsubscribe_url
+            raw["preferences_url"] = self.preferences_url(token)
+            if confirm:
+                raw["confirm_url"] = self.confirm_url(subscriber_id)
         return Recipient(
             delivery_id=delivery_id,
             email=email,
             name=name,
-            values=recipient_values(
-                name=name,
-                email=email,
-                unsubscribe_url=unsubscribe_url,
-                preferences_url=self.preferences_url(token),
-                confirm_url=self.confirm_url(subscriber_id) if confirm else None,
-                archive_token=self.archive_token(subscriber_id) if self.archive_tokens else "",
-            ),
+            values=recipient_values(raw, used),
             headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
         )

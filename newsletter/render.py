@@ -1,15 +1,12 @@
 """A brief to an email: Jinja2 fills an MJML template, mjml-python turns it into HTML.
 
 Rendering happens once per brief and template, never per subscriber. What differs per
-recipient (name, address, links) is left in as tokens, one spelling per part, so each part
-gets its own escaping: `%%nl:name:html%%` receives HTML-escaped text, `%%nl:name:text%%`
-the plain text. SendGrid fills them as `substitutions`; local transports call `fill()`.
+recipient (name, address, the token ending each of the reader's links) is left in as
+tokens (`newsletter/fields.py`).
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +21,7 @@ from markupsafe import Markup
 from newsletter.branding import Branding
 from newsletter.config import ArchiveVisibility, Settings
 from newsletter.errors import TemplateError
+from newsletter.fields import PARTS, template_tokens, token
 from newsletter.models import Brief
 from newsletter.render_markdown import (
     markdown_inline_html,
@@ -34,21 +32,9 @@ from newsletter.render_markdown import (
 from newsletter.render_text import display_width, wrap
 from subscribers.models import Topic
 
-# `archive_token` opens the archive for one reader when it is for subscribers only
-# (NEWSLETTER_ARCHIVE=subscribers); empty otherwise.
-RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "archive_token")
-# Only in the double opt-in email (issue 7's subscribe flow fills it).
-CONFIRM_FIELD = "confirm_url"
-PARTS = ("html", "text")
-_TOKEN = re.compile(r"%%nl:([a-z_]+):(html|text)%%")
-
 # Gmail clips a message whose HTML passes ~102 KB; the reader then sees "[Message clipped]"
 # and, worse, loses the unsubscribe footer.
 GMAIL_CLIP_BYTES = 102 * 1024
-
-
-def token(name: str, part: str) -> str:
-    return f"%%nl:{name}:{part}%%"
 
 
 @dataclass(frozen=True)
@@ -71,59 +57,6 @@ class RenderedEmail:
             f"the email's HTML is {self.html_bytes:,} bytes, {over:,} over Gmail's "
             f"{GMAIL_CLIP_BYTES:,}-byte clipping limit"
         )
-
-
-def recipient_values(
-    *,
-    name: str,
-    email: str,
-    unsubscribe_url: str,
-    preferences_url: str,
-    confirm_url: str | None = None,
-    archive_token: str = "",
-) -> dict[str, str]:
-    """Token → value for one recipient, escaped for each part."""
-    raw = {
-        "name": name or "reader",
-        "email": email,
-        "unsubscribe_url": unsubscribe_url,
-        "preferences_url": preferences_url,
-        "archive_token": archive_token,
-    }
-    if confirm_url is not None:
-        raw[CONFIRM_FIELD] = confirm_url
-    values = {token(key, "text"): value for key, value in raw.items()}
-    values.update(
-        {token(key, "html"): html.escape(value, quote=True) for key, value in raw.items()}
-    )
-    return values
-
-
-SAMPLE_READER = {"name": "Sample Reader", "email": "reader@example.com"}
-
-
-def sample_values(settings: Settings) -> dict[str, str]:
-    """A made-up reader's values, for previews that no real reader's links should leak into
-    (the console's and `newsletter preview`'s alike)."""
-    base = settings.NEWSLETTER_BASE_URL
-    return recipient_values(
-        **SAMPLE_READER,
-        unsubscribe_url=f"{base}/unsubscribe/preview",
-        preferences_url=f"{base}/preferences/preview",
-        archive_token="preview",  # noqa: S106 - a sample link, not a secret
-    )
-
-
-def fill(content: str, values: Mapping[str, str]) -> str:
-    """Replace every token in one pass; a token with no value is an error, never sent."""
-
-    def replace(match: re.Match[str]) -> str:
-        try:
-            return values[match.group(0)]
-        except KeyError:
-            raise TemplateError("(recipient values)", f"no value for {match.group(0)}") from None
-
-    return _TOKEN.sub(replace, content)
 
 
 def _wrap_filter(text: str, width: int = 72) -> str:
@@ -161,15 +94,6 @@ def page_environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
-# Tokens as the templates see them: `{{ tokens.html.name }}`. Our own fixed ASCII text.
-_TOKENS = {
-    part: {
-        name: Markup(token(name, part))  # noqa: S704
-        for name in (*RECIPIENT_FIELDS, CONFIRM_FIELD)
-    }
-    for part in PARTS
-}
-
 # Padding after the preheader, so an inbox's one-line snippet ends with it instead of
 # running on into the masthead: invisible joiners and spaces, as mail clients expect.
 _PREHEADER_PADDING = Markup("&#847;&zwnj;&nbsp;" * 90)  # noqa: S704 - fixed text
@@ -204,7 +128,7 @@ def _common(settings: Settings, title: str, topics: list[Topic]) -> dict[str, ob
         "web_url": archive_links(settings),
         "archive_url": archive_links(settings),
         "list_links": True,  # unsubscribe and preferences (not before a reader confirmed)
-        "tokens": _TOKENS,
+        "tokens": template_tokens(settings.NEWSLETTER_BASE_URL),
     }
 
 
@@ -296,7 +220,7 @@ def render_digest(
 
 
 def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmail:
-    """The double opt-in email: one button, `%%nl:confirm_url:…%%` filled per recipient.
+    """The double opt-in email: one button, its link ending in each recipient's confirm token.
     Its "View in browser" leads to the archive, and only when that is public: a reader
     who has not confirmed has no way into a subscribers-only one yet."""
     brand = Branding.from_settings(settings)

@@ -14,11 +14,10 @@ from typer.testing import CliRunner
 from newsletter.briefs import parse_brief, parse_brief_file
 from newsletter.cli import app
 from newsletter.db import session_scope
+from newsletter.fields import fill, recipient_values
 from newsletter.models import Delivery, Send
 from newsletter.render import (
-    fill,
     markdown_to_html,
-    recipient_values,
     render_brief,
     render_confirmation,
     render_web,
@@ -30,12 +29,15 @@ from tests.conftest import SANDBOX_KEY, test_settings
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "briefs"
 FIXTURES = Path(__file__).parent / "fixtures"
+NEWS = test_settings(NEWSLETTER_BASE_URL="https://news.example.com")
 VALUES = recipient_values(
-    name="Ann",
-    email="ann@example.com",
-    unsubscribe_url="https://news.example.com/unsubscribe/t",
-    preferences_url="https://news.example.com/preferences/t",
-    confirm_url="https://news.example.com/confirm/t",
+    {
+        "name": "Ann",
+        "email": "ann@example.com",
+        "reader_token": "t",
+        "confirm_token": "t",
+        "archive_token": "",
+    }
 )
 
 
@@ -79,7 +81,7 @@ def test_dark_mode_rules_are_in_every_email():
 
 
 def test_the_confirmation_email_carries_the_confirm_link_in_both_parts():
-    email = render_confirmation([Topic(slug="japan", name="Japan")], test_settings())
+    email = render_confirmation([Topic(slug="japan", name="Japan")], NEWS)
     html, text = fill(email.html, VALUES), fill(email.text, VALUES)
     assert (
         "https://news.example.com/confirm/t" in html
@@ -89,7 +91,7 @@ def test_the_confirmation_email_carries_the_confirm_link_in_both_parts():
 
 
 def test_the_welcome_email_says_what_will_come_and_how_often():
-    email = render_welcome([Topic(slug="japan", name="Japan")], "weekly", test_settings())
+    email = render_welcome([Topic(slug="japan", name="Japan")], "weekly", NEWS)
     text = fill(email.text, VALUES)
     words = " ".join(text.split())  # the text part is wrapped at 72 columns
     assert "Dear Ann, you are subscribed to Japan. You will get one digest a week" in words

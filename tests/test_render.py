@@ -10,8 +10,10 @@ import pytest
 
 from newsletter.briefs import parse_brief_file
 from newsletter.errors import TemplateError
+from newsletter.fields import fill, recipient_values, token, tokens_in
+from newsletter.links import Links
 from newsletter.models import Brief
-from newsletter.render import GMAIL_CLIP_BYTES, fill, recipient_values, render_brief, token
+from newsletter.render import GMAIL_CLIP_BYTES, render_brief
 from subscribers.models import Topic
 from tests.conftest import test_settings
 
@@ -37,10 +39,7 @@ def rendered(settings):
 
 def _values(name: str = "Kim") -> dict[str, str]:
     return recipient_values(
-        name=name,
-        email="kim@example.com",
-        unsubscribe_url="https://news.example.com/unsubscribe/abc.def",
-        preferences_url="https://news.example.com/preferences/abc.ghi",
+        {"name": name, "email": "kim@example.com", "reader_token": "abc.def", "archive_token": ""}
     )
 
 
@@ -53,8 +52,9 @@ def test_html_is_a_complete_document_with_title_takeaways_and_body(rendered):
 
 def test_both_parts_carry_unsubscribe_preferences_and_postal_address(rendered):
     for part, content in (("html", rendered.html), ("text", rendered.text)):
-        assert token("unsubscribe_url", part) in content
-        assert token("preferences_url", part) in content
+        reader = token("reader_token", part)
+        assert f"https://news.example.com/unsubscribe/{reader}" in content
+        assert f"https://news.example.com/preferences/{reader}" in content
         assert "Example Analysis LLC, 9 Quay Street, Portsmouth" in content
 
 
@@ -92,6 +92,19 @@ def test_filling_leaves_no_token_behind(rendered):
         filled = fill(content, values)
         assert not re.search(r"%%nl:", filled)
         assert "https://news.example.com/unsubscribe/abc.def" in filled
+        assert "https://news.example.com/preferences/abc.def" in filled
+
+
+def test_a_reader_s_values_are_only_those_the_content_shows(rendered):
+    """A personalization carries no value its content never uses (each one is bytes in
+    every request of a million-reader send)."""
+    used = tokens_in(rendered.html, rendered.text)
+    values = recipient_values(
+        {"name": "Kim", "email": "k@example.com", "reader_token": "t", "confirm_token": "c"},
+        used,
+    )
+    assert set(values) == used - {token("archive_token", p) for p in ("html", "text")}
+    assert token("confirm_token", "html") not in values
 
 
 def test_a_token_without_a_value_is_an_error_not_a_leak():
@@ -123,3 +136,16 @@ def test_a_jinja_syntax_error_names_template_and_line(tmp_path, settings):
     broken = _with_template(settings, tmp_path, "email/brief.txt.j2", "line one\n{{ title \n")
     with pytest.raises(TemplateError, match=r"template email/brief.txt.j2:2"):
         render_brief(_brief(), [], broken)
+
+
+def test_a_send_rendered_before_reader_tokens_still_gets_its_whole_urls(settings):
+    """Content scheduled before an upgrade spells whole URLs; its readers' links must work."""
+    links = Links.from_settings(settings)
+    html = '<a href="%%nl:unsubscribe_url:html%%">Leave</a>'
+    text = "%%nl:preferences_url:text%%"
+    recipient = links.recipient(
+        delivery_id=1, subscriber_id=7, email="k@example.com", name="K", used=tokens_in(html, text)
+    )
+    reader = links.reader_token(7)
+    assert fill(html, recipient.values) == f'<a href="{links.unsubscribe_url(reader)}">Leave</a>'
+    assert fill(text, recipient.values) == links.preferences_url(reader)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
+from newsletter.fields import token
 from newsletter.models import MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
@@ -19,14 +20,14 @@ from subscribers.models import utcnow
 from subscribers.topics import add_topic
 
 
-def _sign_up(engine, email="zoe@example.com"):
+def _sign_up(engine, email="zoe@example.com", name="Zoë"):
     """The subscribe form's two halves: the web request records, the worker applies."""
     with session_scope(engine) as session:
         add_topic("energy", "Energy", session=session)
     form = check_signup(
         engine=engine,
         email=email,
-        name="Zoë",
+        name=name,
         topics=["energy"],
         cadence="immediate",
         timezone="UTC",
@@ -66,6 +67,18 @@ def test_a_confirmation_no_longer_due_is_skipped_and_the_welcome_goes(engine, se
     _tick(engine, settings)
     assert _statuses(engine) == [("confirmation", "skipped"), ("welcome", "sent")]
     assert [m.subject.split()[0] for m in sandbox.messages()] == ["Welcome"]
+
+
+def test_the_welcome_greets_a_reader_by_their_name_as_they_wrote_it(engine, settings, sandbox):
+    _sign_up(engine, name="O'Brien, Pat <b>&")
+    with session_scope(engine) as session:
+        subscriber_id = session.scalar(sa.select(TransactionalMail.subscriber_id))
+    assert confirm_signup(engine, subscriber_id, ip="")
+    _tick(engine, settings)
+    (welcome,) = [m for m in sandbox.messages() if m.subject.startswith("Welcome")]
+    assert welcome.substitutions[token("name", "text")] == "O'Brien, Pat <b>&"
+    assert welcome.substitutions[token("name", "html")] == "O&#x27;Brien, Pat &lt;b&gt;&amp;"
+    assert "Dear O'Brien, Pat <b>&, you are subscribed" in " ".join(welcome.text.split())
 
 
 def test_a_provider_that_is_down_leaves_the_mail_queued_for_later(engine, settings, sandbox):

@@ -128,14 +128,12 @@ def test_smtp_delivers_each_recipient_with_tokens_filled_and_one_click_unsubscri
 
 
 def test_a_name_full_of_html_is_escaped_in_the_html_part_and_plain_in_the_text_part():
+    from newsletter.fields import recipient_values, token
     from newsletter.providers.base import Recipient
     from newsletter.providers.mime import build_message
-    from newsletter.render import recipient_values, token
 
     name = '<b>Bob & "Co"</b>'
-    values = recipient_values(
-        name=name, email="bob@example.com", unsubscribe_url="u", preferences_url="p"
-    )
+    values = recipient_values({"name": name, "email": "bob@example.com", "reader_token": "t"})
     batch = Batch(
         1,
         "Subject",

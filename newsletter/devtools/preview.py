@@ -11,8 +11,9 @@ from newsletter.branding import Branding
 from newsletter.config import Settings
 from newsletter.devtools.browser import chromium
 from newsletter.errors import ChromiumMissingError, NewsletterError
+from newsletter.fields import fill, sample_values
 from newsletter.models import Brief
-from newsletter.render import RenderedEmail, fill, render_brief, render_web, sample_values
+from newsletter.render import RenderedEmail, render_brief, render_web
 from subscribers.models import Topic
 
 SCREEN_WIDTHS = (375, 640)  # an iPhone's width, and the email's own
@@ -20,7 +21,7 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def sample_html(rendered: RenderedEmail, settings: Settings) -> str:
-    return fill(rendered.html, sample_values(settings))
+    return fill(rendered.html, sample_values(settings.NEWSLETTER_BASE_URL))
 
 
 @dataclass
@@ -41,7 +42,8 @@ def write_preview(
     `<slug>-640.png` into `out_dir`. Without Chromium the PNGs are skipped with a warning."""
     rendered = render_brief(brief, topics, settings)
     preview = Preview()
-    html = sample_html(rendered, settings)
+    values = sample_values(settings.NEWSLETTER_BASE_URL)
+    html = fill(rendered.html, values)
     html_path = out_dir / f"{brief.slug}.html"
     text_path = out_dir / f"{brief.slug}.txt"
     web_path = out_dir / f"{brief.slug}.web.html"
@@ -49,7 +51,7 @@ def write_preview(
         out_dir.mkdir(parents=True, exist_ok=True)
         html_path.write_text(html, encoding="utf-8")
         text_path.write_text(
-            f"Subject: {rendered.subject}\n\n{fill(rendered.text, sample_values(settings))}",
+            f"Subject: {rendered.subject}\n\n{fill(rendered.text, values)}",
             encoding="utf-8",
         )
         web_path.write_text(render_web(brief, topics, settings, assets="static"), encoding="utf-8")

@@ -10,8 +10,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 from newsletter.errors import TemplateError
+from newsletter.fields import fill
 from newsletter.providers.base import Batch, Outcome, Recipient, RecipientResult
-from newsletter.render import fill
 
 # What building one recipient's message can raise: a value no header or part can carry.
 BUILD_ERRORS = (ValueError, TypeError, UnicodeError, TemplateError)

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from newsletter.briefs import brief_topics
 from newsletter.config import Settings
 from newsletter.db import session_scope
+from newsletter.fields import tokens_in
 from newsletter.links import Links
 from newsletter.logs import ids
 from newsletter.models import Brief, Send, SendKind, SendStatus
@@ -160,12 +161,13 @@ class Dispatcher:
         """Finish the batches in hand, claim no more (SIGTERM)."""
         self._stopping.set()
 
-    def recipient(self, target: Target) -> Recipient:
+    def recipient(self, target: Target, used: frozenset[str] | None = None) -> Recipient:
         return self._links.recipient(
             delivery_id=target.delivery_id,
             subscriber_id=target.subscriber_id,
             email=target.email,
             name=target.name,
+            used=used,
         )
 
     def hand_off(
@@ -175,12 +177,13 @@ class Dispatcher:
         provider's answer (None when nothing was sent)."""
         if not claim.targets:
             return Recorded({}), None
+        used = tokens_in(send.html, send.text)
         batch = Batch(
             send_id=claim.send_id,
             subject=send.subject,
             html=send.html,
             text=send.text,
-            recipients=[self.recipient(target) for target in claim.targets],
+            recipients=[self.recipient(target, used) for target in claim.targets],
             categories=categories,
             headers=self._links.list_headers(),
         )

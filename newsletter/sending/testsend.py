@@ -14,6 +14,7 @@ from sqlmodel import Session
 from newsletter.briefs import brief_topics, get_brief
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.fields import tokens_in
 from newsletter.links import Links
 from newsletter.models import Brief
 from newsletter.providers.base import Batch, Outcome, make_transport
@@ -29,7 +30,12 @@ def batch_for_test_copy(
     rendered = render_brief(brief, brief_topics(brief, session=session), settings)
     # Subscriber 0 does not exist: the copy's links lead to "this link is not valid".
     recipient = Links.from_settings(settings).recipient(
-        delivery_id=0, subscriber_id=0, email=normalize_email(to), name=name, one_click=False
+        delivery_id=0,
+        subscriber_id=0,
+        email=normalize_email(to),
+        name=name,
+        one_click=False,
+        used=tokens_in(rendered.html, rendered.text),
     )
     return Batch(
         send_id=0,

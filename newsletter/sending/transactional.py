@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
+from newsletter.fields import tokens_in
 from newsletter.links import Links
 from newsletter.models import Brief, MailKind, MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome, Transport
@@ -196,6 +197,7 @@ def _batch(
         confirm=confirmation,
         # Nothing to unsubscribe from before confirming.
         one_click=not confirmation,
+        used=tokens_in(rendered.html, rendered.text),
     )
     return Batch(
         send_id=0,

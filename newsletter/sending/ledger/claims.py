@@ -111,7 +111,9 @@ def claim_batch(
         picked = (
             sa.select(
                 col(Delivery.id),
-                col(Delivery.not_before),
+                # Raw: only the last row's time is ever read (converted below), and the
+                # UTC type's conversion was a twentieth of the worker's Python per batch.
+                sa.type_coerce(col(Delivery.not_before), _TIME.impl),
                 col(Subscriber.id),
                 col(Subscriber.email),
                 col(Subscriber.name),
@@ -148,7 +150,8 @@ def claim_batch(
                 .where(any_of(connection, col(Delivery.id), gone))
                 .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
             )
-        last_key = max((r[1], cast(int, r[0])) for r in rows)
+        # Ordered by (not_before, id): the last row is the furthest.
+        last_key = (_TIME.process_result_value(rows[-1][1], connection.dialect), rows[-1][0])
         if not targets:
             return Claim(
                 batch_id=0, send_id=send_id, targets=[], skipped=len(gone), last_key=last_key

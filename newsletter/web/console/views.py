@@ -10,9 +10,10 @@ from sqlmodel import Session
 from newsletter.briefs import BriefState, brief_state, brief_topics, suggested_topics
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
+from newsletter.fields import SAMPLE_READER, fill, sample_values
 from newsletter.links import Links
 from newsletter.models import Brief, Staff, TransactionalMail
-from newsletter.render import SAMPLE_READER, RenderedEmail, fill, render_brief, sample_values
+from newsletter.render import RenderedEmail, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from subscribers.models import Subscriber, Topic, id_of
@@ -43,8 +44,8 @@ def reader_values(address: str, *, session: Session, settings: Settings) -> Read
                 delivery_id=0, subscriber_id=person.id, email=person.email, name=person.name
             )
             return Reader(f"{person.name or 'no name'} <{person.email}>", recipient.values)
-        return Reader(_sample_label(), sample_values(settings), missing=address)
-    return Reader(_sample_label(), sample_values(settings))
+        return Reader(_sample_label(), sample_values(settings.NEWSLETTER_BASE_URL), missing=address)
+    return Reader(_sample_label(), sample_values(settings.NEWSLETTER_BASE_URL))
 
 
 def _sample_label() -> str:

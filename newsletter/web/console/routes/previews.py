@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.briefs import brief_topics
 from newsletter.db import session_scope
+from newsletter.fields import fill
 from newsletter.models import Brief
-from newsletter.render import fill, render_brief
+from newsletter.render import render_brief
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep
 from newsletter.web.console.views import dark as dark_mode
 from newsletter.web.console.views import reader_values
