@@ -32,7 +32,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from newsletter.errors import ConfigurationError
-from newsletter.models import Delivery, DeliveryStatus, Send, SendStatus
+from newsletter.models import (
+    LIVE_BATCHES,
+    Delivery,
+    DeliveryBatch,
+    DeliveryStatus,
+    Send,
+    SendStatus,
+)
 from newsletter.sending.transactional import waiting_mail
 from subscribers.models import utcnow
 
@@ -135,6 +142,16 @@ class LedgerCollector:
                     sa.select(col(Send.status), sa.func.count()).group_by(col(Send.status))
                 ).all()
             )
+            # A claim writes no ledger row (it is recorded on its batch): rows in a
+            # worker's hands are the live batches' sizes, still `queued` in the ledger.
+            in_hand = cast(
+                int,
+                session.scalar(
+                    sa.select(sa.func.coalesce(sa.func.sum(col(DeliveryBatch.size)), 0)).where(
+                        col(DeliveryBatch.status).in_(LIVE_BATCHES)
+                    )
+                ),
+            )
             due = session.execute(
                 sa.select(sa.func.count(), sa.func.min(col(Delivery.not_before)))
                 .join(Send, col(Send.id) == col(Delivery.send_id))
@@ -155,7 +172,7 @@ class LedgerCollector:
             "newsletter_deliveries",
             "Ledger rows by status, over every send.",
             "status",
-            {status.value: deliveries.get(status.value, 0) for status in DeliveryStatus},
+            _with_in_hand(deliveries, in_hand),
         )
         yield _by_label(
             "newsletter_sends",
@@ -179,6 +196,16 @@ class LedgerCollector:
             "Confirmation and welcome emails queued or in hand, not yet sent.",
             value=mail,
         )
+
+
+def _with_in_hand(deliveries: dict[str, int], in_hand: int) -> dict[str, int]:
+    """Rows by status, with the rows of live batches moved from `queued` to `claimed`, so
+    an operator sees work in flight and the statuses still add up to the ledger."""
+    values = {status.value: deliveries.get(status.value, 0) for status in DeliveryStatus}
+    moved = min(in_hand, values[DeliveryStatus.QUEUED])
+    values[DeliveryStatus.QUEUED] -= moved
+    values[DeliveryStatus.CLAIMED] += moved
+    return values
 
 
 def _by_label(name: str, documentation: str, label: str, values: dict[str, int]) -> Metric:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.sending.create import create_send
+from newsletter.sending.ledger import claim_batch
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.worker import Worker
 from newsletter.signup import apply_signups, check_signup, record_signup
@@ -126,6 +127,21 @@ def test_due_work_and_its_age_show_when_no_worker_runs(web, engine):
     assert value(planned, "newsletter_due_deliveries") == 4
     assert value(planned, "newsletter_deliveries", status="queued") == 4
     assert 0 <= value(planned, "newsletter_oldest_due_seconds") < 60
+
+
+def test_rows_in_a_worker_s_hands_show_as_claimed_not_queued(web, engine):
+    url, settings = web
+    slug = seed_brief(engine, 5)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings).id
+    start_due_sends(engine, now=utcnow())
+    claim = claim_batch(
+        engine, send_id=send_id, worker_id="w", limit=3, lease=timedelta(minutes=5), now=utcnow()
+    )
+    assert claim is not None and claim.size == 3
+    in_flight = scrape(f"{url}/metrics")
+    assert value(in_flight, "newsletter_deliveries", status="claimed") == 3
+    assert value(in_flight, "newsletter_deliveries", status="queued") == 2
 
 
 def test_transactional_mail_waiting_is_counted_until_the_worker_sends_it(web, engine):
