@@ -250,19 +250,33 @@ class SendGridTransport:
         at once (a 400 means nothing of the request was accepted). A 400 or 413 naming no
         recipient is narrowed by halves until the recipient who causes it stands alone,
         unless it names a field every part would share (the content, the subject …)."""
+        if not batch.recipients:
+            return BatchResult(Outcome.SENT)
+        answer, errors = self._post(self.request_body(batch))
+        if not answer.fatal and (answer.outcome is not Outcome.FAILED or not errors):
+            return answer  # the usual case: one answer for all, no per-recipient bookkeeping
         answers: dict[int, RecipientResult] = {}
-        fatal = self._deliver(batch, answers)
+        fatal = self._deliver(batch, answers, first=(answer, errors))
         return _combine(batch, answers, fatal=fatal)
 
-    def _deliver(self, batch: Batch, answers: dict[int, RecipientResult]) -> str:
-        """Fill `answers` for every recipient; SendGrid's words when it refused the account
-        (whatever was not sent yet is then answered with that refusal, unsent), else ""."""
+    def _deliver(
+        self,
+        batch: Batch,
+        answers: dict[int, RecipientResult],
+        first: tuple[BatchResult, list[dict[str, Any]]] | None,
+    ) -> str:
+        """Fill `answers` for every recipient, from the answer to the whole batch (`first`)
+        on; SendGrid's words when it refused the account (whatever was not sent yet is then
+        answered with that refusal, unsent), else ""."""
         pending = [batch.recipients]
         while pending:
             part = pending.pop()
             if not part:
                 continue
-            answer, errors = self._post(self.request_body(replace(batch, recipients=part)))
+            if first is not None:  # the whole batch was asked already
+                (answer, errors), first = first, None
+            else:
+                answer, errors = self._post(self.request_body(replace(batch, recipients=part)))
             if answer.fatal:
                 for recipient in [r for rest in [part, *pending] for r in rest]:
                     answers[recipient.delivery_id] = RecipientResult(Outcome.FAILED, answer.error)
