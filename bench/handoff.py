@@ -54,7 +54,12 @@ def bench_render(settings: Settings) -> None:
     def values_only() -> None:
         for i in range(count):
             recipient_values(
-                {"name": f"Reader {i}", "email": f"r{i}@example.com", "reader_token": f"{i}.t"},
+                {
+                    "name": f"Reader {i}",
+                    "email": f"r{i}@example.com",
+                    "reader_token": f"{i}.t",
+                    "archive_token": "",
+                },
                 used,
             )
 

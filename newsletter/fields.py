@@ -7,7 +7,7 @@ fills them as `substitutions`; local transports call `fill()`.
 
 The reader's links are the base URL, written into the content at render time, and one
 signed token per reader (`reader_token`): a personalization carries 35 characters per link
-instead of the whole URL, which halves a 1,000-reader request (about 900 KB to 480 KB) and
+instead of the whole URL, which nearly halves a 1,000-reader request (930 KB to 530 KB) and
 with it the client's JSON encoding and the upload. Sends rendered before this spelled whole
 URLs (`unsubscribe_url` …); those tokens are still filled, for content that uses them.
 """

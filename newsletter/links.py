@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from newsletter.config import ArchiveVisibility, Settings
-from newsletter.fields import recipient_values, uses_legacy_urls
+from newsletter.fields import LINKS, recipient_values, uses_legacy_urls
 from newsletter.providers.base import Recipient
 from subscribers.tokens import TokenSigner
 
@@ -72,14 +72,18 @@ class Links:
         """The subscriber a reader link belongs to; None for a forged or broken one."""
         return self.signer.verify(LINK_TOKEN_PURPOSE, token)
 
+    def _url(self, link: str, token: str) -> str:
+        """A reader link as the templates spell it (`fields.LINKS`: one list of paths)."""
+        return f"{self.base_url}/{LINKS[link][0]}/{token}"
+
     def unsubscribe_url(self, token: str) -> str:
-        return f"{self.base_url}/unsubscribe/{token}"
+        return self._url("unsubscribe_url", token)
 
     def preferences_url(self, token: str) -> str:
-        return f"{self.base_url}/preferences/{token}"
+        return self._url("preferences_url", token)
 
     def confirm_url(self, subscriber_id: int) -> str:
-        return f"{self.base_url}/confirm/{self.signer.sign(CONFIRM_PURPOSE, subscriber_id)}"
+        return self._url("confirm_url", self.signer.sign(CONFIRM_PURPOSE, subscriber_id))
 
     def confirmed_subscriber(self, token: str) -> int | None:
         return self.signer.verify(CONFIRM_PURPOSE, token)

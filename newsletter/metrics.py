@@ -123,7 +123,7 @@ def provider_retry(transport: str, reason: str) -> None:
 
 class LedgerCollector:
     """Gauges read from the database when Prometheus scrapes: always the truth, with no
-    second set of books to drift from the ledger. Each scrape runs four grouped counts; the
+    second set of books to drift from the ledger. Each scrape runs five grouped counts; the
     due-work query walks the claiming index of running sends only."""
 
     def __init__(self, engine: Engine) -> None:
@@ -161,7 +161,10 @@ class LedgerCollector:
                     col(Delivery.not_before) <= now,
                 )
             ).one()
-            due_rows, oldest_row = cast(int, due[0] or 0), cast("datetime | None", due[1])
+            # Rows of live batches are still `queued` and due in the ledger: in hand, not
+            # waiting (the claimed ones above).
+            due_rows = max(0, cast(int, due[0] or 0) - in_hand)
+            oldest_row = cast("datetime | None", due[1])
             oldest_send = session.scalar(
                 sa.select(sa.func.min(col(Send.scheduled_at))).where(
                     col(Send.status) == SendStatus.SCHEDULED, col(Send.scheduled_at) <= now

@@ -31,6 +31,8 @@ def _imported_names(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            # `from newsletter import devtools` names the module in its alias.
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import newsletter.models  # noqa: F401 - registers every table
-from newsletter.db import migrate, schema_is_current
+from newsletter.db import migrate, schema_is_current, session_scope
+from newsletter.db.migrations import alembic_config
+from newsletter.sending.controls import cancel_send
+from newsletter.sending.create import create_send
+from subscribers.models import utcnow
 from tests.conftest import test_settings
+from tests.workers_support import seed_brief
+
+HOUR = timedelta(hours=1)
 
 
 def test_migrations_leave_no_difference_from_the_models(engine):
@@ -25,3 +36,20 @@ def test_a_migrated_database_is_current(engine):
 def test_migrating_twice_changes_nothing(db_url, engine):
     migrate(db_url, test_settings().NEWSLETTER_MIGRATIONS_DIR)
     assert schema_is_current(engine, test_settings().NEWSLETTER_MIGRATIONS_DIR)
+
+
+def test_a_database_with_reader_token_sends_cannot_go_back_to_code_that_cannot_fill_them(
+    db_url, engine, settings
+):
+    """Downgrading below 0015 with a scheduled send rendered for reader tokens would let the
+    earlier code mail dead unsubscribe links: refused until that send is over."""
+    slug = seed_brief(engine, 2)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings, when=utcnow() + HOUR).id
+    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
+    with pytest.raises(RuntimeError, match="1 send"):
+        command.downgrade(config, "0012")
+    with session_scope(engine) as session:
+        cancel_send(send_id, session=session, now=utcnow())
+    command.downgrade(config, "0012")
+    assert not schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
