@@ -13,8 +13,9 @@ from fastapi.responses import Response
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.models import Brief, LoginFailure, StaffSession
+from newsletter.models import Brief
 from newsletter.staff.accounts import set_password
+from newsletter.staff.models import LoginFailure, StaffSession
 from newsletter.web.console import ROUTERS
 from newsletter.web.console.sessions import set_cookie
 from subscribers.models import utcnow

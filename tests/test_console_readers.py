@@ -16,8 +16,9 @@ from markupsafe import escape
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.models import AuditEntry, MailKind, SignupRequest, TransactionalMail
+from newsletter.models import MailKind, SignupRequest, TransactionalMail
 from newsletter.providers.events import EventType
+from newsletter.staff.models import AuditEntry
 from newsletter.web.limits import CONSOLE_CSV_MAX_BYTES
 from subscribers.models import Subscriber, SubscriberStatus, Topic, utcnow
 from subscribers.roster import add_subscriber, followed_topics

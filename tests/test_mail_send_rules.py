@@ -152,7 +152,7 @@ def test_an_email_over_30_mb_is_413(server):
 
 def _each_rule_one_by_one(body):
     """The per-personalization rules run one at a time: what the fast path must agree with."""
-    from newsletter.devtools.mail_send_rules import Seen
+    from newsletter.devtools.mail_send_limits import Seen
 
     shared = body.get("custom_args") or {}
     seen = Seen(shared_args=shared)

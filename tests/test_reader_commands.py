@@ -14,8 +14,9 @@ from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
 from newsletter.db import session_scope
-from newsletter.models import AuditEntry, MailKind, TransactionalMail
+from newsletter.models import MailKind, TransactionalMail
 from newsletter.providers.events import EventType
+from newsletter.staff.models import AuditEntry
 from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.roster import add_subscriber, forget
 from subscribers.status import Actor, change_status

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import session_scope
-from newsletter.models import Staff, StaffSession
 from newsletter.staff.accounts import find_staff, verify_password
 from newsletter.staff.audit import recent
+from newsletter.staff.models import Staff, StaffSession
 from subscribers.models import utcnow
 from tests.console_support import cheap_passwords  # noqa: F401 - a fixture
 

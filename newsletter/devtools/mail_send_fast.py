@@ -14,7 +14,7 @@ import re
 from itertools import chain
 from typing import Any
 
-from newsletter.devtools.mail_send_rules import (
+from newsletter.devtools.mail_send_limits import (
     _ADDRESS,
     _FIELD_NAME,
     _LINE_BREAK,

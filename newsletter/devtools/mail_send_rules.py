@@ -21,59 +21,39 @@ Each rule names where SendGrid documents it:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from newsletter.devtools.mail_send_errors import Error, error
+from newsletter.devtools.mail_send_fast import plainly_valid
+from newsletter.devtools.mail_send_limits import (
+    _ADDRESS,
+    _LINE_BREAK,
+    MAX_CATEGORIES,
+    MAX_CATEGORY_LENGTH,
+    MAX_CUSTOM_ARGS_BYTES,
+    MAX_EMAIL_BYTES,
+    MAX_PERSONALIZATIONS,
+    MAX_RECIPIENTS,
+    TOO_LARGE,
+    Each,
+    Seen,
+    _bytes,
+    _header_errors,
+    _string_map,
+)
+from newsletter.devtools.mail_send_personalizations import (
+    _own_custom_args,
+    _own_headers,
+    _own_subject,
+    _recipients,
+    _substitutions,
+    _to_required,
+)
 from newsletter.devtools.mail_send_tracking import tracking_settings
 
-MAX_PERSONALIZATIONS = 1000  # SPEC personalizations.maxItems; ERRORS "personalizations"
-MAX_RECIPIENTS = 1000  # LIMITS "total number of recipients … no more than 1000"
-MAX_CATEGORIES = 10  # SPEC categories.maxItems
-MAX_CATEGORY_LENGTH = 255  # SPEC categories.items.maxLength
-MAX_CUSTOM_ARGS_BYTES = 10_000  # LIMITS "custom arguments must be less than 10000 bytes"
-MAX_SUBSTITUTIONS_BYTES = 10_000  # SPEC substitutions: "10,000 bytes per personalization"
-MAX_EMAIL_BYTES = 30 * 1024 * 1024  # LIMITS "total size of your email … less than 30MB"
-# SPEC headers: "You may not overwrite the following headers: …" (compared case-blind).
-RESERVED_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        "x-sg-id",
-        "x-sg-eid",
-        "received",
-        "dkim-signature",
-        "Content-Type",
-        "Content-Transfer-Encoding",
-        "To",
-        "From",
-        "Subject",
-        "Reply-To",
-        "CC",
-        "BCC",
-    )
-)
-TOO_LARGE = "The total size of your email must be less than 30MB."
-RECIPIENT_KINDS = ("to", "cc", "bcc")
-
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LINE_BREAK = re.compile(r"[\r\n]")
-# RFC 5322 §3.6.8: a field name is printable ASCII except the colon.
-_FIELD_NAME = re.compile(r"^[!-9;-~]+$")
-_FIELD_NAMES = re.compile(r"[!-9;-~]+(?:\x1f[!-9;-~]+)*")
-
-
-@dataclass
-class Seen:
-    """What the per-personalization rules share across one request."""
-
-    addresses: set[str] = field(default_factory=set)
-    recipients: int = 0
-    shared_args: dict[str, Any] = field(default_factory=dict)
-
-
-Each = Callable[[str, dict[str, Any], Seen], list[Error] | None]
+__all__ = ["RULES", "TOO_LARGE", "Rule", "Seen", "validate_mail_send"]
 
 
 @dataclass(frozen=True)
@@ -82,31 +62,6 @@ class Rule:
     source: str
     whole: Callable[[dict[str, Any]], list[Error] | None] | None = None
     each: Each | None = None
-
-
-def _entries(item: dict[str, Any], kind: str) -> list[Any]:
-    entries = item.get(kind)
-    return entries if isinstance(entries, list) else []
-
-
-def _address(recipient: Any) -> str:
-    if not isinstance(recipient, dict):
-        return ""
-    return str(recipient.get("email", "")).strip().lower()
-
-
-def _all_strings(values: dict[str, Any]) -> bool:
-    return set(map(type, values.values())) <= {str}
-
-
-def _bytes(values: dict[str, Any]) -> int:
-    """Size of a string map, in UTF-8 bytes (keys and values), exact past a cheap bound."""
-    if not _all_strings(values):
-        values = {str(k): str(v) for k, v in values.items()}
-    rough = sum(map(len, values)) + sum(map(len, values.values()))
-    if rough * 4 < MAX_CUSTOM_ARGS_BYTES:  # even all 4-byte characters stay under
-        return rough
-    return sum(len(k.encode()) + len(v.encode()) for k, v in values.items())
 
 
 # --- the whole request ----------------------------------------------------------------------
@@ -163,38 +118,6 @@ def _subject(body: dict[str, Any]) -> list[Error] | None:
     return None
 
 
-def _header_errors(headers: Any, path: str) -> list[Error] | None:
-    if not headers:
-        return None
-    if not isinstance(headers, dict):
-        return [error("Invalid type. Expected: object.", path)]
-    if (  # the usual case, checked in a few C-level passes
-        _all_strings(headers)
-        and RESERVED_HEADERS.isdisjoint(map(str.lower, headers))
-        and _FIELD_NAMES.fullmatch("\x1f".join(headers))
-        and not _LINE_BREAK.search("".join(headers.values()))
-    ):
-        return None
-    errors = []
-    for name, value in headers.items():
-        if name.lower() in RESERVED_HEADERS:
-            errors.append(
-                error(f"The header {name} is reserved and may not be set.", f"{path}.{name}")
-            )
-        elif not _FIELD_NAME.match(name):
-            errors.append(error(f"The header name {name!r} is not valid.", f"{path}.{name}"))
-        elif not isinstance(value, str):
-            errors.append(error("Header values must be strings.", f"{path}.{name}"))
-        elif _LINE_BREAK.search(value):
-            errors.append(
-                error(
-                    "Header values may not contain carriage returns or line feeds.",
-                    f"{path}.{name}",
-                )
-            )
-    return errors
-
-
 def _headers(body: dict[str, Any]) -> list[Error] | None:
     return _header_errors(body.get("headers"), "headers")
 
@@ -223,18 +146,6 @@ def _categories(body: dict[str, Any]) -> list[Error] | None:
                 error("Categories must be in 7-bit encoding using the US-ASCII set.", where)
             )
     return errors
-
-
-def _string_map(value: Any, path: str) -> list[Error]:
-    if not isinstance(value, dict):
-        return [error("Invalid type. Expected: object.", path)]
-    if _all_strings(value):
-        return []
-    return [
-        error("The key/value pairs must be strings.", f"{path}.{key}")
-        for key, item in value.items()
-        if not isinstance(item, str)
-    ]
 
 
 def _custom_args(body: dict[str, Any]) -> list[Error] | None:
@@ -276,112 +187,6 @@ def _content(body: dict[str, Any]) -> list[Error] | None:
                 "If present, text/plain must be first, followed by text/html, followed by any "
                 "other content.",
                 "content",
-            )
-        )
-    return errors
-
-
-# --- each personalization -------------------------------------------------------------------
-
-
-def _to_required(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    if item.get("to"):
-        return None
-    return [
-        error(
-            "The to array is required for all personalization objects, and must have at "
-            "least one email object with a valid email address.",
-            f"{where}.to",
-        )
-    ]
-
-
-def _recipients(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    """Valid, unique addresses (within the personalization and across the request); names
-    without `,` `;` or line breaks; counted toward the 1000-recipient limit."""
-    errors: list[Error] = []
-    here: set[str] = set()
-    for kind in RECIPIENT_KINDS:
-        for position, recipient in enumerate(_entries(item, kind)):
-            path = f"{where}.{kind}.{position}"  # only read when something is wrong
-            address = _address(recipient)
-            seen.recipients += 1
-            if not _ADDRESS.match(address):
-                errors.append(error("Does not contain a valid address.", f"{path}.email"))
-            elif address in here:
-                errors.append(
-                    error(
-                        "Each email address in the personalization block should be unique "
-                        "between to, cc, and bcc. We found the first duplicate instance of "
-                        f"[{address}] in the {where}.{kind} field.",
-                        where,
-                    )
-                )
-            elif address in seen.addresses:
-                errors.append(
-                    error(
-                        "Each unique email address in the personalizations array should only "
-                        f"be included once. You have included [{address}] more than once.",
-                        where,
-                    )
-                )
-            here.add(address)
-            name = recipient.get("name") if isinstance(recipient, dict) else None
-            if name is None:
-                continue
-            if not isinstance(name, str):
-                errors.append(error("The name must be a string.", f"{path}.name"))
-            elif ";" in name or "," in name:
-                errors.append(
-                    error(
-                        "The to.name, cc.name, and bcc.name personalizations cannot include "
-                        "either the ; or , characters.",
-                        f"{path}.name",
-                    )
-                )
-            elif _LINE_BREAK.search(name):
-                errors.append(error("The name may not contain line breaks.", f"{path}.name"))
-    seen.addresses |= here
-    return errors
-
-
-def _own_subject(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    subject = item.get("subject")
-    if subject is None or (isinstance(subject, str) and not _LINE_BREAK.search(subject)):
-        return None
-    return [error("The subject must be a string on one line.", f"{where}.subject")]
-
-
-def _own_headers(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    return _header_errors(item.get("headers"), f"{where}.headers")
-
-
-def _own_custom_args(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    own = item.get("custom_args")
-    if own is None:
-        return None
-    errors = _string_map(own, f"{where}.custom_args")
-    if isinstance(own, dict) and _bytes({**seen.shared_args, **own}) >= MAX_CUSTOM_ARGS_BYTES:
-        errors.append(
-            error(
-                "The total size of custom_args may not exceed 10,000 bytes.",
-                f"{where}.custom_args",
-            )
-        )
-    return errors
-
-
-def _substitutions(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | None:
-    values = item.get("substitutions")
-    if values is None:
-        return None
-    errors = _string_map(values, f"{where}.substitutions")
-    if isinstance(values, dict) and _bytes(values) > MAX_SUBSTITUTIONS_BYTES:
-        errors.append(
-            error(
-                "The total collective size of your substitutions may not exceed 10,000 bytes "
-                "per personalization object.",
-                f"{where}.substitutions",
             )
         )
     return errors
@@ -442,8 +247,6 @@ def validate_mail_send(body: Any, *, size: int = 0) -> list[Error]:
     seen = Seen(shared_args=shared if isinstance(shared, dict) else {})
     items = body.get("personalizations")
     items = items if isinstance(items, list) else []
-    from newsletter.devtools.mail_send_fast import plainly_valid  # it imports this module
-
     if plainly_valid(items, seen.shared_args):
         items, seen.recipients = [], len(items)
     for index, item in enumerate(items):

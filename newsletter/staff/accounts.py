@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from newsletter.errors import ConflictError, NewsletterError, NotFoundError
-from newsletter.models import Staff, StaffSession
+from newsletter.staff.models import Staff, StaffSession
 from subscribers.models import utcnow
 from subscribers.roster import normalize_email
 

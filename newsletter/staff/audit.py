@@ -11,7 +11,8 @@ import getpass
 from sqlmodel import Session, col, select
 
 from newsletter.briefs.store import AddedBrief
-from newsletter.models import AuditEntry, Brief
+from newsletter.models import Brief
+from newsletter.staff.models import AuditEntry
 
 DETAIL_MAX = 2000
 

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import AuditEntry, SendStatus
+from newsletter.models import SendStatus
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff.audit import recent
+from newsletter.staff.models import AuditEntry
 from subscribers.models import NO_MAIL_STATUSES, Subscriber, SubscriberStatus
 
 LAST_SENDS = 5

@@ -21,7 +21,7 @@ from sqlmodel import col
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.models import Staff, StaffSession
+from newsletter.staff.models import Staff, StaffSession
 from subscribers.models import id_of
 
 # The last-seen time is written at most this often: a page that polls every 2 s should not

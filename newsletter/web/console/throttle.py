@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from newsletter.config import Settings
-from newsletter.models import LoginFailure
+from newsletter.staff.models import LoginFailure
 
 
 def _count(session: Session, column: Any, value: str, since: datetime) -> int:

@@ -12,10 +12,11 @@ from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.fields import SAMPLE_READER, fill, sample_values
 from newsletter.links import Links
-from newsletter.models import Brief, Staff, TransactionalMail
+from newsletter.models import Brief, TransactionalMail
 from newsletter.render import RenderedEmail, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
+from newsletter.staff.models import Staff
 from subscribers.models import Subscriber, Topic, id_of
 from subscribers.roster import get_subscriber
 from subscribers.topics import Suggestion, list_topics
