@@ -20,14 +20,13 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from bench.common import postgres_database
 from newsletter.config import get_settings
 from newsletter.db import make_engine, migrate, session_scope
 from newsletter.models import Send
@@ -38,26 +37,6 @@ from subscribers.models import utcnow
 DELIVERIES = int(os.environ.get("BENCH_REPORT_DELIVERIES", "1000000"))
 EVENTS = int(os.environ.get("BENCH_REPORT_EVENTS", "5000000"))
 GOAL_SECONDS = 2.0
-
-
-@contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """A fresh database on BENCH_DATABASE_URL's (or TEST_DATABASE_URL's) server, dropped
-    afterwards; "" when neither names one."""
-    admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if not admin or not admin.startswith("postgresql"):
-        yield ""
-        return
-    name = f"bench_reports_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
 
 
 # One INSERT … SELECT per kind of event: (kind, rows, delivery id from n, machine, url).
@@ -142,9 +121,8 @@ def timed(function: Callable[[], Any], runs: int) -> list[float]:
 
 
 def main() -> None:
-    with scratch_postgres() as url:
+    with postgres_database("bench_reports") as url:
         if not url:
-            print("[reports] skipped: set BENCH_DATABASE_URL=postgresql+psycopg://…")
             return
         migrate(url, get_settings(env_file=None).NEWSLETTER_MIGRATIONS_DIR)
         engine = make_engine(url)

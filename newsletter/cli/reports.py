@@ -3,9 +3,8 @@ what the briefs did, as tables for a person or one JSON document (`--json`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -27,6 +26,7 @@ from newsletter.reports import (
     TopicReport,
     list_growth,
     send_report,
+    since_day,
     topics_report,
 )
 from newsletter.reports.growth import MAX_WEEKS
@@ -101,13 +101,10 @@ def print_send_report(report: SendReport, console: Console = out) -> None:
 
 def parse_since(value: str | None, zone: str, *, now: datetime) -> datetime:
     """--since YYYY-MM-DD: midnight of that day in the firm's timezone; default 90 days ago."""
-    if value is None:
-        return now - timedelta(days=90)
     try:
-        day = datetime.strptime(value.strip(), "%Y-%m-%d")
+        return since_day(value, zone, now=now)
     except ValueError:
-        raise NewsletterError(f"--since {value[:40]!r}: write the day as YYYY-MM-DD") from None
-    return day.replace(tzinfo=ZoneInfo(zone))
+        raise NewsletterError(f"--since {str(value)[:40]!r}: write the day as YYYY-MM-DD") from None
 
 
 @app.command("topics")

@@ -5,7 +5,7 @@ aggregate is computed by the database; Python only shapes a few dozen rows."""
 
 from newsletter.reports.growth import ListGrowth, WeekGrowth, list_growth
 from newsletter.reports.send import LinkClicks, SendReport, send_report
-from newsletter.reports.topics import TopicReport, TopicRow, topics_report
+from newsletter.reports.topics import TopicReport, TopicRow, since_day, topics_report
 
 __all__ = [
     "LinkClicks",
@@ -16,5 +16,6 @@ __all__ = [
     "WeekGrowth",
     "list_growth",
     "send_report",
+    "since_day",
     "topics_report",
 ]

@@ -17,8 +17,9 @@ and click with the ledger) took 7.5 s of the report's 12.5 s.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -30,6 +31,18 @@ from newsletter.reports.sql import per_reader, rate, without_jit
 from subscribers.models import Topic
 
 _COUNTED = (EventType.DELIVERED.value, EventType.OPENED.value, EventType.CLICKED.value)
+
+
+DEFAULT_DAYS = 90  # the topics report's window when no day is given
+
+
+def since_day(value: str | None, zone: str, *, now: datetime) -> datetime:
+    """Where a topics report starts: midnight of `value` (YYYY-MM-DD) in the firm's zone,
+    or DEFAULT_DAYS before `now` when none is given. ValueError for anything else (the CLI
+    and the console word it their own way)."""
+    if value is None:
+        return now - timedelta(days=DEFAULT_DAYS)
+    return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=ZoneInfo(zone))
 
 
 @dataclass(frozen=True)

@@ -106,12 +106,16 @@ def _shared_fault(errors: list[dict[str, Any]]) -> bool:
     return bool(fields) and all(f.split(".")[0] in _SHARED_FIELDS for f in fields)
 
 
+def _answers_all(answer: BatchResult, errors: list[dict[str, Any]]) -> bool:
+    """Whether one answer stands for every recipient of the request: anything but a refusal
+    whose errors could name recipients (those are narrowed down instead)."""
+    return answer.outcome is not Outcome.FAILED or not errors
+
+
 def _combine(batch: Batch, answers: dict[int, RecipientResult], *, fatal: str) -> BatchResult:
     """Per-recipient answers as one BatchResult: one outcome for all (an accepted one if
     there is one), the others as exceptions. `fatal`: the account was refused; the send
     must stop."""
-    if not batch.recipients:
-        return BatchResult(Outcome.SENT)
     # A batch the provider accepted any of is not a failed batch (a send pauses after
     # NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES of those): an accepted answer leads.
     ordered = [answers[r.delivery_id] for r in batch.recipients]
@@ -253,7 +257,7 @@ class SendGridTransport:
         if not batch.recipients:
             return BatchResult(Outcome.SENT)
         answer, errors = self._post(self.request_body(batch))
-        if not answer.fatal and (answer.outcome is not Outcome.FAILED or not errors):
+        if not answer.fatal and _answers_all(answer, errors):
             return answer  # the usual case: one answer for all, no per-recipient bookkeeping
         answers: dict[int, RecipientResult] = {}
         fatal = self._deliver(batch, answers, first=(answer, errors))
@@ -281,7 +285,7 @@ class SendGridTransport:
                 for recipient in [r for rest in [part, *pending] for r in rest]:
                     answers[recipient.delivery_id] = RecipientResult(Outcome.FAILED, answer.error)
                 return answer.error
-            if answer.outcome is not Outcome.FAILED or not errors:
+            if _answers_all(answer, errors):
                 for recipient in part:
                     answers[recipient.delivery_id] = RecipientResult(
                         answer.outcome, answer.error, answer.message_id

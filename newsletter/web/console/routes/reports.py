@@ -4,16 +4,22 @@ prints (`newsletter/reports/`); the charts are SVG drawn on the server (`charts.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from newsletter.db import MAX_ROW_ID, session_scope
 from newsletter.errors import NotFoundError
-from newsletter.reports import ListGrowth, SendReport, list_growth, send_report, topics_report
+from newsletter.reports import (
+    ListGrowth,
+    SendReport,
+    list_growth,
+    send_report,
+    since_day,
+    topics_report,
+)
 from newsletter.sending.report import summarize_sends
 from newsletter.web.console.charts import Chart, bar_chart, line_chart
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
@@ -21,7 +27,6 @@ from subscribers.models import utcnow
 
 router = APIRouter(prefix="/admin/reports", dependencies=ROUTER_GUARD)
 RECENT_SENDS = 20
-DEFAULT_DAYS = 90
 
 
 def growth_chart(growth: ListGrowth) -> Chart:
@@ -47,13 +52,13 @@ def hours_chart(report: SendReport) -> Chart:
 
 def _since(value: str, zone: str) -> tuple[datetime, str]:
     """The day asked for (midnight, the firm's zone), or 90 days ago and why not."""
-    default = utcnow() - timedelta(days=DEFAULT_DAYS)
-    if not value:
-        return default, ""
+    now = utcnow()
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=ZoneInfo(zone)), ""
+        return since_day(value or None, zone, now=now), ""
     except ValueError:
-        return default, "Write the day as YYYY-MM-DD; showing the last 90 days."
+        return since_day(
+            None, zone, now=now
+        ), "Write the day as YYYY-MM-DD; showing the last 90 days."
 
 
 @router.get("")
