@@ -1,7 +1,7 @@
 """Provider events applied per second through the real signed endpoint: `newsletter serve`
-in its own process, SendGrid-shaped batches (`processed` then `delivered` for each
-delivery of the send the hand-off bench just made), signed with ECDSA as SendGrid signs
-them, posted by two client threads as SendGrid posts several batches at once."""
+in its own process, SendGrid-shaped batches about the send the hand-off bench just made
+(`processed` and `delivered` for each delivery, opens and clicks), signed with ECDSA as
+SendGrid signs them, posted by two client threads as SendGrid posts several at once."""
 
 from __future__ import annotations
 
@@ -60,23 +60,35 @@ def _batches(url: str, limit: int) -> list[list[dict[str, Any]]]:
                 "SELECT d.id, s.email FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id "
                 "ORDER BY d.id LIMIT :n"
             ),
-            {"n": limit // 2},
+            {"n": limit * 10 // 25},
         ).all()
     engine.dispose()
     now = int(time.time())
-    events = [
-        {
+    events = []
+    for n, (delivery_id, email) in enumerate(rows):
+        common = {
             "email": email,
-            "timestamp": now,
-            "event": kind,
-            "sg_event_id": f"{kind}-{delivery_id}",
             "sg_message_id": f"bench{delivery_id // 1000}.filter0001",
             "delivery_id": str(delivery_id),
-            "smtp-id": f"<bench{delivery_id}@example.com>",
         }
-        for delivery_id, email in rows
-        for kind in ("processed", "delivered")
-    ]
+        kinds: list[tuple[str, int, dict[str, Any]]] = [
+            ("processed", now, {"smtp-id": f"<bench{delivery_id}@example.com>"}),
+            ("delivered", now, {}),
+        ]
+        if n % 5 in (0, 1):  # two readers in five open it, one of them through a proxy
+            kinds.append(("open", now + 60 + n % 7200, {"sg_machine_open": n % 10 == 0}))
+        if n % 10 == 3:  # one in ten clicks
+            kinds.append(("click", now + 90 + n % 7200, {"url": f"https://example.com/l/{n % 25}"}))
+        events += [
+            {
+                **common,
+                "event": kind,
+                "timestamp": at,
+                "sg_event_id": f"{kind}-{delivery_id}",
+                **extra,
+            }
+            for kind, at, extra in kinds
+        ]
     batches: list[list[dict[str, Any]]] = [[]]
     size = 0
     for event in events:
@@ -90,8 +102,10 @@ def _batches(url: str, limit: int) -> list[list[dict[str, Any]]]:
 
 
 def bench_webhook(label: str, url: str, *, events: int) -> dict[str, float]:
-    """Post `events` events (half `processed`, half `delivered`) about the send in `url`'s
-    database; events applied per second, wall clock, and what the app answered."""
+    """Post about `events` events about the send in `url`'s database: per ten readers,
+    `processed` and `delivered` for each, four opens (one a proxy's) and a click, as the
+    first hours of a send bring them. Events applied per second, wall clock, and what the
+    app answered."""
     signer = EventSigner()
     batches = _batches(url, events)
     bodies = [json.dumps(batch).encode() for batch in batches]

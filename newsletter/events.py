@@ -15,7 +15,8 @@ Every event is recorded once (`ProviderEventRecord`, with the provider's payload
 duplicate changes nothing. A malformed event (or one the database cannot take) is recorded
 as `rejected`, with why, and the rest of its batch still applies. A batch is applied
 set-based (one INSERT of its records, one UPDATE per kind of change: measured in bench/);
-a batch the database refuses as a whole falls back to one savepoint per event.
+a batch the database refuses as a whole falls back to one savepoint per event. New events
+are counted into the reports' tallies in the same transaction (`tallies/apply.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -33,10 +33,12 @@ from sqlmodel import Session, col
 
 from newsletter import metrics
 from newsletter.db import dialect_insert, is_postgresql
+from newsletter.db.json_rows import json_document
 from newsletter.event_effects import apply_effects
 from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
+from newsletter.tallies.apply import tally_events
 from subscribers.models import utcnow
 
 log = logging.getLogger("newsletter.events")
@@ -161,6 +163,7 @@ def _apply_batch(events: list[ProviderEvent], session: Session, soft_bounce_limi
         else:
             fresh.append(event)
     apply_effects(fresh, deliveries, session=session, soft_bounce_limit=soft_bounce_limit, now=now)
+    tally_events(fresh, deliveries, session=session)
     for event in fresh:
         outcome.report.applied += 1
         outcome.report.by_type[event.type] = outcome.report.by_type.get(event.type, 0) + 1
@@ -207,19 +210,13 @@ def _insert_unnested(session: Session, rows: list[dict[str, Any]]) -> set[tuple[
         f"SELECT {picked} FROM json_to_recordset(CAST(:rows AS json)) AS r({columns}) "
         "ON CONFLICT DO NOTHING RETURNING provider, event_id"
     )
-    document = json.dumps(rows, default=_isoformat, ensure_ascii=False, sort_keys=True)
+    document = json_document(rows)
     return {(p, i) for p, i in session.execute(statement, {"rows": document}).all()}
 
 
 def _raw_text(raw: dict[str, Any]) -> str:
     """The provider's payload as the record keeps it."""
     return json.dumps(raw, ensure_ascii=False, sort_keys=True)
-
-
-def _isoformat(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 # --- one event at a time: the fallback when a batch fails as a whole ------------------------
@@ -273,6 +270,7 @@ def _apply_each(events: list[ProviderEvent], session: Session, soft_bounce_limit
                         soft_bounce_limit=soft_bounce_limit,
                         now=utcnow(),
                     )
+                    tally_events([event], deliveries, session=session)
         except SQLAlchemyError as exc:
             log.warning("event %s could not be applied: %s", event.event_id, exc)
             event = _rejected(event, f"could not be applied: {type(exc).__name__}")

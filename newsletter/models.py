@@ -227,13 +227,6 @@ class ProviderEventRecord(SQLModel, table=True):
         # Who opened or clicked since a moment (the inactive readers of newsletter/engagement.py)
         # reads one range of this index instead of every event.
         sa.Index("ix_provider_event_kind_occurred", "kind", "occurred_at"),
-        # A send's report (newsletter/reports/): readers per kind are counted from this index
-        # alone, in (kind, delivery) order, so PostgreSQL groups a send's millions of events
-        # by streaming them (no sort, no hash, no heap); opens by hour read it too. Measured
-        # in bench/reports.py.
-        sa.Index(
-            "ix_provider_event_report", "send_id", "kind", "delivery_id", "machine", "occurred_at"
-        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)
@@ -341,7 +334,9 @@ class SignupRequest(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-# The console's tables live beside the staff code; importing them here means importing the
-# models registers every table (Alembic's env, the migration test). At the end: they need
-# nothing from above, and nothing above needs them.
-import newsletter.staff.models  # noqa: E402, F401
+# The console's tables live beside the staff code, the reports' tallies beside the code that
+# writes them; importing them here means importing the models registers every table
+# (Alembic's env, the migration test). At the end: they need nothing from above, and
+# nothing above needs them.
+import newsletter.staff.models  # noqa: E402
+import newsletter.tallies.models  # noqa: E402, F401

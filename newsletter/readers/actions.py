@@ -1,6 +1,7 @@
 """What staff do to one reader, from the console or the command line, each written to the
 audit log in the same transaction: resubscribe (a confirmation email, never mail turned
-back on by staff), unsubscribe, forget, and edit topics, cadence and timezone.
+back on by staff), unsubscribe, forget (the provider's events about them included), and
+edit topics, cadence and timezone.
 
 The audit log names the reader by id only: after `forget` it must hold nothing that
 identifies them. Functions take the session and never commit.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from newsletter.errors import ConflictError, SubscriberNotFoundError
+from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.signup import queue_confirmation
 from newsletter.staff import audit
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
@@ -82,8 +85,31 @@ def staff_unsubscribe(person: Subscriber, *, session: Session, actor: str, ip: s
 
 
 def staff_forget(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> None:
+    """Forget the reader and what the provider told us about them: their events keep what
+    happened and when (the reports' counts stand), not the address, the payload (which
+    holds the address, and for opens and clicks an IP address and a browser) or the
+    receiving server's words (which often quote the address)."""
+    erase_events_of(person, session=session)
     forget(person.email, session=session, by=actor)
     audit.record(session, actor, "subscriber.forget", target(person), "", ip)
+
+
+def erase_events_of(person: Subscriber, *, session: Session) -> int:
+    """Empty the address, payload and detail of every event about `person` (by their
+    deliveries, or by address for events of no delivery); the number of events emptied."""
+    theirs = sa.select(col(Delivery.id)).where(col(Delivery.subscriber_id) == id_of(person))
+    result = session.execute(
+        sa.update(ProviderEventRecord)
+        .where(
+            sa.or_(
+                col(ProviderEventRecord.delivery_id).in_(theirs),
+                col(ProviderEventRecord.email) == person.email,
+            )
+        )
+        .values(email="", raw="{}", detail="")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def edit_preferences(

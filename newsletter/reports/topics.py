@@ -9,9 +9,8 @@ summed over the topic's sends: a reader who read three briefs on a topic counts 
 times, as their three messages count three times in `delivered`. Rates are shares of the
 delivered messages that a person opened, or that someone clicked in.
 
-Everything is counted from the report index, send by send in (kind, delivery) order: on a
-million-delivery send, counting distinct people across sends instead (a join of every open
-and click with the ledger) took 7.5 s of the report's 12.5 s.
+Everything is read from the sends' tallies, kept as events arrive (`newsletter/tallies/`):
+a few rows per send. Counted from the events, a million-delivery send took 3.8 s.
 """
 
 from __future__ import annotations
@@ -25,12 +24,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from newsletter.models import BriefTopic, Send, SendKind
-from newsletter.models import ProviderEventRecord as Event
 from newsletter.providers.events import EventType
-from newsletter.reports.sql import per_reader, rate, without_jit
+from newsletter.reports.sql import rate
+from newsletter.tallies.apply import READ
+from newsletter.tallies.models import SendTally
 from subscribers.models import Topic
 
-_COUNTED = (EventType.DELIVERED.value, EventType.OPENED.value, EventType.CLICKED.value)
+_COUNTED = (EventType.DELIVERED.value, EventType.OPENED.value, EventType.CLICKED.value, READ)
 
 
 DEFAULT_DAYS = 90  # the topics report's window when no day is given
@@ -102,40 +102,29 @@ def _sends_since(session: Session, since: datetime) -> list[int]:
 
 def _per_send(session: Session, sends: list[int]) -> dict[int, tuple[int, int, int, int]]:
     """Send → (delivered, opened by a person, clicked, read: opened by a person or
-    clicked), each a count of deliveries."""
-    if not sends:
-        return {}
-    each = per_reader(col(Event.send_id).in_(sends), col(Event.kind).in_(_COUNTED), by_send=True)
-    opened = sa.and_(each.c.kind == EventType.OPENED.value, each.c.human > 0)
-    clicked = each.c.kind == EventType.CLICKED.value
-    # One row per (send, delivery) that was read, whichever way: a reader who opened and
-    # clicked is one reader.
-    read = (
-        sa.select(each.c.send_id, each.c.delivery_id)
-        .where(sa.or_(opened, clicked))
-        .group_by(each.c.send_id, each.c.delivery_id)
-        .subquery("read")
-    )
-    kinds = session.execute(
-        sa.select(
-            each.c.send_id,
-            sa.func.sum(sa.case((each.c.kind == EventType.DELIVERED.value, 1), else_=0)),
-            sa.func.sum(sa.case((opened, 1), else_=0)),
-            sa.func.sum(sa.case((clicked, 1), else_=0)),
-        ).group_by(each.c.send_id)
-    ).all()
-    readers = dict(
-        session.execute(sa.select(read.c.send_id, sa.func.count()).group_by(read.c.send_id)).all()
-    )
+    clicked), each a count of readers, from the sends' tallies."""
+    counts: dict[int, dict[str, int]] = {}
+    if sends:
+        for row in session.execute(
+            sa.select(SendTally).where(
+                col(SendTally.send_id).in_(sends), col(SendTally.kind).in_(_COUNTED)
+            )
+        ).scalars():
+            # A person's opens for `opened`; every other kind is a person's by definition.
+            counts.setdefault(row.send_id, {})[row.kind] = row.people
     return {
-        int(send): (int(delivered), int(opens), int(clicks), int(readers.get(send, 0)))
-        for send, delivered, opens, clicks in kinds
+        send: (
+            kinds.get(EventType.DELIVERED.value, 0),
+            kinds.get(EventType.OPENED.value, 0),
+            kinds.get(EventType.CLICKED.value, 0),
+            kinds.get(READ, 0),
+        )
+        for send, kinds in counts.items()
     }
 
 
 def topics_report(*, session: Session, since: datetime) -> TopicReport:
     """Every topic (those with no send since `since` too), most read first."""
-    without_jit(session)
     sends = _sends_since(session, since)
     counts = _per_send(session, sends)
     topics_of: dict[int, list[int]] = {}

@@ -1,0 +1,78 @@
+"""Forgetting a reader empties what the provider told us about them (address, payload with
+IP address and browser, the receiving server's words) and keeps what happened and when, so
+the send's report stands."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from newsletter.db import session_scope
+from newsletter.models import Delivery, ProviderEventRecord
+from newsletter.readers.actions import staff_forget
+from newsletter.reports import send_report
+from subscribers.models import Subscriber
+from tests.reports_support import tell_a_known_story
+
+
+def _events(engine, subscriber_id: int) -> list[tuple[str, str, str, str]]:
+    with session_scope(engine) as session:
+        return [
+            tuple(row)
+            for row in session.execute(
+                sa.select(
+                    ProviderEventRecord.kind,
+                    ProviderEventRecord.email,
+                    ProviderEventRecord.raw,
+                    ProviderEventRecord.detail,
+                )
+                .join(Delivery, Delivery.id == ProviderEventRecord.delivery_id)
+                .where(Delivery.subscriber_id == subscriber_id)
+                .order_by(ProviderEventRecord.id)
+            ).all()
+        ]
+
+
+def _forget_the_reader_of(engine, kind: str) -> tuple[int, str]:
+    with session_scope(engine) as session:
+        person = session.execute(
+            sa.select(Subscriber)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .join(ProviderEventRecord, ProviderEventRecord.delivery_id == Delivery.id)
+            .where(ProviderEventRecord.kind == kind)
+            .limit(1)
+        ).scalar_one()
+        address = person.email
+        staff_forget(person, session=session, actor="staff@example.com")
+        return int(person.id or 0), address
+
+
+def test_forgetting_a_reader_empties_their_events_and_keeps_the_report(web, engine, sandbox):
+    url, settings = web
+    told = tell_a_known_story(engine, settings, sandbox, url)
+    with session_scope(engine) as session:
+        before = send_report(told.send_id, session=session).as_dict()
+    reader, address = _forget_the_reader_of(engine, "bounced")
+    events = _events(engine, reader)
+    assert events and all(
+        (email, raw, detail) == ("", "{}", "") for _, email, raw, detail in events
+    )
+    with session_scope(engine) as session:
+        everything = " ".join(
+            f"{e.email} {e.raw} {e.detail}"
+            for e in session.execute(sa.select(ProviderEventRecord)).scalars()
+        )
+        assert address not in everything
+        assert send_report(told.send_id, session=session).as_dict() == before
+
+
+def test_forgetting_one_reader_leaves_the_others_events_whole(web, engine, sandbox):
+    url, settings = web
+    tell_a_known_story(engine, settings, sandbox, url)
+    forgotten, _ = _forget_the_reader_of(engine, "bounced")
+    with session_scope(engine) as session:
+        others = session.execute(
+            sa.select(ProviderEventRecord.email, ProviderEventRecord.raw)
+            .join(Delivery, Delivery.id == ProviderEventRecord.delivery_id)
+            .where(Delivery.subscriber_id != forgotten)
+        ).all()
+    assert others and all(email and raw != "{}" for email, raw in others)
