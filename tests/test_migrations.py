@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -53,3 +54,12 @@ def test_a_database_with_reader_token_sends_cannot_go_back_to_code_that_cannot_f
         cancel_send(send_id, session=session, now=utcnow())
     command.downgrade(config, "0012")
     assert not schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_subscriber_pages_keep_room_for_in_place_digest_updates(engine):
+    with engine.connect() as connection:
+        options = connection.execute(
+            sa.text("SELECT reloptions FROM pg_class WHERE relname = 'subscriber'")
+        ).scalar_one()
+    assert "fillfactor=70" in (options or [])
