@@ -97,6 +97,8 @@ def apply_events(
         with session.begin_nested():
             outcome = _apply_batch(events, session, soft_bounce_limit)
     except DBAPIError as exc:  # the database refused it; a bug in our SQL is not caught here
+        if _try_again(exc):
+            raise
         log.warning("event batch applied one by one: %s", exc)
         outcome = _apply_each(events, session, soft_bounce_limit)
     _tell_when_committed(session, outcome.applied, outcome.duplicates, outcome.report.rejected)
@@ -270,8 +272,9 @@ def _apply_each(events: list[ProviderEvent], session: Session, soft_bounce_limit
                         soft_bounce_limit=soft_bounce_limit,
                         now=utcnow(),
                     )
-                    tally_events([event], deliveries, session=session)
         except SQLAlchemyError as exc:
+            if _try_again(exc):
+                raise
             log.warning("event %s could not be applied: %s", event.event_id, exc)
             event = _rejected(event, f"could not be applied: {type(exc).__name__}")
             with session.begin_nested():
@@ -285,7 +288,22 @@ def _apply_each(events: list[ProviderEvent], session: Session, soft_bounce_limit
             report.applied += 1
             report.by_type[event.type] = report.by_type.get(event.type, 0) + 1
             outcome.applied.append(event)
+    # Counted together, as a batch is: in key order, so this path cannot deadlock with a
+    # request counting the same send's rows (event by event, each took the send's rows
+    # between two readers' rows).
+    applied = [e.delivery_id for e in outcome.applied if e.delivery_id is not None]
+    tally_events(outcome.applied, ledger.deliveries_of(session, applied), session=session)
     return outcome
+
+
+# A deadlock, a serialization failure: the database asks for the transaction again. The
+# request answers 503 and SendGrid posts the batch again, rather than an event being
+# recorded as rejected and its effect lost.
+_TRY_AGAIN = {"40P01", "40001"}
+
+
+def _try_again(exc: SQLAlchemyError) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRY_AGAIN
 
 
 def _tell_when_committed(

@@ -227,6 +227,14 @@ class ProviderEventRecord(SQLModel, table=True):
         # Who opened or clicked since a moment (the inactive readers of newsletter/engagement.py)
         # reads one range of this index instead of every event.
         sa.Index("ix_provider_event_kind_occurred", "kind", "occurred_at"),
+        # Forgetting a reader finds the events of no delivery of ours by their address
+        # (newsletter/readers/actions.py); few events have none, so the index stays small.
+        sa.Index(
+            "ix_provider_event_stray_email",
+            "email",
+            postgresql_where=sa.text("delivery_id IS NULL"),
+            sqlite_where=sa.text("delivery_id IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=_BIG_ID)

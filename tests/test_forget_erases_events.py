@@ -7,10 +7,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from newsletter.db import session_scope
+from newsletter.events import apply_events
 from newsletter.models import Delivery, ProviderEventRecord
+from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.readers.actions import staff_forget
 from newsletter.reports import send_report
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, utcnow
 from tests.reports_support import tell_a_known_story
 
 
@@ -76,3 +78,31 @@ def test_forgetting_one_reader_leaves_the_others_events_whole(web, engine, sandb
             .where(Delivery.subscriber_id != forgotten)
         ).all()
     assert others and all(email and raw != "{}" for email, raw in others)
+
+
+def test_forgetting_a_reader_empties_events_of_no_delivery_that_name_them(web, engine, sandbox):
+    url, settings = web
+    tell_a_known_story(engine, settings, sandbox, url)
+    with session_scope(engine) as session:
+        person = session.execute(
+            sa.select(Subscriber).where(Subscriber.email == "reader5@example.com")
+        ).scalar_one()
+        stray = ProviderEvent(
+            provider="sendgrid",
+            type=EventType.BOUNCED,
+            provider_type="bounce",
+            event_id="stray-1",
+            email="reader5@example.com",
+            occurred_at=utcnow(),
+            reason="550 5.1.1 <reader5@example.com>: no such user",
+            raw={"email": "reader5@example.com", "ip": "203.0.113.9"},
+        )
+        apply_events([stray], session=session)
+        staff_forget(person, session=session, actor="staff@example.com")
+    with session_scope(engine) as session:
+        left = session.execute(
+            sa.select(
+                ProviderEventRecord.email, ProviderEventRecord.raw, ProviderEventRecord.detail
+            ).where(ProviderEventRecord.event_id == "stray-1")
+        ).one()
+    assert tuple(left) == ("", "{}", "")

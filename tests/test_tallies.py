@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from newsletter import events as events_module
 from newsletter.db import session_scope
 from newsletter.db.migrations import alembic_config
 from newsletter.events import apply_events
@@ -72,10 +74,18 @@ def _story(deliveries: list[int], started, seed: int) -> list[ProviderEvent]:
             n += 1
             at = started + timedelta(seconds=rng.randrange(0, 60 * 3600))
             events.append(_event(EventType.OPENED, delivery, at, n, machine=rng.random() < 0.3))
+        if rng.random() < 0.2:  # on an hour's edge, to the microsecond
+            n += 1
+            at = started + timedelta(hours=rng.randrange(1, 48))
+            events.append(_event(EventType.OPENED, delivery, at, n))
         for _ in range(rng.choice([0, 0, 1, 3])):
             n += 1
             at = started + timedelta(seconds=rng.randrange(0, 48 * 3600))
-            events.append(_event(EventType.CLICKED, delivery, at, n, url=rng.choice(LINKS)))
+            # A click a provider marks as a machine's is still a person's: only opens can be.
+            machine = rng.random() < 0.1
+            events.append(
+                _event(EventType.CLICKED, delivery, at, n, url=rng.choice(LINKS), machine=machine)
+            )
         if rng.random() < 0.05:
             n += 1
             events.append(_event(EventType.UNSUBSCRIBED, delivery, started, n))
@@ -135,7 +145,7 @@ def _recount(engine, send_id: int, started) -> dict[str, object]:
     for kind, delivery, machine, url, occurred in rows:
         if kind not in KINDS:
             continue
-        person = not machine
+        person = not (kind == "opened" and machine)
         kinds = [kind] + (["read"] if kind == "clicked" or (kind == "opened" and person) else [])
         for k in kinds:
             tally = per_kind[k]
@@ -248,3 +258,40 @@ def test_an_upgrade_counts_the_events_already_recorded_as_the_webhook_would(
     command.upgrade(config, "head")
     assert _tallies(engine, send_id) == counted
     assert counted == _recount(engine, send_id, started)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_deadlock_costs_a_retry_never_an_event(engine, settings):
+    """Two requests, each applying events one at a time (the fallback when a batch fails
+    as a whole), take the same rows in opposite orders: PostgreSQL cancels one. That one
+    must fail as a whole, for SendGrid to post it again, not record its event as rejected
+    (which would lose a bounce or an unsubscribe for good)."""
+    _, (one, two), started = _sent(engine, settings, 2)
+    at = started + timedelta(seconds=10)
+    go, failures = threading.Event(), []
+
+    def other_request() -> None:
+        go.wait(10)
+        try:
+            with session_scope(engine) as session:
+                events_module._apply_each([_event(EventType.OPENED, two, at, 30)], session, 3)
+        except sa.exc.OperationalError as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    try:
+        with session_scope(engine) as session:
+            events_module._apply_each([_event(EventType.OPENED, one, at, 20)], session, 3)
+            go.set()
+            time.sleep(0.3)  # the other request now holds `two`'s row, waiting for the send's
+            events_module._apply_each([_event(EventType.OPENED, two, at, 21)], session, 3)
+    except sa.exc.OperationalError as exc:
+        failures.append(exc)
+    thread.join(20)
+    assert len(failures) == 1 and "deadlock" in str(failures[0])
+    with engine.connect() as db:
+        rejected = db.execute(
+            sa.text("SELECT count(*) FROM provider_event WHERE kind = 'rejected'")
+        ).scalar_one()
+    assert rejected == 0

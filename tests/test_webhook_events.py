@@ -164,3 +164,24 @@ def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(web
             select(ProviderEventRecord).where(ProviderEventRecord.kind == "rejected")
         ).all()
     assert rejected.detail.startswith("could not be applied")
+
+
+def test_an_event_with_half_a_surrogate_pair_is_rejected_alone(web, engine, sandbox):
+    """JSON can spell half of a surrogate pair, which no UTF-8 text holds: that one event
+    is refused, kept escaped, and the rest apply (the database would otherwise refuse the
+    whole batch, and SendGrid post it again for ever). A whole pair (an emoji) is text."""
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    events = [
+        event_for(first, "click", url="https://example.com/\ud800"),
+        event_for(first, "delivered"),
+        event_for(second, "click", url="https://example.com/\U0001f600"),
+    ]
+    assert _post(sandbox, url, events)[1] == "applied 2, duplicates 0, rejected 1"
+    assert set(_ledger(engine, send_id)) == {"sent", "unknown"}
+    with session_scope(engine) as session:
+        [rejected] = session.exec(
+            select(ProviderEventRecord).where(ProviderEventRecord.kind == "rejected")
+        ).all()
+    assert "surrogate" in rejected.detail and "\\ud800" in rejected.raw

@@ -13,6 +13,7 @@ Create Date: 2026-11-26 04:30:00
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,6 +31,12 @@ REPORT_INDEX = ['send_id', 'kind', 'delivery_id', 'machine', 'occurred_at']
 def _url_key(url: str) -> str:
     # As newsletter/tallies/apply.py keys a link (tests/test_tallies.py checks they agree).
     return hashlib.sha256(url.encode('utf-8', 'surrogatepass')).hexdigest()[:32]
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A time as SQLite hands back raw text (naive UTC), or as a driver parsed it."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def upgrade() -> None:
@@ -84,7 +91,8 @@ def upgrade() -> None:
 def _count_existing_events() -> None:
     bind = op.get_bind()
     ours = 'delivery_id IS NOT NULL AND send_id IS NOT NULL'
-    human = 'CASE WHEN machine THEN 0 ELSE 1 END'
+    # As newsletter/tallies/apply.py's is_person: only an open can be a machine's.
+    human = "CASE WHEN kind = 'opened' AND machine THEN 0 ELSE 1 END"
     bind.execute(sa.text(
         'INSERT INTO reader_tally (delivery_id, kind, send_id, events, human) '
         f'SELECT delivery_id, kind, min(send_id), count(*), sum({human}) FROM provider_event '
@@ -101,18 +109,33 @@ def _count_existing_events() -> None:
         'SELECT send_id, kind, count(*), sum(CASE WHEN human > 0 THEN 1 ELSE 0 END), '
         'sum(events), sum(human) FROM reader_tally GROUP BY send_id, kind'
     ))
-    if bind.dialect.name == 'postgresql':
-        hour = "floor(date_part('epoch', e.occurred_at - s.started_at) / 3600)"
-    else:
-        hour = '(julianday(e.occurred_at) - julianday(s.started_at)) * 24'
-    bind.execute(sa.text(
-        'INSERT INTO hour_tally (send_id, hour, opens) '
-        f'SELECT e.send_id, CAST({hour} AS INTEGER) AS h, count(*) '
+    opens = (
         'FROM provider_event e JOIN send s ON s.id = e.send_id '
-        f"WHERE e.delivery_id IS NOT NULL AND e.kind = 'opened' AND NOT e.machine "
-        'AND s.started_at IS NOT NULL AND e.occurred_at >= s.started_at '
-        f'GROUP BY e.send_id, CAST({hour} AS INTEGER)'
-    ))
+        "WHERE e.delivery_id IS NOT NULL AND e.kind = 'opened' AND NOT e.machine "
+        'AND s.started_at IS NOT NULL AND e.occurred_at >= s.started_at'
+    )
+    if bind.dialect.name == 'postgresql':
+        hour = "CAST(floor(date_part('epoch', e.occurred_at - s.started_at) / 3600) AS INTEGER)"
+        bind.execute(sa.text(
+            f'INSERT INTO hour_tally (send_id, hour, opens) SELECT e.send_id, {hour}, count(*) '
+            f'{opens} GROUP BY e.send_id, {hour}'
+        ))
+    else:
+        # SQLite's julianday() keeps milliseconds in a float: an open at an hour's edge
+        # could fall in the hour before. Whole hours in Python, as the webhook counts them.
+        hours: Counter[tuple[int, int]] = Counter()
+        for send_id, occurred, started in bind.execute(
+            sa.text(f'SELECT e.send_id, e.occurred_at, s.started_at {opens}')
+        ):
+            elapsed = _moment(occurred) - _moment(started)
+            hours[(send_id, int(elapsed.total_seconds() // 3600))] += 1
+        if hours:
+            bind.execute(sa.text(
+                'INSERT INTO hour_tally (send_id, hour, opens) VALUES (:send_id, :hour, :opens)'
+            ), [
+                {'send_id': send_id, 'hour': hour, 'opens': count}
+                for (send_id, hour), count in hours.items()
+            ])
     # Links are keyed by a digest SQLite cannot compute: counted here, a reader's link at a time.
     urls: dict[tuple[int, str], str] = {}
     clicks_on: Counter[tuple[int, str]] = Counter()

@@ -89,27 +89,33 @@ def staff_forget(person: Subscriber, *, session: Session, actor: str, ip: str = 
     happened and when (the reports' counts stand), not the address, the payload (which
     holds the address, and for opens and clicks an IP address and a browser) or the
     receiving server's words (which often quote the address)."""
-    erase_events_of(person, session=session)
-    forget(person.email, session=session, by=actor)
+    address = person.email
+    forget(address, session=session, by=actor)  # refused first, if it is to be refused
+    erase_events_of(id_of(person), address, session=session)
     audit.record(session, actor, "subscriber.forget", target(person), "", ip)
 
 
-def erase_events_of(person: Subscriber, *, session: Session) -> int:
-    """Empty the address, payload and detail of every event about `person` (by their
-    deliveries, or by address for events of no delivery); the number of events emptied."""
-    theirs = sa.select(col(Delivery.id)).where(col(Delivery.subscriber_id) == id_of(person))
-    result = session.execute(
-        sa.update(ProviderEventRecord)
-        .where(
-            sa.or_(
-                col(ProviderEventRecord.delivery_id).in_(theirs),
-                col(ProviderEventRecord.email) == person.email,
-            )
+def erase_events_of(subscriber_id: int, address: str, *, session: Session) -> int:
+    """Empty the address, payload and detail of every event about a reader: by their
+    deliveries (the delivery_id index), and by address for events of no delivery (a small
+    partial index); the number of events emptied."""
+    theirs = sa.select(col(Delivery.id)).where(col(Delivery.subscriber_id) == subscriber_id)
+    emptied = 0
+    for which in (
+        col(ProviderEventRecord.delivery_id).in_(theirs),
+        sa.and_(
+            col(ProviderEventRecord.delivery_id).is_(None),
+            col(ProviderEventRecord.email) == address,
+        ),
+    ):
+        result = session.execute(
+            sa.update(ProviderEventRecord)
+            .where(which)
+            .values(email="", raw="{}", detail="")
+            .execution_options(synchronize_session=False)
         )
-        .values(email="", raw="{}", detail="")
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+        emptied += int(getattr(result, "rowcount", 0) or 0)
+    return emptied
 
 
 def edit_preferences(

@@ -87,8 +87,7 @@ class TopicReport:
 
 
 def _sends_since(session: Session, since: datetime) -> list[int]:
-    """Brief sends started since `since`: a short list, named to the events query so it
-    reads each send's range of the report index."""
+    """Brief sends started since `since`: a short list, whose tallies are then read."""
     return list(
         session.execute(
             sa.select(col(Send.id)).where(

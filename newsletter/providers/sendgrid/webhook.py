@@ -130,9 +130,19 @@ def to_event(item: dict[str, Any]) -> ProviderEvent:
         hard_bounce=_is_hard_bounce(item),
         reason=reason,
         url=_text(item, "url", MAX_URL),
-        machine=item.get("sg_machine_open") is True,
+        # Only an open can be a machine's (our reports count people's opens apart).
+        machine=name == "open" and item.get("sg_machine_open") is True,
         raw=item,
     )
+
+
+def _encodes(payload: Any) -> bool:
+    """Whether the payload, as JSON text, can be written as UTF-8."""
+    try:
+        json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def rejected(item: Any, why: str) -> ProviderEvent:
@@ -140,10 +150,12 @@ def rejected(item: Any, why: str) -> ProviderEvent:
     the payload's hash, so a redelivered batch records it once."""
     raw = item if isinstance(item, dict) else {"event": item}
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    if not _encodes(raw):  # kept as ASCII-escaped JSON text, which any database stores
+        raw = {"unencodable_payload": json.dumps(raw, sort_keys=True, default=str)}
     return ProviderEvent(
         provider=PROVIDER,
         type=EventType.REJECTED,
-        provider_type=str(raw.get("event", ""))[:64],
+        provider_type=str(raw.get("event", "")).encode("utf-8", "replace").decode()[:64],
         event_id=f"rejected:{digest[:64]}",
         email="",
         occurred_at=datetime.fromtimestamp(0, UTC),
@@ -163,11 +175,17 @@ def normalize(body: bytes) -> list[ProviderEvent]:
         raise WebhookRejectedError(f"the body is not JSON: {exc}") from None
     if not isinstance(items, list):
         raise WebhookRejectedError("the body is not a JSON array of events")
+    # JSON may spell half a surrogate pair (\ud800), which no UTF-8 text can hold: such an
+    # event is refused alone, or the database would refuse its whole batch, and SendGrid
+    # would post it again for ever. Looked for only where the body spells one at all.
+    halves = b"\\ud" in body.lower()
     events = []
     for item in items:
         try:
             if not isinstance(item, dict):
                 raise ValueError(f"an event is an object, not {type(item).__name__}")
+            if halves and not _encodes(item):
+                raise ValueError("the event holds half a surrogate pair: not text")
             events.append(to_event(item))
         except ValueError as exc:
             events.append(rejected(item, str(exc)))
