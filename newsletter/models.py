@@ -223,7 +223,6 @@ class ProviderEventRecord(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("provider", "event_id", name="uq_provider_event_id"),
         sa.UniqueConstraint("provider", "fallback_key", name="uq_provider_event_fallback"),
-        sa.Index("ix_provider_event_send_kind", "send_id", "kind"),
         # Who opened or clicked since a moment (the inactive readers of newsletter/engagement.py)
         # reads one range of this index instead of every event.
         sa.Index("ix_provider_event_kind_occurred", "kind", "occurred_at"),

@@ -1,7 +1,7 @@
 """Reports read tallies kept as events arrive, not millions of events: per reader and kind,
 per reader and link, per send and kind, per send and link, per send and hour. Existing
-events are counted into them here; the report index on provider_event, which only the
-reports read, is dropped (it cost every event an index entry).
+events are counted into them here; the two report indexes on provider_event, which only
+the reports read, are dropped (each cost every event an index entry).
 
 Run with the web and the worker stopped (README "Upgrading"): events applied while this
 counts would be counted twice or not at all.
@@ -86,6 +86,7 @@ def upgrade() -> None:
     # In the migration's transaction (not CONCURRENTLY): the services are stopped, and a
     # refused downgrade further down then leaves nothing half done.
     op.drop_index('ix_provider_event_report', table_name='provider_event')
+    op.drop_index('ix_provider_event_send_kind', table_name='provider_event')
 
 
 def _count_existing_events() -> None:
@@ -168,5 +169,8 @@ def _count_existing_events() -> None:
 
 def downgrade() -> None:
     op.create_index('ix_provider_event_report', 'provider_event', REPORT_INDEX, unique=False)
+    op.create_index(
+        'ix_provider_event_send_kind', 'provider_event', ['send_id', 'kind'], unique=False
+    )
     for table in ('hour_tally', 'link_tally', 'send_tally', 'reader_link_tally', 'reader_tally'):
         op.drop_table(table)
