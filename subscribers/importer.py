@@ -12,7 +12,6 @@ once to import) and written in chunks with one lookup and a few bulk statements 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,9 +128,11 @@ class _Rows:
 
 
 def _key(row: CsvRow) -> int:
-    """A cheap stand-in for the address, to find repeated ones in the first pass."""
-    raw = unneutralize(row.cells.get("email", "").strip()).lower()
-    return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big")
+    """A cheap stand-in for the address, to find repeated ones in the first pass: Python's
+    own string hash, stable within this process. Two addresses that collide are only held
+    back and written at the end, merged by their real address, so a collision costs memory
+    for two rows, never a wrong merge."""
+    return hash(unneutralize(row.cells.get("email", "").strip()).lower())
 
 
 def import_subscribers(
@@ -174,7 +175,7 @@ def import_subscribers(
                 address = row.cells.get("email", "").strip()
                 report.skipped.append(RowNote(row.line, address, str(exc)))
                 continue
-            if _key(row) in repeated:
+            if repeated and _key(row) in repeated:
                 earlier = groups.get(candidate.email)
                 if earlier is None:
                     groups[candidate.email] = candidate

@@ -98,7 +98,10 @@ def check_text(field: str, value: str, *, longest: int, line_breaks: bool = Fals
     return text
 
 
+@functools.lru_cache(maxsize=1024)
 def check_timezone(name: str) -> str:
+    """An IANA zone name, as given (cached: an import asks about a few zones a million
+    times; a refusal is not cached, it raises every time)."""
     check_text("timezone", name, longest=64)
     try:
         ZoneInfo(name)
@@ -109,7 +112,9 @@ def check_timezone(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=256)
 def check_cadence(value: str) -> str:
+    """The cadence a cell or form names ("" is immediate), cached as check_timezone is."""
     check_text("cadence", value, longest=16)
     try:
         return Cadence(value.strip().lower() or Cadence.IMMEDIATE).value
