@@ -21,8 +21,11 @@ $(AXE):
 
 axe: $(AXE)
 
+# In 4 processes (pytest-xdist): most of a test's time is spent waiting on a server, a
+# subprocess or Chromium, so 4 keep a 2-core machine busy. Each process has its own
+# migrated templates and databases (tests/conftest.py); plain `pytest` runs them in one.
 test: $(STAMP) $(AXE)  ## SQLite always; PostgreSQL too when TEST_DATABASE_URL is set
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

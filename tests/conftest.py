@@ -1,9 +1,12 @@
 """Fixtures: each test gets its own migrated database, on SQLite and, when
 TEST_DATABASE_URL points at a PostgreSQL server, on PostgreSQL too.
 
-Alembic migrates one template per database kind per run; each test then gets a copy
-(a file copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL), so no test sees
-another's rows and none pays for migrating.
+Alembic migrates one template per database kind per run (per pytest-xdist worker, under
+`-n`: the worker's id is in the template's name and its files are under the worker's own
+temporary folder); each test then gets a copy (a file copy on SQLite, `CREATE DATABASE …
+TEMPLATE` on PostgreSQL), so no test sees another's rows and none pays for migrating. On
+PostgreSQL the next copy is made, and the last one dropped, on a background thread while a
+test runs: still a fresh copy for each test, without waiting for the server.
 
 Tests start from a clean environment: the project's own variables are removed from this
 process before anything reads them, each test runs in its own empty working directory (so
@@ -13,13 +16,16 @@ environment built from nothing (`clean_env`), not a copy of the developer's shel
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,6 +55,11 @@ def _is_project_variable(name: str) -> bool:
 
 for _name in [name for name in os.environ if _is_project_variable(name)]:
     del os.environ[_name]
+# Nor a terminal's size: a pytest-xdist worker starts with COLUMNS=80 and LINES=24, which
+# the CLI's console would take as its fixed width when imported. Tests that print tables
+# give COLUMNS themselves.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 def clean_env(**variables: str) -> dict[str, str]:
@@ -83,9 +94,15 @@ def _admin_engine(url: str) -> Engine:
     return sa.create_engine(url, isolation_level="AUTOCOMMIT")
 
 
+def _xdist_worker() -> str:
+    """This process's pytest-xdist worker ("gw0", "gw1", …), or "main" without `-n`."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def run_id() -> str:
-    return uuid.uuid4().hex[:8]
+    """Unique to this run and this xdist worker: what the worker's own databases are named by."""
+    return f"{_xdist_worker()}_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +111,60 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrate(f"sqlite:///{path}", test_settings().NEWSLETTER_MIGRATIONS_DIR)
     make_engine(f"sqlite:///{path}").dispose()
     return path
+
+
+class _PostgresCopies:
+    """Fresh copies of one template database for the tests of this process, made one ahead
+    and dropped on a background thread: a test gets a copy no other test has touched,
+    without waiting for the server to make it, nor to drop the one before."""
+
+    def __init__(self, admin: str, template: str) -> None:
+        self._admin = admin
+        self._engine = _admin_engine(admin)
+        self._template = template
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")
+        self._lock = threading.Lock()
+        self._next: Future[str] | None = None
+        self._drops: list[Future[None]] = []
+
+    def _execute(self, sql: str) -> None:
+        with self._engine.connect() as connection:
+            connection.exec_driver_sql(sql)
+
+    def _create(self) -> str:
+        name = f"nl_test_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        return name
+
+    def _drop(self, name: str) -> None:
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def take(self) -> str:
+        """A copy of the template for one test alone (its name); starts making the next."""
+        with self._lock:
+            ready = self._next or self._background.submit(self._create)
+            self._next = self._background.submit(self._create)
+        return ready.result()
+
+    def url(self, name: str) -> str:
+        return _with_database(self._admin, name)
+
+    def give_back(self, name: str) -> None:
+        """Drop `name` (the test is over), in the background."""
+        self._drops.append(self._background.submit(self._drop, name))
+
+    def close(self) -> None:
+        """Drop the copy made ahead; a drop that failed fails the session's teardown."""
+        with self._lock:
+            ahead, self._next = self._next, None
+        self._background.shutdown(wait=True)
+        try:
+            if ahead is not None and ahead.exception() is None:
+                self._drop(ahead.result())
+            for drop in self._drops:
+                drop.result()
+        finally:
+            self._engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +183,15 @@ def postgres_template(run_id: str) -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_copies(postgres_template: str) -> Iterator[_PostgresCopies]:
+    admin = _admin_url()
+    assert admin is not None  # postgres_template skipped otherwise
+    copies = _PostgresCopies(admin, postgres_template)
+    yield copies
+    copies.close()
+
+
 # For a test whose subject never reaches SQL that differs by dialect (a file refused before
 # it is read, a header, a page's markup): one database is enough.
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -125,8 +205,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    with scratch_postgres("nl_test", template=request.getfixturevalue("postgres_template")) as url:
-        yield url
+    copies: _PostgresCopies = request.getfixturevalue("postgres_copies")
+    name = copies.take()
+    try:
+        yield copies.url(name)
+    finally:
+        copies.give_back(name)
 
 
 @contextmanager
@@ -156,9 +240,20 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+def stopping_promptly(server: Sandbox) -> Sandbox:
+    """`server`, made to notice a stop within 20 ms: socketserver looks for one every 0.5 s
+    by default, which cost each test a quarter of a second on average at teardown. Call
+    before `start`."""
+    inner = server._server
+    inner.serve_forever = functools.partial(  # type: ignore[method-assign]
+        type(inner).serve_forever, inner, poll_interval=0.02
+    )
+    return server
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(SANDBOX_KEY) as server:
+    with stopping_promptly(Sandbox(SANDBOX_KEY)) as server:
         yield server
 
 
