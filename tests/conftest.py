@@ -16,7 +16,6 @@ environment built from nothing (`clean_env`), not a copy of the developer's shel
 
 from __future__ import annotations
 
-import functools
 import os
 import resource
 import shutil
@@ -240,20 +239,9 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def stopping_promptly(server: Sandbox) -> Sandbox:
-    """`server`, made to notice a stop within 20 ms: socketserver looks for one every 0.5 s
-    by default, which cost each test a quarter of a second on average at teardown. Call
-    before `start`."""
-    inner = server._server
-    inner.serve_forever = functools.partial(  # type: ignore[method-assign]
-        type(inner).serve_forever, inner, poll_interval=0.02
-    )
-    return server
-
-
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with stopping_promptly(Sandbox(SANDBOX_KEY)) as server:
+    with Sandbox(SANDBOX_KEY) as server:
         yield server
 
 

@@ -376,7 +376,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="sendgrid-sandbox"
+            target=self._server.serve_forever, args=(0.02,), daemon=True, name="sendgrid-sandbox"
         )
         self._thread.start()
         return self
@@ -384,7 +384,7 @@ class Sandbox:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # seen within 20 ms (start's poll), not socketserver's 0.5 s
         if self.state.events is not None:
             self.state.events.stop()
         self._server.shutdown()
