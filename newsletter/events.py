@@ -33,7 +33,7 @@ from sqlmodel import Session, col
 
 from newsletter import metrics
 from newsletter.db import dialect_insert, is_postgresql
-from newsletter.db.json_rows import json_document
+from newsletter.db.json_rows import json_document, rows_from_json
 from newsletter.event_effects import apply_effects
 from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
@@ -203,13 +203,12 @@ def _insert_unnested(session: Session, rows: list[dict[str, Any]]) -> set[tuple[
     the unique indexes are most of its time.
     """
     names = list(_RECORD_TYPES)
-    columns = ", ".join(f"{name} {kind}" for name, kind in _RECORD_TYPES.items())
     # PostgreSQL's json type keeps a value's text as it came: `raw` is stored exactly as
     # _raw_text() would write it, without a json.dumps call per event.
     picked = ", ".join("CAST(raw AS text)" if name == "raw" else name for name in names)
     statement = sa.text(
         f"INSERT INTO provider_event ({', '.join(names)}) "
-        f"SELECT {picked} FROM json_to_recordset(CAST(:rows AS json)) AS r({columns}) "
+        f"SELECT {picked} FROM ({rows_from_json(session, _RECORD_TYPES)}) AS r "
         "ON CONFLICT DO NOTHING RETURNING provider, event_id"
     )
     # Times spelt here, the batch's one receipt time once: json's `default` hook costs a

@@ -60,6 +60,17 @@ class _Add:
 
 
 @dataclass
+class _LinkAdd:
+    """Clicks on one link: one reader's (per reader and link), or a send's (per send and
+    link, with the readers who clicked it for the first time)."""
+
+    send_id: int
+    url: str
+    clicks: int = 0
+    readers: int = 0
+
+
+@dataclass
 class _SendAdd:
     readers: int = 0
     people: int = 0
@@ -76,7 +87,7 @@ def tally_events(
     """Count `events` (new ones, not rejected) into the tallies. `deliveries` maps delivery
     ids to (send id, subscriber id); events of no delivery of ours count nowhere."""
     per_reader: dict[tuple[int, str], _Add] = {}
-    per_link: dict[tuple[int, str], tuple[int, str, list[int]]] = {}
+    per_link: dict[tuple[int, str], _LinkAdd] = {}
     opens: list[tuple[int, datetime]] = []
     for event in events:
         owner = deliveries.get(event.delivery_id) if event.delivery_id is not None else None
@@ -92,7 +103,7 @@ def tally_events(
             add.human += int(person)
         if event.type is EventType.CLICKED:
             key = (event.delivery_id, url_key(event.url))
-            per_link.setdefault(key, (send_id, event.url, [0]))[2][0] += 1
+            per_link.setdefault(key, _LinkAdd(send_id, event.url)).clicks += 1
         if event.type is EventType.OPENED and person:
             opens.append((send_id, event.occurred_at))
     if not per_reader:
@@ -114,8 +125,14 @@ def tally_events(
             {"send_id": "bigint", "url_key": "text", "url": "text"},
             {"clicks": "integer", "readers": "integer"},
             [
-                {"send_id": s, "url_key": k, "url": url, "clicks": clicks, "readers": readers}
-                for (s, k), (url, clicks, readers) in sorted(links.items())
+                {
+                    "send_id": s,
+                    "url_key": k,
+                    "url": add.url,
+                    "clicks": add.clicks,
+                    "readers": add.readers,
+                }
+                for (s, k), add in sorted(links.items())
             ],
             keys=("send_id", "url_key"),
         )
@@ -164,10 +181,10 @@ def _count_readers(
 
 
 def _count_link_readers(
-    session: Session, per_link: dict[tuple[int, str], tuple[int, str, list[int]]]
-) -> dict[tuple[int, str], tuple[str, int, int]]:
-    """Upsert each reader's clicks per link; per (send, link): its URL, the batch's clicks
-    and the readers who clicked it for the first time."""
+    session: Session, per_link: dict[tuple[int, str], _LinkAdd]
+) -> dict[tuple[int, str], _LinkAdd]:
+    """Upsert each reader's clicks per link; per (send, link): the batch's clicks and the
+    readers who clicked it for the first time."""
     if not per_link:
         return {}
     totals = _upsert(
@@ -176,17 +193,17 @@ def _count_link_readers(
         {"delivery_id": "bigint", "url_key": "text"},
         {"clicks": "integer"},
         [
-            {"delivery_id": d, "url_key": k, "clicks": clicks[0]}
-            for (d, k), (_, _, clicks) in sorted(per_link.items())
+            {"delivery_id": d, "url_key": k, "clicks": add.clicks}
+            for (d, k), add in sorted(per_link.items())
         ],
         returning=("delivery_id", "url_key", "clicks"),
     )
-    links: dict[tuple[int, str], tuple[str, int, int]] = {}
+    links: dict[tuple[int, str], _LinkAdd] = {}
     for delivery_id, key, clicks in totals:
-        send_id, url, added = per_link[(int(delivery_id), str(key))]
-        _, before_clicks, before_readers = links.get((send_id, str(key)), (url, 0, 0))
-        first = int(clicks) == added[0]
-        links[(send_id, str(key))] = (url, before_clicks + added[0], before_readers + first)
+        mine = per_link[(int(delivery_id), str(key))]
+        link = links.setdefault((mine.send_id, str(key)), _LinkAdd(mine.send_id, mine.url))
+        link.clicks += mine.clicks
+        link.readers += int(clicks) == mine.clicks  # nothing before this batch
     return links
 
 
