@@ -12,6 +12,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -80,10 +81,16 @@ def run(settings: Settings) -> None:
         worker = Worker.from_settings(settings)
         scheduler = build_scheduler(worker, settings.NEWSLETTER_TICK_SECONDS)
 
-        def stop(signum: int, _frame: FrameType | None) -> None:
+        def stopping(signum: int) -> None:
             log.info("signal %s: finishing the batches in hand, then stopping", signum)
             worker.request_stop()
             scheduler.shutdown(wait=False)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            # On a thread of its own: a handler runs inside whatever the main thread was
+            # doing, which may hold the lock of the scheduler's wake-up event that
+            # shutdown() sets (a non-reentrant lock: the process would hang, not stop).
+            threading.Thread(target=stopping, args=(signum,), name="stop", daemon=True).start()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
