@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sendgrid import SendGridAPIClient
 from sqlmodel import select
 
 from newsletter.db import session_scope
@@ -167,8 +168,7 @@ def test_the_request_asks_for_an_unsubscribe_group_and_sandbox_mode_when_configu
 
 
 def test_the_sandbox_sends_rate_limit_headers(sandbox):
-    settings = test_settings(SENDGRID_API_HOST=sandbox.url, SENDGRID_API_KEY=SANDBOX_KEY)
-    client = SendGridTransport.from_settings(settings)._client
+    client = SendGridAPIClient(api_key=SANDBOX_KEY, host=sandbox.url)
     response = client.send(
         {
             "from": {"email": "briefs@example.com"},

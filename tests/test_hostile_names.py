@@ -6,6 +6,7 @@ name injects a header, and categories are ASCII even for a brief titled in Japan
 from __future__ import annotations
 
 import email
+import json
 from email.policy import default
 
 import pytest
@@ -16,6 +17,7 @@ from newsletter.db import session_scope
 from newsletter.models import Delivery
 from newsletter.providers.base import Batch, Recipient, make_transport
 from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.providers.sendgrid.transport import encode_body
 from newsletter.render import token
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
@@ -107,11 +109,21 @@ def test_a_300_character_name_and_every_other_reaches_the_sandbox_whole(settings
         for i, name in enumerate([*NAMES, LONG])
     ]
     result = transport.send_batch(
-        Batch(1, "Subject\r\nBcc: x@example.com", "<p>h</p>", "t", recipients)
+        Batch(1, "Subject\r\nBcc: x@example.com", "<p>h</p>", token("name", "text"), recipients)
     )
     assert result.outcome.value == "sent" and not result.exceptions
-    assert len(sandbox.messages()) == len(recipients)
+    assert sorted(m.text for m in sandbox.messages()) == sorted([*NAMES, LONG])
     assert {m.subject for m in sandbox.messages()} == {"Subject Bcc: x@example.com"}
+
+
+def test_text_orjson_refuses_still_leaves_as_json():
+    """Half a surrogate pair cannot come from either database, but if it ever reached the
+    transport, the request would still be made (json's escapes) rather than raise."""
+    half = "Half \ud800 pair"
+    body = {"personalizations": [{"to": [{"email": "a@example.com", "name": half}]}]}
+    assert json.loads(encode_body(body)) == body
+    assert json.loads(encode_body({"name": NAMES[9]})) == {"name": NAMES[9]}
+    assert NAMES[9] in encode_body({"name": NAMES[9]})  # UTF-8 as it is, not \\u-escaped
 
 
 def _check_mime(messages, addresses):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+from urllib.parse import urlsplit
 
 import pytest
 from python_http_client.exceptions import BadRequestsError, UnauthorizedError
@@ -90,3 +92,27 @@ def test_every_broken_rule_is_listed(client):
         client.send(body)
     fields = {e["field"] for e in json.loads(caught.value.body)["errors"]}
     assert fields == {"from.email", "personalizations.0.to.0.email", "subject", "content"}
+
+
+def _post_raw(server, content_type):
+    body = json.dumps(_body([{"to": [{"email": "a@example.com"}]}])).encode()
+    connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=10)
+    try:
+        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": content_type}
+        connection.request("POST", "/v3/mail/send", body=body, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_a_body_not_declared_as_json_is_a_415_with_sendgrids_words(server):
+    status, body = _post_raw(server, "text/plain")
+    assert status == 415
+    assert json.loads(body)["errors"][0]["message"] == "Content-Type should be application/json."
+    assert server.messages() == []
+
+
+def test_json_with_its_charset_named_is_accepted(server):
+    assert _post_raw(server, "Application/JSON; charset=utf-8")[0] == 202
+    assert len(server.messages()) == 1

@@ -21,6 +21,7 @@ from dataclasses import replace
 from email.utils import parseaddr
 from typing import Any
 
+import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
@@ -49,6 +50,24 @@ _AMBIGUOUS = (
     http.client.IncompleteRead,
     ConnectionResetError,
 )
+
+
+# What our requests say they carry. The client serializes a body it is given as an object
+# with `json.dumps`, and sends one given as text as it is unless the request's Content-Type
+# is exactly `application/json`; naming the charset (as SendGrid's own C# client does) lets
+# the transport serialize each request itself, with orjson: 0.24 µs a reader against
+# json.dumps's 3.0, which was the largest single cost of a hand-off in Python.
+CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """A request body as JSON text (UTF-8, not \\u-escaped: CJK names cost a third)."""
+    try:
+        return orjson.dumps(body).decode("utf-8")
+    except orjson.JSONEncodeError:
+        # Text orjson will not encode (half a surrogate pair): json escapes it, and SendGrid
+        # answers with its words for that recipient instead of the batch never leaving.
+        return json.dumps(body)
 
 
 def sendgrid_errors(body: bytes | str | None) -> list[dict[str, Any]]:
@@ -172,6 +191,7 @@ class SendGridTransport:
             client = SendGridAPIClient(api_key=self._api_key, host=self._host)
             # The client's default is no timeout at all; a hung socket would hold the batch.
             client.client.timeout = self._timeout
+            client.client.request_headers["Content-Type"] = CONTENT_TYPE
             self._local.client = client
         return client
 
@@ -311,7 +331,8 @@ class SendGridTransport:
         for attempt in range(self._max_retries + 1):
             try:
                 with metrics.provider_request(self.name):
-                    response = self._client.send(body)
+                    # What `SendGridAPIClient.send` does with a body, serialized by us.
+                    response = self._client.client.mail.send.post(request_body=encode_body(body))
             except HTTPError as exc:
                 status = int(exc.status_code)
                 detail = sendgrid_error_text(exc.body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -31,8 +31,10 @@ _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
 # --- claiming, handing off, recording -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
+    """One reader of a claimed batch (a tuple: a thousand are made per claim, at half a
+    frozen dataclass's cost)."""
+
     delivery_id: int
     subscriber_id: int
     email: str
@@ -110,14 +112,15 @@ def claim_batch(
         ]
         picked = (
             sa.select(
+                # A Target's fields first, in its order.
                 col(Delivery.id),
-                # Without the UTC type: only the last row's time is read (converted below),
-                # and re-tagging every row was a twentieth of the worker's Python per batch.
-                sa.type_coerce(col(Delivery.not_before), _TIME.impl),
                 col(Subscriber.id),
                 col(Subscriber.email),
                 col(Subscriber.name),
                 col(Subscriber.status),
+                # Without the UTC type: only the last row's time is read (converted below),
+                # and re-tagging every row was a twentieth of the worker's Python per batch.
+                sa.type_coerce(col(Delivery.not_before), _TIME.impl),
             )
             .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
             .where(
@@ -138,12 +141,9 @@ def claim_batch(
         rows = connection.execute(picked).all()
         if not rows:
             return None
-        targets = [
-            Target(cast(int, r[0]), cast(int, r[2]), r[3], r[4])
-            for r in rows
-            if r[5] == SubscriberStatus.ACTIVE
-        ]
-        gone = [cast(int, r[0]) for r in rows if r[5] != SubscriberStatus.ACTIVE]
+        active = SubscriberStatus.ACTIVE.value  # a plain str compares at C speed
+        targets = [Target(*r[:4]) for r in rows if r[4] == active]
+        gone = [cast(int, r[0]) for r in rows if r[4] != active]
         if gone:  # a reader who left is the exception, written alone
             connection.execute(
                 sa.update(Delivery)
@@ -151,7 +151,7 @@ def claim_batch(
                 .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
             )
         # Ordered by (not_before, id): the last row is the furthest.
-        last_key = (_TIME.process_result_value(rows[-1][1], connection.dialect), rows[-1][0])
+        last_key = (_TIME.process_result_value(rows[-1][5], connection.dialect), rows[-1][0])
         if not targets:
             return Claim(
                 batch_id=0, send_id=send_id, targets=[], skipped=len(gone), last_key=last_key

@@ -26,8 +26,11 @@ _MAX_RANGES = 16
 
 def to_ranges(ids: Iterable[int]) -> Ranges:
     """Sorted, merged inclusive ranges covering exactly `ids`."""
+    values = sorted(set(ids))
+    if values and values[-1] - values[0] == len(values) - 1:
+        return [(values[0], values[-1])]  # the usual batch: no holes, one range
     ranges: Ranges = []
-    for value in sorted(set(ids)):
+    for value in values:
         if ranges and ranges[-1][1] == value - 1:
             ranges[-1] = (ranges[-1][0], value)
         else:
