@@ -118,6 +118,20 @@ def test_a_daily_digest_comes_at_seven_in_the_readers_timezone(newsroom):
     assert create_due_digests(engine, settings, now=_utc(8, 22)) == []  # nothing new
 
 
+def test_a_digest_after_days_without_one_holds_every_brief_since_the_last(newsroom):
+    """The worker was down for two days: the next digest reaches back to the reader's last
+    digest, not just one period (that is only for a reader's first)."""
+    engine, settings = newsroom
+    rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    [first] = create_due_digests(engine, settings, now=_utc(7, 22))  # Tokyo's 07:00
+    assert _briefs_of(engine, first) == [rice]
+    wheat = _publish(engine, settings, "food", _utc(8, 10), "Wheat")
+    soy = _publish(engine, settings, "food", _utc(10, 10), "Soy")
+    [late] = create_due_digests(engine, settings, now=_utc(10, 22))  # no run on the 8th, 9th
+    assert _briefs_of(engine, late) == [wheat, soy]
+    assert _ledger(engine, late) == ["dai@example.com"]
+
+
 def test_digest_readers_are_left_out_of_the_immediate_send(newsroom):
     engine, settings = newsroom
     _publish(engine, settings, "energy", _utc(6, 10), "Grid")

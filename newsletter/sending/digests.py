@@ -69,18 +69,30 @@ def digest_moment(cadence: str, zone: str, *, now: datetime, hour: int, weekday:
 
 
 def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> list[int]:
-    """Make every digest that has come due by `now`; returns the new sends' ids."""
+    """Make every digest that has come due by `now`; returns the new sends' ids.
+
+    One scan finds the groups and, per group, whether anyone is due and how far back its
+    briefs can reach, so a tick with nothing due costs one scan of the list whatever the
+    number of groups (it was one per group, and a fifth of a million-reader run)."""
+    baseline = sa.func.coalesce(col(Subscriber.last_digest_at), col(Subscriber.created_at))
+    never = sa.case((col(Subscriber.last_digest_at).is_(None), 1), else_=0)
     with session_scope(engine) as session:
         groups = session.execute(
-            sa.select(col(Subscriber.cadence), col(Subscriber.timezone))
+            sa.select(
+                col(Subscriber.cadence),
+                col(Subscriber.timezone),
+                sa.func.min(baseline),
+                sa.func.min(col(Subscriber.last_digest_at)),
+                sa.func.max(never),
+            )
             .where(
                 col(Subscriber.status) == SubscriberStatus.ACTIVE,
                 col(Subscriber.cadence).in_([Cadence.DAILY, Cadence.WEEKLY]),
             )
-            .distinct()
+            .group_by(col(Subscriber.cadence), col(Subscriber.timezone))
         ).all()
     created: list[int] = []
-    for cadence, zone in sorted(groups):
+    for cadence, zone, first_baseline, last_digest, any_first in sorted(groups):
         moment = digest_moment(
             cadence,
             zone,
@@ -88,9 +100,20 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
             hour=settings.NEWSLETTER_DIGEST_HOUR,
             weekday=settings.NEWSLETTER_DIGEST_WEEKDAY.number,
         )
+        if _aware(first_baseline) >= moment:
+            continue  # nobody in this group is due
+        # No reader's window opens before this (see `_since`): the briefs to consider.
+        window_start = moment - PERIOD[Cadence(cadence)]
+        opens = [window_start] if any_first else []
+        earliest = min([*opens, *([_aware(last_digest)] if last_digest else [])])
         with session_scope(engine, immediate=True) as session:
-            created += _make_digests(session, settings, cadence, zone, moment, now)
+            created += _make_digests(session, settings, cadence, zone, moment, now, earliest)
     return created
+
+
+def _aware(value: datetime) -> datetime:
+    """An aggregate's time (SQLite hands back naive UTC, PostgreSQL an aware one)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
@@ -99,7 +122,13 @@ _BITS = 62
 
 
 def _make_digests(
-    session: Session, settings: Settings, cadence: str, zone: str, moment: datetime, now: datetime
+    session: Session,
+    settings: Settings,
+    cadence: str,
+    zone: str,
+    moment: datetime,
+    now: datetime,
+    earliest: datetime,
 ) -> list[int]:
     """Every due reader of one (cadence, zone) group, set-based: a handful of statements
     across all of the group's readers, whatever their number.
@@ -120,11 +149,8 @@ def _make_digests(
         lock = int.from_bytes(digest[:8], "big", signed=True)
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
     due = _due_readers(cadence, zone, moment)
-    earliest = session.scalar(
-        sa.select(sa.func.min(_since(Subscriber, moment - period))).where(*due)
-    )
-    if earliest is None:
-        return []
+    # `earliest` was read before the lock: a bound no due reader's window opens before (a
+    # digest made meanwhile only moves windows later); a brief before it is nobody's.
     published = published_between(earliest, moment, session=session)
     postgres = is_postgresql(session.connection())
     briefs = sorted(published.items(), key=lambda item: (item[1], item[0]))
@@ -132,7 +158,9 @@ def _make_digests(
     session.execute(sa.text("DROP TABLE IF EXISTS digest_due"))
     session.execute(
         sa.text(
-            f"CREATE TEMPORARY TABLE digest_due (subscriber_id BIGINT PRIMARY KEY, "
+            # No key: it is only ever scanned whole, and a quarter of a million readers'
+            # index cost a tenth of a second per group.
+            f"CREATE TEMPORARY TABLE digest_due (subscriber_id BIGINT NOT NULL, "
             f"{', '.join(f'{c} BIGINT NOT NULL' for c in columns)})"
             + (" ON COMMIT DROP" if postgres else "")
         )
@@ -150,47 +178,90 @@ def _make_digests(
     masks, source = _masks(session, readers, briefs, columns, moment=moment, period=period)
     picked = sa.select(readers.c.id, *masks).select_from(source)
     session.execute(sa.insert(_due_table(columns)).from_select(["subscriber_id", *columns], picked))
+    if postgres:  # autovacuum never sees a temporary table: the joins below need its size
+        session.execute(sa.text("ANALYZE digest_due"))
     session.execute(
         sa.update(Subscriber)
         .where(col(Subscriber.id).in_(sa.text("SELECT subscriber_id FROM digest_due")))
         .values(last_digest_at=moment)
         .execution_options(synchronize_session=False)
     )
-    table = _due_table(columns)
-    key_columns = [table.c[c] for c in columns]
+    key_columns = [_due_table(columns).c[c] for c in columns]
     sets = session.execute(
         sa.select(*key_columns, sa.func.count())
         .where(sa.or_(*(c != 0 for c in key_columns)))
         .group_by(*key_columns)
         .order_by(*key_columns)
     ).all()
-    made = []
+    made: list[tuple[list[int], int]] = []
     for *key, members in sets:
         chosen = tuple(
             brief_id
             for i, (brief_id, _) in enumerate(briefs)
             if int(key[i // _BITS]) >> (i % _BITS) & 1
         )
-        send_id = _digest_send(session, settings, cadence, chosen, members, now)
-        session.execute(
-            sa.insert(Delivery).from_select(
-                ledger.PLANNED_COLUMNS,
-                sa.select(
-                    sa.literal(send_id),
-                    table.c.subscriber_id,
-                    sa.literal(DeliveryStatus.QUEUED.value),
-                    sa.literal(now, type_=UTCDateTime),
-                    sa.literal(0),
-                    sa.literal(""),
-                    sa.literal(""),
-                    sa.literal(now, type_=UTCDateTime),
-                ).where(*(c == int(k) for c, k in zip(key_columns, key, strict=True))),
-            )
+        made.append(
+            ([int(k) for k in key], _digest_send(session, settings, cadence, chosen, members, now))
         )
-        made.append(send_id)
+    if made:
+        _write_ledger(session, columns, made, now, postgres=postgres)
     if not postgres:
         session.execute(sa.text("DROP TABLE digest_due"))
-    return made
+    return [send_id for _, send_id in made]
+
+
+def _write_ledger(
+    session: Session,
+    columns: list[str],
+    made: list[tuple[list[int], int]],
+    now: datetime,
+    *,
+    postgres: bool,
+) -> None:
+    """Every due reader's ledger row in one INSERT … SELECT: `digest_due` joined to its
+    sets' sends (a small table of key → send), one scan whatever the number of sets.
+
+    Plan (PostgreSQL, 250,000 due readers, 3 sets): Insert on delivery -> Hash Join
+    (digest_due seq scan, hashed digest_set): the rows' writes and their four indexes are
+    the cost, as in planning (`plan.py`)."""
+    session.execute(sa.text("DROP TABLE IF EXISTS digest_set"))
+    session.execute(
+        sa.text(
+            f"CREATE TEMPORARY TABLE digest_set (send_id BIGINT NOT NULL, "
+            f"{', '.join(f'{c} BIGINT NOT NULL' for c in columns)})"
+            + (" ON COMMIT DROP" if postgres else "")
+        )
+    )
+    sets = sa.Table(
+        "digest_set",
+        sa.MetaData(),
+        sa.Column("send_id", sa.BigInteger),
+        *(sa.Column(c, sa.BigInteger) for c in columns),
+    )
+    session.execute(
+        sa.insert(sets),
+        [{"send_id": send_id, **dict(zip(columns, key, strict=True))} for key, send_id in made],
+    )
+    due = _due_table(columns)
+    session.execute(
+        sa.insert(Delivery).from_select(
+            ledger.PLANNED_COLUMNS,
+            sa.select(
+                sets.c.send_id,
+                due.c.subscriber_id,
+                sa.literal(DeliveryStatus.QUEUED.value),
+                sa.literal(now, type_=UTCDateTime),
+                sa.literal(0),
+                sa.literal(""),
+                sa.literal(""),
+                sa.literal(now, type_=UTCDateTime),
+            )
+            .select_from(due.join(sets, sa.and_(*(due.c[c] == sets.c[c] for c in columns))))
+            .order_by(sets.c.send_id),
+        )
+    )
+    if not postgres:
+        session.execute(sa.text("DROP TABLE digest_set"))
 
 
 def _since(readers: Any, window_start: datetime) -> Any:
