@@ -159,8 +159,11 @@ class SubscriberTopic(SQLModel, table=True):
     # Matching walks topic → subscribers; the primary key serves subscriber → topics.
     __table_args__ = (sa.Index("ix_subscriber_topic_topic", "topic_id", "subscriber_id"),)
 
-    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
-    topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
+    # No foreign keys, as on `delivery`: PostgreSQL checks each with a trigger per row, a
+    # quarter of importing a big list (migration 0019). Links are written only with ids
+    # just read; subscribers are never deleted, and `merge_topics` deletes a topic's links.
+    subscriber_id: int = Field(primary_key=True)
+    topic_id: int = Field(primary_key=True)
 
 
 class SubscriberStatusChange(SQLModel, table=True):

@@ -63,3 +63,26 @@ def test_subscriber_pages_keep_room_for_in_place_digest_updates(engine):
             sa.text("SELECT reloptions FROM pg_class WHERE relname = 'subscriber'")
         ).scalar_one()
     assert "fillfactor=70" in (options or [])
+
+
+def test_dropping_the_follow_links_foreign_keys_keeps_every_link_and_can_go_back(
+    db_url, engine, settings
+):
+    """0019 rebuilds `subscriber_topic` on SQLite: every link survives it, both ways."""
+    slug = seed_brief(engine, 5)  # five readers following the brief's topic
+    assert slug
+    follows = "SELECT subscriber_id, topic_id FROM subscriber_topic ORDER BY 1, 2"
+    with engine.connect() as connection:
+        before = connection.execute(sa.text(follows)).all()
+    assert len(before) == 5
+    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
+    command.downgrade(config, "0018")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(follows)).all() == before
+        keys = sa.inspect(connection).get_foreign_keys("subscriber_topic")
+    assert {key["referred_table"] for key in keys} == {"subscriber", "topic"}
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(follows)).all() == before
+        assert sa.inspect(connection).get_foreign_keys("subscriber_topic") == []
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
