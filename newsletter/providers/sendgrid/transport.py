@@ -212,22 +212,20 @@ class SendGridTransport:
     def request_body(self, batch: Batch) -> dict[str, Any]:
         if len(batch.recipients) > MAX_PERSONALIZATIONS:
             raise ValueError(f"{len(batch.recipients)} recipients: SendGrid takes at most 1000")
-        personalizations = []
-        for recipient in batch.recipients:
-            to: dict[str, str] = {"email": recipient.email}
-            if recipient.name:
-                to["name"] = recipient.name
-            personalizations.append(
-                {
-                    "to": [to],
-                    "substitutions": recipient.values,
-                    "headers": recipient.headers,
-                    "custom_args": {
-                        "delivery_id": str(recipient.delivery_id),
-                        "send_id": str(batch.send_id),
-                    },
-                }
-            )
+        send_id = str(batch.send_id)
+        personalizations = [
+            {
+                "to": [
+                    {"email": recipient.email, "name": recipient.name}
+                    if recipient.name
+                    else {"email": recipient.email}
+                ],
+                "substitutions": recipient.values,
+                "headers": recipient.headers,
+                "custom_args": {"delivery_id": str(recipient.delivery_id), "send_id": send_id},
+            }
+            for recipient in batch.recipients
+        ]
         body: dict[str, Any] = {
             "from": self._from,
             "subject": f"[TEST] {batch.subject}" if batch.test else batch.subject,
