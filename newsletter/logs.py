@@ -23,7 +23,9 @@ from newsletter.config import LogFormat, Settings
 
 # Loggers whose INFO lines are routine: APScheduler's every tick, Alembic's every readiness
 # probe ("Context impl …").
-QUIET_LOGGERS = ("apscheduler", "alembic")
+# Held at WARNING even when NEWSLETTER_LOG_LEVEL=debug: the sendgrid client logs every
+# request's headers, the API key among them, and its payload, every reader's address.
+QUIET_LOGGERS = ("apscheduler", "alembic", "python_http_client")
 # Probes a supervisor, a load balancer and Prometheus make every few seconds: their
 # successful requests stay out of the access log.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

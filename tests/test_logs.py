@@ -11,10 +11,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from newsletter.db import session_scope
+from newsletter.devtools.sandbox import Sandbox
 from newsletter.events import apply_events
 from newsletter.logs import configure_logging, ids
 from newsletter.models import Send
+from newsletter.providers.base import Batch, Outcome, Recipient
 from newsletter.providers.events import EventType, ProviderEvent
+from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.ledger import begin_handoff, claim_batch, recover_expired_batches
@@ -184,3 +187,21 @@ def test_a_refused_hand_off_before_the_request_says_why_the_batch_was_not_sent(
         f"send {send_id} batch {claim.batch_id} not sent: the send stopped or the lease was "
         "taken back"
     ]
+
+
+def test_debug_logs_never_carry_the_api_key_or_the_readers_of_a_request(root_logging, capsys):
+    """The sendgrid client logs each request's headers (the API key) and payload (every
+    reader's address and link tokens) at debug: NEWSLETTER_LOG_LEVEL=debug must not."""
+    key = "SG.debug-secret-key"
+    configure_logging(test_settings(NEWSLETTER_LOG_LEVEL="debug"))
+    with Sandbox(key) as sandbox:
+        transport = SendGridTransport(
+            api_key=key, host=sandbox.url, timeout=5, from_header="Briefs <b@example.com>"
+        )
+        reader = Recipient(1, "private.reader@example.com", "Private Reader", {}, {})
+        result = transport.send_batch(Batch(7, "Subject", "<p>hello</p>", "hello", [reader]))
+        assert result.outcome is Outcome.SENT and len(sandbox.messages()) == 1
+    logging.getLogger("newsletter.test").debug("debug lines of our own still show")
+    err = capsys.readouterr().err
+    assert "debug lines of our own still show" in err
+    assert key not in err and "private.reader@example.com" not in err
