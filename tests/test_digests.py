@@ -13,6 +13,7 @@ from newsletter.briefs import add_brief, parse_brief
 from newsletter.db import session_scope
 from newsletter.models import Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending import digests
 from newsletter.sending.create import create_send
 from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
@@ -27,8 +28,8 @@ MONDAY_7 = datetime(2026, 1, 12, 7, 0, tzinfo=UTC)
 NEXT_MONDAY_7 = datetime(2026, 1, 19, 7, 0, tzinfo=UTC)
 
 
-def _utc(day: int, hour: int) -> datetime:
-    return datetime(2026, 1, day, hour, 0, tzinfo=UTC)
+def _utc(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour, minute, tzinfo=UTC)
 
 
 def test_the_digest_moment_is_the_last_digest_hour_in_the_readers_own_timezone():
@@ -130,6 +131,47 @@ def test_a_digest_after_days_without_one_holds_every_brief_since_the_last(newsro
     [late] = create_due_digests(engine, settings, now=_utc(10, 22))  # no run on the 8th, 9th
     assert _briefs_of(engine, late) == [wheat, soy]
     assert _ledger(engine, late) == ["dai@example.com"]
+
+
+def test_a_reader_who_joins_a_group_while_its_digests_are_made_misses_no_brief(
+    newsroom, monkeypatch
+):
+    """A weekly reader switches to daily between the scan that finds the due groups and the
+    group's own transaction: they are left for the next tick, not moved past briefs published
+    since their last weekly digest."""
+    engine, settings = newsroom
+    with session_scope(engine) as session:
+        wen = add_subscriber(
+            "wen@example.com",
+            session=session,
+            topics=["food"],
+            cadence="weekly",
+            timezone="Asia/Tokyo",
+        )
+        wen.created_at = JOINED
+        session.add(wen)
+    create_due_digests(engine, settings, now=_utc(11, 22))  # Monday 07:00 in Tokyo: both
+    rice = _publish(engine, settings, "food", _utc(12, 10), "Rice")
+    create_due_digests(engine, settings, now=_utc(12, 22))  # dai's daily digest: Rice
+    wheat = _publish(engine, settings, "food", _utc(13, 10), "Wheat")
+
+    scanned = digests.digest_moment
+
+    def switch_after_the_scan(*args, **kwargs):
+        monkeypatch.setattr(digests, "digest_moment", scanned)
+        with session_scope(engine) as session:
+            wen = session.exec(select(Subscriber).where(Subscriber.email == "wen@example.com"))
+            reader = wen.one()
+            reader.cadence = "daily"
+            session.add(reader)
+        return scanned(*args, **kwargs)
+
+    monkeypatch.setattr(digests, "digest_moment", switch_after_the_scan)
+    made = create_due_digests(engine, settings, now=_utc(13, 22))
+    made += create_due_digests(engine, settings, now=_utc(13, 22, 1))  # the next tick
+    got = {tuple(_ledger(engine, send_id)): _briefs_of(engine, send_id) for send_id in made}
+    assert got[("wen@example.com",)] == [rice, wheat]
+    assert got[("dai@example.com",)] == [wheat]
 
 
 def test_digest_readers_are_left_out_of_the_immediate_send(newsroom):

@@ -16,7 +16,7 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
-from newsletter.providers.base import Batch
+from newsletter.providers.base import Batch, Recipient
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.controls import resume_send
 from newsletter.sending.create import create_send
@@ -180,3 +180,15 @@ def test_the_sandbox_sends_rate_limit_headers(sandbox):
     assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
         response.headers.keys()
     )
+
+
+def test_a_415_stops_the_batch_in_one_request_instead_of_narrowing_it(sandbox):
+    """Refused for its media type, every request would be: no splitting by halves."""
+    transport = SendGridTransport(
+        api_key=SANDBOX_KEY, host=sandbox.url, timeout=5, from_header="B <b@example.com>"
+    )
+    transport._client.client.request_headers["Content-Type"] = "text/plain"  # a broken client
+    readers = [Recipient(i, f"r{i}@example.com", "", {}, {}) for i in range(1, 9)]
+    result = transport.send_batch(Batch(1, "Subject", "<p>x</p>", "x", readers))
+    assert result.fatal and result.error.startswith("415")
+    assert sandbox.state.requests == 1 and sandbox.messages() == []

@@ -216,13 +216,6 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if not self._authorized():
             return
-        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type != "application/json":  # SendGrid's answer, and its words
-            self._reply(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                {"errors": [_error("Content-Type should be application/json.")]},
-            )
-            return
         fault, delay = state.draw_fault()
         if delay:
             time.sleep(delay)
@@ -237,6 +230,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("500", "503"):
             self._reply(
                 int(fault), {"errors": [_error("internal error (injected by the sandbox)")]}
+            )
+            return
+        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media_type != "application/json":  # SendGrid's answer, and its words
+            self._reply(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                {"errors": [_error("Content-Type should be application/json.")]},
             )
             return
         try:

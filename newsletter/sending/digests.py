@@ -100,20 +100,16 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
             hour=settings.NEWSLETTER_DIGEST_HOUR,
             weekday=settings.NEWSLETTER_DIGEST_WEEKDAY.number,
         )
-        if _aware(first_baseline) >= moment:
+        if first_baseline >= moment:
             continue  # nobody in this group is due
         # No reader's window opens before this (see `_since`): the briefs to consider.
         window_start = moment - PERIOD[Cadence(cadence)]
-        opens = [window_start] if any_first else []
-        earliest = min([*opens, *([_aware(last_digest)] if last_digest else [])])
+        earliest = min(
+            [*([window_start] if any_first else []), *([last_digest] if last_digest else [])]
+        )
         with session_scope(engine, immediate=True) as session:
             created += _make_digests(session, settings, cadence, zone, moment, now, earliest)
     return created
-
-
-def _aware(value: datetime) -> datetime:
-    """An aggregate's time (SQLite hands back naive UTC, PostgreSQL an aware one)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
@@ -148,9 +144,10 @@ def _make_digests(
         digest = hashlib.sha256(f"digest {cadence} {zone}".encode()).digest()
         lock = int.from_bytes(digest[:8], "big", signed=True)
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
-    due = _due_readers(cadence, zone, moment)
-    # `earliest` was read before the lock: a bound no due reader's window opens before (a
-    # digest made meanwhile only moves windows later); a brief before it is nobody's.
+    # `earliest` was read before this transaction: no reader then in the group had a window
+    # opening before it. One who joined since (switched cadence or zone, resumed) may: left
+    # for the next tick, whose scan sees them, rather than moved past briefs never read.
+    due = [*_due_readers(cadence, zone, moment), _since(Subscriber, moment - period) >= earliest]
     published = published_between(earliest, moment, session=session)
     postgres = is_postgresql(session.connection())
     briefs = sorted(published.items(), key=lambda item: (item[1], item[0]))

@@ -40,6 +40,9 @@ STATUS_ACTIONS: dict[int, str] = {
     400: _FAIL,
     401: _FATAL,
     403: _FATAL,
+    # "Content-Type should be application/json.": every request of the send would be
+    # refused alike, so it stops, rather than being narrowed recipient by recipient.
+    415: _FATAL,
     413: _FAIL,
     429: _RETRY,
 }
@@ -185,7 +188,9 @@ class SendGridTransport:
 
     @property
     def _client(self) -> SendGridAPIClient:
-        """One client per sender thread: the client keeps per-request state on itself."""
+        """One client per sender thread: the client keeps per-request state on itself. Its
+        requests say `CONTENT_TYPE`, so it sends bodies given as text (`encode_body`) and
+        refuses dicts: post through `_post`, not the client's own `send`."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = SendGridAPIClient(api_key=self._api_key, host=self._host)
