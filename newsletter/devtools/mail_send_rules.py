@@ -234,6 +234,13 @@ RULES: tuple[Rule, ...] = (
 _EACH = [rule.each for rule in RULES if rule.each is not None]
 
 
+def media_type_errors(content_type: str | None) -> list[Error]:
+    """SendGrid's 415 for a body not declared as JSON (a charset may follow)."""
+    if (content_type or "").split(";")[0].strip().lower() == "application/json":
+        return []
+    return [error("Content-Type should be application/json.")]
+
+
 def validate_mail_send(body: Any, *, size: int = 0) -> list[Error]:
     """Every rule `body` breaks, as SendGrid's errors; [] when SendGrid would accept it.
     `size` is the request's length in bytes (the 30 MB limit on the whole email)."""

@@ -40,7 +40,7 @@ from newsletter.devtools.engagement import Engagement
 from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, accepted_from, inbox_page
 from newsletter.devtools.mail_send_errors import error as _error
-from newsletter.devtools.mail_send_rules import TOO_LARGE, validate_mail_send
+from newsletter.devtools.mail_send_rules import TOO_LARGE, media_type_errors, validate_mail_send
 from newsletter.devtools.webhook_signer import (
     EventPoster,
     EventSigner,
@@ -232,12 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
                 int(fault), {"errors": [_error("internal error (injected by the sandbox)")]}
             )
             return
-        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type != "application/json":  # SendGrid's answer, and its words
-            self._reply(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                {"errors": [_error("Content-Type should be application/json.")]},
-            )
+        if refused := media_type_errors(self.headers.get("Content-Type")):
+            self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"errors": refused})
             return
         try:
             body = json.loads(raw)

@@ -16,7 +16,6 @@ make each digest once.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
@@ -41,11 +40,11 @@ from newsletter.models import (
 )
 from newsletter.render import render_digest
 from newsletter.sending import ledger
+from newsletter.sending.digest_masks import BITS, brief_masks, window_opens
 from subscribers.models import (
     Cadence,
     Subscriber,
     SubscriberStatus,
-    SubscriberTopic,
     Topic,
     UTCDateTime,
     id_of,
@@ -102,7 +101,7 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
         )
         if first_baseline >= moment:
             continue  # nobody in this group is due
-        # No reader's window opens before this (see `_since`): the briefs to consider.
+        # No reader's window opens before this (see `window_opens`): the briefs to consider.
         window_start = moment - PERIOD[Cadence(cadence)]
         earliest = min(
             [*([window_start] if any_first else []), *([last_digest] if last_digest else [])]
@@ -110,11 +109,6 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
         with session_scope(engine, immediate=True) as session:
             created += _make_digests(session, settings, cadence, zone, moment, now, earliest)
     return created
-
-
-# Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
-# published in the window), 62 bits to a BIGINT column, as many columns as needed.
-_BITS = 62
 
 
 def _make_digests(
@@ -147,11 +141,14 @@ def _make_digests(
     # `earliest` was read before this transaction: no reader then in the group had a window
     # opening before it. One who joined since (switched cadence or zone, resumed) may: left
     # for the next tick, whose scan sees them, rather than moved past briefs never read.
-    due = [*_due_readers(cadence, zone, moment), _since(Subscriber, moment - period) >= earliest]
+    due = [
+        *_due_readers(cadence, zone, moment),
+        window_opens(Subscriber, moment - period) >= earliest,
+    ]
     published = published_between(earliest, moment, session=session)
     postgres = is_postgresql(session.connection())
     briefs = sorted(published.items(), key=lambda item: (item[1], item[0]))
-    columns = [f"k{n}" for n in range(max(1, -(-len(briefs) // _BITS)))]
+    columns = [f"k{n}" for n in range(max(1, -(-len(briefs) // BITS)))]
     session.execute(sa.text("DROP TABLE IF EXISTS digest_due"))
     session.execute(
         sa.text(
@@ -172,7 +169,7 @@ def _make_digests(
         .where(*due)
         .subquery("due")
     )
-    masks, source = _masks(session, readers, briefs, columns, moment=moment, period=period)
+    masks, source = brief_masks(session, readers, briefs, columns, moment=moment, period=period)
     picked = sa.select(readers.c.id, *masks).select_from(source)
     session.execute(sa.insert(_due_table(columns)).from_select(["subscriber_id", *columns], picked))
     if postgres:  # autovacuum never sees a temporary table: the joins below need its size
@@ -196,7 +193,7 @@ def _make_digests(
         chosen = tuple(
             brief_id
             for i, (brief_id, _) in enumerate(briefs)
-            if int(key[i // _BITS]) >> (i % _BITS) & 1
+            if int(key[i // BITS]) >> (i % BITS) & 1
         )
         send_id = _digest_send(session, settings, cadence, chosen, members, now)
         # One INSERT … SELECT per set, each a scan of `digest_due` in reader order: one
@@ -223,18 +220,6 @@ def _make_digests(
     return made
 
 
-def _since(readers: Any, window_start: datetime) -> Any:
-    """When a reader's digest window opens: their last digest; a first digest covers one
-    period, not everything since they subscribed."""
-    return sa.func.coalesce(
-        readers.last_digest_at,
-        sa.case(
-            (readers.created_at > window_start, readers.created_at),
-            else_=sa.literal(window_start, type_=UTCDateTime),
-        ),
-    )
-
-
 def _due_readers(cadence: str, zone: str, moment: datetime) -> list[Any]:
     baseline = sa.func.coalesce(col(Subscriber.last_digest_at), col(Subscriber.created_at))
     return [
@@ -251,115 +236,6 @@ def _due_table(columns: list[str]) -> sa.Table:
         sa.MetaData(),
         sa.Column("subscriber_id", sa.BigInteger),
         *(sa.Column(c, sa.BigInteger) for c in columns),
-    )
-
-
-def _masks(
-    session: Session,
-    readers: Any,
-    briefs: list[tuple[int, datetime]],
-    columns: list[str],
-    *,
-    moment: datetime,
-    period: timedelta,
-) -> tuple[list[Any], Any]:
-    """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
-    published after their last digest (a first digest covers one period, not everything
-    since they subscribed), on a topic they follow (or they follow all), and not already
-    received on its own (a reader who switched cadence); and the FROM clause they read.
-
-    Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (Seq Scan on subscriber,
-    filtered by group) with `follows` (HashAggregate over an Index Only Scan of
-    ix_subscriber_topic_topic for the briefs' topics) and with `received` (the briefs'
-    sends' rows aggregated per reader): a few scans, never a probe per reader and brief.
-    """
-    since = _since(readers.c, moment - period)
-    brief_ids = [brief_id for brief_id, _ in briefs]
-    topics: dict[int, list[int]] = defaultdict(list)
-    for brief_id, topic_id in session.execute(
-        sa.select(col(BriefTopic.brief_id), col(BriefTopic.topic_id)).where(
-            col(BriefTopic.brief_id).in_(brief_ids or [0])
-        )
-    ):
-        topics[brief_id].append(topic_id)
-    sends: dict[int, list[int]] = defaultdict(list)
-    for send_id, brief_id in session.execute(
-        sa.select(col(Send.id), col(Send.brief_id)).where(
-            col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(brief_ids or [0])
-        )
-    ):
-        sends[brief_id].append(send_id)
-    received = _received(briefs, sends, columns)
-    follows = _follows(briefs, topics)
-    source = readers.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
-    if received is not None:
-        source = source.outerjoin(received, received.c.subscriber_id == readers.c.id)
-    bits: list[list[Any]] = [[] for _ in columns]
-    for i, (brief_id, at) in enumerate(briefs):
-        bit = 1 << (i % _BITS)
-        gets = sa.and_(
-            since < sa.literal(at, type_=UTCDateTime),
-            sa.or_(readers.c.all_topics, follows.c[f"f{i}"] == 1),
-        )
-        if received is not None and sends[brief_id]:
-            mask = received.c[columns[i // _BITS]]
-            gets = sa.and_(gets, sa.or_(mask.is_(None), mask.op("&")(bit) == 0))
-        bits[i // _BITS].append(sa.case((gets, bit), else_=0))
-    masks = [
-        (sum(column_bits[1:], column_bits[0]) if column_bits else sa.literal(0)).label(name)
-        for column_bits, name in zip(bits, columns, strict=True)
-    ]
-    return masks, source
-
-
-def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -> Any:
-    """Per reader following any of the briefs' topics, a 0/1 column per brief (`f0`, `f1`
-    …): one aggregate over those topics' rows of `subscriber_topic`, joined once. (A
-    subquery per brief is hashed only while it fits in work_mem; past that, at a few
-    hundred thousand followers, PostgreSQL rescans it for every reader.)"""
-    wanted = sorted({topic for brief_id, _ in briefs for topic in topics[brief_id]}) or [0]
-    return (
-        sa.select(
-            col(SubscriberTopic.subscriber_id).label("subscriber_id"),
-            *(
-                sa.func.max(
-                    sa.case(
-                        (col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0]), 1), else_=0
-                    )
-                ).label(f"f{i}")
-                for i, (brief_id, _) in enumerate(briefs)
-            ),
-        )
-        .where(col(SubscriberTopic.topic_id).in_(wanted))
-        .group_by(col(SubscriberTopic.subscriber_id))
-        .subquery("follows")
-    )
-
-
-def _received(
-    briefs: list[tuple[int, datetime]], sends: dict[int, list[int]], columns: list[str]
-) -> Any:
-    """Per reader with a row in one of the briefs' own sends, the bits of those briefs
-    (SUM of DISTINCT powers of two: a bitwise OR both databases have); None if no brief
-    has a send."""
-    all_sends = [send_id for brief_id, _ in briefs for send_id in sends[brief_id]]
-    if not all_sends:
-        return None
-    per_column = []
-    for n, name in enumerate(columns):
-        chunk = list(enumerate(briefs))[n * _BITS : (n + 1) * _BITS]
-        whens = [
-            (col(Delivery.send_id).in_(sends[brief_id]), 1 << (i % _BITS))
-            for i, (brief_id, _) in chunk
-            if sends[brief_id]
-        ]
-        value = sa.case(*whens, else_=0) if whens else sa.literal(0)
-        per_column.append(sa.func.sum(sa.distinct(value)).label(name))
-    return (
-        sa.select(col(Delivery.subscriber_id).label("subscriber_id"), *per_column)
-        .where(col(Delivery.send_id).in_(all_sends))
-        .group_by(col(Delivery.subscriber_id))
-        .subquery("received")
     )
 
 

@@ -1,0 +1,140 @@
+"""Which of a digest window's briefs each reader gets, as SQL: one bit mask per reader
+(bit i: the i-th brief of the window), computed across all of a group's readers in one
+statement by `digests._make_digests`, never a query per reader and brief."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from newsletter.models import BriefTopic, Delivery, Send, SendKind
+from subscribers.models import SubscriberTopic, UTCDateTime
+
+# Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
+# published in the window), 62 bits to a BIGINT column, as many columns as needed.
+BITS = 62
+
+
+def window_opens(readers: Any, window_start: datetime) -> Any:
+    """When a reader's digest window opens: their last digest; a first digest covers one
+    period, not everything since they subscribed."""
+    return sa.func.coalesce(
+        readers.last_digest_at,
+        sa.case(
+            (readers.created_at > window_start, readers.created_at),
+            else_=sa.literal(window_start, type_=UTCDateTime),
+        ),
+    )
+
+
+def brief_masks(
+    session: Session,
+    readers: Any,
+    briefs: list[tuple[int, datetime]],
+    columns: list[str],
+    *,
+    moment: datetime,
+    period: timedelta,
+) -> tuple[list[Any], Any]:
+    """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
+    published after their last digest (a first digest covers one period, not everything
+    since they subscribed), on a topic they follow (or they follow all), and not already
+    received on its own (a reader who switched cadence); and the FROM clause they read.
+
+    Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (Seq Scan on subscriber,
+    filtered by group) with `follows` (HashAggregate over an Index Only Scan of
+    ix_subscriber_topic_topic for the briefs' topics) and with `received` (the briefs'
+    sends' rows aggregated per reader): a few scans, never a probe per reader and brief.
+    """
+    since = window_opens(readers.c, moment - period)
+    brief_ids = [brief_id for brief_id, _ in briefs]
+    topics: dict[int, list[int]] = defaultdict(list)
+    for brief_id, topic_id in session.execute(
+        sa.select(col(BriefTopic.brief_id), col(BriefTopic.topic_id)).where(
+            col(BriefTopic.brief_id).in_(brief_ids or [0])
+        )
+    ):
+        topics[brief_id].append(topic_id)
+    sends: dict[int, list[int]] = defaultdict(list)
+    for send_id, brief_id in session.execute(
+        sa.select(col(Send.id), col(Send.brief_id)).where(
+            col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(brief_ids or [0])
+        )
+    ):
+        sends[brief_id].append(send_id)
+    received = _received(briefs, sends, columns)
+    follows = _follows(briefs, topics)
+    source = readers.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
+    if received is not None:
+        source = source.outerjoin(received, received.c.subscriber_id == readers.c.id)
+    bits: list[list[Any]] = [[] for _ in columns]
+    for i, (brief_id, at) in enumerate(briefs):
+        bit = 1 << (i % BITS)
+        gets = sa.and_(
+            since < sa.literal(at, type_=UTCDateTime),
+            sa.or_(readers.c.all_topics, follows.c[f"f{i}"] == 1),
+        )
+        if received is not None and sends[brief_id]:
+            mask = received.c[columns[i // BITS]]
+            gets = sa.and_(gets, sa.or_(mask.is_(None), mask.op("&")(bit) == 0))
+        bits[i // BITS].append(sa.case((gets, bit), else_=0))
+    masks = [
+        (sum(column_bits[1:], column_bits[0]) if column_bits else sa.literal(0)).label(name)
+        for column_bits, name in zip(bits, columns, strict=True)
+    ]
+    return masks, source
+
+
+def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -> Any:
+    """Per reader following any of the briefs' topics, a 0/1 column per brief (`f0`, `f1`
+    …): one aggregate over those topics' rows of `subscriber_topic`, joined once. (A
+    subquery per brief is hashed only while it fits in work_mem; past that, at a few
+    hundred thousand followers, PostgreSQL rescans it for every reader.)"""
+    wanted = sorted({topic for brief_id, _ in briefs for topic in topics[brief_id]}) or [0]
+    return (
+        sa.select(
+            col(SubscriberTopic.subscriber_id).label("subscriber_id"),
+            *(
+                sa.func.max(
+                    sa.case(
+                        (col(SubscriberTopic.topic_id).in_(topics[brief_id] or [0]), 1), else_=0
+                    )
+                ).label(f"f{i}")
+                for i, (brief_id, _) in enumerate(briefs)
+            ),
+        )
+        .where(col(SubscriberTopic.topic_id).in_(wanted))
+        .group_by(col(SubscriberTopic.subscriber_id))
+        .subquery("follows")
+    )
+
+
+def _received(
+    briefs: list[tuple[int, datetime]], sends: dict[int, list[int]], columns: list[str]
+) -> Any:
+    """Per reader with a row in one of the briefs' own sends, the bits of those briefs
+    (SUM of DISTINCT powers of two: a bitwise OR both databases have); None if no brief
+    has a send."""
+    all_sends = [send_id for brief_id, _ in briefs for send_id in sends[brief_id]]
+    if not all_sends:
+        return None
+    per_column = []
+    for n, name in enumerate(columns):
+        chunk = list(enumerate(briefs))[n * BITS : (n + 1) * BITS]
+        whens = [
+            (col(Delivery.send_id).in_(sends[brief_id]), 1 << (i % BITS))
+            for i, (brief_id, _) in chunk
+            if sends[brief_id]
+        ]
+        value = sa.case(*whens, else_=0) if whens else sa.literal(0)
+        per_column.append(sa.func.sum(sa.distinct(value)).label(name))
+    return (
+        sa.select(col(Delivery.subscriber_id).label("subscriber_id"), *per_column)
+        .where(col(Delivery.send_id).in_(all_sends))
+        .group_by(col(Delivery.subscriber_id))
+        .subquery("received")
+    )
