@@ -138,6 +138,9 @@ class Subscriber(SQLModel, table=True):
     # Daily and weekly readers: when their last digest was made. The next one holds every
     # brief published after this (or after they subscribed, for the first).
     last_digest_at: datetime | None = utc_column()
+    # …and where that digest's window opened: it held the briefs published from here to
+    # `last_digest_at`. Written by the same UPDATE, which returns it (newsletter's digests).
+    last_digest_from: datetime | None = utc_column()
     # Soft bounces since the last delivered message; at NEWSLETTER_SOFT_BOUNCE_LIMIT the
     # address counts as bounced.
     soft_bounces: int = Field(default=0)

@@ -133,6 +133,30 @@ def test_a_digest_after_days_without_one_holds_every_brief_since_the_last(newsro
     assert _ledger(engine, late) == ["dai@example.com"]
 
 
+def test_a_readers_row_says_which_window_their_last_digest_covered(newsroom):
+    """`last_digest_from` to `last_digest_at`: from the last digest; for a first, one period
+    back or from when they subscribed, whichever is later; none for an immediate reader."""
+    engine, settings = newsroom
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    create_due_digests(engine, settings, now=_utc(7, 22))  # Tokyo's 07:00: dai only
+    _publish(engine, settings, "food", _utc(9, 10), "Soy")
+    create_due_digests(engine, settings, now=_utc(10, 22))
+    with session_scope(engine) as session:
+        people = {p.email: p for p in session.exec(select(Subscriber))}
+    dai, wes, ida = (people[f"{name}@example.com"] for name in ("dai", "wes", "ida"))
+    assert (dai.last_digest_from, dai.last_digest_at) == (_utc(7, 22), _utc(10, 22))
+    assert (wes.last_digest_from, wes.last_digest_at) == (JOINED, _utc(5, 7))  # Monday
+    assert (ida.last_digest_from, ida.last_digest_at) == (None, None)
+
+
+def test_a_first_digest_window_opens_one_period_back(newsroom):
+    engine, settings = newsroom
+    create_due_digests(engine, settings, now=_utc(7, 22))
+    with session_scope(engine) as session:
+        dai = session.exec(select(Subscriber).where(Subscriber.email == "dai@example.com")).one()
+    assert (dai.last_digest_from, dai.last_digest_at) == (_utc(6, 22), _utc(7, 22))
+
+
 def test_a_reader_who_joins_a_group_while_its_digests_are_made_misses_no_brief(
     newsroom, monkeypatch
 ):

@@ -5,7 +5,7 @@ statement by `digests._make_digests`, never a query per reader and brief."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,21 +36,18 @@ def brief_masks(
     readers: Any,
     briefs: list[tuple[int, datetime]],
     columns: list[str],
-    *,
-    moment: datetime,
-    period: timedelta,
 ) -> tuple[list[Any], Any]:
     """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
-    published after their last digest (a first digest covers one period, not everything
-    since they subscribed), on a topic they follow (or they follow all), and not already
+    published after their window opens (`readers.c.opens`, see `window_opens`), on a topic
+    they follow (or they follow all), and not already
     received on its own (a reader who switched cadence); and the FROM clause they read.
 
-    Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (Seq Scan on subscriber,
-    filtered by group) with `follows` (HashAggregate over an Index Only Scan of
+    Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (the CTE the group's
+    UPDATE returns) with `follows` (HashAggregate over an Index Only Scan of
     ix_subscriber_topic_topic for the briefs' topics) and with `received` (the briefs'
     sends' rows aggregated per reader): a few scans, never a probe per reader and brief.
     """
-    since = window_opens(readers.c, moment - period)
+    since = readers.c.opens
     brief_ids = [brief_id for brief_id, _ in briefs]
     topics: dict[int, list[int]] = defaultdict(list)
     for brief_id, topic_id in session.execute(

@@ -8,9 +8,9 @@ received on its own.
 
 Making a digest is one transaction per (cadence, timezone) group, set-based (a few
 statements across all of the group's readers, see `_make_digests`): the readers due move
-their `last_digest_at` forward, and a ready-to-send Send with its ledger is written, one
-per distinct set of briefs (its briefs in `send_brief`). Two workers running this at once
-make each digest once.
+their window (`last_digest_from` to `last_digest_at`) forward, and a ready-to-send Send
+with its ledger is written, one per distinct set of briefs (its briefs in `send_brief`).
+Two workers running this at once make each digest once.
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def _make_digests(
     across all of the group's readers, whatever their number.
 
     1. `digest_due`: one row per due reader with their set of briefs as bit masks, computed
-       in SQL (window, topics, briefs already received on their own); then one UPDATE
-       moves those readers' `last_digest_at`. Two workers never make one group's digests
-       at once: a transaction-scoped advisory lock per group on PostgreSQL, the write lock
+       in SQL (window, topics, briefs already received on their own), and those readers'
+       window moved forward (`_fill_due`). Two workers never make one group's digests at
+       once: a transaction-scoped advisory lock per group on PostgreSQL, the write lock
        (BEGIN IMMEDIATE) on SQLite.
     2. One Send per distinct set (rendered in Python: a few per group), its briefs in
        `send_brief`.
@@ -159,27 +159,7 @@ def _make_digests(
             + (" ON COMMIT DROP" if postgres else "")
         )
     )
-    readers = (
-        sa.select(
-            col(Subscriber.id).label("id"),
-            col(Subscriber.last_digest_at).label("last_digest_at"),
-            col(Subscriber.created_at).label("created_at"),
-            col(Subscriber.all_topics).label("all_topics"),
-        )
-        .where(*due)
-        .subquery("due")
-    )
-    masks, source = brief_masks(session, readers, briefs, columns, moment=moment, period=period)
-    picked = sa.select(readers.c.id, *masks).select_from(source)
-    session.execute(sa.insert(_due_table(columns)).from_select(["subscriber_id", *columns], picked))
-    if postgres:  # autovacuum never sees a temporary table: the joins below need its size
-        session.execute(sa.text("ANALYZE digest_due"))
-    session.execute(
-        sa.update(Subscriber)
-        .where(col(Subscriber.id).in_(sa.text("SELECT subscriber_id FROM digest_due")))
-        .values(last_digest_at=moment)
-        .execution_options(synchronize_session=False)
-    )
+    _fill_due(session, due, moment - period, moment, briefs, columns)
     table = _due_table(columns)
     key_columns = [table.c[c] for c in columns]
     sets = session.execute(
@@ -218,6 +198,66 @@ def _make_digests(
     if not postgres:
         session.execute(sa.text("DROP TABLE digest_due"))
     return made
+
+
+def _fill_due(
+    session: Session,
+    due: list[Any],
+    window_start: datetime,
+    moment: datetime,
+    briefs: list[tuple[int, datetime]],
+    columns: list[str],
+) -> None:
+    """Fill `digest_due` with the group's due readers and their masks, and move those
+    readers' window to end at `moment`: on PostgreSQL in one statement, the UPDATE's
+    RETURNING feeding the INSERT (a writable CTE), so the readers moved are exactly the
+    readers given a digest, whatever commits meanwhile."""
+    postgres = is_postgresql(session.connection())
+    # Where each due reader's window opens, from the row as it was: SET reads old values.
+    moved = {
+        "last_digest_from": window_opens(Subscriber, window_start),
+        "last_digest_at": moment,
+    }
+    readers: Any
+    if postgres:
+        # One scan of the group: the UPDATE picks and moves the due readers and RETURNING
+        # hands them to the masks (a writable CTE). Picking them first and moving them by
+        # id after was a second scan joined to the first, a quarter of the whole.
+        readers = (
+            sa.update(Subscriber)
+            .where(*due)
+            .values(moved)
+            .returning(
+                col(Subscriber.id).label("id"),
+                col(Subscriber.last_digest_from).label("opens"),
+                col(Subscriber.all_topics).label("all_topics"),
+            )
+            .cte("due")
+        )
+    else:  # no UPDATE in a CTE; BEGIN IMMEDIATE holds the write lock between the two
+        readers = (
+            sa.select(
+                col(Subscriber.id).label("id"),
+                moved["last_digest_from"].label("opens"),
+                col(Subscriber.all_topics).label("all_topics"),
+            )
+            .where(*due)
+            .subquery("due")
+        )
+    masks, source = brief_masks(session, readers, briefs, columns)
+    fill = sa.insert(_due_table(columns)).from_select(
+        ["subscriber_id", *columns], sa.select(readers.c.id, *masks).select_from(source)
+    )
+    session.execute(fill.add_cte(readers) if postgres else fill)
+    if postgres:  # autovacuum never sees a temporary table: the joins below need its size
+        session.execute(sa.text("ANALYZE digest_due"))
+    else:
+        session.execute(
+            sa.update(Subscriber)
+            .where(col(Subscriber.id).in_(sa.text("SELECT subscriber_id FROM digest_due")))
+            .values(moved)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _due_readers(cadence: str, zone: str, moment: datetime) -> list[Any]:

@@ -73,9 +73,6 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         received = received_by(send.brief_id, excluding_send=send_id)
         matching = matching.where(col(Subscriber.id).not_in(received))
     again = ledger.has_rows(session, send_id)
-    if is_postgresql(session):
-        # JIT compiling these statements costs more than it saves (~0.2 s).
-        session.execute(sa.text("SET LOCAL jit = off"))
     for moment, zones_due in _waves(send, matching, session):
         recipients = matching
         if zones_due is not None:
