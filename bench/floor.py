@@ -29,6 +29,7 @@ def bench_floor(url: str, *, rows: int, fillfactor: int = 100) -> dict[str, floa
     README's PostgreSQL settings quote the difference)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
+        connection.exec_driver_sql("SET jit = off")  # as on the code's own connections
         connection.exec_driver_sql(SETUP.format(fillfactor=fillfactor))
         start = time.perf_counter()
         connection.exec_driver_sql(

@@ -144,7 +144,6 @@ def main() -> None:
 
         def from_events() -> dict[str, int]:
             with engine.begin() as db:
-                db.exec_driver_sql("SET LOCAL jit = off")
                 return {kind: int(people) for kind, _, people in db.exec_driver_sql(_FROM_EVENTS)}
 
         before = statistics.median(timed(from_events, 3))

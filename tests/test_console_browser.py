@@ -95,6 +95,7 @@ def test_a_new_editor_writes_previews_tests_schedules_and_watches_a_brief_go_out
 
     # Uploads a brief.
     page.get_by_role("link", name="New brief").click()
+    page.wait_for_url(f"{url}/admin/briefs/new")  # the click only starts the navigation
     _accessible(page)
     page.get_by_label("Brief file (up to 512 KB)").set_input_files(str(brief_file))
     page.get_by_role("button", name="Upload").click()

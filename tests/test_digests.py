@@ -4,10 +4,13 @@ readers get each brief alone; nobody gets a brief both ways. Time is driven by t
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import Session, select
 
 from newsletter.briefs import add_brief, parse_brief
 from newsletter.db import session_scope
@@ -19,7 +22,7 @@ from newsletter.sending.digests import create_due_digests, digest_brief_ids, dig
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from subscribers.models import Subscriber
-from subscribers.roster import add_subscriber
+from subscribers.roster import add_subscriber, set_topics
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
 
@@ -196,6 +199,56 @@ def test_a_reader_who_joins_a_group_while_its_digests_are_made_misses_no_brief(
     got = {tuple(_ledger(engine, send_id)): _briefs_of(engine, send_id) for send_id in made}
     assert got[("wen@example.com",)] == [rice, wheat]
     assert got[("dai@example.com",)] == [wheat]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_reader_who_narrows_their_topics_while_the_digest_is_made_gets_a_consistent_one(
+    newsroom,
+):
+    """A reader who followed everything chooses "food only" while their group's digests are
+    being made (their row locked by that change): the digest is made from their topics as
+    they were or as they are, never from a mix of the two (their new "not everything" with
+    their old, empty, list of links), which would move them past a food brief for good."""
+    engine, settings = newsroom
+    with session_scope(engine) as session:
+        ali = add_subscriber(
+            "ali@example.com",
+            session=session,
+            topics=["all"],
+            cadence="daily",
+            timezone="Asia/Tokyo",
+        )
+        ali.created_at = JOINED
+        session.add(ali)
+    rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    _publish(engine, settings, "energy", _utc(7, 11), "Grid")
+    changing = Session(engine)  # ali's choice, not yet committed: their row is locked
+    ali = changing.exec(select(Subscriber).where(Subscriber.email == "ali@example.com")).one()
+    set_topics(ali, ["food"], session=changing)
+    made: list[int] = []
+    making = threading.Thread(
+        target=lambda: made.extend(create_due_digests(engine, settings, now=_utc(7, 22)))
+    )
+    making.start()
+    with engine.connect() as watching:  # wait until the digest waits on ali's row
+        for _ in range(600):
+            waiting = watching.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.05)
+    changing.commit()
+    changing.close()
+    making.join(timeout=60)
+    made += create_due_digests(engine, settings, now=_utc(7, 22, 1))  # the next tick
+    got = [
+        b for i in made if "ali@example.com" in _ledger(engine, i) for b in _briefs_of(engine, i)
+    ]
+    assert rice in got
 
 
 def test_digest_readers_are_left_out_of_the_immediate_send(newsroom):

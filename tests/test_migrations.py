@@ -89,3 +89,30 @@ def test_dropping_the_follow_links_foreign_keys_keeps_every_link_and_can_go_back
         assert connection.execute(sa.text(follows)).all() == before
         assert sa.inspect(connection).get_foreign_keys("subscriber_topic") == []
     assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+
+
+def test_going_back_below_the_digest_window_column_keeps_every_readers_story(
+    db_url, engine, settings
+):
+    """0020's downgrade drops a column of `subscriber`: on SQLite a rebuild of the table
+    would cascade to every reader's status history."""
+    seed_brief(engine, 3)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO subscriber_status_change (subscriber_id, at, old_status, "
+                "new_status, by) SELECT id, :at, 'active', 'unsubscribed', 'subscriber' "
+                "FROM subscriber"
+            ),
+            {"at": utcnow()},
+        )
+    story = "SELECT subscriber_id, new_status FROM subscriber_status_change ORDER BY 1"
+    with engine.connect() as connection:
+        before = connection.execute(sa.text(story)).all()
+    assert len(before) == 3
+    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
+    command.downgrade(config, "0019")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(story)).all() == before
+    command.upgrade(config, "head")
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)

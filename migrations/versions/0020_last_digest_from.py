@@ -1,8 +1,8 @@
 """Where each digest reader's last digest window opened (`subscriber.last_digest_from`).
 
-Making a group's digests moves its due readers' window in one UPDATE whose RETURNING feeds
-the briefs each one gets (a writable CTE on PostgreSQL): one scan of the group, where it
-was a scan to pick the readers and a second, joined to them, to move them. RETURNING sees
+Making a group's digests moves its due readers' window in one UPDATE whose RETURNING keeps
+them for the briefs each one gets (a writable CTE on PostgreSQL): one scan of the group,
+where it was a scan to pick the readers and a second, joined to them, to move them. RETURNING sees
 only new values, so the window's start is kept in the row; it also says, for any reader,
 which briefs their last digest covered.
 
@@ -27,5 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('subscriber') as batch_op:
+    # Never a rebuild on SQLite (its own DROP COLUMN, SQLite 3.35+): dropping the old
+    # `subscriber` would cascade to every reader's status history (0014's foreign key).
+    with op.batch_alter_table('subscriber', recreate='never') as batch_op:
         batch_op.drop_column('last_digest_from')

@@ -34,13 +34,16 @@ def window_opens(readers: Any, window_start: datetime) -> Any:
 def brief_masks(
     session: Session,
     readers: Any,
+    source: Any,
+    all_topics: Any,
     briefs: list[tuple[int, datetime]],
     columns: list[str],
 ) -> tuple[list[Any], Any]:
     """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
     published after their window opens (`readers.c.opens`, see `window_opens`), on a topic
-    they follow (or they follow all), and not already
-    received on its own (a reader who switched cadence); and the FROM clause they read.
+    they follow (or they follow all: `all_topics`), and not already received on its own (a
+    reader who switched cadence); and `source` (the readers' FROM clause) with the joins
+    those need.
 
     Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (the CTE the group's
     UPDATE returns) with `follows` (HashAggregate over an Index Only Scan of
@@ -65,7 +68,7 @@ def brief_masks(
         sends[brief_id].append(send_id)
     received = _received(briefs, sends, columns)
     follows = _follows(briefs, topics)
-    source = readers.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
+    source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
     if received is not None:
         source = source.outerjoin(received, received.c.subscriber_id == readers.c.id)
     bits: list[list[Any]] = [[] for _ in columns]
@@ -73,7 +76,7 @@ def brief_masks(
         bit = 1 << (i % BITS)
         gets = sa.and_(
             since < sa.literal(at, type_=UTCDateTime),
-            sa.or_(readers.c.all_topics, follows.c[f"f{i}"] == 1),
+            sa.or_(all_topics, follows.c[f"f{i}"] == 1),
         )
         if received is not None and sends[brief_id]:
             mask = received.c[columns[i // BITS]]

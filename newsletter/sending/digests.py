@@ -159,7 +159,7 @@ def _make_digests(
             + (" ON COMMIT DROP" if postgres else "")
         )
     )
-    _fill_due(session, due, moment - period, moment, briefs, columns)
+    _fill_due(session, _group(cadence, zone), due, moment - period, moment, briefs, columns)
     table = _due_table(columns)
     key_columns = [table.c[c] for c in columns]
     sets = session.execute(
@@ -202,6 +202,7 @@ def _make_digests(
 
 def _fill_due(
     session: Session,
+    group: list[Any],
     due: list[Any],
     window_start: datetime,
     moment: datetime,
@@ -209,9 +210,15 @@ def _fill_due(
     columns: list[str],
 ) -> None:
     """Fill `digest_due` with the group's due readers and their masks, and move those
-    readers' window to end at `moment`: on PostgreSQL in one statement, the UPDATE's
-    RETURNING feeding the INSERT (a writable CTE), so the readers moved are exactly the
-    readers given a digest, whatever commits meanwhile."""
+    readers' window to end at `moment`.
+
+    On PostgreSQL one statement: the UPDATE picks and moves the due readers and its
+    RETURNING feeds the masks (a writable CTE), so the readers moved are exactly the readers
+    given a digest. Picking them first and moving them by id after was a second scan joined
+    to the first. What a reader follows is read from the statement's snapshot alone, never
+    from RETURNING: a row another transaction changes meanwhile is returned as that
+    transaction left it (PostgreSQL re-reads a row it waited for), and its "follows every
+    topic" beside the links as they were would be a mix of the two choices."""
     postgres = is_postgresql(session.connection())
     # Where each due reader's window opens, from the row as it was: SET reads old values.
     moved = {
@@ -220,20 +227,24 @@ def _fill_due(
     }
     readers: Any
     if postgres:
-        # One scan of the group: the UPDATE picks and moves the due readers and RETURNING
-        # hands them to the masks (a writable CTE). Picking them first and moving them by
-        # id after was a second scan joined to the first, a quarter of the whole.
         readers = (
             sa.update(Subscriber)
             .where(*due)
             .values(moved)
             .returning(
-                col(Subscriber.id).label("id"),
-                col(Subscriber.last_digest_from).label("opens"),
-                col(Subscriber.all_topics).label("all_topics"),
+                col(Subscriber.id).label("id"), col(Subscriber.last_digest_from).label("opens")
             )
             .cte("due")
         )
+        # The readers who follow everything, as the snapshot has them (an index scan of
+        # ix_subscriber_status_all_topics): the mask's other half, the links, is too.
+        everything = (
+            sa.select(col(Subscriber.id).label("id"))
+            .where(*group, col(Subscriber.all_topics).is_(True))
+            .subquery("everything")
+        )
+        source = readers.outerjoin(everything, everything.c.id == readers.c.id)
+        all_topics = everything.c.id.is_not(None)
     else:  # no UPDATE in a CTE; BEGIN IMMEDIATE holds the write lock between the two
         readers = (
             sa.select(
@@ -244,12 +255,13 @@ def _fill_due(
             .where(*due)
             .subquery("due")
         )
-    masks, source = brief_masks(session, readers, briefs, columns)
+        source, all_topics = readers, readers.c.all_topics
+    masks, source = brief_masks(session, readers, source, all_topics, briefs, columns)
     fill = sa.insert(_due_table(columns)).from_select(
         ["subscriber_id", *columns], sa.select(readers.c.id, *masks).select_from(source)
     )
     session.execute(fill.add_cte(readers) if postgres else fill)
-    if postgres:  # autovacuum never sees a temporary table: the joins below need its size
+    if postgres:  # autovacuum never sees a temporary table: the joins after need its size
         session.execute(sa.text("ANALYZE digest_due"))
     else:
         session.execute(
@@ -260,14 +272,17 @@ def _fill_due(
         )
 
 
-def _due_readers(cadence: str, zone: str, moment: datetime) -> list[Any]:
-    baseline = sa.func.coalesce(col(Subscriber.last_digest_at), col(Subscriber.created_at))
+def _group(cadence: str, zone: str) -> list[Any]:
     return [
         col(Subscriber.status) == SubscriberStatus.ACTIVE,
         col(Subscriber.cadence) == cadence,
         col(Subscriber.timezone) == zone,
-        baseline < moment,
     ]
+
+
+def _due_readers(cadence: str, zone: str, moment: datetime) -> list[Any]:
+    baseline = sa.func.coalesce(col(Subscriber.last_digest_at), col(Subscriber.created_at))
+    return [*_group(cadence, zone), baseline < moment]
 
 
 def _due_table(columns: list[str]) -> sa.Table:
