@@ -43,6 +43,14 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # A batch migration rebuilds a table (copy, DROP, rename). With foreign keys
+            # on, the DROP first deletes every row, and the deletes cascade: going back
+            # below 0014 emptied `subscriber_topic`. Off while migrating, as Alembic
+            # advises; said before any BEGIN, since SQLite ignores it inside one. The
+            # engine is disposed of after, so no connection keeps it off.
+            driver: Any = connection.connection.driver_connection
+            driver.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -244,6 +244,7 @@ def test_a_reader_who_narrows_their_topics_while_the_digest_is_made_gets_a_consi
     changing.commit()
     changing.close()
     making.join(timeout=60)
+    assert waiting and not making.is_alive()  # the race was run, and the digest went on
     made += create_due_digests(engine, settings, now=_utc(7, 22, 1))  # the next tick
     got = [
         b for i in made if "ali@example.com" in _ledger(engine, i) for b in _briefs_of(engine, i)

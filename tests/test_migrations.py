@@ -116,3 +116,20 @@ def test_going_back_below_the_digest_window_column_keeps_every_readers_story(
         assert connection.execute(sa.text(story)).all() == before
     command.upgrade(config, "head")
     assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+
+
+def test_going_back_far_keeps_every_follow_link(db_url, engine, settings):
+    """Below 0014 `topic` is rebuilt on SQLite; its old rows' DROP must not cascade to the
+    links (foreign keys are off while migrating)."""
+    seed_brief(engine, 4)
+    follows = "SELECT subscriber_id, topic_id FROM subscriber_topic ORDER BY 1, 2"
+    with engine.connect() as connection:
+        before = connection.execute(sa.text(follows)).all()
+    assert len(before) == 4
+    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
+    command.downgrade(config, "0011")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(follows)).all() == before
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(follows)).all() == before

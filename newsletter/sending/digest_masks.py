@@ -46,9 +46,10 @@ def brief_masks(
     those need.
 
     Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (the CTE the group's
-    UPDATE returns) with `follows` (HashAggregate over an Index Only Scan of
-    ix_subscriber_topic_topic for the briefs' topics) and with `received` (the briefs'
-    sends' rows aggregated per reader): a few scans, never a probe per reader and brief.
+    UPDATE returns, joined to those of them who follow every topic) with `follows`
+    (HashAggregate over an Index Only Scan of ix_subscriber_topic_topic for the briefs'
+    topics) and with `received` (the briefs' sends' rows aggregated per reader): a few
+    scans, never a probe per reader and brief.
     """
     since = readers.c.opens
     brief_ids = [brief_id for brief_id, _ in briefs]

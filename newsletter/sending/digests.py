@@ -236,8 +236,9 @@ def _fill_due(
             )
             .cte("due")
         )
-        # The readers who follow everything, as the snapshot has them (an index scan of
-        # ix_subscriber_status_all_topics): the mask's other half, the links, is too.
+        # The group's readers who follow everything, as the statement's snapshot has them,
+        # as it has their links. Joined by id: none in the bench; a list where many follow
+        # everything pays a primary-key probe for each of them.
         everything = (
             sa.select(col(Subscriber.id).label("id"))
             .where(*group, col(Subscriber.all_topics).is_(True))
