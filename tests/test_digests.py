@@ -75,6 +75,16 @@ def _publish(engine, settings, topic: str, at: datetime, title: str) -> int:
     return brief.id or 0
 
 
+def _tokyo_reader(engine, email: str, *, topics: list[str], cadence: str) -> None:
+    """One more reader in Tokyo, subscribed with the others."""
+    with session_scope(engine) as session:
+        person = add_subscriber(
+            email, session=session, topics=topics, cadence=cadence, timezone="Asia/Tokyo"
+        )
+        person.created_at = JOINED
+        session.add(person)
+
+
 def _briefs_of(engine, send_id):
     with session_scope(engine) as session:
         return digest_brief_ids(send_id, session=session)
@@ -167,16 +177,7 @@ def test_a_reader_who_joins_a_group_while_its_digests_are_made_misses_no_brief(
     group's own transaction: they are left for the next tick, not moved past briefs published
     since their last weekly digest."""
     engine, settings = newsroom
-    with session_scope(engine) as session:
-        wen = add_subscriber(
-            "wen@example.com",
-            session=session,
-            topics=["food"],
-            cadence="weekly",
-            timezone="Asia/Tokyo",
-        )
-        wen.created_at = JOINED
-        session.add(wen)
+    _tokyo_reader(engine, "wen@example.com", topics=["food"], cadence="weekly")
     create_due_digests(engine, settings, now=_utc(11, 22))  # Monday 07:00 in Tokyo: both
     rice = _publish(engine, settings, "food", _utc(12, 10), "Rice")
     create_due_digests(engine, settings, now=_utc(12, 22))  # dai's daily digest: Rice
@@ -210,16 +211,7 @@ def test_a_reader_who_narrows_their_topics_while_the_digest_is_made_gets_a_consi
     they were or as they are, never from a mix of the two (their new "not everything" with
     their old, empty, list of links), which would move them past a food brief for good."""
     engine, settings = newsroom
-    with session_scope(engine) as session:
-        ali = add_subscriber(
-            "ali@example.com",
-            session=session,
-            topics=["all"],
-            cadence="daily",
-            timezone="Asia/Tokyo",
-        )
-        ali.created_at = JOINED
-        session.add(ali)
+    _tokyo_reader(engine, "ali@example.com", topics=["all"], cadence="daily")
     rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
     _publish(engine, settings, "energy", _utc(7, 11), "Grid")
     changing = Session(engine)  # ali's choice, not yet committed: their row is locked

@@ -107,15 +107,7 @@ def test_going_back_below_the_digest_window_column_keeps_every_readers_story(
             {"at": utcnow()},
         )
     story = "SELECT subscriber_id, new_status FROM subscriber_status_change ORDER BY 1"
-    with engine.connect() as connection:
-        before = connection.execute(sa.text(story)).all()
-    assert len(before) == 3
-    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
-    command.downgrade(config, "0019")
-    with engine.connect() as connection:
-        assert connection.execute(sa.text(story)).all() == before
-    command.upgrade(config, "head")
-    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+    _survives_going_back(db_url, engine, settings, story, to="0019", rows=3)
 
 
 def test_going_back_far_keeps_every_follow_link(db_url, engine, settings):
@@ -123,13 +115,19 @@ def test_going_back_far_keeps_every_follow_link(db_url, engine, settings):
     links (foreign keys are off while migrating)."""
     seed_brief(engine, 4)
     follows = "SELECT subscriber_id, topic_id FROM subscriber_topic ORDER BY 1, 2"
+    _survives_going_back(db_url, engine, settings, follows, to="0011", rows=4)
+
+
+def _survives_going_back(db_url, engine, settings, query: str, *, to: str, rows: int) -> None:
+    """`query`'s `rows` rows are the same after a downgrade `to` and after the way back."""
     with engine.connect() as connection:
-        before = connection.execute(sa.text(follows)).all()
-    assert len(before) == 4
+        before = connection.execute(sa.text(query)).all()
+    assert len(before) == rows
     config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
-    command.downgrade(config, "0011")
+    command.downgrade(config, to)
     with engine.connect() as connection:
-        assert connection.execute(sa.text(follows)).all() == before
+        assert connection.execute(sa.text(query)).all() == before
     command.upgrade(config, "head")
     with engine.connect() as connection:
-        assert connection.execute(sa.text(follows)).all() == before
+        assert connection.execute(sa.text(query)).all() == before
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
