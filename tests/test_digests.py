@@ -230,6 +230,7 @@ def test_a_reader_who_narrows_their_topics_while_the_digest_is_made_gets_a_consi
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             ).scalar_one()
+            watching.rollback()  # a transaction sees one snapshot of pg_stat_activity
             if waiting:
                 break
             time.sleep(0.05)
