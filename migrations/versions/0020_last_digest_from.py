@@ -1,8 +1,8 @@
 """Where each digest reader's last digest window opened (`subscriber.last_digest_from`).
 
-Making a group's digests moves its due readers' window in one UPDATE whose RETURNING keeps
-them for the briefs each one gets (a writable CTE on PostgreSQL): one scan of the group,
-where it was a scan to pick the readers and a second, joined to them, to move them. RETURNING sees
+Making a group's digests moves its due readers' window in one UPDATE whose RETURNING feeds
+the briefs each one gets (a writable CTE on PostgreSQL): one scan of the group, where it
+was a scan to pick the readers and a second, joined to them, to move them. RETURNING sees
 only new values, so the window's start is kept in the row; it also says, for any reader,
 which briefs their last digest covered.
 
