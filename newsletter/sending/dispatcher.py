@@ -1,7 +1,8 @@
 """Handing off a send's ledger in batches, from N sender threads of one worker process.
 
-Each thread claims a batch, marks it on the wire, makes one provider request and records
-the answer (`ledger/claims.py`), until nothing claimable is left or the send stops.
+Each thread claims a batch and marks it on the wire (`ledger/claims.py`), makes one
+provider request and records the answer (`ledger/answers.py`), until nothing claimable is
+left or the send stops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from newsletter.links import Links
 from newsletter.logs import ids
 from newsletter.models import Brief, Send, SendKind, SendStatus
 from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, Transport
+from newsletter.sending.heap import frozen_heap
 from newsletter.sending.ledger import (
     Claim,
     Recorded,
@@ -261,10 +263,11 @@ class Dispatcher:
             )
             for n in range(self.settings.NEWSLETTER_CONCURRENCY)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with frozen_heap():  # the send's objects are collected, the process's are not walked
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         return report
 
     def work_due(self, *, only: int | None = None) -> WorkReport:

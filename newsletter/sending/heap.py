@@ -1,0 +1,42 @@
+"""Keeping Python's cycle collector off the worker's long-lived objects while a send runs.
+
+A hand-off allocates a few dicts per recipient, and a 1,000-recipient batch outlives
+several young-generation collections, so its objects are promoted and, every few batches,
+set off a full collection. A full collection walks every object the process holds (about
+130,000 in a worker: modules, SQLAlchemy's and pydantic's machinery), none of which the
+send created or will free. Measured on 200,000 readers: 16 full collections of about 90 ms
+each took 1.4–1.6 s of a 10–16 s hand-off, a fifth of the worker's CPU.
+
+`gc.freeze()` moves everything alive to a generation no collection visits; the send's own
+objects are still collected as before. Unfreezing afterwards hands the old objects back, so
+a cycle among them that died during the send is freed on the next full collection rather
+than never: what a frozen send costs is at most that garbage, held until it ends.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_holders = 0
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Freeze what the process holds now for the duration; nests, and is shared by threads
+    (the heap is unfrozen when the last holder leaves)."""
+    global _holders
+    with _lock:
+        _holders += 1
+        if _holders == 1:
+            gc.freeze()
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                gc.unfreeze()

@@ -1,0 +1,73 @@
+"""The worker's heap during a send: the process's own objects are frozen out of the cycle
+collector's reach while the send's batches are made, and handed back when it ends."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+
+from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.db import session_scope
+from newsletter.providers.base import Batch, BatchResult, Outcome
+from newsletter.providers.memory import MemoryTransport
+from newsletter.sending.create import create_send
+from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.heap import frozen_heap
+from subscribers.roster import add_subscriber
+from subscribers.topics import add_topic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class _Cycle:
+    """An object that refers to itself: only the cycle collector can free it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _planned_send(engine, settings) -> None:
+    with session_scope(engine) as session:
+        add_topic("shipping", "Shipping", session=session)
+        for n in range(3):
+            add_subscriber(f"reader{n}@example.com", session=session, topics=["shipping"])
+        brief = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["shipping"]
+        ).brief
+        create_send(brief.slug, session=session, settings=settings)
+
+
+def test_a_send_is_handed_off_with_the_process_heap_frozen(engine, settings):
+    _planned_send(engine, settings)
+    frozen_while_sending: list[int] = []
+
+    def answer(_batch: Batch) -> BatchResult:
+        frozen_while_sending.append(gc.get_freeze_count())
+        return BatchResult(Outcome.SENT)
+
+    transport = MemoryTransport(answer=answer)
+    report = Dispatcher(engine, settings, transport).work_due()
+
+    assert report.accepted == 3
+    assert frozen_while_sending and all(count > 0 for count in frozen_while_sending)
+    assert gc.get_freeze_count() == 0
+
+
+def test_garbage_that_died_during_a_send_is_freed_after_it():
+    cycle = _Cycle()
+    gone = weakref.ref(cycle)
+    with frozen_heap():
+        del cycle
+        gc.collect()
+        assert gone() is not None  # frozen: no collection looks at it
+    gc.collect()
+    assert gone() is None
+
+
+def test_the_heap_stays_frozen_until_the_last_holder_leaves():
+    with frozen_heap():
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
