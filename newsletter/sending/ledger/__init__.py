@@ -1,6 +1,6 @@
 """The delivery ledger: every statement that writes it, in this folder a reviewer can read
-alone (`claims.py`: the hand-off; `recovery.py`: dead workers' batches; `rows.py`:
-everything else). The database holds all of a send's state, so any worker can stop at any
+alone (`claims.py` and `answers.py`: the hand-off; `recovery.py`: dead workers' batches;
+`rows.py`: everything else). The database holds all of a send's state, so any worker can stop at any
 point and another carries on. A row moves
 
     queued ──claim──> claimed ──provider answers──> sent | failed | unknown
@@ -14,14 +14,8 @@ update committed before the HTTP call), never guessed. No transaction stays open
 network call: claiming, marking and recording are each their own short transaction.
 """
 
-from newsletter.sending.ledger.claims import (
-    Claim,
-    Recorded,
-    Target,
-    begin_handoff,
-    claim_batch,
-    record_batch,
-)
+from newsletter.sending.ledger.answers import Recorded, record_batch
+from newsletter.sending.ledger.claims import Claim, Target, begin_handoff, claim_batch
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
     PLANNED_COLUMNS,

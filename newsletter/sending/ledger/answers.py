@@ -1,0 +1,185 @@
+"""The provider's answer to a batch, written into the ledger: each row once, with its
+outcome; the batch done; the send paused when its batches keep failing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import col
+
+from newsletter.db import session_scope
+from newsletter.models import BatchStatus, Delivery, DeliveryBatch, DeliveryStatus, Send, SendStatus
+from newsletter.providers.base import BatchResult, Outcome
+from newsletter.sending.ledger import keys
+from newsletter.sending.ledger.claims import Claim
+
+_ROW_STATE = {
+    Outcome.SENT: DeliveryStatus.SENT,
+    Outcome.FAILED: DeliveryStatus.FAILED,
+    Outcome.UNKNOWN: DeliveryStatus.UNKNOWN,
+    Outcome.RETRY_LATER: DeliveryStatus.QUEUED,  # nothing was accepted: back in line
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one recorded answer did: rows per state it wrote, and why the send paused."""
+
+    rows: dict[str, int]
+    paused: str = ""
+
+
+def record_batch(
+    engine: Engine,
+    claim: Claim,
+    result: BatchResult,
+    *,
+    now: datetime,
+    pause_after: int,
+    max_attempts: int = 10,
+) -> Recorded:
+    """Write the provider's answer into the ledger, once per row: one UPDATE for the rows
+    that share the batch's outcome (by id range), one per differing outcome (a 400 naming
+    recipients) for the few exceptions. Returns rows per state, and why the send paused ("" if
+    it did not).
+
+    The batch's own step decides which rows are its: a batch still `sending` writes its
+    rows still `queued`; a batch whose lease ran out mid-request (`abandoned`) corrects its
+    rows that became `unknown` (matched by `batch_id`, written then). A row another worker
+    has since taken, or an event settled, matches neither and is left alone.
+
+    Plan (PostgreSQL): Update on delivery -> Bitmap Heap Scan on delivery, Recheck id
+    BETWEEN …, Filter send_id, status -> Bitmap Index Scan on delivery_pkey: one primary-key
+    range per range of the batch (usually one), ~1,000 heap rows, no sort.
+    """
+    groups = _row_groups(claim, result)
+    batch_failed = result.fatal or result.outcome in (Outcome.FAILED, Outcome.RETRY_LATER)
+    written: dict[str, int] = {}
+    for (state, _, _), ids in groups.items():
+        written[state.value] = written.get(state.value, 0) + len(ids)
+    # Immediate: it reads the batch's step, then writes (SQLite would refuse the upgrade).
+    with session_scope(engine, immediate=True) as session:
+        connection = session.connection()
+        step = _finish_batch(connection, claim.batch_id, result, now=now)
+        if step is None:  # released or already recorded: none of its rows are ours to write
+            return Recorded({})
+        if step != BatchStatus.ABANDONED:
+            ours = [col(Delivery.status) == DeliveryStatus.QUEUED]
+        else:
+            ours = [
+                col(Delivery.status) == DeliveryStatus.UNKNOWN,
+                col(Delivery.batch_id) == claim.batch_id,
+            ]
+        for (state, error, message_id), ids in groups.items():
+            values: dict[str, Any] = {
+                "status": state,
+                "error": error,
+                "updated_at": now,
+                "batch_id": claim.batch_id,
+                "attempts": col(Delivery.attempts) + 1,
+            }
+            if state is DeliveryStatus.QUEUED and not result.fatal:
+                # Back in line, unless it has had its chances: then it failed, and says so.
+                exhausted = col(Delivery.attempts) + 1 >= max_attempts
+                values["status"] = sa.case(
+                    (exhausted, DeliveryStatus.FAILED.value), else_=DeliveryStatus.QUEUED.value
+                )
+                values["error"] = sa.case(
+                    (exhausted, f"{error} (gave up after {max_attempts} attempts)"), else_=error
+                )
+            if state is DeliveryStatus.SENT:
+                values["message_id"] = message_id
+            connection.execute(
+                sa.update(Delivery)
+                .where(
+                    # The batch's own ids, and no `send_id = …`: with it, SQLite chose the
+                    # claim index (send_id, … WHERE status = 'queued') and walked the
+                    # whole queue for every batch (3× slower, growing with the send).
+                    keys.within(connection, col(Delivery.id), keys.to_ranges(ids)),
+                    *ours,
+                )
+                .values(**values)
+            )
+        if not batch_failed:
+            return Recorded(written)
+        failed_batches = connection.execute(
+            sa.update(Send)
+            .where(col(Send.id) == claim.send_id)
+            .values(
+                failed_batches=col(Send.failed_batches) + 1,
+                # A paused send keeps the reason it paused, not a later thread's echo of it.
+                last_error=sa.case(
+                    (col(Send.status) == SendStatus.RUNNING, result.error),
+                    else_=col(Send.last_error),
+                ),
+            )
+            .returning(col(Send.failed_batches))
+        ).scalar_one()
+        if result.fatal:
+            reason = f"the provider refused the account: {result.error}"
+        elif failed_batches >= pause_after:
+            reason = f"{failed_batches} batches failed; the last said: {result.error}"
+        else:
+            return Recorded(written)
+        paused = connection.execute(
+            sa.update(Send)
+            .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
+            .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
+        ).rowcount
+        return Recorded(written, reason if paused else "")
+
+
+def _row_groups(
+    claim: Claim, result: BatchResult
+) -> dict[tuple[DeliveryStatus, str, str], list[int]]:
+    """The claim's delivery ids by what to write into them: (state, error, message id)."""
+
+    def state(outcome: Outcome) -> DeliveryStatus:
+        # A refused account accepted nothing more: the rows wait for `sends resume`.
+        refused = result.fatal and outcome is not Outcome.SENT
+        return DeliveryStatus.QUEUED if refused else _ROW_STATE[outcome]
+
+    if not result.exceptions:  # the usual answer, one for all: no per-row bookkeeping
+        ids = [target.delivery_id for target in claim.targets]
+        return {(state(result.outcome), result.error, result.message_id): ids}
+    groups: dict[tuple[DeliveryStatus, str, str], list[int]] = {}
+    for target in claim.targets:
+        exception = result.exceptions.get(target.delivery_id)
+        outcome, error, message_id = (
+            (exception.outcome, exception.error, exception.message_id or result.message_id)
+            if exception
+            else (result.outcome, result.error, result.message_id)
+        )
+        groups.setdefault((state(outcome), error, message_id), []).append(target.delivery_id)
+    return groups
+
+
+def _finish_batch(
+    connection: Connection, batch_id: int, result: BatchResult, *, now: datetime
+) -> str | None:
+    """Mark the batch done by compare-and-set; the step it was at (`sending`, or
+    `abandoned` if its lease ran out meanwhile; `claimed` for an answer recorded without
+    `begin_handoff`, as tests do), None if it was released or already done."""
+    for _ in range(2):  # a recovery may move it from sending to abandoned in between
+        step = connection.execute(
+            sa.select(col(DeliveryBatch.status)).where(col(DeliveryBatch.id) == batch_id)
+        ).scalar()
+        if step not in (BatchStatus.CLAIMED, BatchStatus.SENDING, BatchStatus.ABANDONED):
+            return None
+        won = connection.execute(
+            sa.update(DeliveryBatch)
+            .where(col(DeliveryBatch.id) == batch_id, col(DeliveryBatch.status) == step)
+            .values(
+                status=BatchStatus.DONE,
+                outcome=result.outcome.value,
+                error=result.error,
+                finished_at=now,
+            )
+        ).rowcount
+        if won:
+            return step
+    return None
