@@ -17,7 +17,7 @@ from newsletter.db import session_scope
 from newsletter.models import Delivery
 from newsletter.providers.base import Batch, Recipient, make_transport
 from newsletter.providers.sendgrid import SendGridTransport
-from newsletter.providers.sendgrid.transport import encode_body
+from newsletter.providers.sendgrid.body import encode_body
 from newsletter.render import token
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher

@@ -207,17 +207,20 @@ def test_debug_logs_never_carry_the_api_key_or_the_readers_of_a_request(root_log
     assert key not in err and "private.reader@example.com" not in err
 
 
-def test_the_clients_own_payload_line_names_the_size_not_the_readers(caplog):
+def test_the_clients_own_debug_lines_name_neither_the_api_key_nor_the_readers(caplog):
     """Were the client's logger let through (another program's logging set up, not ours),
-    its PAYLOAD line still says how big the request was, never who it went to."""
+    its HEADERS line masks the key and its PAYLOAD line says how big the request was."""
+    key = "SG.debug-secret-key"
     caplog.set_level(logging.DEBUG, logger="python_http_client")
-    with Sandbox("SG.key") as sandbox:
+    with Sandbox(key) as sandbox:
         transport = SendGridTransport(
-            api_key="SG.key", host=sandbox.url, timeout=5, from_header="Briefs <b@example.com>"
+            api_key=key, host=sandbox.url, timeout=5, from_header="Briefs <b@example.com>"
         )
         reader = Recipient(1, "private.reader@example.com", "Private Reader", {}, {})
         result = transport.send_batch(Batch(7, "Subject", "<p>hello</p>", "hello", [reader]))
-        assert result.outcome is Outcome.SENT
-    payload = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PAYLOAD")]
+        assert result.outcome is Outcome.SENT  # the sandbox checked the real key
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("python_http_client")]
+    payload = [line for line in lines if line.startswith("PAYLOAD")]
     assert len(payload) == 1 and payload[0].endswith("bytes of JSON>")
-    assert "private.reader@example.com" not in caplog.text
+    assert any(line.startswith("HEADERS") and "'***'" in line for line in lines)
+    assert key not in caplog.text and "private.reader@example.com" not in caplog.text

@@ -21,13 +21,13 @@ from dataclasses import replace
 from email.utils import parseaddr
 from typing import Any
 
-import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from newsletter import metrics
 from newsletter.config import Settings
 from newsletter.providers.base import Batch, BatchResult, Outcome, RecipientResult
+from newsletter.providers.sendgrid.body import CONTENT_TYPE, encode_body, masked
 
 MAX_PERSONALIZATIONS = 1000
 MAX_CATEGORIES = 10
@@ -53,49 +53,6 @@ _AMBIGUOUS = (
     http.client.IncompleteRead,
     ConnectionResetError,
 )
-
-
-# What our requests say they carry. The client serializes a body it is given as an object
-# with `json.dumps`, and sends one given as text as it is unless the request's Content-Type
-# is exactly `application/json`; naming the charset (as SendGrid's own C# client does) lets
-# the transport serialize each request itself, with orjson: 0.24 µs a reader against
-# json.dumps's 3.0, which was the largest single cost of a hand-off in Python.
-CONTENT_TYPE = "application/json; charset=utf-8"
-
-
-class _Payload(bytes):
-    """A request's bytes, which say only their size when made into text.
-
-    python_http_client formats every payload into a debug message before it asks whether
-    anyone listens (`'PAYLOAD: {data}'.format(...)`): the repr of 500 KB of bytes, 2.2 ms
-    of a 1,000-recipient request, a tenth of the worker's Python per recipient. Were its
-    logger ever let through (`logs.QUIET_LOGGERS` holds it at WARNING), the line would say
-    the size, not every reader's address.
-    """
-
-    def __str__(self) -> str:
-        return f"<{len(self):,} bytes of JSON>"
-
-    __repr__ = __str__
-
-
-class RequestBody(str):
-    """A request body as text, whose UTF-8 bytes (what the client sends) are a `_Payload`."""
-
-    __slots__ = ()
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return _Payload(str.encode(self, encoding, errors))
-
-
-def encode_body(body: dict[str, Any]) -> RequestBody:
-    """A request body as JSON text (UTF-8, not \\u-escaped: CJK names cost a third)."""
-    try:
-        return RequestBody(orjson.dumps(body).decode("utf-8"))
-    except orjson.JSONEncodeError:
-        # Text orjson will not encode (half a surrogate pair): json escapes it, and SendGrid
-        # answers with its words for that recipient instead of the batch never leaving.
-        return RequestBody(json.dumps(body))
 
 
 def sendgrid_errors(body: bytes | str | None) -> list[dict[str, Any]]:
@@ -221,7 +178,9 @@ class SendGridTransport:
             client = SendGridAPIClient(api_key=self._api_key, host=self._host)
             # The client's default is no timeout at all; a hung socket would hold the batch.
             client.client.timeout = self._timeout
-            client.client.request_headers["Content-Type"] = CONTENT_TYPE
+            headers = client.client.request_headers
+            headers["Content-Type"] = CONTENT_TYPE
+            headers["Authorization"] = masked(headers["Authorization"])
             self._local.client = client
         return client
 

@@ -1,7 +1,7 @@
 """The delivery ledger: every statement that writes it, in this folder a reviewer can read
 alone (`claims.py` and `answers.py`: the hand-off; `recovery.py`: dead workers' batches;
-`rows.py`: everything else). The database holds all of a send's state, so any worker can stop at any
-point and another carries on. A row moves
+`rows.py`: everything else). The database holds all of a send's state, so any worker can
+stop at any point and another carries on. A row moves
 
     queued ──claim──> claimed ──provider answers──> sent | failed | unknown
        ^                 │

@@ -53,7 +53,7 @@ def record_batch(
     has since taken, or an event settled, matches neither and is left alone.
 
     Plan (PostgreSQL): Update on delivery -> Bitmap Heap Scan on delivery, Recheck id
-    BETWEEN …, Filter send_id, status -> Bitmap Index Scan on delivery_pkey: one primary-key
+    BETWEEN …, Filter status -> Bitmap Index Scan on delivery_pkey: one primary-key
     range per range of the batch (usually one), ~1,000 heap rows, no sort.
     """
     groups = _row_groups(claim, result)
@@ -143,7 +143,7 @@ def _row_groups(
         refused = result.fatal and outcome is not Outcome.SENT
         return DeliveryStatus.QUEUED if refused else _ROW_STATE[outcome]
 
-    if not result.exceptions:  # the usual answer, one for all: no per-row bookkeeping
+    if claim.targets and not result.exceptions:  # the usual answer, one for all
         ids = [target.delivery_id for target in claim.targets]
         return {(state(result.outcome), result.error, result.message_id): ids}
     groups: dict[tuple[DeliveryStatus, str, str], list[int]] = {}

@@ -235,7 +235,7 @@ def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> in
         connection.execute(
             sa.update(Delivery)
             .where(
-                # By the batch's own ids alone (see record_batch on why not send_id).
+                # By the batch's own ids alone (see answers.record_batch on why not send_id).
                 keys.within(connection, col(Delivery.id), ranges),
                 col(Delivery.status) == DeliveryStatus.QUEUED,
             )
