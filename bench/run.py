@@ -3,9 +3,10 @@ BENCH_DATABASE_URL or TEST_DATABASE_URL names a server) PostgreSQL. BENCH_SUBSCR
 the list's size (default 1,000,000); BENCH_EVENTS the webhook's events (default 200,000).
 
 * `handoff.py`: parse + render; the sandbox's own ceiling (no database, no client; before
-  and after the sends); a send of the whole list: import rows/s, planning, hand-off recipients/s and its ratio to the
-  ceiling, created → finished, the worker's RSS at a quarter and at the end; the same with
-  every provider answer 50 ms late against one request per reader;
+  and after the sends); a send of the whole list: import rows/s, planning, hand-off
+  recipients/s and its ratio to the ceiling, created → finished, the worker's RSS at a
+  quarter and at the end; the same with every provider answer 50 ms late against one
+  request per reader;
 * `webhook.py`: provider events applied per second through the real signed endpoint;
 * `digests.py`: digests planned for the whole list as daily readers;
 * `floor.py`: raw PostgreSQL on a ledger-shaped table, the floor under our figures.
