@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import gc
 import weakref
-from pathlib import Path
 
-from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.heap import frozen_heap
-from subscribers.roster import add_subscriber
-from subscribers.topics import add_topic
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.workers_support import seed_brief
 
 
 class _Cycle:
@@ -28,14 +23,9 @@ class _Cycle:
 
 
 def _planned_send(engine, settings) -> None:
+    slug = seed_brief(engine, 3)
     with session_scope(engine) as session:
-        add_topic("shipping", "Shipping", session=session)
-        for n in range(3):
-            add_subscriber(f"reader{n}@example.com", session=session, topics=["shipping"])
-        brief = add_brief(
-            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["shipping"]
-        ).brief
-        create_send(brief.slug, session=session, settings=settings)
+        create_send(slug, session=session, settings=settings)
 
 
 def test_a_send_is_handed_off_with_the_process_heap_frozen(engine, settings):

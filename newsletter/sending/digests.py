@@ -133,7 +133,8 @@ def _make_digests(
     3. One INSERT … SELECT of the ledger per set, from `digest_due`.
     """
     period = PERIOD[Cadence(cadence)]
-    if is_postgresql(session.connection()):
+    postgres = is_postgresql(session.connection())
+    if postgres:
         # One worker per group at a time: a second waits here, then finds no one due.
         digest = hashlib.sha256(f"digest {cadence} {zone}".encode()).digest()
         lock = int.from_bytes(digest[:8], "big", signed=True)
@@ -146,7 +147,6 @@ def _make_digests(
         window_opens(Subscriber, moment - period) >= earliest,
     ]
     published = published_between(earliest, moment, session=session)
-    postgres = is_postgresql(session.connection())
     briefs = sorted(published.items(), key=lambda item: (item[1], item[0]))
     columns = [f"k{n}" for n in range(max(1, -(-len(briefs) // BITS)))]
     session.execute(sa.text("DROP TABLE IF EXISTS digest_due"))
