@@ -227,6 +227,26 @@ def test_two_workers_claim_disjoint_rows(engine, settings, brief_slug):
     assert _claim(engine, send_id, "w3", 10, now) is None
 
 
+def test_a_claim_ends_at_the_due_time_and_id_of_its_last_row(engine, settings, brief_slug):
+    """What a sender thread seeks past next (`after`): the last row it took, in due order."""
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    first = _claim(engine, send_id, "w1", 2, now)
+    last = {row.id: row for row in _ledger(engine, send_id)}[_ids(first)[-1]]
+    assert first.last_key == (last.not_before, last.id)
+    rest = claim_batch(
+        engine,
+        send_id=send_id,
+        worker_id="w1",
+        limit=10,
+        lease=timedelta(minutes=5),
+        now=now,
+        after=first.last_key,
+    )
+    assert rest is not None and min(_ids(rest)) > last.id and len(_ids(rest)) == 2
+
+
 def test_a_batch_whose_request_never_began_is_requeued_when_its_lease_expires(
     engine, settings, sandbox, brief_slug
 ):

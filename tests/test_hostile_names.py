@@ -123,7 +123,9 @@ def test_text_orjson_refuses_still_leaves_as_json():
     body = {"personalizations": [{"to": [{"email": "a@example.com", "name": half}]}]}
     assert json.loads(encode_body(body)) == body
     assert json.loads(encode_body({"name": NAMES[9]})) == {"name": NAMES[9]}
-    assert NAMES[9] in encode_body({"name": NAMES[9]})  # UTF-8 as it is, not \\u-escaped
+    encoded = encode_body({"name": NAMES[9]})
+    assert NAMES[9].encode() in encoded  # UTF-8 as it is, not \\u-escaped
+    assert encoded.encode("utf-8") is encoded  # what the client sends: no copy made
 
 
 def _check_mime(messages, addresses):

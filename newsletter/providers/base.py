@@ -28,10 +28,13 @@ class Outcome(StrEnum):
     RETRY_LATER = "retry_later"  # nothing was accepted; safe to try again later
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recipient:
     """One reader of a batch. `name` is made a safe display name here (`headers.py`); the
-    body's greeting comes from `values`, built from the name as the reader wrote it."""
+    body's greeting comes from `values`, built from the name as the reader wrote it.
+
+    Slotted: a thousand are made per batch, and a frozen dataclass sets each field through
+    `object.__setattr__`, which is a third faster into a slot than into a `__dict__`."""
 
     delivery_id: int
     email: str

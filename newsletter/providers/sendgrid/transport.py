@@ -171,8 +171,8 @@ class SendGridTransport:
     @property
     def _client(self) -> SendGridAPIClient:
         """One client per sender thread: the client keeps per-request state on itself. Its
-        requests say `CONTENT_TYPE`, so it sends bodies given as text (`encode_body`) and
-        refuses dicts: post through `_post`, not the client's own `send`."""
+        requests say `CONTENT_TYPE`, so it sends the bytes `encode_body` makes as they are
+        and refuses dicts: post through `_post`, not the client's own `send`."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = SendGridAPIClient(api_key=self._api_key, host=self._host)

@@ -117,9 +117,9 @@ def claim_batch(
                 col(Subscriber.email),
                 col(Subscriber.name),
                 col(Subscriber.status),
-                # Without the UTC type: only the last row's time is read (converted below),
-                # and re-tagging every row was a twentieth of the worker's Python per batch.
-                sa.type_coerce(col(Delivery.not_before), _TIME.impl),
+                # Not the rows' `not_before`: only the last row's is needed (read below by
+                # its id), and the driver making a datetime of every row's was half of the
+                # fetch (3.9 against 1.9 ms per 1,000 rows, psycopg 3.3).
             )
             .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
             .where(
@@ -141,7 +141,7 @@ def claim_batch(
         if not rows:
             return None
         active = SubscriberStatus.ACTIVE.value  # a plain str compares at C speed
-        targets = [Target(*r[:4]) for r in rows if r[4] == active]
+        targets = [Target._make(r[:4]) for r in rows if r[4] == active]
         gone = [cast(int, r[0]) for r in rows if r[4] != active]
         if gone:  # a reader who left is the exception, written alone
             connection.execute(
@@ -149,8 +149,13 @@ def claim_batch(
                 .where(any_of(connection, col(Delivery.id), gone))
                 .values(status=DeliveryStatus.SKIPPED, error="subscriber left", updated_at=now)
             )
-        # Ordered by (not_before, id): the last row is the furthest.
-        last_key = (_TIME.process_result_value(rows[-1][5], connection.dialect), rows[-1][0])
+        # Ordered by (not_before, id): the last row is the furthest. Read apart, by its id:
+        # a row's `not_before` is written once, when it is planned.
+        last_id = cast(int, rows[-1][0])
+        last_due = connection.execute(
+            sa.select(col(Delivery.not_before)).where(col(Delivery.id) == last_id)
+        ).scalar_one()
+        last_key = (last_due, last_id)
         if not targets:
             return Claim(
                 batch_id=0, send_id=send_id, targets=[], skipped=len(gone), last_key=last_key
