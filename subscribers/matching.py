@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -12,19 +12,16 @@ from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic
 
 
 def matching_subscribers(
-    topic_ids: Iterable[int] | sa.Select[Any], *, cadences: Iterable[str] | None = None
+    topic_ids: Iterable[int], *, cadences: Iterable[str] | None = None
 ) -> sa.Select[tuple[int]]:
     """`SELECT subscriber.id` of everyone a brief on these topics should reach.
 
-    Active subscribers who follow all topics or at least one of these. `topic_ids` may be
-    a subquery (dispatch passes the brief's topics) so the database does the whole match
-    in one statement. `cadences` narrows to immediate readers once digests exist.
+    Active subscribers who follow all topics or at least one of these. The topics are
+    numbers, not a subquery: the planner then estimates their followers from
+    `subscriber_topic`'s statistics (newsletter's `audience.brief_topic_ids` says what a
+    subquery cost). `cadences` narrows to immediate readers once digests exist.
     """
-    topic_filter = (
-        col(SubscriberTopic.topic_id).in_(topic_ids)
-        if isinstance(topic_ids, sa.Select)
-        else col(SubscriberTopic.topic_id).in_(list(topic_ids))
-    )
+    topic_filter = col(SubscriberTopic.topic_id).in_(list(topic_ids))
     follows_one = (
         sa.select(sa.literal(1))
         .where(col(SubscriberTopic.subscriber_id) == col(Subscriber.id), topic_filter)

@@ -50,10 +50,27 @@ def received_by(brief_id: int, *, excluding_send: int | None = None) -> sa.Selec
     return statement
 
 
+def brief_topic_ids(brief_id: int, *, session: Session) -> list[int]:
+    """The brief's topics, read first so that matching names them as numbers.
+
+    As a subquery, the planner knows only what its statistics say of `brief_topic`: none
+    (before autovacuum's first ANALYZE of it) gave a hash of the followers, 2.0 s for 1M
+    readers; fresh ones gave a per-reader subplan that rescans the brief's topics for each
+    reader, 10.1 s. Named, it estimates the followers from `subscriber_topic`'s own
+    statistics and chooses well either way (PostgreSQL 15, README "How fast")."""
+    return list(
+        session.scalars(
+            sa.select(col(BriefTopic.topic_id))
+            .where(col(BriefTopic.brief_id) == brief_id)
+            .order_by(col(BriefTopic.topic_id))
+        )
+    )
+
+
 def count_audience(brief_id: int, *, session: Session, include_received: bool = False) -> Audience:
     """`include_received`: count readers who already have it among those reached now (a
     send that gives them a second copy on purpose)."""
-    topic_ids = sa.select(col(BriefTopic.topic_id)).where(col(BriefTopic.brief_id) == brief_id)
+    topic_ids = brief_topic_ids(brief_id, session=session)
     received = received_by(brief_id)
 
     def count(statement: sa.Select[Any]) -> int:

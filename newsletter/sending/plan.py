@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from newsletter.db import is_postgresql, session_scope
-from newsletter.models import BriefTopic, Delivery, Send, SendKind, SendStatus
+from newsletter.models import Delivery, Send, SendKind, SendStatus
 from newsletter.sending import ledger
-from newsletter.sending.audience import received_by
+from newsletter.sending.audience import brief_topic_ids, received_by
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber, id_of
 
@@ -62,11 +62,9 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
     second run adds only newcomers. Each local-time wave is its own statement, in due
     order, so a wave's rows have adjacent ids (claiming walks them by id).
     """
-    brief_topic_ids = sa.select(col(BriefTopic.topic_id)).where(
-        col(BriefTopic.brief_id) == send.brief_id
-    )
+    topic_ids = brief_topic_ids(send.brief_id, session=session)
     # Daily and weekly readers get the brief in their digest (digests.py), not now.
-    matching = matching_subscribers(brief_topic_ids, cadences=[Cadence.IMMEDIATE])
+    matching = matching_subscribers(topic_ids, cadences=[Cadence.IMMEDIATE])
     send_id = id_of(send)
     if not send.include_received and _sent_before(send, session):
         # Never a second copy of a brief, across sends too, unless staff asked by name.
