@@ -30,7 +30,9 @@ class UnknownTopicError(SubscriberError):
         names = ", ".join(repr(slug) for slug in unknown)
         super().__init__(
             f"unknown topic {names} (known topics: {listed})",
-            hint="" if known else "add one with `newsletter topics add`",
+            hint=f"add it first: `newsletter topics add {unknown[0]} --name …`"
+            if unknown
+            else "",
         )
 
 

@@ -115,7 +115,8 @@ def test_an_unknown_topic_is_refused_in_one_line_and_nothing_is_stored(cli):
     result = cli("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "ports")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown topic 'ports' (known topics: food, shipping, trade)"
+        "error: unknown topic 'ports' (known topics: food, shipping, trade): add it first: "
+        "`newsletter topics add ports --name …`"
     )
     assert json.loads(_ok(cli("briefs", "list", "--json")).stdout) == []
 
