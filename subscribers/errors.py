@@ -30,9 +30,7 @@ class UnknownTopicError(SubscriberError):
         names = ", ".join(repr(slug) for slug in unknown)
         super().__init__(
             f"unknown topic {names} (known topics: {listed})",
-            hint=f"add it first: `newsletter topics add {unknown[0]} --name …`"
-            if unknown
-            else "",
+            hint=f"add it first: `newsletter topics add {unknown[0]} --name …`" if unknown else "",
         )
 
 
