@@ -270,3 +270,31 @@ def test_unknown_deliveries_are_resolved_from_the_send_page(editor, engine, web)
     with session_scope(engine) as session:
         assert session.scalar(sa.select(Delivery.status)) == "skipped"
     assert _actions(engine)[0] == "send.resolve"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/briefs/99999999999999999999",
+        "/admin/briefs/99999999999999999999/email",
+        "/admin/sends/99999999999999999999",
+        "/admin/sends/99999999999999999999/progress.json",
+    ],
+)
+def test_an_id_past_64_bits_is_a_404_not_a_500(editor, path):
+    assert editor.call(path).status == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/briefs/99999999999999999999/schedule",
+        "/admin/briefs/99999999999999999999/topics",
+        "/admin/briefs/99999999999999999999/delete",
+        "/admin/briefs/99999999999999999999/test-send",
+        "/admin/sends/99999999999999999999/pause",
+        "/admin/sends/99999999999999999999/cancel",
+    ],
+)
+def test_a_form_posted_to_an_id_past_64_bits_is_a_404(editor, path):
+    assert editor.call(path, {"csrf": editor.csrf()}).status == 404

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from newsletter.db import session_scope
+from newsletter.db import MAX_ROW_ID, session_scope
 from newsletter.errors import NewsletterError, NotFoundError
 from newsletter.sending.controls import (
     ResolveAction,
@@ -49,6 +49,8 @@ def progress(summary: SendSummary) -> dict[str, Any]:
 
 
 def _summary(console: ConsoleDep, send_id: int) -> SendSummary | None:
+    if not 0 < send_id <= MAX_ROW_ID:  # no row has it, and the driver would raise
+        return None
     with session_scope(console.engine) as session:
         try:
             return summarize_sends(session=session, send_id=send_id)[0]
@@ -96,6 +98,8 @@ def control(
     """Pause, resume, cancel, or resolve (`how` = resend or drop) the unknown rows."""
     if action not in ACTIONS:
         return console.page(request, "not_found.html", staff, 404, what="action")
+    if not 0 < send_id <= MAX_ROW_ID:
+        return console.page(request, "not_found.html", staff, 404, what="send")
     now = utcnow()
     try:
         with session_scope(console.engine) as session:
