@@ -8,7 +8,6 @@ nothing twice. `python scheduler.py` and `newsletter worker` are the same proces
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -19,10 +18,9 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.exc import OperationalError
 
-from newsletter.config import Settings, get_settings
+from newsletter.config import Settings
 from newsletter.db import single_worker_lock
 from newsletter.errors import NewsletterError
-from newsletter.logs import configure_logging
 from newsletter.metrics import serve_worker_metrics
 from newsletter.sending.worker import TickReport, Worker
 
@@ -115,24 +113,14 @@ def run_once(settings: Settings) -> TickReport:
             worker.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="The newsletter worker (same as `newsletter worker`)."
-    )
-    parser.add_argument("--once", action="store_true", help="do all due work, then exit")
-    args = parser.parse_args(argv)
-    try:
-        settings = get_settings()
-        configure_logging(settings)
-        if args.once:
-            run_once(settings)
-        else:
-            run(settings)
-    except NewsletterError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+def main(argv: list[str] | None = None) -> None:
+    """`python scheduler.py [--once]` is `newsletter worker [--once]`, through the command
+    line itself: a bad setting, a database not set up or not answering, and every other
+    refusal are the same one line, and the exit code the same."""
+    from newsletter.cli import app  # only when run so: the worker's imports stay lean
+
+    app(["worker", *(sys.argv[1:] if argv is None else argv)], prog_name="scheduler.py")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -145,6 +145,24 @@ def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp
     assert "is not set up or is out of date: run `newsletter init`" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("newsletter", "worker"), ("scheduler",)])
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"DATABASE_URL": "nonsense"}, "error: DATABASE_URL cannot be read as a database URL"),
+        ({"NEWSLETTER_BATCH_SIZE": "5000"}, "error: setting NEWSLETTER_BATCH_SIZE: Input should"),
+    ],
+)
+def test_a_worker_refuses_bad_configuration_in_one_line_by_either_name(
+    newsletter, command, changes, said
+):
+    """`python scheduler.py` is `newsletter worker`: the same refusal, never a traceback."""
+    module, *args = command
+    result = newsletter(*args, "--once", env_changes=changes, module=module)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(said)
+
+
 def test_send_needs_now_or_at(cli):
     result = cli("send", "1")
     assert result.exit_code == 1

@@ -23,7 +23,13 @@ def make_engine(url: str) -> Engine:
     on, and transactions begun by us, so claiming can say `BEGIN IMMEDIATE` (take the write
     lock first, then read) while ordinary work says a plain `BEGIN`.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigurationError(
+            "DATABASE_URL cannot be read as a database URL: write sqlite:///path/to/file.db "
+            "or postgresql+psycopg://user@host/database"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
