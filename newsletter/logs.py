@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from newsletter.config import LogFormat, Settings
+from newsletter.fields import LINKS
 
 # Loggers whose INFO lines are routine: APScheduler's every tick, Alembic's every readiness
 # probe ("Context impl …").
@@ -83,6 +85,27 @@ def not_a_probe(record: logging.LogRecord) -> bool:
     return True
 
 
+# A reader's link token in a path (`fields.LINKS`) or in a subscribers-only archive link's
+# `t`: either lets whoever holds it act as that reader, and neither expires (README
+# "Security"), so the access log never keeps one.
+_TOKEN_IN_PATH = re.compile(
+    "^(/(?:" + "|".join(re.escape(path) for path, _ in LINKS.values()) + ")/)[^/?#]+"
+)
+_TOKEN_IN_QUERY = re.compile(r"([?&]t=)[^&#]*")
+
+
+def without_link_tokens(record: logging.LogRecord) -> bool:
+    """uvicorn's access line with any link token in its path replaced by `…` (args:
+    client, method, path, HTTP version, status). Never drops the line."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5:
+        path = str(args[2])
+        hidden = _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
+        if hidden != path:
+            record.args = (*args[:2], hidden, *args[3:])
+    return True
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is when a line is logged, not the stream it was when
     logging was set up: a test harness (or a CLI runner) that swaps stderr and closes its
@@ -123,6 +146,7 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).propagate = True
     for name, quiet in (
         ("uvicorn.access", not_a_probe),
+        ("uvicorn.access", without_link_tokens),
         ("apscheduler.scheduler", not_a_tick_in_progress),
     ):
         if quiet not in logging.getLogger(name).filters:

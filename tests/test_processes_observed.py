@@ -84,7 +84,16 @@ def test_a_worker_serves_its_counts_and_logs_one_json_line_per_event(
     assert {line["level"] for line in lines} <= {"info", "warning"}
 
 
-def test_serve_logs_requests_as_json_but_not_the_probes(db_url, tmp_path):
+LINK_TOKEN = "MTIz.c2VjcmV0LWxpbmstdG9rZW4"  # the shape of a reader's token
+LINKED = [
+    f"/unsubscribe/{LINK_TOKEN}",
+    f"/preferences/{LINK_TOKEN}",
+    f"/confirm/{LINK_TOKEN}",
+    f"/archive/a-brief?t={LINK_TOKEN}",
+]
+
+
+def test_serve_logs_requests_as_json_but_not_the_probes_nor_link_tokens(db_url, tmp_path):
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -103,13 +112,23 @@ def test_serve_logs_requests_as_json_but_not_the_probes(db_url, tmp_path):
         url = re.search(r"http://127\.0\.0\.1:\d+", log_path.read_text()).group(0)
         for path in ("/healthz", "/readyz", "/metrics", "/subscribe", "/no-such-page"):
             get(f"{url}{path}")
+        for path in LINKED:
+            get(f"{url}{path}")
     finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn drains, then ends by the signal it got, as systemd expects of a clean stop.
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
     lines = _json_lines(Path(log_path).read_text())
     access = [str(line["message"]) for line in lines if line["logger"] == "uvicorn.access"]
-    assert len(access) == 2, access
+    assert len(access) == 2 + len(LINKED), access
     assert '"GET /subscribe HTTP/1.1" 200' in access[0]
     assert '"GET /no-such-page HTTP/1.1" 404' in access[1]
+    # A reader's link token would let whoever reads the log act as that reader.
+    assert [line.split('"')[1] for line in access[2:]] == [
+        "GET /unsubscribe/… HTTP/1.1",
+        "GET /preferences/… HTTP/1.1",
+        "GET /confirm/… HTTP/1.1",
+        "GET /archive/a-brief?t=… HTTP/1.1",
+    ]
+    assert LINK_TOKEN not in log_path.read_text()
     assert not [line for line in lines if str(line["logger"]).startswith("alembic")]
