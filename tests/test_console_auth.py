@@ -14,12 +14,14 @@ from sqlmodel import select
 
 from newsletter.db import session_scope
 from newsletter.models import Brief
+from newsletter.staff import accounts
 from newsletter.staff.accounts import set_password
 from newsletter.staff.models import LoginFailure, StaffSession
-from newsletter.web.console import ROUTERS
+from newsletter.web.console import ROUTERS, signin
 from newsletter.web.console.sessions import set_cookie
 from subscribers.models import utcnow
-from tests.conftest import test_settings
+from subscribers.topics import add_topic
+from tests.conftest import sqlite_only, test_settings
 from tests.console_support import (  # noqa: F401 - a fixture
     EDITOR,
     PASSWORD,
@@ -170,6 +172,26 @@ def test_a_good_sign_in_clears_the_accounts_count(console, engine):
     with session_scope(engine) as session:
         left = session.scalar(sa.select(sa.func.count()).select_from(LoginFailure))
     assert left == 0
+
+
+@sqlite_only
+@pytest.mark.parametrize(("password", "status"), [(PASSWORD, 303), ("a wrong password!", 401)])
+def test_a_sign_in_during_a_workers_write_is_answered_not_a_500(
+    console, engine, monkeypatch, password, status
+):
+    """SQLite refuses a transaction's write at once when another connection wrote after it
+    read. Here the other writer (the worker, in life) writes during the password check, so
+    that the moment is certain: a running worker hit it about once in eighteen guesses."""
+    checked = []
+
+    def verify_while_another_writes(staff, password):
+        with session_scope(engine) as session:
+            add_topic(f"written-meanwhile-{len(checked)}", "Meanwhile", session=session)
+        checked.append(staff)
+        return accounts.verify_password(staff, password)
+
+    monkeypatch.setattr(signin, "verify_password", verify_while_another_writes)
+    assert console.sign_in(password=password).status == status and checked
 
 
 def test_a_tampered_session_cookie_opens_nothing_and_is_cleared(signed_in):
