@@ -78,6 +78,24 @@ def _rejected(event: ProviderEvent, why: str) -> ProviderEvent:
     )
 
 
+def _placed(events: list[ProviderEvent], session: Session) -> list[ProviderEvent]:
+    """The events, each naming a delivery only if that delivery's reader has the address
+    the event is about; any other loses its delivery id and is placed by address, or not
+    at all. A delivery id is a number any other database of ours has too (a copy restored
+    from a backup, a second install posting to the same webhook): trusted alone, a bounce
+    or a spam report would mark whoever holds that number here."""
+    named = [e.delivery_id for e in events if e.delivery_id is not None and e.email]
+    addresses = ledger.addresses_of(session, named)
+    return [
+        replace(event, delivery_id=None)
+        if event.delivery_id is not None
+        and event.email
+        and addresses.get(event.delivery_id, "").casefold() != event.email.strip().casefold()
+        else event
+        for event in events
+    ]
+
+
 @dataclass
 class _Outcome:
     report: EventReport
@@ -93,6 +111,7 @@ def apply_events(
     duplicates, then one statement per kind of change (`event_effects.py`). Should the
     batch as a whole fail in the database anyway, it is applied again one event at a time
     (each its own savepoint), so one bad event still costs only itself."""
+    events = _placed(events, session)
     try:
         with session.begin_nested():
             outcome = _apply_batch(events, session, soft_bounce_limit)

@@ -23,6 +23,7 @@ from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.providers.memory import MemoryTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.tallies.apply import url_key
+from subscribers.models import Subscriber
 from tests.workers_support import seed_send
 
 LINKS = [
@@ -37,6 +38,21 @@ KINDS = ["delivered", "opened", "clicked", "bounced", "unsubscribed", "complaine
 def _sent(engine, settings, readers: int) -> tuple[int, list[int], object]:
     send_id = seed_send(engine, settings, readers)
     Dispatcher(engine, settings, MemoryTransport()).work_due()
+    with session_scope(engine) as session:
+        # Each reader's address names their delivery, so that `_event` can say the address
+        # a real event carries (an event about another address is not this delivery's).
+        session.execute(
+            sa.update(Subscriber).values(
+                email="r"
+                + sa.cast(
+                    sa.select(Delivery.id)
+                    .where(Delivery.subscriber_id == Subscriber.id, Delivery.send_id == send_id)
+                    .scalar_subquery(),
+                    sa.String,
+                )
+                + "@example.com"
+            )
+        )
     with session_scope(engine) as session:
         started = session.get_one(Send, send_id).started_at
         ids = list(session.scalars(sa.select(Delivery.id).where(Delivery.send_id == send_id)).all())

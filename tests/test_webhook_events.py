@@ -149,6 +149,25 @@ def test_a_complaint_outranks_an_unsubscribe_in_the_same_batch_in_either_order(
     assert {people[m.to[0]].status for m in (first, second)} == {"complained"}
 
 
+def test_an_event_naming_our_delivery_but_another_address_marks_nobody(web, engine, sandbox):
+    """Another database of ours has the same delivery ids (a restored backup, a second
+    install posting to this webhook): its readers' bounces and complaints are not ours."""
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    elsewhere = {"email": "someone.else@example.org"}
+    events = [
+        event_for(message, "bounce", type="bounce", reason="550 no such user", **elsewhere),
+        event_for(message, "spamreport", **elsewhere),
+    ]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 2, duplicates 0")
+    assert _people(engine)["reader0@example.com"].status == "active"
+    assert _ledger(engine, send_id) == ["unknown"]  # not settled by what is not about it
+    with session_scope(engine) as session:
+        records = list(session.exec(select(ProviderEventRecord)))
+    assert [(r.email, r.delivery_id) for r in records] == [(elsewhere["email"], None)] * 2
+
+
 def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(web, engine, sandbox):
     url, settings = web
     send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)

@@ -19,6 +19,7 @@ from newsletter.sending.ledger.claims import Claim, Target, begin_handoff, claim
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
     PLANNED_COLUMNS,
+    addresses_of,
     cancel_queued,
     counts_by_status,
     deliveries_of,
@@ -37,6 +38,7 @@ __all__ = [
     "Recorded",
     "Recovery",
     "Target",
+    "addresses_of",
     "begin_handoff",
     "cancel_queued",
     "claim_batch",

@@ -17,6 +17,7 @@ from newsletter.models import (
     DeliveryStatus,
 )
 from newsletter.sending.ledger import keys
+from subscribers.models import Subscriber
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
 PLANNED_COLUMNS = [
@@ -210,6 +211,20 @@ def deliveries_of(session: Session, delivery_ids: list[int]) -> dict[int, tuple[
             sa.select(col(Delivery.id), col(Delivery.send_id), col(Delivery.subscriber_id)).where(
                 any_of(session, col(Delivery.id), sorted(set(delivery_ids)))
             )
+        ).all()
+    }
+
+
+def addresses_of(session: Session, delivery_ids: list[int]) -> dict[int, str]:
+    """Delivery id → the address its reader has now, for the ids that are rows."""
+    if not delivery_ids:
+        return {}
+    return {
+        delivery_id: email
+        for delivery_id, email in session.execute(
+            sa.select(col(Delivery.id), col(Subscriber.email))
+            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
+            .where(any_of(session, col(Delivery.id), sorted(set(delivery_ids))))
         ).all()
     }
 
