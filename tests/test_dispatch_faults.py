@@ -136,6 +136,22 @@ def test_a_send_pauses_itself_after_the_configured_number_of_failed_batches(
     assert _statuses(engine, send_id) == {"sent": READERS}
 
 
+def test_a_provider_that_never_answers_pauses_the_send_before_all_of_it_is_in_doubt(
+    engine, settings, sandbox
+):
+    slug = seed_brief(engine, READERS)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(Faults(rate_delay=1.0, delay_seconds=3))
+    report = _dispatcher(
+        engine, settings, SENDGRID_TIMEOUT_SECONDS=0.5, NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES=2
+    ).work_due()
+    assert "batches failed" in report.paused[send_id]
+    assert "no answer after the request was sent" in report.paused[send_id]
+    counts = _statuses(engine, send_id)
+    # The batches already on the wire when it paused (one per thread at most) are unknown.
+    assert 0 < counts["unknown"] <= 2 * 3 * 5 and counts["queued"] >= READERS - 2 * 3 * 5
+
+
 def test_messages_carry_the_brief_and_its_topics_as_categories(engine, settings, sandbox):
     slug = seed_brief(engine, 3)
     _send(engine, settings, slug)

@@ -57,7 +57,10 @@ def record_batch(
     range per range of the batch (usually one), ~1,000 heap rows, no sort.
     """
     groups = _row_groups(claim, result)
-    batch_failed = result.fatal or result.outcome in (Outcome.FAILED, Outcome.RETRY_LATER)
+    # Unanswered counts too: a provider that takes requests and never answers (a timeout
+    # each time) would otherwise turn the whole send into `unknown`, every reader in doubt,
+    # and call it finished.
+    batch_failed = result.fatal or result.outcome is not Outcome.SENT
     written: dict[str, int] = {}
     for (state, _, _), ids in groups.items():
         written[state.value] = written.get(state.value, 0) + len(ids)
