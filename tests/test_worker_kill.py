@@ -8,6 +8,7 @@ never resent silently.
 from __future__ import annotations
 
 import signal
+import time
 
 from sqlmodel import select
 
@@ -54,3 +55,33 @@ def test_a_worker_killed_mid_send_and_a_new_one_deliver_everyone_exactly_once(
     assert len(accepted) == len(set(accepted))  # nobody twice
     assert sent <= set(accepted)  # every `sent` row really reached the provider
     assert set(accepted) <= sent | unknown
+
+
+def test_a_stop_during_a_rate_limit_wait_ends_the_worker_at_once_and_loses_no_row(
+    engine, settings, sandbox, db_url, tmp_path
+):
+    """SendGrid's 429 says when to come back, up to a minute away: SIGTERM (systemd's stop,
+    a deploy) must not wait it out, or the stop timeout kills the worker with its batches
+    on the wire and their readers in doubt."""
+    send_id = seed_send(engine, settings, 20)
+    sandbox.state.set_faults(Faults(rate_429=1.0, retry_after=60))
+    process = worker(
+        db_url,
+        sandbox.url,
+        tmp_path,
+        batch=10,
+        threads=2,
+        NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES="1",
+    )
+    try:
+        wait_for(lambda: sandbox.state.stats.injected.get("429", 0) >= 2, 30, "two 429s")
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, worker_log(process)
+        assert time.monotonic() - stopped_at < 10
+    finally:
+        process.kill()
+    with session_scope(engine) as session:
+        statuses = set(session.exec(select(Delivery.status).where(Delivery.send_id == send_id)))
+    assert statuses == {"queued"}  # back in line, for the next worker
+    assert send_status(engine, send_id) == "running"  # a stop is not the provider failing

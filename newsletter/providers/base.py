@@ -107,6 +107,12 @@ class Transport(Protocol):
         """Let go of connections; the transport is not used afterwards."""
         ...
 
+    def interrupt(self) -> None:
+        """The process is stopping: a batch waiting to be retried answers `retry_later` now
+        instead of after its backoff (a 429's can be a minute), so the worker stops within
+        its stop timeout rather than being killed with the batch on the wire."""
+        ...
+
 
 def make_transport(settings: Settings) -> Transport:
     """The configured provider's transport, counted in `newsletter.metrics`."""

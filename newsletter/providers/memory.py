@@ -36,6 +36,9 @@ class MemoryTransport:
     def close(self) -> None:
         self.closed = True
 
+    def interrupt(self) -> None:
+        """Nothing here waits to retry."""
+
     @property
     def recipients(self) -> list[str]:
         """Every address handed over, in order, repeats included."""

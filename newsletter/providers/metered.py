@@ -38,3 +38,6 @@ class MeteredTransport:
 
     def close(self) -> None:
         self.inner.close()
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()

@@ -29,6 +29,9 @@ class OutboxTransport:
     def close(self) -> None:
         """Files are written whole per message; nothing stays open."""
 
+    def interrupt(self) -> None:
+        """Nothing here waits to retry."""
+
     def send_batch(self, batch: Batch) -> BatchResult:
         exceptions: dict[int, RecipientResult] = {}
         for recipient in batch.recipients:

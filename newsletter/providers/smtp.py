@@ -95,6 +95,9 @@ class SmtpTransport:
             with contextlib.suppress(*_CONNECTION_ERRORS):
                 connection.close()
 
+    def interrupt(self) -> None:
+        """Nothing here waits to retry: a deferral (4xx) goes back in line at once."""
+
     def close(self) -> None:
         """QUIT every sender thread's connection."""
         with self._lock:

@@ -160,8 +160,10 @@ class Dispatcher:
         self._stopping = threading.Event()
 
     def request_stop(self) -> None:
-        """Finish the batches in hand, claim no more (SIGTERM)."""
+        """Finish the batches in hand, claim no more (SIGTERM); a batch waiting to retry
+        gives up its wait and goes back in line."""
         self._stopping.set()
+        self.transport.interrupt()
 
     def recipient(self, target: Target, used: frozenset[str] | None = None) -> Recipient:
         return self._links.recipient(
@@ -208,6 +210,8 @@ class Dispatcher:
             now=self.clock(),
             pause_after=self.settings.NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES,
             max_attempts=self.settings.NEWSLETTER_MAX_ATTEMPTS,
+            # Given back because this worker is stopping: not the provider's failure.
+            counts_as_failure=not self._stopping.is_set(),
         )
         return recorded, result
 

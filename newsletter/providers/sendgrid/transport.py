@@ -151,7 +151,7 @@ class SendGridTransport:
         sandbox_mode: bool = False,
         track_opens: bool = True,
         track_clicks: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._api_key = api_key
         self._host = host
@@ -166,7 +166,8 @@ class SendGridTransport:
         self._sandbox_mode = sandbox_mode
         self._track_opens = track_opens
         self._track_clicks = track_clicks
-        self._sleep = sleep
+        self._sleep = sleep  # None: wait on `_interrupted`, which `interrupt()` sets
+        self._interrupted = threading.Event()
 
     @property
     def _client(self) -> SendGridAPIClient:
@@ -332,7 +333,8 @@ class SendGridTransport:
                 last_error = f"{status}: {detail}"
                 if attempt < self._max_retries:
                     metrics.provider_retry(self.name, str(status))
-                    self._sleep(self._retry_delay(status, exc.headers, attempt))
+                    if self._wait(self._retry_delay(status, exc.headers, attempt)):
+                        break
                 continue
             except _AMBIGUOUS as exc:
                 unknown = f"no answer after the request was sent: {exc!r}"
@@ -342,12 +344,25 @@ class SendGridTransport:
                 last_error = f"connection failed: {exc.reason}"
                 if attempt < self._max_retries:
                     metrics.provider_retry(self.name, "connection")
-                    self._sleep(self._backoff(attempt))
+                    if self._wait(self._backoff(attempt)):
+                        break
                 continue
             headers = response.headers
             message_id = headers.get("X-Message-Id", "") if headers is not None else ""
             return BatchResult(Outcome.SENT, message_id=message_id or ""), []
+        if self._interrupted.is_set():
+            last_error += "; not retried: the worker is stopping"
         return BatchResult(Outcome.RETRY_LATER, error=last_error), []
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait before a retry; True if the process is stopping (then do not retry)."""
+        if self._sleep is None:
+            return self._interrupted.wait(seconds)
+        self._sleep(seconds)
+        return self._interrupted.is_set()
 
     def _retry_delay(self, status: int, headers: Any, attempt: int) -> float:
         """429: until `X-RateLimit-Reset`, a moment (Unix seconds), not a number of seconds

@@ -41,6 +41,7 @@ def record_batch(
     now: datetime,
     pause_after: int,
     max_attempts: int = 10,
+    counts_as_failure: bool = True,
 ) -> Recorded:
     """Write the provider's answer into the ledger, once per row: one UPDATE for the rows
     that share the batch's outcome (by id range), one per differing outcome (a 400 naming
@@ -60,7 +61,7 @@ def record_batch(
     # Unanswered counts too: a provider that takes requests and never answers (a timeout
     # each time) would otherwise turn the whole send into `unknown`, every reader in doubt,
     # and call it finished.
-    batch_failed = result.fatal or result.outcome is not Outcome.SENT
+    batch_failed = result.fatal or (counts_as_failure and result.outcome is not Outcome.SENT)
     written: dict[str, int] = {}
     for (state, _, _), ids in groups.items():
         written[state.value] = written.get(state.value, 0) + len(ids)
