@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from newsletter.db import session_scope
 from newsletter.limits import Rule, hit
-from newsletter.models import MailKind, RateLimitHit, TransactionalMail
+from newsletter.models import MailKind, RateLimitHit, SignupRequest, TransactionalMail
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, forget
 from subscribers.topics import add_topic
@@ -75,6 +75,25 @@ def test_every_address_gets_the_same_answer_whatever_its_state(web, listed, fiel
     [(code, page)] = answers
     assert code == (200 if fields == {"topics": "energy"} else 400)
     assert "Traceback" not in page
+
+
+def test_a_form_too_old_or_without_its_token_comes_back_as_filled_in(web, listed):
+    """A tab left open past the form's token's hours (or a form posted from elsewhere):
+    nothing is recorded, and the person sees the form again with what they typed."""
+    url, _ = web
+    typed = [("email", "late@example.com"), ("name", 'Ren "Late" 遅'), ("topics", "energy")]
+    for token in ("", "made-up"):
+        code, page, _ = call(f"{url}/subscribe", data=[("csrf", token), *typed])
+        assert code == 400 and "open too long" in page
+        assert 'value="late@example.com"' in page and 'value="Ren &#34;Late&#34; 遅"' in page
+    assert _requests(listed) == 0
+    code, page, _ = call(f"{url}/subscribe", data=[("csrf", form_csrf(page)), *typed])
+    assert code == 200 and _requests(listed) == 1
+
+
+def _requests(engine) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(SignupRequest))
 
 
 def test_a_sign_up_answers_before_the_address_is_looked_at(web, listed):

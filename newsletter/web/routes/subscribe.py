@@ -51,6 +51,11 @@ def _form(
     )
 
 
+STALE_FORM = FormProblem(
+    "form", "This form was open too long to be sent. Check what you entered, then subscribe again."
+)
+
+
 @router.get("/")
 @router.get("/subscribe")
 def subscribe_form(web: Web) -> HTMLResponse:
@@ -69,9 +74,6 @@ def subscribe(
     timezone: Annotated[str, Form()] = "",
     website: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    hour = web.forms.verify(FORM_PURPOSE, csrf)
-    if hour is None or int(time.time()) // 3600 - hour > FORM_HOURS:
-        return web.page("link_invalid.html", 400)
     if website:  # the honeypot: people never see it, simple bots fill it
         return web.page("check_email.html")
     entered: dict[str, Any] = {
@@ -81,6 +83,11 @@ def subscribe(
         "cadence": cadence,
         "timezone": timezone or web.settings.NEWSLETTER_TIMEZONE,
     }
+    hour = web.forms.verify(FORM_PURPOSE, csrf)
+    if hour is None or int(time.time()) // 3600 - hour > FORM_HOURS:
+        # A tab left open overnight, or a form posted from elsewhere: nothing is stored,
+        # and the person gets the form back as they filled it, with a fresh token.
+        return _form(web, 400, entered=entered, problem=STALE_FORM)
     try:
         form = check_signup(engine=web.engine, **entered)
     except SubscriberError as exc:
