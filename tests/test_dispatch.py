@@ -247,6 +247,29 @@ def test_a_claim_ends_at_the_due_time_and_id_of_its_last_row(engine, settings, b
     assert rest is not None and min(_ids(rest)) > last.id and len(_ids(rest)) == 2
 
 
+def test_rows_in_a_workers_hands_count_as_claimed_until_its_lease_runs_out(
+    engine, settings, brief_slug
+):
+    send_id = _new_send(engine, settings, brief_slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    _claim(engine, send_id, "dead", 3, now)
+
+    def summary(at):
+        with session_scope(engine) as session:
+            [found] = summarize_sends(session=session, send_id=send_id, now=at)
+        return found
+
+    held = summary(now)
+    assert (held.counts["claimed"], held.counts["queued"]) == (3, len(EXPECTED) - 3)
+    assert held.held_until == now + timedelta(minutes=5)
+    later = now + timedelta(minutes=6)
+    recover_expired_batches(engine, now=later)
+    back = summary(later)
+    assert (back.counts["claimed"], back.counts["queued"]) == (0, len(EXPECTED))
+    assert back.held_until is None
+
+
 def test_a_batch_whose_request_never_began_is_requeued_when_its_lease_expires(
     engine, settings, sandbox, brief_slug
 ):

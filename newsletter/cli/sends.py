@@ -208,6 +208,12 @@ def print_summary(summary: SendSummary) -> None:
     if summary.rate:
         eta = f", about {summary.eta_seconds:,.0f} s to go" if summary.eta_seconds else ""
         out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}")
+    if summary.counts["claimed"] and summary.held_until:
+        out.print(
+            f"{summary.counts['claimed']} in a worker's hands; if that worker has stopped, "
+            f"they go back in the queue at {summary.held_until:%H:%M:%S} UTC (its lease)",
+            highlight=False,
+        )
     if summary.failed_batches:
         out.print(f"failed batches: {summary.failed_batches}")
     if summary.last_error:

@@ -35,6 +35,9 @@ class SendSummary:
     local_time: str = ""
     # When the oldest and the newest `unknown` rows became unknown (events may still come).
     unknown_since: tuple[datetime, datetime] | None = None
+    # When the leases of its rows in a worker's hands (`claimed`) run out: a stopped
+    # worker's come back to the queue then.
+    held_until: datetime | None = None
 
     @property
     def waiting(self) -> int:
@@ -58,6 +61,7 @@ class SendSummary:
             "local_time": self.local_time,
             "unknown_oldest_at": self.unknown_since[0].isoformat() if self.unknown_since else None,
             "unknown_newest_at": self.unknown_since[1].isoformat() if self.unknown_since else None,
+            "held_until": self.held_until.isoformat() if self.held_until else None,
         }
 
 
@@ -79,11 +83,16 @@ def summarize_sends(
     counts = ledger.counts_by_status(session, ids) if ids else {}
     next_due = ledger.next_due(session, ids) if ids else {}
     unknown = ledger.unknown_since(session, ids) if ids else {}
+    held = ledger.in_hand(session, ids) if ids else {}
     summaries = []
     for send, slug in sends:
         by_state = {
             state.value: counts.get(id_of(send), {}).get(state.value, 0) for state in DeliveryStatus
         }
+        rows_in_hand, held_until = held.get(id_of(send), (0, None))
+        moved = min(rows_in_hand, by_state[DeliveryStatus.QUEUED.value])
+        by_state[DeliveryStatus.QUEUED.value] -= moved
+        by_state[DeliveryStatus.CLAIMED.value] += moved
         settled = sum(by_state[state.value] for state in SETTLED_STATES)
         waiting = sum(by_state[state.value] for state in OPEN_STATES)
         elapsed = (
@@ -115,6 +124,7 @@ def summarize_sends(
                 next_action_at=next_action,
                 local_time=send.local_time,
                 unknown_since=unknown.get(id_of(send)),
+                held_until=held_until,
             )
         )
     return summaries

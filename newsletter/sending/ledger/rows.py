@@ -277,3 +277,25 @@ def next_due(session: Session, send_ids: list[int]) -> dict[int, datetime]:
             .group_by(col(Delivery.send_id))
         ).all()
     }
+
+
+def in_hand(session: Session, send_ids: list[int]) -> dict[int, tuple[int, datetime]]:
+    """Send id → (rows its live batches hold, when the last of their leases runs out).
+
+    A claim writes no ledger row (it is recorded on its batch), so these rows still read
+    `queued`; a worker that died holds them until its lease runs out."""
+    return {
+        send_id: (int(rows), until)
+        for send_id, rows, until in session.execute(
+            sa.select(
+                col(DeliveryBatch.send_id),
+                sa.func.sum(col(DeliveryBatch.size)),
+                sa.func.max(col(DeliveryBatch.lease_expires_at)),
+            )
+            .where(
+                col(DeliveryBatch.send_id).in_(send_ids),
+                col(DeliveryBatch.status).in_(LIVE_BATCHES),
+            )
+            .group_by(col(DeliveryBatch.send_id))
+        ).all()
+    }
