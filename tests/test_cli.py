@@ -163,6 +163,25 @@ def test_a_worker_refuses_bad_configuration_in_one_line_by_either_name(
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(said)
 
 
+def test_names_and_titles_that_look_like_markup_are_printed_as_written(cli, tmp_path):
+    """Rich reads "[/b]" as a closing tag and raised on it: a reader's name, a topic's or a
+    brief's title once made `subscribers list` print a traceback."""
+    _ok(cli("topics", "add", "markup", "--name", "Tags [/bold] & [red]"))
+    _ok(
+        cli("subscribers", "add", "tag@example.com", "--name", "Ann [/red] x", "--topics", "markup")
+    )
+    brief = tmp_path / "tagged.md"
+    brief.write_text(
+        "---\ntitle: Prices [/b] up\ndate: 2026-06-01\ntopics: [markup]\n---\n\nBody.\n",
+        encoding="utf-8",
+    )
+    added = _ok(cli("briefs", "add", str(brief)))
+    assert "brief added: “Prices [/b] up”" in added.stderr
+    assert "Ann [/red] x" in _ok(cli("subscribers", "list")).stdout
+    assert "Tags [/bold] & [red]" in _ok(cli("topics", "list")).stdout
+    assert "Prices [/b] up" in _ok(cli("briefs", "list")).stdout
+
+
 def test_send_needs_now_or_at(cli):
     result = cli("send", "1")
     assert result.exit_code == 1

@@ -24,6 +24,7 @@ from newsletter.cli.common import (
     settings_and_engine,
     split_list,
     user_errors,
+    warn,
 )
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
@@ -56,13 +57,9 @@ def briefs_add(
     brief, slugs = added.brief, [t.slug for t in added.topics]
     verb = "added" if added.created else "draft updated" if added.updated else "already added"
     out.print(f"{brief.id} {brief.slug}", highlight=False)
-    err.print(f"brief {verb}: {brief.title!r} ({brief.date}), topics: {', '.join(slugs) or 'none'}")
+    err.print(f"brief {verb}: “{brief.title}” ({brief.date}), topics: {', '.join(slugs) or 'none'}")
     if added.clipping:
-        err.print(
-            f"[yellow]warning:[/yellow] {added.clipping}; `send` will refuse it until it is "
-            "shorter",
-            highlight=False,
-        )
+        warn(f"{added.clipping}; `send` will refuse it until it is shorter")
     if added.suggestions:
         err.print(
             "suggested topics, from the words that matched: "
@@ -75,10 +72,7 @@ def briefs_add(
             highlight=False,
         )
     elif not slugs:
-        err.print(
-            "[yellow]warning:[/yellow] no topics, so a send would reach no one; "
-            "add it again with --topics a,b"
-        )
+        warn("no topics, so a send would reach no one; add it again with --topics a,b")
 
 
 @app.command("test-send")
@@ -168,4 +162,4 @@ def briefs_preview(
     for path in preview.files:
         out.print(str(path), highlight=False)
     for warning in preview.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)

@@ -23,8 +23,11 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import MAX_ROW_ID, make_engine, require_current_schema
 from newsletter.errors import NewsletterError, NotFoundError
 
-out = Console(soft_wrap=True)  # a path or a message is one line, whatever the width
-err = Console(stderr=True, soft_wrap=True)
+# A path or a message is one line, whatever the width. Markup off: what these print is
+# people's text (titles, names, a provider's words), and rich reads "[/b]" in a reader's
+# name as a closing tag and raises. The few styled words ask for markup themselves.
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 P = ParamSpec("P")
@@ -34,7 +37,12 @@ R = TypeVar("R")
 def fail(message: str, hint: str = "") -> None:
     """The one line a failed command prints: what is wrong, then what to do about it."""
     text = f"{message}: {hint}" if hint else message
-    err.print("[red]error:[/red] " + escape(text), highlight=False, soft_wrap=True)
+    err.print("[red]error:[/red] " + escape(text), markup=True, highlight=False)
+
+
+def warn(text: str) -> None:
+    """A warning line on stderr: the command went on, but something needs a look."""
+    err.print("[yellow]warning:[/yellow] " + escape(text), markup=True, highlight=False)
 
 
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:

@@ -18,6 +18,7 @@ from newsletter.cli.common import (
     settings_and_engine,
     split_list,
     user_errors,
+    warn,
 )
 from newsletter.db import session_scope
 from newsletter.engagement import inactive_since, parse_window
@@ -123,7 +124,7 @@ def subscribers_import(
         print_json(report.as_dict())
         return
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)
     document = report.as_dict()
     verb = "would be" if dry_run else "were"
     counts = report.counts()
@@ -233,7 +234,7 @@ def subscribers_show(email: str, as_json: JsonOption = False) -> None:
     ]
     for line in document["deliveries"]:
         lines.append(
-            f"  send {line['send']} ({line['kind']}) {line['brief']!r}  {line['when'] or '-'}  "
+            f"  send {line['send']} ({line['kind']}) “{line['brief']}”  {line['when'] or '-'}  "
             f"{line['status']}" + (f" ({line['error']})" if line["error"] else "")
         )
         lines.extend(

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from newsletter.briefs import add_brief, parse_brief_file
@@ -82,7 +83,7 @@ def run_demo(workdir: Path, console: Console) -> None:
                 preview = write_preview(added.brief, added.topics, settings, workdir / "preview")
                 previews += preview.files
                 for warning in preview.warnings:
-                    console.print(f"[yellow]warning:[/yellow] {warning}")
+                    console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
                 create_send(added.brief.slug, session=session, settings=settings)
                 console.print(
                     f"[bold]3. brief[/bold] {added.brief.slug} → topics "
