@@ -134,6 +134,9 @@ def test_a_send_pauses_itself_after_the_configured_number_of_failed_batches(
         resume_send(send_id, session=session)
     _dispatcher(engine, settings).work_due()
     assert _statuses(engine, send_id) == {"sent": READERS}
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=send_id)
+    assert (summary.status, summary.last_error) == ("finished", "")  # the pause is over
 
 
 def test_a_provider_that_never_answers_pauses_the_send_before_all_of_it_is_in_doubt(

@@ -39,10 +39,12 @@ def pause_send(send_id: int, *, session: Session) -> Send:
 
 
 def resume_send(send_id: int, *, session: Session) -> Send:
-    """Back to work; the failed-batch count starts again from zero."""
+    """Back to work; the failed-batch count starts again from zero, and the reason it
+    paused is no longer shown as its last error (the audit log keeps who resumed it)."""
     send = _transition(session, send_id, (SendStatus.PAUSED,), "resumed")
     send.status = SendStatus.RUNNING if send.started_at else SendStatus.SCHEDULED
     send.failed_batches = 0
+    send.last_error = ""
     session.add(send)
     return send
 
