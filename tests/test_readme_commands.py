@@ -1,6 +1,6 @@
-"""The README's "Using it" commands work as written, in order, on a new database: the
-first thing a new member of staff runs (a brief whose topic was never added once stopped
-them at the fourth line)."""
+"""What the README tells a newcomer, checked: its "Using it" commands work as written, in
+order, on a new database (a brief whose topic was never added once stopped them at the
+fourth line), and its configuration table names every setting."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.config import Settings
 from tests.conftest import SANDBOX_KEY
 
 ROOT = Path(__file__).parent.parent
@@ -42,3 +43,14 @@ def test_the_readme_commands_run_as_written_on_a_new_database(tmp_path, sandbox,
         assert result.exit_code == 0, f"newsletter {shlex.join(words)}:\n{result.output}"
     sent = sorted(address for message in sandbox.messages() for address in message.to)
     assert sent == ["aiko@example.com", "editor@example.com"]  # the test copy, then the send
+
+
+def test_every_setting_is_in_the_readmes_configuration_table():
+    table = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Configuration\n")[1]
+    rows = [
+        line.split("|")[1]
+        for line in table.split("\n## ")[0].splitlines()
+        if line.startswith("| `")
+    ]
+    named = {name.strip(" `") for row in rows for name in row.split(",")}
+    assert set(Settings.model_fields) - named == set()
