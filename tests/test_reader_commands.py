@@ -188,3 +188,38 @@ def test_resubscribe_refuses_a_reader_already_on_the_list(cli, engine):
     result = cli("subscribers", "resubscribe", "ann@example.com")
     assert result.exit_code == 1 and "already on the list" in result.output
     assert _mail(engine) == []
+
+
+def test_list_and_send_commands_at_a_terminal_are_audited_as_in_the_console(cli, engine, tmp_path):
+    sheet = tmp_path / "list.csv"
+    sheet.write_text("email,name,topics\nzed@example.com,Zed,food\n", encoding="utf-8")
+    brief = tmp_path / "brief.md"
+    brief.write_text(
+        "---\ntitle: Grain\ndate: 2026-06-01\ntopics: [food]\n---\n\nBody.\n", encoding="utf-8"
+    )
+    for command in (
+        ("subscribers", "add", "amy@example.com", "--topics", "food"),
+        ("subscribers", "import", str(sheet), "--dry-run"),  # changes nothing: not audited
+        ("subscribers", "import", str(sheet)),
+        ("subscribers", "export", str(tmp_path / "out.csv")),
+        ("briefs", "add", str(brief)),
+        ("send", "1", "--at", "2099-01-01 07:00"),
+        ("sends", "pause", "1"),
+        ("sends", "resume", "1"),
+        ("sends", "cancel", "1"),
+    ):
+        result = cli(*command)
+        assert result.exit_code == 0, (command, result.output)
+    with session_scope(engine) as session:
+        entries = list(session.exec(select(AuditEntry).order_by(AuditEntry.id)))
+    audited = [e.action for e in entries if e.action.startswith(("subscriber.", "send."))]
+    assert audited == [
+        "subscriber.add",
+        "subscriber.import",
+        "subscriber.export",
+        "send.pause",
+        "send.resume",
+        "send.cancel",
+    ]
+    assert all(e.actor.startswith("cli:") for e in entries)
+    assert not [e for e in entries if "amy@example.com" in e.target + e.detail]  # ids only

@@ -33,6 +33,7 @@ from newsletter.sending.controls import (
 from newsletter.sending.create import schedule_send
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
+from newsletter.staff import audit
 from subscribers.models import utcnow
 
 app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
@@ -260,6 +261,7 @@ def sends_pause(send_id: int) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         pause_send(send_id, session=session)
+        audit.record(session, audit.cli_actor(), "send.pause", f"send {send_id}")
     out.print(f"send {send_id} paused; `newsletter sends resume {send_id}` continues it")
 
 
@@ -271,6 +273,7 @@ def sends_resume(send_id: int) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         send_row = resume_send(send_id, session=session)
+        audit.record(session, audit.cli_actor(), "send.resume", f"send {send_id}")
     out.print(f"send {send_id} is {send_row.status} again; a worker carries on")
 
 
@@ -282,6 +285,8 @@ def sends_cancel(send_id: int) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         cancelled = cancel_send(send_id, session=session, now=utcnow())
+        detail = f"{cancelled} deliveries cancelled"
+        audit.record(session, audit.cli_actor(), "send.cancel", f"send {send_id}", detail)
     out.print(f"send {send_id} cancelled; {cancelled} deliveries will not be sent")
 
 
@@ -313,5 +318,7 @@ def sends_resolve(
     wait = timedelta(seconds=0 if now else settings.NEWSLETTER_RESOLVE_WAIT_SECONDS)
     with session_scope(engine) as session:
         changed = resolve_unknown(send_id, action, session=session, now=utcnow(), wait=wait)
+        detail = f"{changed} unknown deliveries: {action.value}"
+        audit.record(session, audit.cli_actor(), "send.resolve", f"send {send_id}", detail)
     verb = "queued again" if resend else "dropped"
     out.print(f"send {send_id}: {changed} unknown deliveries {verb}")

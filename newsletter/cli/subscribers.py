@@ -22,8 +22,15 @@ from newsletter.cli.common import (
 )
 from newsletter.db import session_scope
 from newsletter.engagement import inactive_since, parse_window
-from newsletter.readers.actions import find_reader, resubscribe, staff_forget, staff_unsubscribe
+from newsletter.readers.actions import (
+    find_reader,
+    resubscribe,
+    staff_forget,
+    staff_unsubscribe,
+    target,
+)
 from newsletter.readers.profile import reader_profile
+from newsletter.staff import audit
 from newsletter.staff.audit import cli_actor
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
@@ -69,6 +76,7 @@ def subscribers_add(
             cadence=cadence,
             timezone=timezone or settings.NEWSLETTER_TIMEZONE,
         )
+        audit.record(session, cli_actor(), "subscriber.add", target(subscriber))
     err.print(f"subscriber {subscriber.email} added (id {subscriber.id})")
 
 
@@ -120,6 +128,9 @@ def subscribers_import(
             dry_run=dry_run,
             require_confirmation=require_confirmation,
         )
+        if not dry_run:
+            counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
+            audit.record(session, cli_actor(), "subscriber.import", str(file), counts_text)
     if as_json:
         print_json(report.as_dict())
         return
@@ -168,6 +179,8 @@ def subscribers_export(
         else:
             with file.open("w", encoding="utf-8", newline="") as stream:
                 count = export_subscribers(stream, session=session, where=where)
+        scope = f"inactive since {inactive}" if inactive else "every reader"
+        audit.record(session, cli_actor(), "subscriber.export", scope, f"{count} rows")
     err.print(f"{count} subscriber(s) exported" + (f" to {file}" if file else ""))
 
 
