@@ -401,6 +401,16 @@ def _topic(engine, slug: str) -> Topic | None:
         return session.exec(select(Topic).where(Topic.slug == slug)).first()
 
 
+def test_the_topics_page_counts_readers_who_follow_everything_beside_those_by_name(editor, engine):
+    """The subscribers page's topic filter counts them (a brief reaches them); the topics
+    page's counts by name once read as if nobody would get a brief on Energy."""
+    add_readers(engine, "all@example.com", "every@example.com", topics=("all",))
+    page = editor.call("/admin/topics").body
+    row = page.split('id="topic-energy"')[1].split("</tr>")[0]
+    assert "<td>0</td>" in row
+    assert "besides them, 2 readers follow every topic" in page
+
+
 def test_topics_can_be_added_renamed_given_keywords_and_merged_each_audited(editor, engine):
     csrf = editor.csrf("/admin/topics")
     assert (

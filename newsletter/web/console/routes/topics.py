@@ -32,19 +32,31 @@ router = APIRouter(prefix="/admin/topics", dependencies=ROUTER_GUARD)
 KEYWORDS_MAX = 2000
 
 
+_ON_THE_LIST = [SubscriberStatus.ACTIVE, SubscriberStatus.PENDING, SubscriberStatus.PAUSED]
+
+
 def _followers(session: Session) -> dict[int, int]:
     """Readers still on the list who follow each topic by name (not through "all")."""
     rows = session.execute(
         sa.select(col(SubscriberTopic.topic_id), sa.func.count())
         .join(Subscriber, col(Subscriber.id) == col(SubscriberTopic.subscriber_id))
-        .where(
-            col(Subscriber.status).in_(
-                [SubscriberStatus.ACTIVE, SubscriberStatus.PENDING, SubscriberStatus.PAUSED]
-            )
-        )
+        .where(col(Subscriber.status).in_(_ON_THE_LIST))
         .group_by(col(SubscriberTopic.topic_id))
     ).all()
     return {topic_id: count for topic_id, count in rows}
+
+
+def _follow_everything(session: Session) -> int:
+    """Readers still on the list who follow every topic: each topic reaches them too, so
+    the page says so beside the counts by name (the list's topic filter counts them)."""
+    return int(
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Subscriber)
+            .where(col(Subscriber.status).in_(_ON_THE_LIST), col(Subscriber.all_topics).is_(True))
+        )
+        or 0
+    )
 
 
 def _page(
@@ -53,8 +65,16 @@ def _page(
     with session_scope(console.engine) as session:
         topics = list_topics(session=session)
         followers = _followers(session)
+        everything = _follow_everything(session)
     return console.page(
-        request, "topics.html", staff, status, topics=topics, followers=followers, error=error
+        request,
+        "topics.html",
+        staff,
+        status,
+        topics=topics,
+        followers=followers,
+        everything=everything,
+        error=error,
     )
 
 
