@@ -78,22 +78,30 @@ def _rejected(event: ProviderEvent, why: str) -> ProviderEvent:
     )
 
 
-def _placed(events: list[ProviderEvent], session: Session) -> list[ProviderEvent]:
+def _placed(
+    events: list[ProviderEvent], *, session: Session
+) -> tuple[list[ProviderEvent], dict[int, tuple[int, int]]]:
     """The events, each naming a delivery only if that delivery's reader has the address
-    the event is about; any other loses its delivery id and is placed by address, or not
-    at all. A delivery id is a number any other database of ours has too (a copy restored
-    from a backup, a second install posting to the same webhook): trusted alone, a bounce
-    or a spam report would mark whoever holds that number here."""
-    named = [e.delivery_id for e in events if e.delivery_id is not None and e.email]
-    addresses = ledger.addresses_of(session, named)
-    return [
-        replace(event, delivery_id=None)
-        if event.delivery_id is not None
-        and event.email
-        and addresses.get(event.delivery_id, "").casefold() != event.email.strip().casefold()
-        else event
-        for event in events
+    the event is about (or was forgotten since: their address is gone); any other loses its
+    delivery id and is placed by address, or not at all. A delivery id is a number another
+    database of ours has too (a second install posting to the same webhook): trusted alone,
+    a bounce or a spam report would mark whoever holds that number here. Also returns the
+    deliveries the events name, as `deliveries_of` does (one statement for both)."""
+    named = [e.delivery_id for e in events if e.delivery_id is not None]
+    rows = ledger.addressed_deliveries(session, named)
+
+    def ours(event: ProviderEvent) -> bool:
+        row = rows.get(event.delivery_id) if event.delivery_id is not None else None
+        if row is None:
+            return False
+        said = event.email.strip().casefold()
+        return not said or row.forgotten or row.email.casefold() == said
+
+    placed = [
+        e if e.delivery_id is None or ours(e) else replace(e, delivery_id=None) for e in events
     ]
+    kept = {e.delivery_id for e in placed if e.delivery_id is not None}
+    return placed, {d: (rows[d].send_id, rows[d].subscriber_id) for d in kept}
 
 
 @dataclass
@@ -111,10 +119,10 @@ def apply_events(
     duplicates, then one statement per kind of change (`event_effects.py`). Should the
     batch as a whole fail in the database anyway, it is applied again one event at a time
     (each its own savepoint), so one bad event still costs only itself."""
-    events = _placed(events, session)
+    events, deliveries = _placed(events, session=session)
     try:
         with session.begin_nested():
-            outcome = _apply_batch(events, session, soft_bounce_limit)
+            outcome = _apply_batch(events, deliveries, session, soft_bounce_limit)
     except DBAPIError as exc:  # the database refused it; a bug in our SQL is not caught here
         if _try_again(exc):
             raise
@@ -124,7 +132,12 @@ def apply_events(
     return outcome.report
 
 
-def _apply_batch(events: list[ProviderEvent], session: Session, soft_bounce_limit: int) -> _Outcome:
+def _apply_batch(
+    events: list[ProviderEvent],
+    deliveries: dict[int, tuple[int, int]],
+    session: Session,
+    soft_bounce_limit: int,
+) -> _Outcome:
     now = utcnow()
     outcome = _Outcome(EventReport(), [], Counter())
     seen: set[tuple[str, str]] = set()
@@ -138,9 +151,6 @@ def _apply_batch(events: list[ProviderEvent], session: Session, soft_bounce_limi
             continue
         seen |= keys
         unique.append((event, fallback))
-    deliveries = ledger.deliveries_of(
-        session, [e.delivery_id for e, _ in unique if e.delivery_id is not None]
-    )
     table: sa.Table = ProviderEventRecord.__table__  # type: ignore[attr-defined]
     rows = [
         {

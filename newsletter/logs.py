@@ -88,10 +88,17 @@ def not_a_probe(record: logging.LogRecord) -> bool:
 # A reader's link token in a path (`fields.LINKS`) or in a subscribers-only archive link's
 # `t`: either lets whoever holds it act as that reader, and neither expires (README
 # "Security"), so the access log never keeps one.
+# Anywhere in the path and in any case (`//Unsubscribe/…` is a 404, its token a token all
+# the same), and `t` however its name is encoded.
 _TOKEN_IN_PATH = re.compile(
-    "^(/(?:" + "|".join(re.escape(path) for path, _ in LINKS.values()) + ")/)[^/?#]+"
+    "(?i)(/(?:" + "|".join(re.escape(path) for path, _ in LINKS.values()) + ")/+)[^/?#]+"
 )
-_TOKEN_IN_QUERY = re.compile(r"([?&]t=)[^&#]*")
+_TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:t|%74)=)[^&#]*")
+
+
+def without_tokens(path: str) -> str:
+    """A request's path (and query) as a log may keep it: link tokens replaced by `…`."""
+    return _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
 
 
 def without_link_tokens(record: logging.LogRecord) -> bool:
@@ -100,7 +107,7 @@ def without_link_tokens(record: logging.LogRecord) -> bool:
     args = record.args
     if isinstance(args, tuple) and len(args) == 5:
         path = str(args[2])
-        hidden = _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
+        hidden = without_tokens(path)
         if hidden != path:
             record.args = (*args[:2], hidden, *args[3:])
     return True

@@ -150,6 +150,10 @@ def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp
     ("changes", "said"),
     [
         ({"DATABASE_URL": "nonsense"}, "error: DATABASE_URL cannot be read as a database URL"),
+        (
+            {"DATABASE_URL": "postgresql+psycopg://u@h:5432x/db"},
+            "error: DATABASE_URL cannot be read as a database URL",
+        ),
         ({"NEWSLETTER_BATCH_SIZE": "5000"}, "error: setting NEWSLETTER_BATCH_SIZE: Input should"),
     ],
 )

@@ -194,6 +194,24 @@ def test_a_sign_in_during_a_workers_write_is_answered_not_a_500(
     assert console.sign_in(password=password).status == status and checked
 
 
+@sqlite_only
+@pytest.mark.parametrize("change", ["new password", "removed"])
+def test_an_account_changed_while_its_password_is_checked_opens_no_session(
+    console, engine, monkeypatch, change
+):
+    def verify_while_staff_change_it(staff, password):
+        with session_scope(engine) as session:
+            if change == "removed":
+                accounts.remove_staff(EDITOR, session=session)
+            else:
+                set_password(EDITOR, "an entirely new password", session=session)
+        return accounts.verify_password(staff, password)
+
+    monkeypatch.setattr(signin, "verify_password", verify_while_staff_change_it)
+    assert console.sign_in().status == 401  # the old password, checked against the old hash
+    assert _sessions(engine) == []
+
+
 def test_a_tampered_session_cookie_opens_nothing_and_is_cleared(signed_in):
     cookie = signed_in.cookie(COOKIE)
     signed_in.set_cookie(COOKIE, cookie[:-1] + ("A" if cookie[-1] != "A" else "B"))

@@ -13,6 +13,7 @@ def test_the_demo_posts_opens_and_clicks_and_prints_a_send_report(newsletter, tm
     done = newsletter("demo", "--workdir", str(tmp_path / "demo"), timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert "[bold]" not in out and "\\[" not in out  # styled, not markup shown as text
     posted = re.search(r"the sandbox posted (\d+) signed events", out)
     assert posted and int(posted.group(1)) > 0
     assert "Unique readers" in out and "opened by a machine only" in out

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Sandbox
 from newsletter.events import apply_events
-from newsletter.logs import configure_logging, ids
+from newsletter.logs import configure_logging, ids, without_tokens
 from newsletter.models import Send
 from newsletter.providers.base import Batch, Outcome, Recipient
 from newsletter.providers.events import EventType, ProviderEvent
@@ -224,3 +224,19 @@ def test_the_clients_own_debug_lines_name_neither_the_api_key_nor_the_readers(ca
     assert len(payload) == 1 and payload[0].endswith("bytes of JSON>")
     assert any(line.startswith("HEADERS") and "'***'" in line for line in lines)
     assert key not in caplog.text and "private.reader@example.com" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("path", "kept"),
+    [
+        ("/unsubscribe/MTIz.c2VjcmV0", "/unsubscribe/…"),
+        ("/preferences/MTIz.c2VjcmV0/", "/preferences/…/"),
+        ("//Confirm/MTIz.c2VjcmV0?x=1", "//Confirm/…?x=1"),
+        ("/archive/a-brief?t=MTIz.c2VjcmV0&x=1", "/archive/a-brief?t=…&x=1"),
+        ("/archive/a-brief?x=1&%74=MTIz.c2VjcmV0", "/archive/a-brief?x=1&%74=…"),
+        ("/subscribe", "/subscribe"),
+    ],
+)
+def test_a_logged_path_keeps_no_link_token(path, kept):
+    """What the access log and the web process's error lines write of a request's path."""
+    assert without_tokens(path) == kept

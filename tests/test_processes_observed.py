@@ -90,6 +90,8 @@ LINKED = [
     f"/preferences/{LINK_TOKEN}",
     f"/confirm/{LINK_TOKEN}",
     f"/archive/a-brief?t={LINK_TOKEN}",
+    f"//Unsubscribe/{LINK_TOKEN}",  # hand-made: a 404, its token a token all the same
+    f"/archive/a-brief?%74={LINK_TOKEN}",
 ]
 
 
@@ -129,6 +131,8 @@ def test_serve_logs_requests_as_json_but_not_the_probes_nor_link_tokens(db_url, 
         "GET /preferences/… HTTP/1.1",
         "GET /confirm/… HTTP/1.1",
         "GET /archive/a-brief?t=… HTTP/1.1",
+        "GET //Unsubscribe/… HTTP/1.1",
+        "GET /archive/a-brief?%74=… HTTP/1.1",
     ]
     assert LINK_TOKEN not in log_path.read_text()
     assert not [line for line in lines if str(line["logger"]).startswith("alembic")]

@@ -12,6 +12,7 @@ from newsletter.db import session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.models import ProviderEventRecord
 from subscribers.models import Subscriber
+from subscribers.roster import forget
 from tests.test_web import _dispatch_with_drops, _ledger, _post
 
 
@@ -166,6 +167,21 @@ def test_an_event_naming_our_delivery_but_another_address_marks_nobody(web, engi
     with session_scope(engine) as session:
         records = list(session.exec(select(ProviderEventRecord)))
     assert [(r.email, r.delivery_id) for r in records] == [(elsewhere["email"], None)] * 2
+
+
+def test_a_late_event_about_a_forgotten_readers_delivery_still_settles_it(web, engine, sandbox):
+    """Forgetting erased their address, so the event's cannot match it: the delivery is
+    ours all the same, and its row leaves `unknown`."""
+    url, settings = web
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    with session_scope(engine) as session:
+        forget("reader0@example.com", session=session)
+    assert _post(sandbox, url, [event_for(message, "delivered")])[:2] == (
+        200,
+        "applied 1, duplicates 0",
+    )
+    assert _ledger(engine, send_id) == ["sent"]
 
 
 def test_an_event_the_database_cannot_store_is_rejected_and_the_rest_applies(web, engine, sandbox):

@@ -211,8 +211,9 @@ def print_summary(summary: SendSummary) -> None:
         out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}")
     if summary.counts["claimed"] and summary.held_until:
         out.print(
-            f"{summary.counts['claimed']} in a worker's hands; if that worker has stopped, "
-            f"they go back in the queue at {summary.held_until:%H:%M:%S} UTC (its lease)",
+            f"{summary.counts['claimed']} in a worker's hands; if that worker has stopped, at "
+            f"{summary.held_until:%H:%M:%S} UTC (its lease) those it had not sent go back in "
+            "the queue, and those it had on the wire become unknown",
             highlight=False,
         )
     if summary.failed_batches:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, out, settings_and_engine, user_errors
+from newsletter.cli.common import err, settings_and_engine, user_errors
 from newsletter.config import PLACEHOLDER_SECRET, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError
@@ -32,9 +32,12 @@ def demo(
     ] = Path("var/demo"),
 ) -> None:
     """The whole pipeline on the bundled examples, through a local SendGrid sandbox."""
+    from rich.console import Console
+
     from newsletter.devtools.demo import run_demo
 
-    run_demo(workdir, out)
+    # Its own console: the demo's lines are styled (the CLI's own print people's text plain).
+    run_demo(workdir, Console(soft_wrap=True))
 
 
 @user_errors

@@ -25,7 +25,7 @@ def make_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigurationError(
             "DATABASE_URL cannot be read as a database URL: write sqlite:///path/to/file.db "
             "or postgresql+psycopg://user@host/database"

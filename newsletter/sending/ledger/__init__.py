@@ -19,7 +19,8 @@ from newsletter.sending.ledger.claims import Claim, Target, begin_handoff, claim
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
     PLANNED_COLUMNS,
-    addresses_of,
+    Addressed,
+    addressed_deliveries,
     cancel_queued,
     counts_by_status,
     deliveries_of,
@@ -35,11 +36,12 @@ from newsletter.sending.ledger.rows import (
 
 __all__ = [
     "PLANNED_COLUMNS",
+    "Addressed",
     "Claim",
     "Recorded",
     "Recovery",
     "Target",
-    "addresses_of",
+    "addressed_deliveries",
     "begin_handoff",
     "cancel_queued",
     "claim_batch",

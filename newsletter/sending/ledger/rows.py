@@ -4,7 +4,7 @@ by a provider event; and the counts reports read."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -17,7 +17,7 @@ from newsletter.models import (
     DeliveryStatus,
 )
 from newsletter.sending.ledger import keys
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, SubscriberStatus
 
 _TIME = Delivery.__table__.c.not_before.type  # type: ignore[attr-defined]
 PLANNED_COLUMNS = [
@@ -215,14 +215,28 @@ def deliveries_of(session: Session, delivery_ids: list[int]) -> dict[int, tuple[
     }
 
 
-def addresses_of(session: Session, delivery_ids: list[int]) -> dict[int, str]:
-    """Delivery id → the address its reader has now, for the ids that are rows."""
+class Addressed(NamedTuple):
+    send_id: int
+    subscriber_id: int
+    email: str  # the reader's address now
+    forgotten: bool  # then `email` is a placeholder, not the address the row was sent to
+
+
+def addressed_deliveries(session: Session, delivery_ids: list[int]) -> dict[int, Addressed]:
+    """`deliveries_of` with each reader's address: one statement, a primary-key probe of
+    each table per id (Nested Loop of delivery_pkey and subscriber_pkey on PostgreSQL)."""
     if not delivery_ids:
         return {}
     return {
-        delivery_id: email
-        for delivery_id, email in session.execute(
-            sa.select(col(Delivery.id), col(Subscriber.email))
+        delivery_id: Addressed(send_id, subscriber_id, email, status == SubscriberStatus.FORGOTTEN)
+        for delivery_id, send_id, subscriber_id, email, status in session.execute(
+            sa.select(
+                col(Delivery.id),
+                col(Delivery.send_id),
+                col(Delivery.subscriber_id),
+                col(Subscriber.email),
+                col(Subscriber.status),
+            )
             .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
             .where(any_of(session, col(Delivery.id), sorted(set(delivery_ids))))
         ).all()

@@ -54,8 +54,14 @@ def sign_in(
         if not good or staff is None:
             record_failure(session, key, ip, settings, now=now)
             return SignInResult(refused=Refusal.WRONG)
+        checked_hash = staff.password_hash
+        fresh = session.get(Staff, id_of(staff))
+        if fresh is None or fresh.password_hash != checked_hash:
+            # Removed, or given a new password, while this one was being checked.
+            record_failure(session, key, ip, settings, now=now)
+            return SignInResult(refused=Refusal.WRONG)
+        staff = fresh
         forget_failures(session, key)
-        staff = session.get_one(Staff, id_of(staff))
         upgrade_hash(staff, password, session=session)
         staff.last_login_at = now
         session.add(staff)
