@@ -223,23 +223,25 @@ class Addressed(NamedTuple):
 
 
 def addressed_deliveries(session: Session, delivery_ids: list[int]) -> dict[int, Addressed]:
-    """`deliveries_of` with each reader's address: one statement, a primary-key probe of
-    each table per id (Nested Loop of delivery_pkey and subscriber_pkey on PostgreSQL)."""
-    if not delivery_ids:
+    """`deliveries_of` with each reader's address. Two primary-key lookups, not a join:
+    joined, PostgreSQL 15 chose a parallel scan of the whole ledger for a webhook post's
+    thousand ids (29 ms against 2 ms at 200,000 rows), a fifth of the webhook's pace."""
+    rows = deliveries_of(session, delivery_ids)
+    readers = sorted({subscriber_id for _, subscriber_id in rows.values()})
+    if not readers:
         return {}
-    return {
-        delivery_id: Addressed(send_id, subscriber_id, email, status == SubscriberStatus.FORGOTTEN)
-        for delivery_id, send_id, subscriber_id, email, status in session.execute(
-            sa.select(
-                col(Delivery.id),
-                col(Delivery.send_id),
-                col(Delivery.subscriber_id),
-                col(Subscriber.email),
-                col(Subscriber.status),
+    found = {
+        reader: (email, status == SubscriberStatus.FORGOTTEN)
+        for reader, email, status in session.execute(
+            sa.select(col(Subscriber.id), col(Subscriber.email), col(Subscriber.status)).where(
+                any_of(session, col(Subscriber.id), readers)
             )
-            .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
-            .where(any_of(session, col(Delivery.id), sorted(set(delivery_ids))))
         ).all()
+    }
+    return {
+        delivery_id: Addressed(send_id, subscriber_id, *found[subscriber_id])
+        for delivery_id, (send_id, subscriber_id) in rows.items()
+        if subscriber_id in found
     }
 
 
