@@ -86,7 +86,7 @@ def _placed(
     delivery id and is placed by address, or not at all. A delivery id is a number another
     database of ours has too (a second install posting to the same webhook): trusted alone,
     a bounce or a spam report would mark whoever holds that number here. Also returns the
-    deliveries the events name, as `deliveries_of` does (one statement for both)."""
+    deliveries the events name, as `deliveries_of` does, from the same lookup."""
     named = [e.delivery_id for e in events if e.delivery_id is not None]
     rows = ledger.addressed_deliveries(session, named)
 

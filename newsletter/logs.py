@@ -87,9 +87,8 @@ def not_a_probe(record: logging.LogRecord) -> bool:
 
 # A reader's link token in a path (`fields.LINKS`) or in a subscribers-only archive link's
 # `t`: either lets whoever holds it act as that reader, and neither expires (README
-# "Security"), so the access log never keeps one.
-# Anywhere in the path and in any case (`//Unsubscribe/…` is a 404, its token a token all
-# the same), and `t` however its name is encoded.
+# "Security"), so no log keeps one. Matched anywhere in the path and in any case
+# (`//Unsubscribe/…` is a 404, its token a token all the same), `t` however it is encoded.
 _TOKEN_IN_PATH = re.compile(
     "(?i)(/(?:" + "|".join(re.escape(path) for path, _ in LINKS.values()) + ")/+)[^/?#]+"
 )

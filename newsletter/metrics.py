@@ -40,6 +40,7 @@ from newsletter.models import (
     Send,
     SendStatus,
 )
+from newsletter.sending import ledger
 from newsletter.sending.transactional import waiting_mail
 from subscribers.models import utcnow
 
@@ -175,7 +176,7 @@ class LedgerCollector:
             "newsletter_deliveries",
             "Ledger rows by status, over every send.",
             "status",
-            _with_in_hand(deliveries, in_hand),
+            ledger.with_in_hand(deliveries, in_hand),
         )
         yield _by_label(
             "newsletter_sends",
@@ -199,16 +200,6 @@ class LedgerCollector:
             "Confirmation and welcome emails queued or in hand, not yet sent.",
             value=mail,
         )
-
-
-def _with_in_hand(deliveries: dict[str, int], in_hand: int) -> dict[str, int]:
-    """Rows by status, with the rows of live batches moved from `queued` to `claimed`, so
-    an operator sees work in flight and the statuses still add up to the ledger."""
-    values = {status.value: deliveries.get(status.value, 0) for status in DeliveryStatus}
-    moved = min(in_hand, values[DeliveryStatus.QUEUED])
-    values[DeliveryStatus.QUEUED] -= moved
-    values[DeliveryStatus.CLAIMED] += moved
-    return values
 
 
 def _by_label(name: str, documentation: str, label: str, values: dict[str, int]) -> Metric:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings, get_settings
-from newsletter.db import MAX_ROW_ID, make_engine, require_current_schema
+from newsletter.db import fits_row_id, make_engine, require_current_schema
 from newsletter.errors import NewsletterError, NotFoundError
 
 # A path or a message is one line, whatever the width. Markup off: what these print is
@@ -79,7 +79,7 @@ def settings_and_engine() -> tuple[Settings, Engine]:
 
 def row_id(value: int, what: str) -> int:
     """An id typed on the command line, checked before any database sees it."""
-    if not 0 < value <= MAX_ROW_ID:
+    if not fits_row_id(value):
         raise NotFoundError(f"no {what} {value}", hint=f"see `newsletter {what}s list`")
     return value
 

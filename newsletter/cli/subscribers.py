@@ -31,7 +31,6 @@ from newsletter.readers.actions import (
 )
 from newsletter.readers.profile import reader_profile
 from newsletter.staff import audit
-from newsletter.staff.audit import cli_actor
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
 from subscribers.models import utcnow
@@ -76,7 +75,7 @@ def subscribers_add(
             cadence=cadence,
             timezone=timezone or settings.NEWSLETTER_TIMEZONE,
         )
-        audit.record(session, cli_actor(), "subscriber.add", target(subscriber))
+        audit.record(session, audit.cli_actor(), "subscriber.add", target(subscriber))
     err.print(f"subscriber {subscriber.email} added (id {subscriber.id})")
 
 
@@ -87,7 +86,7 @@ def subscribers_unsubscribe(email: str) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         person = find_reader(email, session=session)
-        staff_unsubscribe(person, session=session, actor=cli_actor())
+        staff_unsubscribe(person, session=session, actor=audit.cli_actor())
         address = person.email
     err.print(f"{address} is unsubscribed")
 
@@ -98,7 +97,7 @@ def subscribers_forget(email: str) -> None:
     """Erase a person's data; a hash stays so the address is never mailed again."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        staff_forget(find_reader(email, session=session), session=session, actor=cli_actor())
+        staff_forget(find_reader(email, session=session), session=session, actor=audit.cli_actor())
     err.print(f"{email} forgotten: personal data erased, address suppressed for good")
 
 
@@ -130,7 +129,7 @@ def subscribers_import(
         )
         if not dry_run:
             counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
-            audit.record(session, cli_actor(), "subscriber.import", str(file), counts_text)
+            audit.record(session, audit.cli_actor(), "subscriber.import", str(file), counts_text)
     if as_json:
         print_json(report.as_dict())
         return
@@ -180,7 +179,7 @@ def subscribers_export(
             with file.open("w", encoding="utf-8", newline="") as stream:
                 count = export_subscribers(stream, session=session, where=where)
         scope = f"inactive since {inactive}" if inactive else "every reader"
-        audit.record(session, cli_actor(), "subscriber.export", scope, f"{count} rows")
+        audit.record(session, audit.cli_actor(), "subscriber.export", scope, f"{count} rows")
     err.print(f"{count} subscriber(s) exported" + (f" to {file}" if file else ""))
 
 
@@ -267,7 +266,7 @@ def subscribers_resubscribe(email: str) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         person = find_reader(email, session=session)
-        queued = resubscribe(person, session=session, actor=cli_actor())
+        queued = resubscribe(person, session=session, actor=audit.cli_actor())
         address = person.email
     if queued:
         err.print(

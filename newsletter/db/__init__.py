@@ -2,12 +2,20 @@
 
 from newsletter.db.engine import make_engine, session_scope, single_worker_lock
 from newsletter.db.migrations import migrate, require_current_schema, schema_is_current
-from newsletter.db.sql import MAX_ROW_ID, any_of, dialect_insert, is_postgresql, is_row_id
+from newsletter.db.sql import (
+    MAX_ROW_ID,
+    any_of,
+    dialect_insert,
+    fits_row_id,
+    is_postgresql,
+    is_row_id,
+)
 
 __all__ = [
     "MAX_ROW_ID",
     "any_of",
     "dialect_insert",
+    "fits_row_id",
     "is_postgresql",
     "is_row_id",
     "make_engine",

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from subscribers.sql import any_of, is_postgresql
 
-__all__ = ["MAX_ROW_ID", "any_of", "dialect_insert", "is_postgresql", "is_row_id"]
+__all__ = ["MAX_ROW_ID", "any_of", "dialect_insert", "fits_row_id", "is_postgresql", "is_row_id"]
 
 # The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): a bigger number is no
 # row's, and handing it to either database is an error, not "not found".
@@ -28,7 +28,13 @@ def dialect_insert(bind: Connection | Session, table: Any) -> Any:
     return insert(table)
 
 
+def fits_row_id(value: int) -> bool:
+    """Whether some row could have this id. Asked before any lookup: past 64 bits a
+    database driver raises (SQLite's OverflowError) instead of finding nothing."""
+    return 0 < value <= MAX_ROW_ID
+
+
 def is_row_id(text: str) -> bool:
     """Whether `text` names a row by id: plain ASCII digits within MAX_ROW_ID ("²" is a
     digit to str.isdigit(), not to int())."""
-    return text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= MAX_ROW_ID
+    return text.isascii() and text.isdigit() and len(text) <= 19 and fits_row_id(int(text))

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import OPEN_STATES, SETTLED_STATES, Brief, DeliveryStatus, Send, SendStatus
+from newsletter.models import OPEN_STATES, SETTLED_STATES, Brief, Send, SendStatus
 from newsletter.sending import ledger
 from newsletter.sending.create import get_send
 from subscribers.models import id_of, utcnow
@@ -86,13 +86,8 @@ def summarize_sends(
     held = ledger.in_hand(session, ids) if ids else {}
     summaries = []
     for send, slug in sends:
-        by_state = {
-            state.value: counts.get(id_of(send), {}).get(state.value, 0) for state in DeliveryStatus
-        }
         rows_in_hand, held_until = held.get(id_of(send), (0, None))
-        moved = min(rows_in_hand, by_state[DeliveryStatus.QUEUED.value])
-        by_state[DeliveryStatus.QUEUED.value] -= moved
-        by_state[DeliveryStatus.CLAIMED.value] += moved
+        by_state = ledger.with_in_hand(counts.get(id_of(send), {}), rows_in_hand)
         settled = sum(by_state[state.value] for state in SETTLED_STATES)
         waiting = sum(by_state[state.value] for state in OPEN_STATES)
         elapsed = (

@@ -32,6 +32,7 @@ from newsletter.sending.ledger.rows import (
     settle_by_events,
     settle_unknown,
     unknown_since,
+    with_in_hand,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "settle_by_events",
     "settle_unknown",
     "unknown_since",
+    "with_in_hand",
 ]

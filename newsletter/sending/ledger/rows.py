@@ -295,6 +295,16 @@ def next_due(session: Session, send_ids: list[int]) -> dict[int, datetime]:
     }
 
 
+def with_in_hand(by_status: dict[str, int], in_hand: int) -> dict[str, int]:
+    """Rows by status, with the rows of live batches moved from `queued` to `claimed`, so
+    an operator sees work in flight and the statuses still add up to the ledger."""
+    values = {status.value: by_status.get(status.value, 0) for status in DeliveryStatus}
+    moved = min(in_hand, values[DeliveryStatus.QUEUED])
+    values[DeliveryStatus.QUEUED] -= moved
+    values[DeliveryStatus.CLAIMED] += moved
+    return values
+
+
 def in_hand(session: Session, send_ids: list[int]) -> dict[int, tuple[int, datetime]]:
     """Send id → (rows its live batches hold, when the last of their leases runs out).
 

@@ -21,7 +21,7 @@ from newsletter.briefs import (
     update_brief,
 )
 from newsletter.briefs.source import brief_source, new_brief_source
-from newsletter.db import MAX_ROW_ID, session_scope
+from newsletter.db import fits_row_id, session_scope
 from newsletter.errors import NewsletterError
 from newsletter.models import Brief
 from newsletter.sending.transactional import queue_test_copy
@@ -41,9 +41,7 @@ SOURCE_MAX = BRIEF_MAX_BYTES
 
 
 def _brief(session: Session, brief_id: int) -> Brief | None:
-    """None for a brief that is not there, and for an id no row can have (the database
-    driver raises on a number past 64 bits instead of finding nothing)."""
-    return session.get(Brief, brief_id) if 0 < brief_id <= MAX_ROW_ID else None
+    return session.get(Brief, brief_id) if fits_row_id(brief_id) else None
 
 
 def _not_found(request: Request, console: ConsoleDep, staff: SignedIn) -> HTMLResponse:

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from newsletter.briefs import brief_topics
-from newsletter.db import MAX_ROW_ID, session_scope
+from newsletter.db import fits_row_id, session_scope
 from newsletter.fields import fill
 from newsletter.models import Brief
 from newsletter.render import render_brief
@@ -30,7 +30,7 @@ PREVIEW_CSP = (
 @router.get("/{brief_id}/email")
 def email(brief_id: int, console: ConsoleDep, reader: str = "", dark: str = "") -> HTMLResponse:
     with session_scope(console.engine) as session:
-        brief = session.get(Brief, brief_id) if 0 < brief_id <= MAX_ROW_ID else None
+        brief = session.get(Brief, brief_id) if fits_row_id(brief_id) else None
         if brief is None:
             return HTMLResponse("No such brief.", status_code=404)
         rendered = render_brief(brief, brief_topics(brief, session=session), console.settings)

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from newsletter.db import MAX_ROW_ID, session_scope
+from newsletter.db import fits_row_id, session_scope
 from newsletter.errors import NotFoundError
 from newsletter.reports import (
     ListGrowth,
@@ -91,7 +91,7 @@ def reports(
 def send_page(
     send_id: int, request: Request, console: ConsoleDep, staff: StaffUser
 ) -> HTMLResponse:
-    if not 0 < send_id <= MAX_ROW_ID:
+    if not fits_row_id(send_id):
         return console.page(request, "not_found.html", staff, 404, what="send")
     try:
         with session_scope(console.engine) as session:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from newsletter.db import MAX_ROW_ID, session_scope
+from newsletter.db import fits_row_id, session_scope
 from newsletter.errors import NewsletterError, NotFoundError
 from newsletter.sending.controls import (
     ResolveAction,
@@ -49,7 +49,7 @@ def progress(summary: SendSummary) -> dict[str, Any]:
 
 
 def _summary(console: ConsoleDep, send_id: int) -> SendSummary | None:
-    if not 0 < send_id <= MAX_ROW_ID:  # no row has it, and the driver would raise
+    if not fits_row_id(send_id):
         return None
     with session_scope(console.engine) as session:
         try:
@@ -98,7 +98,7 @@ def control(
     """Pause, resume, cancel, or resolve (`how` = resend or drop) the unknown rows."""
     if action not in ACTIONS:
         return console.page(request, "not_found.html", staff, 404, what="action")
-    if not 0 < send_id <= MAX_ROW_ID:
+    if not fits_row_id(send_id):
         return console.page(request, "not_found.html", staff, 404, what="send")
     now = utcnow()
     try:
