@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
+from newsletter.cli.common import EX_CONFIG
 from newsletter.db import session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
@@ -160,11 +161,28 @@ def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp
 def test_a_worker_refuses_bad_configuration_in_one_line_by_either_name(
     newsletter, command, changes, said
 ):
-    """`python scheduler.py` is `newsletter worker`: the same refusal, never a traceback."""
+    """`python scheduler.py` is `newsletter worker`: the same refusal, never a traceback,
+    and exit 78 (EX_CONFIG), which its systemd unit does not restart."""
     module, *args = command
     result = newsletter(*args, "--once", env_changes=changes, module=module)
-    assert result.returncode == 1
+    assert result.returncode == EX_CONFIG
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(said)
+
+
+def test_a_worker_on_a_database_never_migrated_exits_78_and_is_not_restarted(newsletter, tmp_path):
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = newsletter("worker", "--once", env_changes={"DATABASE_URL": empty})
+    assert result.returncode == EX_CONFIG
+    assert "run `newsletter init`" in result.stderr
+
+
+def test_a_worker_whose_database_does_not_answer_exits_1_and_is_restarted(newsletter):
+    """A database still starting after a reboot: systemd restarts the worker until it
+    answers (exit 1), unlike a setting to fix (78)."""
+    down = "postgresql+psycopg://postgres@127.0.0.1:9/newsletter?connect_timeout=2"
+    result = newsletter("worker", "--once", env_changes={"DATABASE_URL": down})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database:") and "Traceback" not in result.stderr
 
 
 def test_names_and_titles_that_look_like_markup_are_printed_as_written(cli, tmp_path):

@@ -259,6 +259,24 @@ def test_a_claim_writes_no_ledger_row_and_the_answer_writes_each_row_once(engine
     }
 
 
+def test_a_batch_given_back_by_a_stopping_worker_costs_its_rows_no_attempt(engine, settings):
+    """A stop during 429s gives the batch back (`counts_as_failure=False`): counted as an
+    attempt, a worker restarted that often would mark its readers failed unsent."""
+    slug = seed_brief(engine, 3)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    for _ in range(3):
+        claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=3, lease=lease, now=now)
+        assert begin_handoff(engine, claim, now=now)
+        answer = BatchResult(Outcome.RETRY_LATER, error="429: stopping")
+        record_batch(
+            engine, claim, answer, now=now, pause_after=9, max_attempts=2, counts_as_failure=False
+        )
+    assert {(r.status, r.attempts) for r in _rows(engine, send_id)} == {("queued", 0)}
+
+
 def test_two_live_batches_never_share_a_row(engine, settings):
     slug = seed_brief(engine, 5)
     send_id = _send(engine, settings, slug)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.cli.common import EX_CONFIG
 from newsletter.config import Settings
 from tests.conftest import clean_env, test_settings
 
@@ -61,6 +62,15 @@ def test_the_units_restart_on_failure_and_stop_with_sigterm():
         assert service["Restart"] == "on-failure", path.name
         assert service["KillSignal"] == "SIGTERM", path.name
         assert service["ExecStart"].startswith(f"{INSTALLED_AT}/.venv/bin/newsletter "), path.name
+
+
+def test_the_units_stop_restarting_only_on_a_setting_to_fix():
+    """A database slow to come up after a reboot must not leave the worker down for good
+    (systemd's start limit once did); a bad setting (exit 78) must not restart in a loop."""
+    for path in UNITS:
+        unit = _unit(path)
+        assert unit["Service"]["RestartPreventExitStatus"] == str(EX_CONFIG), path.name
+        assert unit["Unit"]["StartLimitIntervalSec"] == "0", path.name
 
 
 def test_the_worker_is_given_longer_to_drain_than_a_batch_may_take():

@@ -6,6 +6,7 @@ mail was accepted); the real `sendgrid` client and several sender threads meet t
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sqlmodel import select
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
-from newsletter.models import Delivery
+from newsletter.models import Delivery, DeliveryBatch
 from newsletter.providers.base import Batch, Recipient
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.controls import resume_send
@@ -199,6 +200,30 @@ def test_the_sandbox_sends_rate_limit_headers(sandbox):
     assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
         response.headers.keys()
     )
+
+
+def test_a_stop_during_a_rate_limit_wait_gives_the_batch_back_at_once(engine, settings, sandbox):
+    """NEWSLETTER_RATE_LIMIT's wait can outlast systemd's stop timeout: a stop ends it, and
+    the waiting batch's rows are free for the next worker, not held until its lease ends."""
+    slug = seed_brief(engine, 10)
+    send_id = _send(engine, settings, slug)
+    # Five readers a batch at one message a second: the second batch waits five seconds.
+    dispatcher = _dispatcher(engine, settings, NEWSLETTER_RATE_LIMIT=1, NEWSLETTER_CONCURRENCY=1)
+    worker = threading.Thread(target=dispatcher.work_due)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while sandbox.state.stats.personalizations < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # the second batch is claimed and waiting
+    stopped_at = time.monotonic()
+    dispatcher.request_stop()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.monotonic() - stopped_at < 2
+    assert sandbox.state.stats.personalizations == 5
+    assert _statuses(engine, send_id) == {"sent": 5, "queued": 5}
+    with session_scope(engine) as session:
+        batches = session.exec(select(DeliveryBatch.status).order_by(DeliveryBatch.id)).all()
+    assert batches == ["done", "released"]
 
 
 def test_a_415_stops_the_batch_in_one_request_instead_of_narrowing_it(sandbox):

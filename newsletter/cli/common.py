@@ -1,7 +1,8 @@
 """What every command shares: output, the one-line error contract, settings and engine.
 
 Every failure a user can fix prints one line on stderr (and the next step, if any) and
-exits 1, never a traceback. `--json` prints exactly one JSON document on stdout.
+exits 1 (`worker` and `serve`: 78 for a setting to fix), never a traceback. `--json`
+prints exactly one JSON document on stdout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import fits_row_id, make_engine, require_current_schema
-from newsletter.errors import NewsletterError, NotFoundError
+from newsletter.errors import ConfigurationError, NewsletterError, NotFoundError
 
 # A path or a message is one line, whatever the width. Markup off: what these print is
 # people's text (titles, names, a provider's words), and rich reads "[/b]" in a reader's
@@ -45,22 +46,42 @@ def warn(text: str) -> None:
     err.print("[yellow]warning:[/yellow] " + escape(text), markup=True, highlight=False)
 
 
+# sysexits.h's EX_CONFIG: what the worker exits with when a person must act first (a bad
+# setting, a database never migrated). Its systemd unit does not restart on it, and does
+# restart without limit on anything else (a database still starting at boot).
+EX_CONFIG = 78
+
+
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:
     """One line on stderr and exit 1 for anything the user can fix."""
+    return _one_line(function, configuration=1)
 
+
+def process_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """`user_errors` for a process under a supervisor: a configuration to fix exits
+    EX_CONFIG, so it is not restarted in a loop; anything else exits 1."""
+    return _one_line(function, configuration=EX_CONFIG)
+
+
+def _one_line(function: Callable[P, R], *, configuration: int) -> Callable[P, R]:
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        code = configuration
         try:
             return function(*args, **kwargs)
+        except ConfigurationError as exc:
+            fail(str(exc), exc.hint)
         except NewsletterError as exc:
             fail(str(exc), exc.hint)
+            code = 1
         except ValidationError as exc:
             for problem in exc.errors():
                 field = ".".join(str(part) for part in problem["loc"]) or "settings"
                 fail(f"setting {field}: {problem['msg']}")
         except OperationalError as exc:
             fail(f"database: {exc.orig or exc}")
-        raise typer.Exit(1)
+            code = 1
+        raise typer.Exit(code)
 
     return wrapper
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, settings_and_engine, user_errors
+from newsletter.cli.common import err, process_errors, settings_and_engine, user_errors
 from newsletter.config import PLACEHOLDER_SECRET, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError
@@ -40,7 +40,7 @@ def demo(
     run_demo(workdir, Console(soft_wrap=True))
 
 
-@user_errors
+@process_errors
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Do all due work, then exit.")] = False,
 ) -> None:
@@ -55,7 +55,7 @@ def worker(
         scheduler.run(settings)
 
 
-@user_errors
+@process_errors
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

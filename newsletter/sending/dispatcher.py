@@ -36,6 +36,7 @@ from newsletter.sending.ledger import (
     begin_handoff,
     claim_batch,
     finish_sends,
+    give_back,
     record_batch,
     recover_expired_batches,
 )
@@ -150,7 +151,6 @@ class Dispatcher:
     clock: Clock = utcnow
     # Called with the number of rows each batch settled (progress bars); from any thread.
     on_progress: Callable[[int], None] | None = None
-    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self._links = Links.from_settings(self.settings)
@@ -192,8 +192,13 @@ class Dispatcher:
             headers=self._links.list_headers(),
         )
         wait = self._limiter.reserve(len(batch.recipients))
-        if wait:
-            self.sleep(wait)
+        # NEWSLETTER_RATE_LIMIT's wait, cut short by a stop: with a low limit it can be
+        # longer than systemd waits for a stop, and the batch goes back in line unsent.
+        if wait and self._stopping.wait(wait):
+            give_back(self.engine, claim, now=self.clock())
+            where = (claim.send_id, claim.batch_id)
+            log.info("send %s batch %s given back unsent: stopping", *where, extra=ids(*where))
+            return Recorded({}), None
         if not begin_handoff(self.engine, claim, now=self.clock()):
             log_not_taken(claim, None)
             return Recorded({}), None

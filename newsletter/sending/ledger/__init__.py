@@ -15,7 +15,13 @@ network call: claiming, marking and recording are each their own short transacti
 """
 
 from newsletter.sending.ledger.answers import Recorded, record_batch
-from newsletter.sending.ledger.claims import Claim, Target, begin_handoff, claim_batch
+from newsletter.sending.ledger.claims import (
+    Claim,
+    Target,
+    begin_handoff,
+    claim_batch,
+    give_back,
+)
 from newsletter.sending.ledger.recovery import Recovery, finish_sends, recover_expired_batches
 from newsletter.sending.ledger.rows import (
     PLANNED_COLUMNS,
@@ -49,6 +55,7 @@ __all__ = [
     "counts_by_status",
     "deliveries_of",
     "finish_sends",
+    "give_back",
     "has_rows",
     "in_hand",
     "next_due",

@@ -79,14 +79,17 @@ def record_batch(
                 col(Delivery.batch_id) == claim.batch_id,
             ]
         for (state, error, message_id), ids in groups.items():
+            # Given back by a stopping worker: not an attempt, or a worker stopped during
+            # 429s often enough would use up the rows' NEWSLETTER_MAX_ATTEMPTS.
+            given_back = state is DeliveryStatus.QUEUED and not counts_as_failure
             values: dict[str, Any] = {
                 "status": state,
                 "error": error,
                 "updated_at": now,
                 "batch_id": claim.batch_id,
-                "attempts": col(Delivery.attempts) + 1,
+                "attempts": col(Delivery.attempts) + (0 if given_back else 1),
             }
-            if state is DeliveryStatus.QUEUED and not result.fatal:
+            if state is DeliveryStatus.QUEUED and not result.fatal and not given_back:
                 # Back in line, unless it has had its chances: then it failed, and says so.
                 exhausted = col(Delivery.attempts) + 1 >= max_attempts
                 values["status"] = sa.case(

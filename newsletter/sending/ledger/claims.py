@@ -217,6 +217,13 @@ def begin_handoff(engine: Engine, claim: Claim, *, now: datetime) -> bool:
     return False
 
 
+def give_back(engine: Engine, claim: Claim, *, now: datetime) -> None:
+    """A claimed batch this worker will not send after all (it is stopping): its rows are
+    free for another worker at once, not when the lease runs out."""
+    with session_scope(engine, immediate=True) as session:
+        release_batch(session.connection(), claim.batch_id, now=now)
+
+
 def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
     """A claimed batch that will not be sent: its rows are free again (they never left
     `queued`), or cancelled with their send. Returns how many rows it held."""
