@@ -47,6 +47,9 @@ from subscribers.sql import any_of, bulk_insert
 from subscribers.status import Actor, change_status, may_change
 
 CHUNK = 5000
+# The tables an import fills: after a big one, the caller has PostgreSQL tidy them at once
+# (newsletter/db/sql.py: vacuum_after_bulk_load), since the first send would pay for it.
+WRITTEN_TABLES = ("subscriber", "subscriber_topic")
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
 

@@ -92,6 +92,23 @@ def test_deleting_a_draft_removes_it_and_the_audit_log_says_who(cli, tmp_path, e
     assert actions == ["brief.delete", "brief.add"]
 
 
+def test_the_same_file_with_other_topics_says_so_and_is_audited(cli, tmp_path, engine):
+    """It said "already added" and left no audit entry, though the brief's audience
+    changed (the console's topic change is audited)."""
+    with session_scope(engine) as session:
+        add_topic("trade", "Trade", session=session)
+    path = _write(tmp_path)
+    cli("briefs", "add", str(path))
+    result = cli("briefs", "add", str(path), "--topics", "trade")
+    assert "brief topics changed: “Rice prices rise” (2026-06-10), topics: trade" in result.stderr
+    assert _listed(cli)[0]["topics"] == ["trade"]
+    again = cli("briefs", "add", str(path), "--topics", "trade")
+    assert "brief already added" in again.stderr
+    with session_scope(engine) as session:
+        entries = [(entry.action, entry.detail) for entry in recent(session)]
+    assert entries[:2] == [("brief.topics", "trade"), ("brief.add", str(path))]
+
+
 def test_a_sent_brief_cannot_be_changed_or_deleted(cli, tmp_path, sandbox):
     cli("briefs", "add", str(_write(tmp_path)))
     cli("send", "1", "--now")

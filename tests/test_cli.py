@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
 from newsletter.cli.common import EX_CONFIG
-from newsletter.db import session_scope
+from newsletter.db import BULK_ROWS, session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
 from tests.conftest import SANDBOX_KEY
@@ -321,3 +321,18 @@ def test_forget_removes_the_person_from_listings_and_keeps_them_unmailable(cli):
     assert "ann@example.com" not in [p["email"] for p in people]
     result = cli("subscribers", "add", "ann@example.com", "--topics", "food")
     assert result.exit_code == 1 and "asked to be forgotten" in result.stderr
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_big_import_leaves_its_tables_vacuumed_for_the_first_send(cli, engine, tmp_path):
+    """Left to autovacuum, the first send planned after a big import paid for marking every
+    new row committed (see `vacuum_after_bulk_load`)."""
+    sheet = tmp_path / "big.csv"
+    lines = [f"reader{i}@example.com,Reader {i},food" for i in range(BULK_ROWS)]
+    sheet.write_text("email,name,topics\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    _ok(cli("subscribers", "import", str(sheet)))
+    with engine.connect() as connection:
+        vacuumed = connection.exec_driver_sql(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL"
+        ).scalars()
+        assert set(vacuumed) == {"subscriber", "subscriber_topic"}

@@ -393,6 +393,24 @@ def test_export_downloads_the_list_in_the_import_format_and_is_audited(editor, e
     assert _audit(engine)[-1][0] == "subscriber.export"
 
 
+def test_export_holds_the_readers_the_lists_filters_find_and_the_page_links_to_it(editor, engine):
+    """Staff who narrowed the list to one topic and searched a name once got the whole list
+    in the file."""
+    add_readers(engine, "zoe@example.com", "zed@example.com", topics=("food",))
+    page = editor.call("/admin/subscribers?topic=food&q=z").body
+    link = re.search(r'href="(/admin/subscribers/export\.csv[^"]*)"', page).group(1)
+    answer = editor.call(html.unescape(link))
+    assert answer.status == 200
+    rows = [row[0] for row in csv.reader(io.StringIO(answer.body))][1:]
+    assert sorted(rows) == ["zed@example.com", "zoe@example.com"]
+    assert _audit(engine)[-1] == ("subscriber.export", "q z; topic food")
+
+
+def test_export_refuses_a_filter_it_cannot_apply_in_one_line(editor):
+    answer = editor.call("/admin/subscribers/export.csv?status=asleep")
+    assert (answer.status, answer.body) == (400, "no status 'asleep'\n")
+
+
 # --- topics ----------------------------------------------------------------------------
 
 

@@ -226,6 +226,26 @@ def test_a_stop_during_a_rate_limit_wait_gives_the_batch_back_at_once(engine, se
     assert batches == ["done", "released"]
 
 
+def test_progress_counts_rows_done_with_not_rows_sent_back_in_line(engine, settings, sandbox):
+    """The worker's progress line (and `send --foreground`'s bar) once counted every claim,
+    so a batch refused with 429s counted again each time it came back."""
+    slug = seed_brief(engine, 10)
+    _send(engine, settings, slug)
+    settled: list[int] = []
+    sandbox.state.set_faults(Faults(rate_429=1.0, retry_after=0))
+    refused = _dispatcher(
+        engine, settings, NEWSLETTER_MAX_RETRIES=0, NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES=99
+    )
+    refused.on_progress = settled.append
+    refused.work_due()
+    assert sum(settled) == 0 and sandbox.state.stats.injected["429"] >= 2
+    sandbox.state.set_faults(Faults())
+    accepted = _dispatcher(engine, settings)
+    accepted.on_progress = settled.append
+    accepted.work_due()
+    assert sum(settled) == 10
+
+
 def test_a_415_stops_the_batch_in_one_request_instead_of_narrowing_it(sandbox):
     """Refused for its media type, every request would be: no splitting by halves."""
     transport = SendGridTransport(

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from newsletter.db import session_scope
-from newsletter.devtools.sandbox import Sandbox
+from newsletter.devtools.sandbox import Faults, Sandbox
 from newsletter.events import apply_events
 from newsletter.logs import configure_logging, ids, without_tokens
 from newsletter.models import Send
@@ -94,6 +94,29 @@ def test_a_batch_the_provider_refuses_is_one_warning_naming_send_and_batch(
     )
     started = [r.message for r in _records(caplog, "newsletter.dispatch")]
     assert f"send {send_id} started" in started
+
+
+def test_a_batch_narrowed_around_one_bad_reader_logs_that_reader_alone(
+    engine, settings, sandbox, caplog
+):
+    """A 400 naming no recipient is narrowed by halves, each half its own request and
+    message id: the line once counted the readers sent by the other requests as not taken."""
+    slug = seed_brief(engine, 20)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings).id
+    sandbox.state.set_faults(Faults(refuse_unnamed=["reader13@example.com"]))
+    one_batch = test_settings(
+        **{**settings.model_dump(), "NEWSLETTER_BATCH_SIZE": 20, "NEWSLETTER_CONCURRENCY": 1}
+    )
+    caplog.set_level(logging.INFO)
+    Worker.from_settings(one_batch).tick()
+    [line] = [
+        r.message for r in _records(caplog, "newsletter.dispatch") if "not taken" in r.message
+    ]
+    assert (
+        line.startswith(f"send {send_id} batch ")
+        and " not taken: 1 of 20 recipients failed: 400: " in line
+    )
 
 
 def _started_send(engine, settings, *, readers: int):

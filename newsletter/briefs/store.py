@@ -30,6 +30,8 @@ class AddedBrief:
     created: bool
     # True: an earlier version of this draft was stored, and this one replaced it.
     updated: bool = False
+    # True: the same file again, with other topics chosen (`briefs add --topics`).
+    topics_changed: bool = False
     # Filled by `add_brief_file`: topics whose keywords the text matched (when it names
     # none), the email's size, and why Gmail would clip it ("" if it fits).
     suggestions: list[Suggestion] = field(default_factory=list)
@@ -45,6 +47,7 @@ class AddedBrief:
             "topics": [topic.slug for topic in self.topics],
             "created": self.created,
             "updated": self.updated,
+            "topics_changed": self.topics_changed,
             "suggested_topics": [
                 {"slug": s.topic.slug, "matched": s.matched} for s in self.suggestions
             ],
@@ -149,7 +152,7 @@ def add_brief(
         if topics is not None and {t.id for t in chosen} != {t.id for t in current}:
             require_editable(existing, session=session)  # staff changing the topics
             _set_topics(existing, chosen, session)
-            current = chosen
+            return AddedBrief(existing, chosen, created=False, topics_changed=True)
         return AddedBrief(existing, current, created=False)
     return update_brief(existing, parsed, session=session, topics=chosen)
 

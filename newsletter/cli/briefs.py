@@ -55,7 +55,15 @@ def briefs_add(
         print_json(added.as_dict())
         return
     brief, slugs = added.brief, [t.slug for t in added.topics]
-    verb = "added" if added.created else "draft updated" if added.updated else "already added"
+    verb = (
+        "added"
+        if added.created
+        else "draft updated"
+        if added.updated
+        else "topics changed"
+        if added.topics_changed
+        else "already added"
+    )
     out.print(f"{brief.id} {brief.slug}", highlight=False)
     err.print(f"brief {verb}: “{brief.title}” ({brief.date}), topics: {', '.join(slugs) or 'none'}")
     if added.clipping:

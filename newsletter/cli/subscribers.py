@@ -20,7 +20,7 @@ from newsletter.cli.common import (
     user_errors,
     warn,
 )
-from newsletter.db import session_scope
+from newsletter.db import BULK_ROWS, session_scope, vacuum_after_bulk_load
 from newsletter.engagement import inactive_since, parse_window
 from newsletter.readers.actions import (
     find_reader,
@@ -32,7 +32,7 @@ from newsletter.readers.actions import (
 from newsletter.readers.profile import reader_profile
 from newsletter.staff import audit
 from subscribers.exporter import export_subscribers
-from subscribers.importer import import_subscribers
+from subscribers.importer import WRITTEN_TABLES, import_subscribers
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, list_subscribers
 from subscribers.topics import resolve_topics
@@ -130,6 +130,8 @@ def subscribers_import(
         if not dry_run:
             counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
             audit.record(session, audit.cli_actor(), "subscriber.import", str(file), counts_text)
+    if not dry_run and report.counts()["added"] + report.counts()["updated"] >= BULK_ROWS:
+        vacuum_after_bulk_load(engine, WRITTEN_TABLES)
     if as_json:
         print_json(report.as_dict())
         return

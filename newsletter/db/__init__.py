@@ -3,15 +3,18 @@
 from newsletter.db.engine import make_engine, session_scope, single_worker_lock
 from newsletter.db.migrations import migrate, require_current_schema, schema_is_current
 from newsletter.db.sql import (
+    BULK_ROWS,
     MAX_ROW_ID,
     any_of,
     dialect_insert,
     fits_row_id,
     is_postgresql,
     is_row_id,
+    vacuum_after_bulk_load,
 )
 
 __all__ = [
+    "BULK_ROWS",
     "MAX_ROW_ID",
     "any_of",
     "dialect_insert",
@@ -24,4 +27,5 @@ __all__ = [
     "schema_is_current",
     "session_scope",
     "single_worker_lock",
+    "vacuum_after_bulk_load",
 ]

@@ -6,15 +6,25 @@ package) and are re-exported here so `newsletter/` has one place to import them 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from subscribers.sql import any_of, is_postgresql
 
-__all__ = ["MAX_ROW_ID", "any_of", "dialect_insert", "fits_row_id", "is_postgresql", "is_row_id"]
+__all__ = [
+    "BULK_ROWS",
+    "MAX_ROW_ID",
+    "any_of",
+    "dialect_insert",
+    "fits_row_id",
+    "is_postgresql",
+    "is_row_id",
+    "vacuum_after_bulk_load",
+]
 
 # The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): a bigger number is no
 # row's, and handing it to either database is an error, not "not found".
@@ -38,3 +48,21 @@ def is_row_id(text: str) -> bool:
     """Whether `text` names a row by id: plain ASCII digits within MAX_ROW_ID ("²" is a
     digit to str.isdigit(), not to int())."""
     return text.isascii() and text.isdigit() and len(text) <= 19 and fits_row_id(int(text))
+
+
+# Rows written at once past which a table's upkeep is done straight away, not left to
+# autovacuum (`vacuum_after_bulk_load`).
+BULK_ROWS = 20_000
+
+
+def vacuum_after_bulk_load(engine: Engine, tables: Sequence[str]) -> None:
+    """PostgreSQL: VACUUM (ANALYZE) tables a bulk load has just filled, as autovacuum does
+    a minute or so later. Until then the first statement to read each new row also marks it
+    committed (writing its page again), and an index-only scan reads the table itself: the
+    first send planned straight after importing 500,000 readers took 7.69 / 7.23 s, and
+    5.78 / 6.01 s after this, which took 0.5 s. SQLite: nothing to do."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # VACUUM cannot run inside a transaction block; the names are ours, not input.
+        connection.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(tables)}")

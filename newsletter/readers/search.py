@@ -89,9 +89,12 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(
-    query: ReaderQuery, session: Session, now: datetime
+def reader_conditions(
+    query: ReaderQuery, *, session: Session, now: datetime
 ) -> list[sa.ColumnElement[bool]]:
+    """The query's filters as SQL: the list page's, and the CSV download's of that page
+    (staff who narrowed the list expect the file to hold what they see)."""
+    query = query.checked()
     where: list[sa.ColumnElement[bool]] = []
     if query.status:
         where.append(col(Subscriber.status) == query.status)
@@ -131,7 +134,7 @@ def _conditions(
 def search_readers(query: ReaderQuery, *, session: Session, now: datetime) -> ReaderPage:
     """One page of readers matching `query`, by address, with their topics and their
     last open and click."""
-    where = _conditions(query.checked(), session, now)
+    where = reader_conditions(query, session=session, now=now)
     statement = select(Subscriber).where(*where).order_by(col(Subscriber.email))
     if query.after:
         statement = statement.where(col(Subscriber.email) > query.after)

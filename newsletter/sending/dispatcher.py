@@ -149,7 +149,8 @@ class Dispatcher:
     transport: Transport
     worker_id: str = field(default_factory=new_worker_id)
     clock: Clock = utcnow
-    # Called with the number of rows each batch settled (progress bars); from any thread.
+    # Called with the number of rows each batch settled for good (sent, failed, unknown,
+    # skipped; not those back in line), for progress bars and lines; from any thread.
     on_progress: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
@@ -253,8 +254,8 @@ class Dispatcher:
             after = cursor.advance(claim.last_key) if not swept else claim.last_key
             recorded, result = self.hand_off(send, claim, categories)
             report.add(claim, recorded, result)
-            if self.on_progress is not None:
-                self.on_progress(claim.size)
+            if self.on_progress is not None:  # rows done with, not rows back in line
+                self.on_progress(claim.skipped + recorded.settled)
             if recorded.paused:
                 report.paused[id_of(send)] = recorded.paused
                 return
@@ -316,14 +317,16 @@ def log_not_taken(claim: Claim, result: BatchResult | None) -> None:
             extra=ids(*where),
         )
         return
-    if result.outcome is Outcome.SENT and not result.exceptions:
+    # Readers sent by another request of a batch split around a bad one are exceptions too
+    # (another message id), but were taken.
+    refused = [e for e in result.exceptions.values() if e.outcome is not Outcome.SENT]
+    if result.outcome is Outcome.SENT and not refused:
         return
-    first = next(iter(result.exceptions.values()), None)
     what, error, count = result.outcome.value, result.error, len(claim.targets)
     if result.fatal:
         what = "refused with the account"
-    elif result.outcome is Outcome.SENT and first is not None:
-        what, error, count = first.outcome.value, first.error, len(result.exceptions)
+    elif result.outcome is Outcome.SENT:
+        what, error, count = refused[0].outcome.value, refused[0].error, len(refused)
     log.warning(
         "send %s batch %s not taken: %s of %s recipients %s: %s",
         *(*where, count, len(claim.targets), what, error),

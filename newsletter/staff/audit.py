@@ -42,10 +42,15 @@ def brief_target(brief: Brief) -> str:
 def record_added(
     session: Session, actor: str, added: AddedBrief, source: str, ip: str = ""
 ) -> None:
-    """A brief added or a draft updated (by a file or the editor); nothing if unchanged."""
+    """A brief added, a draft updated (by a file or the editor) or given other topics (the
+    same file with `--topics`, audited as the console's topic change is); nothing if
+    unchanged."""
     if added.created or added.updated:
         action = "brief.add" if added.created else "brief.update"
         record(session, actor, action, brief_target(added.brief), source, ip)
+    elif added.topics_changed:
+        slugs = ", ".join(topic.slug for topic in added.topics) or "none"
+        record(session, actor, "brief.topics", brief_target(added.brief), slugs, ip)
 
 
 def cli_actor() -> str:

@@ -32,6 +32,11 @@ class Recorded:
     rows: dict[str, int]
     paused: str = ""
 
+    @property
+    def settled(self) -> int:
+        """Rows this answer was the last word on: all but those back in line."""
+        return sum(n for state, n in self.rows.items() if state != DeliveryStatus.QUEUED)
+
 
 def record_batch(
     engine: Engine,

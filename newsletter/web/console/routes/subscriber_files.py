@@ -14,18 +14,15 @@ import binascii
 import io
 import re
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from newsletter.db import session_scope
-from newsletter.engagement import inactive_since
 from newsletter.errors import NewsletterError
-from newsletter.readers.search import INACTIVE_CHOICES
+from newsletter.readers.search import INACTIVE_CHOICES, ReaderQuery, reader_conditions
 from newsletter.staff import audit
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
 from newsletter.web.console.sessions import SignedIn
@@ -141,23 +138,36 @@ def apply(
 
 
 @router.get("/export.csv")
-def export(console: ConsoleDep, staff: StaffUser, ip: ClientIp, inactive: str = "") -> Response:
-    """The list (but the forgotten) in the import's format; `inactive=90`: only active
-    readers with no open or click in 90 days, for the sunset policy."""
-    where: list[sa.ColumnElement[bool]] = []
+def export(
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    q: str = "",
+    topic: str = "",
+    status: str = "",
+    cadence: str = "",
+    inactive: str = "",
+) -> Response:
+    """The list (but the forgotten) in the import's format, narrowed by the list page's
+    filters; `inactive=90` alone is the sunset list: active readers with no open or click
+    in 90 days."""
     days = int(inactive) if inactive.isascii() and inactive.isdigit() and len(inactive) < 5 else 0
     if inactive and days not in INACTIVE_CHOICES:
         return Response("inactive: choose 30, 90, 180 or 365 days\n", 400, media_type="text/plain")
-    if days:
-        where.append(inactive_since(utcnow() - timedelta(days=days)))
+    query = ReaderQuery(q, topic, status, cadence, days)
     stream = io.StringIO()
     with session_scope(console.engine) as session:
+        try:
+            where = reader_conditions(query, session=session, now=utcnow())
+        except NewsletterError as exc:
+            return Response(f"{exc}\n", 400, media_type="text/plain")
         count = export_subscribers(stream, session=session, where=where)
+        narrowed = "; ".join(f"{name} {value}" for name, value in query.filters().items())
         audit.record(
             session,
             staff.email,
             "subscriber.export",
-            f"inactive {days} days" if days else "every reader",
+            narrowed or "every reader",
             f"{count} rows",
             ip,
         )
