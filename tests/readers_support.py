@@ -24,7 +24,7 @@ from subscribers.topics import add_topic
 
 # Names a real list holds: commas, quotes, HTML, CJK, emoji, a line break.
 HOSTILE_NAME = 'O\'Brien, "Zoë" <b>&amp;</b> 山田 🚀\nsecond line'
-BRIEF = "---\ntitle: {title}\ndate: 2026-06-10\ntopics: [food]\n---\n\nRice rose again.\n"
+BRIEF = "---\ntitle: {title}\ndate: 2026-06-10\ntopics: [food]\n---\n\n{body}\n"
 _ids = itertools.count(1)
 
 
@@ -40,10 +40,12 @@ def food_topics(engine) -> None:
         add_topic("energy", "Energy", session=session)
 
 
-def send_brief(engine, settings, title: str = "Rice prices") -> int:
+def send_brief(engine, settings, title: str = "Rice prices", body: str = "Rice rose again.") -> int:
     """A brief on food, sent now to everyone who follows it (the sandbox takes it)."""
     with session_scope(engine) as session:
-        added = add_brief(parse_brief(BRIEF.format(title=title)), session=session)
+        # Named by title: a second brief of the same date is a brief of its own.
+        parsed = parse_brief(BRIEF.format(title=title, body=body), source_name=f"{title}.md")
+        added = add_brief(parsed, session=session)
         send_id = create_send(added.brief.slug, session=session, settings=settings).id
     Dispatcher(engine, settings, SendGridTransport.from_settings(settings)).work_due()
     return send_id

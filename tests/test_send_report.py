@@ -4,12 +4,19 @@ exact unique counts, on both databases."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from newsletter.db import session_scope
 from newsletter.errors import NotFoundError
 from newsletter.reports import send_report
+from newsletter.tallies.unsubscribes import ATTRIBUTION, count_unsubscribe
+from subscribers.models import utcnow
+from subscribers.roster import get_subscriber
+from tests.readers_support import add_readers, food_topics, send_brief
 from tests.reports_support import LINK_A, LINK_B, tell_a_known_story
+from tests.web_support import call, form_csrf, token
 
 
 @pytest.fixture
@@ -82,3 +89,47 @@ def test_a_send_without_events_reports_zeros_and_no_rates(engine, settings):
 def test_an_unknown_send_is_not_found(engine):
     with pytest.raises(NotFoundError, match="no send 999"):
         _report(engine, 999)
+
+
+def _unsubscribed(engine, *send_ids):
+    return [_report(engine, send_id).readers["unsubscribed"] for send_id in send_ids]
+
+
+def test_readers_who_leave_by_our_own_links_count_in_the_last_send_that_reached_them(
+    web, engine, sandbox
+):
+    """Our mail carries our links, not SendGrid's: before, every report said nobody left."""
+    url, settings = web
+    food_topics(engine)
+    add_readers(engine, "ann@example.com", "bob@example.com", "cy@example.com")
+    rice, wheat = (
+        send_brief(engine, settings, "Rice"),
+        send_brief(engine, settings, "Wheat", "Wheat fell."),
+    )
+    with session_scope(engine) as session:
+        ann, bob = (
+            get_subscriber(e, session=session).id for e in ("ann@example.com", "bob@example.com")
+        )
+    one_click = {"List-Unsubscribe": "One-Click"}
+    assert call(f"{url}/unsubscribe/{token(settings, ann)}", data=one_click)[0] == 200
+    _, page, _ = call(f"{url}/unsubscribe/{token(settings, bob)}")
+    answer = call(f"{url}/unsubscribe/{token(settings, bob)}", data={"csrf": form_csrf(page)})
+    assert answer[0] == 200
+    assert _unsubscribed(engine, rice, wheat) == [0, 2]
+    # Leaving again (the mailbox's button twice) is the same reader.
+    assert call(f"{url}/unsubscribe/{token(settings, ann)}", data=one_click)[0] == 200
+    assert _unsubscribed(engine, rice, wheat) == [0, 2]
+
+
+def test_a_reader_who_leaves_long_after_their_last_mail_counts_against_no_send(
+    engine, settings, sandbox
+):
+    food_topics(engine)
+    add_readers(engine, "ann@example.com")
+    rice = send_brief(engine, settings, "Rice")
+    with session_scope(engine) as session:
+        ann = get_subscriber("ann@example.com", session=session).id
+        later = utcnow() + ATTRIBUTION + timedelta(days=1)
+        assert count_unsubscribe(ann, at=later, session=session) is None
+        assert count_unsubscribe(ann, at=utcnow(), session=session) == rice
+    assert _unsubscribed(engine, rice) == [1]

@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
 from newsletter.signup import subscribe_again
+from newsletter.tallies.unsubscribes import leave_by_link
 from newsletter.web.deps import ZONES, FormProblem, Web, WebContext
 from subscribers.models import Subscriber, SubscriberStatus
-from subscribers.reader import EDITABLE, leave, update_preferences
+from subscribers.reader import EDITABLE, update_preferences
 from subscribers.roster import followed_topics
 from subscribers.status import Actor
 from subscribers.topics import list_topics
@@ -77,7 +78,7 @@ def unsubscribe(
     from_mailbox = one_click == "One-Click"  # RFC 8058: the mailbox provider's button
     if from_mailbox:
         with session_scope(web.engine) as session:
-            left = leave(
+            left = leave_by_link(
                 session.get_one(Subscriber, person.id), session=session, actor=Actor.ONE_CLICK
             )
         return PlainTextResponse("Unsubscribed." if left else "No mail goes to this address.")
@@ -87,7 +88,7 @@ def unsubscribe(
         return web.page("link_invalid.html", 400)
     with session_scope(web.engine) as session:
         current = session.get_one(Subscriber, person.id)
-        leave(current, session=session)
+        leave_by_link(current, session=session)
     return _unsubscribe_page(web, current, token)
 
 
@@ -150,7 +151,7 @@ def save_preferences(
     with session_scope(web.engine) as session:
         current = session.get_one(Subscriber, person.id)
         if action == "unsubscribe":
-            leave(current, session=session)
+            leave_by_link(current, session=session)
             return _unsubscribe_page(web, current, token)
         try:
             if action == "resubscribe":
