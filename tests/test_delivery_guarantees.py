@@ -277,6 +277,20 @@ def test_a_batch_given_back_by_a_stopping_worker_costs_its_rows_no_attempt(engin
     assert {(r.status, r.attempts) for r in _rows(engine, send_id)} == {("queued", 0)}
 
 
+def test_rows_that_use_up_their_attempts_are_reported_failed_not_queued(engine, settings):
+    slug = seed_brief(engine, 3)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(minutes=5)
+    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=3, lease=lease, now=now)
+    assert begin_handoff(engine, claim, now=now)
+    answer = BatchResult(Outcome.RETRY_LATER, error="503: later")
+    recorded = record_batch(engine, claim, answer, now=now, pause_after=9, max_attempts=1)
+    assert _statuses(engine, send_id) == {"failed": 3}
+    assert recorded.rows == {"failed": 3} and recorded.settled == 3
+
+
 def test_two_live_batches_never_share_a_row(engine, settings):
     slug = seed_brief(engine, 5)
     send_id = _send(engine, settings, slug)

@@ -94,7 +94,8 @@ def record_batch(
                 "batch_id": claim.batch_id,
                 "attempts": col(Delivery.attempts) + (0 if given_back else 1),
             }
-            if state is DeliveryStatus.QUEUED and not result.fatal and not given_back:
+            may_give_up = state is DeliveryStatus.QUEUED and not result.fatal and not given_back
+            if may_give_up:
                 # Back in line, unless it has had its chances: then it failed, and says so.
                 exhausted = col(Delivery.attempts) + 1 >= max_attempts
                 values["status"] = sa.case(
@@ -105,7 +106,7 @@ def record_batch(
                 )
             if state is DeliveryStatus.SENT:
                 values["message_id"] = message_id
-            connection.execute(
+            update = (
                 sa.update(Delivery)
                 .where(
                     # The batch's own ids, and no `send_id = …`: with it, SQLite chose the
@@ -116,6 +117,19 @@ def record_batch(
                 )
                 .values(**values)
             )
+            if not may_give_up:
+                connection.execute(update)
+                continue
+            # The rare batch sent back in line (429s, 5xx past the retries): which of its
+            # rows gave up instead, so the counts say failed, not queued.
+            statuses = connection.execute(update.returning(col(Delivery.status))).scalars()
+            gave_up = sum(status == DeliveryStatus.FAILED for status in statuses)
+            if gave_up:
+                queued, failed = DeliveryStatus.QUEUED.value, DeliveryStatus.FAILED.value
+                written[queued] -= gave_up
+                written[failed] = written.get(failed, 0) + gave_up
+                if not written[queued]:
+                    del written[queued]
         if not batch_failed:
             return Recorded(written)
         failed_batches = connection.execute(
