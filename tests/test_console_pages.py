@@ -20,7 +20,9 @@ from newsletter.models import Brief, Delivery, MailKind, Send, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.staff.audit import recent
-from subscribers.roster import add_subscriber
+from subscribers.models import SubscriberStatus as S
+from subscribers.roster import add_subscriber, get_subscriber
+from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.console_support import (  # noqa: F401 - a fixture
     EDITOR,
@@ -237,6 +239,21 @@ def test_the_dashboard_shows_the_list_and_the_last_sends(editor, engine, web):
     assert '<strong class="big">2</strong> active readers' in page.body
     assert "<strong>+2</strong> over 30 days (2 joined, 0 left)" in page.body
     assert 'href="/admin/sends/1"' in page.body
+
+
+def test_the_dashboards_change_over_30_days_is_the_change_in_active_readers(editor, engine):
+    """Readers who joined and left within the window once counted only as leaving: a list
+    that grew by two said it shrank."""
+    with session_scope(engine) as session:
+        for n in range(4):
+            add_subscriber(f"new{n}@example.com", session=session, topics=["food"])
+        for n, wanted in ((0, S.UNSUBSCRIBED), (1, S.COMPLAINED)):
+            person = get_subscriber(f"new{n}@example.com", session=session)
+            change_status(person, wanted, actor=Actor.PROVIDER, session=session)
+    page = editor.call("/admin/").body
+    # The editor fixture's two readers and two of the four new ones are active.
+    assert '<strong class="big">4</strong> active readers' in page
+    assert "<strong>+4</strong> over 30 days (6 joined, 2 left)" in page
 
 
 def test_the_editors_text_gives_the_same_brief_back(engine):

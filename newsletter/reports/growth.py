@@ -112,6 +112,24 @@ def list_growth(*, session: Session, weeks: int = 12, now: datetime | None = Non
     return ListGrowth(weeks=result[::-1])
 
 
+def active_change(*, session: Session, since: datetime) -> tuple[int, int]:
+    """(joined, left) since `since`: readers who became active (added active, or confirmed,
+    resubscribed, unpaused) and readers who stopped being active, from the status history,
+    so joined - left is exactly the change in active readers; one who joined and left in
+    the window counts on both sides."""
+    active = S.ACTIVE.value
+    joined = session.execute(
+        sa.select(sa.func.count()).where(
+            col(Subscriber.created_at) >= since, _initial_status() == active
+        )
+    ).scalar_one()
+    left = 0
+    for _, old, new, number in _changes(session, since):
+        joined += number if new == active and old != active else 0
+        left += number if old == active and new != active else 0
+    return int(joined), left
+
+
 def _initial_status() -> sa.ColumnElement[str]:
     """A reader's status when added: the `from` of their first change, or their status
     now if it never changed."""

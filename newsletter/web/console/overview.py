@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from newsletter.models import SendStatus
+from newsletter.reports.growth import active_change
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff.audit import recent
 from newsletter.staff.models import AuditEntry
-from subscribers.models import NO_MAIL_STATUSES, Subscriber, SubscriberStatus
+from subscribers.models import Subscriber, SubscriberStatus
 
 LAST_SENDS = 5
 
@@ -24,8 +25,10 @@ class Overview:
     next_scheduled: SendSummary | None
     last: list[SendSummary]
     list_size: int  # active readers
-    joined: int  # readers who became active in the last 30 days (and still are)
-    left: int  # readers who unsubscribed, bounced, complained or were forgotten in 30 days
+    # Readers who became active in the last 30 days, and who stopped being active (left,
+    # bounced, complained, paused, forgotten): joined - left is the change in active readers.
+    joined: int
+    left: int
     audit: list[AuditEntry]
 
     @property
@@ -33,33 +36,25 @@ class Overview:
         return self.joined - self.left
 
 
-def _count(session: Session, *where: sa.ColumnElement[bool]) -> int:
-    return int(
-        session.scalar(sa.select(sa.func.count()).select_from(Subscriber).where(*where)) or 0
-    )
-
-
 def overview(*, session: Session, now: datetime) -> Overview:
     sends = summarize_sends(session=session, now=now)
     waiting = sorted(
         (s for s in sends if s.status == SendStatus.SCHEDULED), key=lambda s: s.scheduled_at
     )
-    since = now - timedelta(days=30)
-    active = col(Subscriber.status) == SubscriberStatus.ACTIVE
+    joined, left = active_change(session=session, since=now - timedelta(days=30))
     return Overview(
         in_progress=[s for s in sends if s.status in (SendStatus.RUNNING, SendStatus.PAUSED)],
         next_scheduled=waiting[0] if waiting else None,
         last=[s for s in sends if s.status in (SendStatus.FINISHED, SendStatus.CANCELLED)][
             :LAST_SENDS
         ],
-        list_size=_count(session, active),
-        joined=_count(
-            session, active, sa.func.coalesce(Subscriber.consent_at, Subscriber.created_at) > since
+        list_size=int(
+            session.scalar(
+                sa.select(sa.func.count()).where(col(Subscriber.status) == SubscriberStatus.ACTIVE)
+            )
+            or 0
         ),
-        left=_count(
-            session,
-            col(Subscriber.status).in_(list(NO_MAIL_STATUSES)),
-            col(Subscriber.status_changed_at) > since,
-        ),
+        joined=joined,
+        left=left,
         audit=recent(session, limit=8),
     )
