@@ -12,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from newsletter.briefs import add_brief, parse_brief
+from newsletter.briefs import add_brief, parse_brief, published_briefs
 from newsletter.db import session_scope
-from newsletter.models import Delivery, Send
+from newsletter.models import Brief, Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending import digests
+from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
 from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
@@ -285,3 +286,22 @@ def test_a_reader_who_switched_to_a_digest_does_not_get_a_brief_they_already_rec
         by_reader = {tuple(_ledger(engine, i)): digest_brief_ids(i, session=session) for i in made}
     assert by_reader[("ida@example.com",)] == [rice]
     assert by_reader[("wes@example.com",)] == [grid]
+
+
+def test_a_brief_whose_send_was_cancelled_reaches_no_digest_and_leaves_the_archive(newsroom):
+    """Staff cancel a send because something is wrong with it: digests made afterwards
+    carried it on to every daily and weekly reader."""
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    rice = _publish(engine, settings, "energy", _utc(6, 11), "Rice")  # wes's week too
+    with session_scope(engine) as session:
+        grid_send = session.exec(
+            select(Send.id).join(Brief, Brief.id == Send.brief_id).where(Brief.title == "Grid")
+        ).one()
+        cancel_send(grid_send, session=session, now=_utc(6, 12))
+    made = create_due_digests(engine, settings, now=MONDAY_7)
+    with session_scope(engine) as session:
+        carried = {b for i in made for b in digest_brief_ids(i, session=session)}
+        archived = [brief.title for brief in published_briefs(session=session)]
+    assert carried == {rice}
+    assert archived == ["Rice"]

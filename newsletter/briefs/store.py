@@ -16,7 +16,7 @@ from newsletter.briefs.parse import ParsedBrief, parse_brief_file
 from newsletter.config import Settings
 from newsletter.db import is_row_id
 from newsletter.errors import ConflictError, NotFoundError
-from newsletter.models import Brief, BriefTopic, Send, SendKind
+from newsletter.models import Brief, BriefTopic, Send, SendKind, SendStatus
 from newsletter.render import render_brief
 from subscribers.models import Topic, id_of, utcnow
 from subscribers.topics import Suggestion, resolve_topics, suggest_topics
@@ -263,13 +263,19 @@ def list_brief_listings(
 def publication_dates() -> sa.Subquery:
     """`(brief_id, published_at)` for every published brief: the one definition of
     "published". A brief is published when its first send starts (immediate readers get it
-    then); drafts and briefs only scheduled are not."""
+    then); drafts and briefs only scheduled are not, and neither is a brief whose sends were
+    all cancelled: staff stop a send because something is wrong with it, and digests and
+    the archive would otherwise carry it on to everyone else."""
     return (
         sa.select(
             col(Send.brief_id).label("brief_id"),
             sa.func.min(col(Send.started_at)).label("published_at"),
         )
-        .where(col(Send.kind) == SendKind.BRIEF, col(Send.started_at).is_not(None))
+        .where(
+            col(Send.kind) == SendKind.BRIEF,
+            col(Send.started_at).is_not(None),
+            col(Send.status) != SendStatus.CANCELLED,
+        )
         .group_by(col(Send.brief_id))
         .subquery("published")
     )
