@@ -18,11 +18,12 @@ from newsletter.models import Brief, Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending import digests
 from newsletter.sending.controls import cancel_send
+from newsletter.sending.audience import count_audience
 from newsletter.sending.create import create_send
 from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, utcnow
 from subscribers.roster import add_subscriber, set_topics
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
@@ -305,3 +306,23 @@ def test_a_brief_whose_send_was_cancelled_reaches_no_digest_and_leaves_the_archi
         archived = [brief.title for brief in published_briefs(session=session)]
     assert carried == {rice}
     assert archived == ["Rice"]
+
+
+def test_a_reader_who_had_a_brief_in_a_digest_gets_no_second_copy_from_a_send_again(newsroom):
+    """Wes had Grid in his weekly digest, then switched to immediate: `send --again` (for
+    readers who joined since) once sent him Grid a second time."""
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    [weekly] = create_due_digests(engine, settings, now=MONDAY_7)
+    assert _ledger(engine, weekly) == ["wes@example.com"]
+    with session_scope(engine) as session:
+        wes = session.exec(select(Subscriber).where(Subscriber.email == "wes@example.com")).one()
+        wes.cadence = "immediate"
+        session.add(wes)
+        add_subscriber("new@example.com", session=session, topics=["energy"])
+        grid = session.exec(select(Brief).where(Brief.title == "Grid")).one()
+        audience = count_audience(grid.id, session=session)
+        again = create_send(grid.slug, session=session, settings=settings, again=True).id
+    start_due_sends(engine, now=utcnow())
+    assert _ledger(engine, again) == ["new@example.com"]
+    assert audience.as_dict() == {"now": 1, "digests": 0, "received": 2}  # ida, wes

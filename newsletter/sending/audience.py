@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import BriefTopic, Delivery, DeliveryStatus, Send, SendKind
+from newsletter.models import BriefTopic, Delivery, DeliveryStatus, Send, SendBrief, SendKind
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber
 
@@ -32,18 +32,25 @@ class Audience:
         return {"now": self.now, "digests": self.digests, "received": self.received}
 
 
+def sends_carrying(brief_id: int) -> sa.ColumnElement[bool]:
+    """Whether a `Send` row carries this brief: its own sends, and the digests it was in
+    (a reader who switched to immediate had it in a digest, and `--again` must not send
+    them a second copy)."""
+    in_digest = sa.select(col(SendBrief.send_id)).where(col(SendBrief.brief_id) == brief_id)
+    return sa.or_(
+        sa.and_(col(Send.kind) == SendKind.BRIEF, col(Send.brief_id) == brief_id),
+        sa.and_(col(Send.kind) == SendKind.DIGEST, col(Send.id).in_(in_digest)),
+    )
+
+
 def received_by(brief_id: int, *, excluding_send: int | None = None) -> sa.Select[Any]:
-    """`SELECT subscriber_id` of everyone an earlier send of this brief reached (or may
-    have reached: unknown rows count, so nobody gets a second copy by accident).
+    """`SELECT subscriber_id` of everyone an earlier send or a digest of this brief reached
+    (or may have reached: unknown rows count, so nobody gets a second copy by accident).
     `excluding_send`: leave that send's own rows out (planning it)."""
     statement = (
         sa.select(col(Delivery.subscriber_id))
         .join(Send, col(Send.id) == col(Delivery.send_id))
-        .where(
-            col(Send.brief_id) == brief_id,
-            col(Send.kind) == SendKind.BRIEF,
-            col(Delivery.status).in_(RECEIVED_STATES),
-        )
+        .where(sends_carrying(brief_id), col(Delivery.status).in_(RECEIVED_STATES))
     )
     if excluding_send is not None:
         statement = statement.where(col(Send.id) != excluding_send)
@@ -82,6 +89,8 @@ def count_audience(brief_id: int, *, session: Session, include_received: bool = 
     digest = matching_subscribers(topic_ids, cadences=[Cadence.DAILY, Cadence.WEEKLY])
     if not include_received:
         immediate = immediate.where(col(Subscriber.id).not_in(received))
+    # A digest never carries a brief to a reader who has it (digest_masks.py).
+    digest = digest.where(col(Subscriber.id).not_in(received))
     return Audience(
         now=count(immediate),
         digests=count(digest),

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from newsletter.db import is_postgresql, session_scope
-from newsletter.models import Delivery, Send, SendKind, SendStatus
+from newsletter.models import Delivery, Send, SendStatus
 from newsletter.sending import ledger
-from newsletter.sending.audience import brief_topic_ids, received_by
+from newsletter.sending.audience import brief_topic_ids, received_by, sends_carrying
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber, id_of
 
@@ -82,17 +82,14 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
 
 
 def _sent_before(send: Send, session: Session) -> bool:
-    """Whether another send of this brief has ledger rows: only then does planning pay for
-    leaving their readers out (the first send of a brief, the usual case, does not)."""
+    """Whether another send or a digest of this brief has ledger rows: only then does
+    planning pay for leaving their readers out (the first send of a brief, the usual case,
+    does not)."""
     others = (
         sa.select(sa.literal(1))
         .select_from(Send)
         .join(Delivery, col(Delivery.send_id) == col(Send.id))
-        .where(
-            col(Send.brief_id) == send.brief_id,
-            col(Send.kind) == SendKind.BRIEF,
-            col(Send.id) != send.id,
-        )
+        .where(sends_carrying(send.brief_id), col(Send.id) != send.id)
         .limit(1)
     )
     return session.scalar(others) is not None
