@@ -17,8 +17,8 @@ from newsletter.db import session_scope
 from newsletter.models import Brief, Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending import digests
-from newsletter.sending.controls import cancel_send
 from newsletter.sending.audience import count_audience
+from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
 from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
