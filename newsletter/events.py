@@ -35,6 +35,7 @@ from newsletter import metrics
 from newsletter.db import dialect_insert, is_postgresql
 from newsletter.db.json_rows import json_document, rows_from_json
 from newsletter.event_effects import apply_effects
+from newsletter.event_places import placed
 from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
@@ -78,32 +79,6 @@ def _rejected(event: ProviderEvent, why: str) -> ProviderEvent:
     )
 
 
-def _placed(
-    events: list[ProviderEvent], *, session: Session
-) -> tuple[list[ProviderEvent], dict[int, tuple[int, int]]]:
-    """The events, each naming a delivery only if that delivery's reader has the address
-    the event is about (or was forgotten since: their address is gone); any other loses its
-    delivery id and is placed by address, or not at all. A delivery id is a number another
-    database of ours has too (a second install posting to the same webhook): trusted alone,
-    a bounce or a spam report would mark whoever holds that number here. Also returns the
-    deliveries the events name, as `deliveries_of` does, from the same lookup."""
-    named = [e.delivery_id for e in events if e.delivery_id is not None]
-    rows = ledger.addressed_deliveries(session, named)
-
-    def ours(event: ProviderEvent) -> bool:
-        row = rows.get(event.delivery_id) if event.delivery_id is not None else None
-        if row is None:
-            return False
-        said = event.email.strip().casefold()
-        return not said or row.forgotten or row.email.casefold() == said
-
-    placed = [
-        e if e.delivery_id is None or ours(e) else replace(e, delivery_id=None) for e in events
-    ]
-    kept = {e.delivery_id for e in placed if e.delivery_id is not None}
-    return placed, {d: (rows[d].send_id, rows[d].subscriber_id) for d in kept}
-
-
 @dataclass
 class _Outcome:
     report: EventReport
@@ -119,7 +94,7 @@ def apply_events(
     duplicates, then one statement per kind of change (`event_effects.py`). Should the
     batch as a whole fail in the database anyway, it is applied again one event at a time
     (each its own savepoint), so one bad event still costs only itself."""
-    events, deliveries = _placed(events, session=session)
+    events, deliveries = placed(events, session=session)
     try:
         with session.begin_nested():
             outcome = _apply_batch(events, deliveries, session, soft_bounce_limit)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from newsletter.db import session_scope
+from newsletter.devtools.engagement import click_event, open_event
 from newsletter.events import apply_events
 from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.readers.actions import staff_forget
 from newsletter.reports import send_report
 from subscribers.models import Subscriber, utcnow
-from tests.reports_support import tell_a_known_story
+from tests.reports_support import LINK_A, post, tell_a_known_story
 
 
 def _events(engine, subscriber_id: int) -> list[tuple[str, str, str, str]]:
@@ -106,3 +107,32 @@ def test_forgetting_a_reader_empties_events_of_no_delivery_that_name_them(web, e
             ).where(ProviderEventRecord.event_id == "stray-1")
         ).one()
     assert tuple(left) == ("", "{}", "")
+
+
+def test_events_arriving_after_a_forget_keep_nothing_of_the_reader(web, engine, sandbox):
+    """SendGrid posts opens and clicks for days: after `forget`, they once stored the
+    address, the IP address and the browser again, in full."""
+    url, settings = web
+    told = tell_a_known_story(engine, settings, sandbox, url)
+    _, address = _forget_the_reader_of(engine, "delivered")
+    message = next(m for m in sandbox.messages() if m.to == [address])
+    stray = open_event(message, at=told.started + 7300)  # named by address alone
+    del stray["delivery_id"]
+    later = [
+        open_event(message, at=told.started + 7200),
+        click_event(message, LINK_A, at=told.started + 7260),
+        stray,
+    ]
+    assert post(sandbox, url, later) == (200, "applied 3, duplicates 0")
+    with session_scope(engine) as session:
+        records = session.execute(
+            sa.select(
+                ProviderEventRecord.email, ProviderEventRecord.raw, ProviderEventRecord.detail
+            ).where(ProviderEventRecord.event_id.in_([e["sg_event_id"] for e in later]))
+        ).all()
+        everything = " ".join(
+            f"{e.email} {e.raw} {e.detail}"
+            for e in session.execute(sa.select(ProviderEventRecord)).scalars()
+        )
+    assert [tuple(r) for r in records] == [("", "{}", "")] * 3
+    assert address not in everything
