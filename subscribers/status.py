@@ -31,7 +31,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from subscribers.errors import SubscriberError
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange, id_of, utcnow
+from subscribers.models import (
+    Cadence,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberStatusChange,
+    id_of,
+    utcnow,
+)
 from subscribers.sql import any_of
 
 S = SubscriberStatus
@@ -131,6 +138,10 @@ def change_status(
             by=(by or actor.value)[:100],
         )
     )
+    if wanted is S.ACTIVE and (person.cadence != Cadence.IMMEDIATE or person.last_digest_at):
+        # A digest reader back (confirmed, resubscribed, unpaused) starts a new window:
+        # their next digest holds what was published since, not while they were away.
+        person.last_digest_at = now
     person.status = wanted
     person.status_changed_at = person.updated_at = now
     person.status_changed_by = by or actor.value

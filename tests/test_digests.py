@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +24,9 @@ from newsletter.sending.digests import create_due_digests, digest_brief_ids, dig
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from subscribers.models import Subscriber, utcnow
+from subscribers.models import SubscriberStatus as S
 from subscribers.roster import add_subscriber, set_topics
+from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
 
@@ -326,3 +328,57 @@ def test_a_reader_who_had_a_brief_in_a_digest_gets_no_second_copy_from_a_send_ag
     start_due_sends(engine, now=utcnow())
     assert _ledger(engine, again) == ["new@example.com"]
     assert audience.as_dict() == {"now": 1, "digests": 0, "received": 2}  # ida, wes
+
+
+def _dai(session: Session) -> Subscriber:
+    return session.exec(select(Subscriber).where(Subscriber.email == "dai@example.com")).one()
+
+
+def test_a_reader_who_leaves_digests_for_immediate_gets_what_their_window_held(newsroom):
+    """Wheat came out after Dai's last digest, and Dai switched to immediate before the
+    next: nothing sent it to her. A closing digest now does, once."""
+    engine, settings = newsroom
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    create_due_digests(engine, settings, now=_utc(7, 22))  # Tokyo's 07:00 on the 8th
+    wheat = _publish(engine, settings, "food", _utc(8, 10), "Wheat")
+    with session_scope(engine) as session:
+        dai = _dai(session)
+        dai.cadence = "immediate"
+        session.add(dai)
+    _publish(engine, settings, "food", _utc(8, 13), "Soy")  # she gets this one alone
+    [closing] = create_due_digests(engine, settings, now=_utc(8, 22))
+    assert _briefs_of(engine, closing) == [wheat]
+    assert _ledger(engine, closing) == ["dai@example.com"]
+    with session_scope(engine) as session:
+        assert session.get_one(Send, closing).subject == "Your daily briefing: 1 brief"
+        assert _dai(session).last_digest_at is None  # owed nothing more
+    _publish(engine, settings, "food", _utc(9, 10), "Maize")
+    assert create_due_digests(engine, settings, now=_utc(9, 22)) == []
+
+
+def test_a_digest_reader_back_from_an_unsubscribe_gets_nothing_from_while_they_were_away(
+    newsroom,
+):
+    engine, settings = newsroom
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    create_due_digests(engine, settings, now=_utc(7, 22))
+    with session_scope(engine) as session:
+        change_status(_dai(session), S.UNSUBSCRIBED, actor=Actor.READER, session=session)
+    _publish(engine, settings, "food", _utc(8, 10), "Wheat")  # while she was away
+    with session_scope(engine) as session:
+        dai = _dai(session)
+        change_status(dai, S.PENDING, actor=Actor.READER, session=session)
+        change_status(dai, S.ACTIVE, actor=Actor.READER, session=session)  # confirmed
+    tomorrow = utcnow() + timedelta(days=1)
+    made = create_due_digests(engine, settings, now=tomorrow)
+    assert all("dai@example.com" not in _ledger(engine, send_id) for send_id in made)
+
+
+def test_a_digest_is_dated_on_its_readers_own_day(newsroom):
+    engine, settings = newsroom
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    [made] = create_due_digests(engine, settings, now=_utc(7, 22))  # 07:00, 8 Jan in Tokyo
+    with session_scope(engine) as session:
+        digest = session.get_one(Send, made)
+    dateline = digest.text.splitlines()[1]  # under the masthead; each brief keeps its date
+    assert dateline == "8 January 2026 · Food"

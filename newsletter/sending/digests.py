@@ -4,7 +4,7 @@ published since their last digest, at NEWSLETTER_DIGEST_HOUR in their own timezo
 A brief is *published* when its send starts; immediate readers get it then, alone, and
 digest readers never get it that way (matching leaves them out), so nobody receives a brief
 both ways. A reader who switched cadence is not sent, in a digest, a brief they already
-received on its own.
+received on its own; one who switched to immediate gets a last, closing digest (PERIOD).
 
 Making a digest is one transaction per (cadence, timezone) group, set-based (a few
 statements across all of the group's readers, see `_make_digests`): the readers due move
@@ -16,7 +16,7 @@ Two workers running this at once make each digest once.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,7 +50,15 @@ from subscribers.models import (
     id_of,
 )
 
-PERIOD = {Cadence.DAILY: timedelta(days=1), Cadence.WEEKLY: timedelta(days=7)}
+# A reader who switched from a digest to immediate is sent one last, closing digest, at
+# the daily hour: the briefs published since their last digest that they did not get on
+# their own (without it they never got them). `last_digest_at` marks it due; making it
+# clears that. Such a reader's group has cadence `immediate` (see `_group`).
+PERIOD = {
+    Cadence.DAILY: timedelta(days=1),
+    Cadence.WEEKLY: timedelta(days=7),
+    Cadence.IMMEDIATE: timedelta(days=1),
+}
 
 
 def digest_moment(cadence: str, zone: str, *, now: datetime, hour: int, weekday: int) -> datetime:
@@ -86,7 +94,10 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
             )
             .where(
                 col(Subscriber.status) == SubscriberStatus.ACTIVE,
-                col(Subscriber.cadence).in_([Cadence.DAILY, Cadence.WEEKLY]),
+                sa.or_(
+                    col(Subscriber.cadence).in_([Cadence.DAILY, Cadence.WEEKLY]),
+                    _closing(),
+                ),
             )
             .group_by(col(Subscriber.cadence), col(Subscriber.timezone))
         ).all()
@@ -159,7 +170,10 @@ def _make_digests(
             + (" ON COMMIT DROP" if postgres else "")
         )
     )
-    _fill_due(session, _group(cadence, zone), due, moment - period, moment, briefs, columns)
+    closing = cadence == Cadence.IMMEDIATE
+    _fill_due(
+        session, _group(cadence, zone), due, moment - period, moment, briefs, columns, closing
+    )
     table = _due_table(columns)
     key_columns = [table.c[c] for c in columns]
     sets = session.execute(
@@ -175,7 +189,11 @@ def _make_digests(
             for i, (brief_id, _) in enumerate(briefs)
             if int(key[i // BITS]) >> (i % BITS) & 1
         )
-        send_id = _digest_send(session, settings, cadence, chosen, members, now)
+        # Dated as the readers' own day (07:00 in Tokyo is the evening before in UTC); a
+        # closing digest reads as the daily one it stands for.
+        on = moment.astimezone(ZoneInfo(zone)).date()
+        word = Cadence.DAILY if closing else cadence
+        send_id = _digest_send(session, settings, word, chosen, members, now, on)
         # One INSERT … SELECT per set, each a scan of `digest_due` in reader order: one
         # statement joined to all the sets measured slower (its rows reach the ledger's
         # indexes interleaved, or need a sort).
@@ -208,6 +226,7 @@ def _fill_due(
     moment: datetime,
     briefs: list[tuple[int, datetime]],
     columns: list[str],
+    closing: bool = False,
 ) -> None:
     """Fill `digest_due` with the group's due readers and their masks, and move those
     readers' window to end at `moment`.
@@ -223,7 +242,8 @@ def _fill_due(
     # Where each due reader's window opens, from the row as it was: SET reads old values.
     moved = {
         "last_digest_from": window_opens(Subscriber, window_start),
-        "last_digest_at": moment,
+        # A closing digest is the last: nothing more is owed (see PERIOD).
+        "last_digest_at": None if closing else moment,
     }
     readers: Any
     if postgres:
@@ -273,12 +293,20 @@ def _fill_due(
         )
 
 
+def _closing() -> sa.ColumnElement[bool]:
+    """Readers owed a closing digest (see PERIOD)."""
+    return sa.and_(
+        col(Subscriber.cadence) == Cadence.IMMEDIATE, col(Subscriber.last_digest_at).is_not(None)
+    )
+
+
 def _group(cadence: str, zone: str) -> list[Any]:
-    return [
+    group = [
         col(Subscriber.status) == SubscriberStatus.ACTIVE,
         col(Subscriber.cadence) == cadence,
         col(Subscriber.timezone) == zone,
     ]
+    return [*group, _closing()] if cadence == Cadence.IMMEDIATE else group
 
 
 def _due_readers(cadence: str, zone: str, moment: datetime) -> list[Any]:
@@ -313,6 +341,7 @@ def _digest_send(
     brief_ids: tuple[int, ...],
     members: int,
     now: datetime,
+    on: date,
 ) -> int:
     briefs = [session.get_one(Brief, brief_id) for brief_id in brief_ids]
     topics = list(
@@ -324,7 +353,7 @@ def _digest_send(
             .order_by(Topic.name)
         )
     )
-    rendered = render_digest(briefs, topics, settings, cadence=cadence, on=now)
+    rendered = render_digest(briefs, topics, settings, cadence=cadence, on=on)
     send = Send(
         kind=SendKind.DIGEST,
         brief_id=brief_ids[-1],
