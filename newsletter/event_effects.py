@@ -125,6 +125,7 @@ def _readers(
 class _Reader:
     status: str
     soft_bounces: int
+    changed_at: datetime | None = None  # their status's last change, before this batch
     moved_by: str = ""
 
 
@@ -139,15 +140,20 @@ def _move_readers(
     so two webhook requests at once cannot deadlock), then write the results."""
     ids = sorted({reader for _, reader in moving})
     query = (
-        sa.select(col(Subscriber.id), col(Subscriber.status), col(Subscriber.soft_bounces))
+        sa.select(
+            col(Subscriber.id),
+            col(Subscriber.status),
+            col(Subscriber.soft_bounces),
+            col(Subscriber.status_changed_at),
+        )
         .where(any_of(session, col(Subscriber.id), ids))
         .order_by(col(Subscriber.id))
     )
     if is_postgresql(session):
         query = query.with_for_update()
     before = {
-        reader: _Reader(status, soft)
-        for reader, status, soft in session.execute(query).all()
+        reader: _Reader(status, soft, changed)
+        for reader, status, soft, changed in session.execute(query).all()
         if reader is not None
     }
     after = {reader: _Reader(r.status, r.soft_bounces) for reader, r in before.items()}
@@ -158,6 +164,16 @@ def _move_readers(
         by = f"{event.provider}:{event.provider_type}"
         if event.type is EventType.DELIVERED:
             person.soft_bounces = 0
+            continue
+        changed_at = before[reader].changed_at
+        # Posted late, about a click made before the reader's latest choice (they came back
+        # since): that choice stands. Bounces and complaints still apply. To the second:
+        # the provider's times have no fraction.
+        if (
+            event.type is EventType.UNSUBSCRIBED
+            and changed_at is not None
+            and event.occurred_at < changed_at.replace(microsecond=0)
+        ):
             continue
         wanted = STATUS_AFTER.get(event.type)
         if event.type is EventType.BOUNCED:

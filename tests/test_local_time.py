@@ -48,6 +48,14 @@ def test_next_local_time_keeps_seven_oclock_across_the_spring_change():
     )  # 07:00 EDT, an hour earlier in UTC than the day before
 
 
+def test_next_local_time_in_the_hour_a_clock_goes_back_is_never_in_the_past():
+    """01:10 the second time round on 1 November 2026 in New York is 06:10 UTC: 01:30 that
+    day has passed (05:30 UTC), though its wall clock reads later."""
+    after = datetime(2026, 11, 1, 6, 10, tzinfo=UTC)
+    due = next_local_time("01:30", "America/New_York", after=after)
+    assert due == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+
+
 def test_a_malformed_local_time_is_refused(engine, settings):
     with session_scope(engine) as session, pytest.raises(NewsletterError, match="HH:MM"):
         create_send("1", session=session, settings=settings, local_time="7am")

@@ -50,6 +50,15 @@ def test_accepts_with_202_and_a_message_id(client, server):
     assert message.message_id == response.headers["X-Message-Id"]
 
 
+def test_a_delivery_id_accepted_twice_counts_as_a_duplicate_but_zero_does_not(client, server):
+    """Confirmations and welcomes carry delivery_id 0 (no ledger row): a reader's two once
+    showed as a duplicate delivery."""
+    for delivery_id in ("0", "0", "7", "7"):
+        to = {"to": [{"email": "a@example.com"}], "custom_args": {"delivery_id": delivery_id}}
+        client.send(_body([to]))
+    assert server.state.stats.duplicate_deliveries == 1
+
+
 def test_a_wrong_key_gets_401_with_sendgrids_words(server):
     client = SendGridAPIClient(api_key="SG.wrong", host=server.url)
     with pytest.raises(UnauthorizedError) as caught:

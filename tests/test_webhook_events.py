@@ -11,7 +11,7 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.models import ProviderEventRecord
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, utcnow
 from subscribers.roster import forget
 from tests.test_web import _dispatch_with_drops, _ledger, _post
 
@@ -148,6 +148,28 @@ def test_a_complaint_outranks_an_unsubscribe_in_the_same_batch_in_either_order(
     assert _post(sandbox, url, events)[0] == 200
     people = _people(engine)
     assert {people[m.to[0]].status for m in (first, second)} == {"complained"}
+
+
+def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
+    web, engine, sandbox
+):
+    """SendGrid posts late: an unsubscribe clicked before the reader came back (confirmed
+    again) once unsubscribed them again, and their latest choice was lost."""
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    back, later = sandbox.messages()
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber).where(Subscriber.email == back.to[0])).one()
+        returned = person.status_changed_at = utcnow()  # they came back just now
+        session.add(person)
+    clicked = int(returned.timestamp()) - 600
+    events = [
+        event_for(back, "unsubscribe", timestamp=clicked),
+        event_for(later, "unsubscribe", timestamp=int(returned.timestamp()) + 1),
+    ]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 2, duplicates 0")
+    people = _people(engine)
+    assert (people[back.to[0]].status, people[later.to[0]].status) == ("active", "unsubscribed")
 
 
 def test_an_event_naming_our_delivery_but_another_address_marks_nobody(web, engine, sandbox):

@@ -99,7 +99,7 @@ class SandboxState:
             self.stats.accepted_requests += 1
             self.stats.personalizations += len(personalizations)
             for delivery_id in delivery_ids:
-                if delivery_id is None:
+                if delivery_id in (None, "0"):  # "0": a confirmation or welcome, no ledger row
                     continue
                 if delivery_id in self._seen:
                     self.stats.duplicate_deliveries += 1

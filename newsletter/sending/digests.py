@@ -70,7 +70,7 @@ def digest_moment(cadence: str, zone: str, *, now: datetime, hour: int, weekday:
     if cadence == Cadence.WEEKLY:
         day -= timedelta(days=(day.weekday() - weekday) % 7)
     moment = datetime.combine(day, dt_time(hour), tzinfo=tz)
-    if moment > local:
+    if moment.astimezone(UTC) > now.astimezone(UTC):  # in UTC: see plan.next_local_time
         moment = datetime.combine(day - PERIOD[Cadence(cadence)], dt_time(hour), tzinfo=tz)
     return moment.astimezone(UTC)
 

@@ -31,7 +31,10 @@ def next_local_time(local_time: str, zone: str, *, after: datetime) -> datetime:
     local_after = after.astimezone(tz)
     day = local_after.date()
     candidate = datetime.combine(day, dt_time(hours, minutes), tzinfo=tz)
-    if candidate <= local_after:
+    # Compared in UTC: two times of one zone compare by the wall clock, and in the hour a
+    # clock goes back twice, 01:30 "first time round" would pass for later than 01:10
+    # "second time round", a moment already gone.
+    if candidate.astimezone(UTC) <= after.astimezone(UTC):
         candidate = datetime.combine(day + timedelta(days=1), dt_time(hours, minutes), tzinfo=tz)
     return candidate.astimezone(UTC)
 
