@@ -23,6 +23,7 @@ from newsletter.sending.create import create_send
 from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
+from newsletter.sending.report import summarize_sends
 from subscribers.models import Subscriber, utcnow
 from subscribers.models import SubscriberStatus as S
 from subscribers.roster import add_subscriber, set_topics
@@ -382,3 +383,14 @@ def test_a_digest_is_dated_on_its_readers_own_day(newsroom):
         digest = session.get_one(Send, made)
     dateline = digest.text.splitlines()[1]  # under the masthead; each brief keeps its date
     assert dateline == "8 January 2026 · Food"
+
+
+def test_staff_see_a_digest_named_as_one_not_as_a_second_send_of_its_last_brief(newsroom):
+    engine, settings = newsroom
+    _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    [weekly] = create_due_digests(engine, settings, now=MONDAY_7)
+    with session_scope(engine) as session:
+        summaries = {s.id: s for s in summarize_sends(session=session)}
+    assert summaries[weekly].label == "digest: Your weekly briefing: 1 brief"
+    assert summaries[weekly].as_dict()["kind"] == "digest"
+    assert [s.label for s in summaries.values() if s.id != weekly] == ["2026-01-06-grid"]

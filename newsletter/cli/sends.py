@@ -189,7 +189,7 @@ def sends_list(as_json: JsonOption = False) -> None:
         c = s.counts
         table.add_row(
             str(s.id),
-            s.brief_slug,
+            s.label,
             s.status,
             f"{s.scheduled_at:%Y-%m-%d %H:%M}",
             str(s.planned),
@@ -203,7 +203,7 @@ def sends_list(as_json: JsonOption = False) -> None:
 
 
 def print_summary(summary: SendSummary) -> None:
-    out.print(f"send {summary.id} of {summary.brief_slug}: {summary.status}", highlight=False)
+    out.print(f"send {summary.id} of {summary.label}: {summary.status}", highlight=False)
     out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
     out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items() if count))
     if summary.rate:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import OPEN_STATES, SETTLED_STATES, Brief, Send, SendStatus
+from newsletter.models import OPEN_STATES, SETTLED_STATES, Brief, Send, SendKind, SendStatus
 from newsletter.sending import ledger
 from newsletter.sending.create import get_send
 from subscribers.models import id_of, utcnow
@@ -38,6 +38,14 @@ class SendSummary:
     # When the leases of its rows in a worker's hands (`claimed`) run out: a stopped
     # worker's come back to the queue then.
     held_until: datetime | None = None
+    kind: str = SendKind.BRIEF.value
+    subject: str = ""
+
+    @property
+    def label(self) -> str:
+        """What staff call it: the brief's slug, or for a digest its subject (a digest was
+        named by its last brief alone, and read as a second send of that brief)."""
+        return f"digest: {self.subject}" if self.kind == SendKind.DIGEST else self.brief_slug
 
     @property
     def waiting(self) -> int:
@@ -47,6 +55,8 @@ class SendSummary:
         return {
             "id": self.id,
             "brief": self.brief_slug,
+            "kind": self.kind,
+            "subject": self.subject,
             "status": self.status,
             "scheduled_at": self.scheduled_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
@@ -106,6 +116,8 @@ def summarize_sends(
             SendSummary(
                 id=id_of(send),
                 brief_slug=slug,
+                kind=send.kind,
+                subject=send.subject,
                 status=send.status,
                 scheduled_at=send.scheduled_at,
                 started_at=send.started_at,
