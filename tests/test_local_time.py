@@ -6,16 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import select
 
 from newsletter.briefs import add_brief, parse_brief_file
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
+from newsletter.models import Delivery
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import next_local_time
 from newsletter.sending.report import summarize_sends
-from subscribers.roster import add_subscriber
+from subscribers.models import Subscriber
+from subscribers.roster import add_subscriber, get_subscriber, set_topics
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
 from tests.workers_support import FIXTURES
@@ -102,3 +105,23 @@ def test_each_reader_gets_it_at_seven_in_their_own_timezone(engine, settings, sa
     report = _tick(engine, settings, DUE["aiko@example.com"])
     assert _received(sandbox) == sorted(READERS)
     assert report.finished == [local_send]
+
+
+def test_a_reader_who_drops_the_topic_before_their_seven_oclock_is_not_sent_it(
+    engine, settings, sandbox, local_send
+):
+    """Planned up to a day ahead: Sam stopped following Energy in between, and once got
+    the brief anyway, its footer saying he follows Energy."""
+    _tick(engine, settings, CREATED)  # planned: everyone's row waits for their 07:00
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+        set_topics(get_subscriber("sam@example.com", session=session), ["food"], session=session)
+    _tick(engine, settings, DUE["sam@example.com"])
+    assert _received(sandbox) == ["lena@example.com"]
+    with session_scope(engine) as session:
+        sam = session.exec(
+            select(Delivery)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.email == "sam@example.com")
+        ).one()
+    assert (sam.status, sam.error) == ("skipped", "no longer follows its topics")
