@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, SubscriberCsv, unneutralize
+from subscribers.digest_window import switch_cadence
 from subscribers.errors import InvalidSubscriberError
 from subscribers.import_report import ImportReport, RowNote
 from subscribers.models import (
@@ -311,9 +312,11 @@ class _Writer:
         report.updated.append(RowNote(candidate.line, candidate.email, "; ".join(changes)))
         if report.dry_run:
             return
-        for column in ("name", "cadence", "timezone"):
+        for column in ("name", "timezone"):
             if column in candidate.given:
                 setattr(current, column, getattr(candidate, column))
+        if "cadence" in candidate.given:
+            switch_cadence(current, candidate.cadence, now=now)
         change_status(
             current,
             SubscriberStatus(wanted_status),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from subscribers.digest_window import switch_cadence
 from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.roster import (
     add_subscriber,
@@ -103,7 +104,7 @@ def update_preferences(
     Refused for a reader who left or whose mailbox did: their page offers no such form."""
     if person.status not in EDITABLE:
         raise StatusChangeRefusedError(person, S.ACTIVE, Actor.READER)
-    person.cadence = check_cadence(cadence)
+    switch_cadence(person, check_cadence(cadence), now=utcnow())
     person.timezone = check_timezone(timezone)
     _set_topics(person, topics, session)
     person.updated_at = utcnow()

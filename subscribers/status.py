@@ -30,9 +30,9 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from subscribers.digest_window import window_on_return
 from subscribers.errors import SubscriberError
 from subscribers.models import (
-    Cadence,
     Subscriber,
     SubscriberStatus,
     SubscriberStatusChange,
@@ -138,10 +138,8 @@ def change_status(
             by=(by or actor.value)[:100],
         )
     )
-    if wanted is S.ACTIVE and (person.cadence != Cadence.IMMEDIATE or person.last_digest_at):
-        # A digest reader back (confirmed, resubscribed, unpaused) starts a new window:
-        # their next digest holds what was published since, not while they were away.
-        person.last_digest_at = now
+    if wanted is S.ACTIVE:
+        window_on_return(person, person.status, now=now)
     person.status = wanted
     person.status_changed_at = person.updated_at = now
     person.status_changed_by = by or actor.value

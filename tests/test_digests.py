@@ -24,6 +24,7 @@ from newsletter.sending.digests import create_due_digests, digest_brief_ids, dig
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import summarize_sends
+from subscribers.digest_window import switch_cadence
 from subscribers.models import Subscriber, utcnow
 from subscribers.models import SubscriberStatus as S
 from subscribers.roster import add_subscriber, set_topics
@@ -394,3 +395,83 @@ def test_staff_see_a_digest_named_as_one_not_as_a_second_send_of_its_last_brief(
     assert summaries[weekly].label == "digest: Your weekly briefing: 1 brief"
     assert summaries[weekly].as_dict()["kind"] == "digest"
     assert [s.label for s in summaries.values() if s.id != weekly] == ["2026-01-06-grid"]
+
+
+def test_a_weekly_reader_who_switches_to_immediate_midweek_gets_what_came_out_until_then(
+    newsroom,
+):
+    """Grid came out on Wednesday morning and Wes left weekly digests at noon. The closing
+    digest once covered his window only up to Wednesday's daily hour (07:00): Grid was in
+    no digest and, published before the switch, in no send of his either."""
+    engine, settings = newsroom
+    create_due_digests(engine, settings, now=MONDAY_7)  # nothing yet; his window opens
+    grid = _publish(engine, settings, "energy", _utc(14, 10), "Grid")
+    with session_scope(engine) as session:
+        wes = session.exec(select(Subscriber).where(Subscriber.email == "wes@example.com")).one()
+        switch_cadence(wes, "immediate", now=_utc(14, 12))
+        session.add(wes)
+    [closing] = create_due_digests(engine, settings, now=_utc(14, 12, 1))
+    assert _briefs_of(engine, closing) == [grid]
+    assert _ledger(engine, closing) == ["wes@example.com"]
+
+
+def test_a_reader_who_switches_to_immediate_before_their_first_digest_gets_a_closing_one(
+    newsroom,
+):
+    """Dai had had no digest yet (her window is bounded by when she joined): switching to
+    immediate left nothing marking it, and Wheat reached her neither way."""
+    engine, settings = newsroom
+    wheat = _publish(engine, settings, "food", _utc(7, 10), "Wheat")
+    with session_scope(engine) as session:
+        switch_cadence(_dai(session), "immediate", now=_utc(7, 12))
+    [closing] = create_due_digests(engine, settings, now=_utc(7, 12, 1))
+    assert _briefs_of(engine, closing) == [wheat]
+    assert _ledger(engine, closing) == ["dai@example.com"]
+
+
+def test_a_digest_reader_who_pauses_and_comes_back_keeps_what_their_window_held(newsroom):
+    """Wheat came out after Dai's last digest; she paused for an hour before the next one.
+    Unpausing once started her window afresh, and Wheat reached her in no digest."""
+    engine, settings = newsroom
+    now = utcnow()
+    with session_scope(engine) as session:
+        dai = _dai(session)
+        dai.last_digest_at = now - timedelta(hours=2)
+        session.add(dai)
+    wheat = _publish(engine, settings, "food", now - timedelta(hours=1), "Wheat")
+    with session_scope(engine) as session:
+        change_status(_dai(session), S.PAUSED, actor=Actor.READER, session=session)
+        change_status(_dai(session), S.ACTIVE, actor=Actor.READER, session=session)
+    made = create_due_digests(engine, settings, now=now + timedelta(days=1))
+    mine = [i for i in made if _ledger(engine, i) == ["dai@example.com"]]
+    assert [_briefs_of(engine, i) for i in mine] == [[wheat]]
+
+
+def test_a_brief_sent_again_after_a_cancel_is_not_in_a_second_digest_of_a_reader_who_had_it(
+    newsroom,
+):
+    """Rice's send was cancelled (Ida's copy had not gone yet), and Rice sent again the
+    next day: published anew, inside Dai's next window, and her digest held it a
+    second time (what she had received was read from the brief's own sends only)."""
+    engine, settings = newsroom
+    rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    [first] = create_due_digests(engine, settings, now=_utc(7, 22))
+    assert _briefs_of(engine, first) == [rice]
+    with session_scope(engine) as session:
+        [rice_send] = session.exec(
+            select(Send.id).where(Send.brief_id == rice, Send.kind == "brief")
+        ).all()
+        cancel_send(rice_send, session=session, now=_utc(8, 9))
+    again = _publish_again(engine, settings, rice, _utc(8, 10))
+    assert _ledger(engine, again) == ["ida@example.com"]
+    made = create_due_digests(engine, settings, now=_utc(8, 22))
+    assert all("dai@example.com" not in _ledger(engine, i) for i in made)
+
+
+def _publish_again(engine, settings, brief_id: int, at: datetime) -> int:
+    with session_scope(engine) as session:
+        slug = session.get_one(Brief, brief_id).slug
+        send = create_send(slug, session=session, settings=settings, when=at, now=at, again=True)
+        send_id = send.id or 0
+    start_due_sends(engine, now=at)
+    return send_id

@@ -18,6 +18,7 @@ from newsletter.errors import ConflictError, SubscriberNotFoundError
 from newsletter.models import Delivery, ProviderEventRecord
 from newsletter.signup import queue_confirmation
 from newsletter.staff import audit
+from subscribers.digest_window import switch_cadence
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
 from subscribers.roster import (
     check_cadence,
@@ -144,7 +145,8 @@ def edit_preferences(
         changes.append(f"cadence {person.cadence} → {new_cadence}")
     if new_zone != person.timezone:
         changes.append(f"timezone {person.timezone} → {new_zone}")
-    person.cadence, person.timezone = new_cadence, new_zone
+    switch_cadence(person, new_cadence, now=utcnow())
+    person.timezone = new_zone
     if changes:
         person.updated_at = utcnow()
         audit.record(session, actor, "subscriber.edit", target(person), "; ".join(changes), ip)

@@ -26,7 +26,7 @@ RECEIVED_STATES = (
 class Audience:
     now: int  # immediate readers it matches who have not received it
     digests: int  # daily and weekly readers it matches: their next digest carries it
-    received: int  # readers who already have it from an earlier send of this brief
+    received: int  # readers who already have it: an earlier send of it, or a digest
 
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now, "digests": self.digests, "received": self.received}

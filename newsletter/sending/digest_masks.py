@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import BriefTopic, Delivery, Send, SendKind
+from newsletter.models import BriefTopic, Delivery, Send, SendBrief, SendKind
 from subscribers.models import SubscriberTopic, UTCDateTime
 
 # Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
@@ -41,9 +41,9 @@ def brief_masks(
 ) -> tuple[list[Any], Any]:
     """Per key column, the SQL sum of each brief's bit where the reader gets that brief:
     published after their window opens (`readers.c.opens`, see `window_opens`), on a topic
-    they follow (or they follow all: `all_topics`), and not already received on its own (a
-    reader who switched cadence); and `source` (the readers' FROM clause) with the joins
-    those need.
+    they follow (or they follow all: `all_topics`), and not already received, on its own (a
+    reader who switched cadence) or in a digest (a brief sent again); and `source` (the
+    readers' FROM clause) with the joins those need.
 
     Plan (PostgreSQL, 1M readers): Hash Right Join of the readers (the CTE the group's
     UPDATE returns, joined to those of them who follow every topic) with `follows`
@@ -60,14 +60,19 @@ def brief_masks(
         )
     ):
         topics[brief_id].append(topic_id)
+    # Every send that carried each brief: its own, and the digests it was in. A brief whose
+    # send was cancelled and sent again is published anew, inside a later window: a reader
+    # who had it in a digest already must not get it a second time.
     sends: dict[int, list[int]] = defaultdict(list)
-    for send_id, brief_id in session.execute(
-        sa.select(col(Send.id), col(Send.brief_id)).where(
-            col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(brief_ids or [0])
-        )
-    ):
+    own = sa.select(col(Send.id), col(Send.brief_id)).where(
+        col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(brief_ids or [0])
+    )
+    in_digests = sa.select(col(SendBrief.send_id), col(SendBrief.brief_id)).where(
+        col(SendBrief.brief_id).in_(brief_ids or [0])
+    )
+    for send_id, brief_id in session.execute(sa.union_all(own, in_digests)):
         sends[brief_id].append(send_id)
-    received = _received(briefs, sends, columns)
+    received = _received(briefs, sends)
     follows = _follows(briefs, topics)
     source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
     if received is not None:
@@ -80,8 +85,8 @@ def brief_masks(
             sa.or_(all_topics, follows.c[f"f{i}"] == 1),
         )
         if received is not None and sends[brief_id]:
-            mask = received.c[columns[i // BITS]]
-            gets = sa.and_(gets, sa.or_(mask.is_(None), mask.op("&")(bit) == 0))
+            had = received.c[f"r{i}"]
+            gets = sa.and_(gets, sa.or_(had.is_(None), had == 0))
         bits[i // BITS].append(sa.case((gets, bit), else_=0))
     masks = [
         (sum(column_bits[1:], column_bits[0]) if column_bits else sa.literal(0)).label(name)
@@ -114,27 +119,24 @@ def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -
     )
 
 
-def _received(
-    briefs: list[tuple[int, datetime]], sends: dict[int, list[int]], columns: list[str]
-) -> Any:
-    """Per reader with a row in one of the briefs' own sends, the bits of those briefs
-    (SUM of DISTINCT powers of two: a bitwise OR both databases have); None if no brief
+def _received(briefs: list[tuple[int, datetime]], sends: dict[int, list[int]]) -> Any:
+    """Per reader with a row in a send that carried one of the briefs, a 0/1 column per
+    brief (`r0`, `r1` …), as `_follows` has (a digest carries several briefs, so one CASE
+    per row, as when each send carried one, would name only the first); None if no brief
     has a send."""
-    all_sends = [send_id for brief_id, _ in briefs for send_id in sends[brief_id]]
+    all_sends = sorted({send_id for brief_id, _ in briefs for send_id in sends[brief_id]})
     if not all_sends:
         return None
-    per_column = []
-    for n, name in enumerate(columns):
-        chunk = list(enumerate(briefs))[n * BITS : (n + 1) * BITS]
-        whens = [
-            (col(Delivery.send_id).in_(sends[brief_id]), 1 << (i % BITS))
-            for i, (brief_id, _) in chunk
-            if sends[brief_id]
-        ]
-        value = sa.case(*whens, else_=0) if whens else sa.literal(0)
-        per_column.append(sa.func.sum(sa.distinct(value)).label(name))
     return (
-        sa.select(col(Delivery.subscriber_id).label("subscriber_id"), *per_column)
+        sa.select(
+            col(Delivery.subscriber_id).label("subscriber_id"),
+            *(
+                sa.func.max(
+                    sa.case((col(Delivery.send_id).in_(sends[brief_id] or [0]), 1), else_=0)
+                ).label(f"r{i}")
+                for i, (brief_id, _) in enumerate(briefs)
+            ),
+        )
         .where(col(Delivery.send_id).in_(all_sends))
         .group_by(col(Delivery.subscriber_id))
         .subquery("received")

@@ -4,7 +4,8 @@ published since their last digest, at NEWSLETTER_DIGEST_HOUR in their own timezo
 A brief is *published* when its send starts; immediate readers get it then, alone, and
 digest readers never get it that way (matching leaves them out), so nobody receives a brief
 both ways. A reader who switched cadence is not sent, in a digest, a brief they already
-received on its own; one who switched to immediate gets a last, closing digest (PERIOD).
+received (on its own or in another digest); one who switched to immediate gets a last,
+closing digest (see `digest_moment`).
 
 Making a digest is one transaction per (cadence, timezone) group, set-based (a few
 statements across all of the group's readers, see `_make_digests`): the readers due move
@@ -41,6 +42,7 @@ from newsletter.models import (
 from newsletter.render import render_digest
 from newsletter.sending import ledger
 from newsletter.sending.digest_masks import BITS, brief_masks, window_opens
+from subscribers.digest_window import PERIOD
 from subscribers.models import (
     Cadence,
     Subscriber,
@@ -51,19 +53,20 @@ from subscribers.models import (
 )
 
 # A reader who switched from a digest to immediate is sent one last, closing digest, at
-# the daily hour: the briefs published since their last digest that they did not get on
-# their own (without it they never got them). `last_digest_at` marks it due; making it
-# clears that. Such a reader's group has cadence `immediate` (see `_group`).
-PERIOD = {
-    Cadence.DAILY: timedelta(days=1),
-    Cadence.WEEKLY: timedelta(days=7),
-    Cadence.IMMEDIATE: timedelta(days=1),
-}
+# the next tick: the briefs published since their last digest (or in their first one's
+# window) up to then that did not reach them on their own; without it they never would.
+# `last_digest_at` marks it due (subscribers/digest_window.py sets it at the switch);
+# making it clears that. Such a reader's group has cadence `immediate` (see `_group`).
 
 
 def digest_moment(cadence: str, zone: str, *, now: datetime, hour: int, weekday: int) -> datetime:
     """The latest digest moment at or before `now` for a reader in `zone`, in UTC: today's
-    (or yesterday's) `hour` for daily readers, the last `weekday` at `hour` for weekly."""
+    (or yesterday's) `hour` for daily readers, the last `weekday` at `hour` for weekly;
+    `now` itself for a closing digest (see PERIOD), whose window ends when it is made: one
+    ending at the last daily hour would leave out what came out between then and the
+    switch, and nothing else sends it."""
+    if cadence == Cadence.IMMEDIATE:
+        return now.astimezone(UTC)
     tz = ZoneInfo(zone)
     local = now.astimezone(tz)
     day = local.date()
