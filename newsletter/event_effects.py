@@ -24,6 +24,7 @@ from newsletter.models import DeliveryStatus
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.reader import BY_READER
 from subscribers.status import Actor, change_statuses, may_change
 
 # What these events make of the reader (bounces count first), where the table allows it.
@@ -125,8 +126,17 @@ def _readers(
 class _Reader:
     status: str
     soft_bounces: int
-    changed_at: datetime | None = None  # their status's last change, before this batch
+    came_back: datetime | None = None  # when they last came back by their own hand
     moved_by: str = ""
+
+
+def _came_back(status: str, changed_at: datetime | None, by: str) -> datetime | None:
+    """When the reader last chose to be on the list (confirmed, resubscribed, unpaused) on
+    their own page; None if their status was last changed otherwise. A pause, or staff or
+    an import restoring them, is no answer to an unsubscribe they clicked."""
+    own = by in (BY_READER, Actor.READER.value)
+    listed = status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
+    return changed_at if own and listed else None
 
 
 def _move_readers(
@@ -145,6 +155,7 @@ def _move_readers(
             col(Subscriber.status),
             col(Subscriber.soft_bounces),
             col(Subscriber.status_changed_at),
+            col(Subscriber.status_changed_by),
         )
         .where(any_of(session, col(Subscriber.id), ids))
         .order_by(col(Subscriber.id))
@@ -152,8 +163,8 @@ def _move_readers(
     if is_postgresql(session):
         query = query.with_for_update()
     before = {
-        reader: _Reader(status, soft, changed)
-        for reader, status, soft, changed in session.execute(query).all()
+        reader: _Reader(status, soft, _came_back(status, changed, by))
+        for reader, status, soft, changed, by in session.execute(query).all()
         if reader is not None
     }
     after = {reader: _Reader(r.status, r.soft_bounces) for reader, r in before.items()}
@@ -165,14 +176,14 @@ def _move_readers(
         if event.type is EventType.DELIVERED:
             person.soft_bounces = 0
             continue
-        changed_at = before[reader].changed_at
-        # Posted late, about a click made before the reader's latest choice (they came back
-        # since): that choice stands. Bounces and complaints still apply. To the second:
-        # the provider's times have no fraction.
+        came_back = before[reader].came_back
+        # Posted late, about a click made before the reader came back: their own latest
+        # choice stands. Bounces and complaints still apply. To the second: the provider's
+        # times have no fraction.
         if (
             event.type is EventType.UNSUBSCRIBED
-            and changed_at is not None
-            and event.occurred_at < changed_at.replace(microsecond=0)
+            and came_back is not None
+            and event.occurred_at < came_back.replace(microsecond=0)
         ):
             continue
         wanted = STATUS_AFTER.get(event.type)

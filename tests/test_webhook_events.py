@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlmodel import select
 
 from newsletter.db import session_scope
@@ -161,6 +162,7 @@ def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
     with session_scope(engine) as session:
         person = session.exec(select(Subscriber).where(Subscriber.email == back.to[0])).one()
         returned = person.status_changed_at = utcnow()  # they came back just now
+        person.status_changed_by = "subscriber"  # confirming on their own page
         session.add(person)
     clicked = int(returned.timestamp()) - 600
     events = [
@@ -170,6 +172,28 @@ def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
     assert _post(sandbox, url, events)[:2] == (200, "applied 2, duplicates 0")
     people = _people(engine)
     assert (people[back.to[0]].status, people[later.to[0]].status) == ("active", "unsubscribed")
+
+
+@pytest.mark.parametrize(
+    ("status", "by"), [("active", "import:list.csv"), ("active", "staff"), ("paused", "subscriber")]
+)
+def test_a_late_unsubscribe_still_applies_after_a_change_the_reader_did_not_make_to_return(
+    web, engine, sandbox, status, by
+):
+    """Only the reader's own return answers an unsubscribe they clicked: a list imported
+    again, staff, or a pause since left them subscribed against their word."""
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber).where(Subscriber.email == message.to[0])).one()
+        person.status, person.status_changed_by = status, by
+        changed = person.status_changed_at = utcnow()
+        session.add(person)
+    clicked = int(changed.timestamp()) - 600
+    events = [event_for(message, "unsubscribe", timestamp=clicked)]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 1, duplicates 0")
+    assert _people(engine)[message.to[0]].status == "unsubscribed"
 
 
 def test_an_event_naming_our_delivery_but_another_address_marks_nobody(web, engine, sandbox):
