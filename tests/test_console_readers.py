@@ -403,7 +403,16 @@ def test_export_holds_the_readers_the_lists_filters_find_and_the_page_links_to_i
     assert answer.status == 200
     rows = [row[0] for row in csv.reader(io.StringIO(answer.body))][1:]
     assert sorted(rows) == ["zed@example.com", "zoe@example.com"]
-    assert _audit(engine)[-1] == ("subscriber.export", "q z; topic food")
+    assert _audit(engine)[-1] == ("subscriber.export", "a search; topic food")
+
+
+def test_an_export_searched_by_address_keeps_the_address_out_of_the_audit_log(editor, engine):
+    """The audit log names readers by id only; the search box once went into it as typed."""
+    answer = editor.call("/admin/subscribers/export.csv?q=ann%40example.com")
+    assert answer.status == 200 and "ann@example.com" in answer.body
+    with session_scope(engine) as session:
+        entries = session.exec(select(AuditEntry)).all()
+    assert entries and not any("ann" in repr(entry.model_dump()) for entry in entries)
 
 
 def test_export_refuses_a_filter_it_cannot_apply_in_one_line(editor):

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
+from newsletter.readers.search import ReaderQuery
 from newsletter.web.console.csrf import same_token
 from newsletter.web.console.sessions import SignedIn, cookie_name, find_session
 from subscribers.models import utcnow
@@ -163,3 +164,22 @@ async def checked_staff(
 
 StaffUser = Annotated[SignedIn, Depends(checked_staff)]
 ROUTER_GUARD = [Depends(checked_staff)]
+
+
+def reader_query(
+    q: str = "",
+    topic: str = "",
+    status: str = "",
+    cadence: str = "",
+    inactive: str = "",
+    after: str = "",
+) -> ReaderQuery:
+    """The readers list's filters as its links carry them: the list page and its CSV export
+    read the same ones, so an export is exactly the list on the screen. An `inactive` that
+    is no number becomes -1, which `ReaderQuery.checked` refuses by name."""
+    well_formed = inactive.isascii() and inactive.isdigit() and len(inactive) < 5
+    days = (int(inactive) if well_formed else -1) if inactive else 0
+    return ReaderQuery(q, topic, status, cadence, days, after)
+
+
+ReaderQueryDep = Annotated[ReaderQuery, Depends(reader_query)]

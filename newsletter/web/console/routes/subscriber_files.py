@@ -14,6 +14,7 @@ import binascii
 import io
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +23,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from newsletter.readers.search import INACTIVE_CHOICES, ReaderQuery, reader_conditions
+from newsletter.readers.search import reader_conditions
 from newsletter.staff import audit
-from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, ReaderQueryDep, StaffUser
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ClientIp
 from newsletter.web.limits import CONSOLE_CSV_MAX_BYTES
@@ -138,23 +139,11 @@ def apply(
 
 
 @router.get("/export.csv")
-def export(
-    console: ConsoleDep,
-    staff: StaffUser,
-    ip: ClientIp,
-    q: str = "",
-    topic: str = "",
-    status: str = "",
-    cadence: str = "",
-    inactive: str = "",
-) -> Response:
+def export(console: ConsoleDep, staff: StaffUser, ip: ClientIp, query: ReaderQueryDep) -> Response:
     """The list (but the forgotten) in the import's format, narrowed by the list page's
     filters; `inactive=90` alone is the sunset list: active readers with no open or click
     in 90 days."""
-    days = int(inactive) if inactive.isascii() and inactive.isdigit() and len(inactive) < 5 else 0
-    if inactive and days not in INACTIVE_CHOICES:
-        return Response("inactive: choose 30, 90, 180 or 365 days\n", 400, media_type="text/plain")
-    query = ReaderQuery(q, topic, status, cadence, days)
+    query = replace(query, after="")  # the whole list, not the page on the screen
     stream = io.StringIO()
     with session_scope(console.engine) as session:
         try:
@@ -162,7 +151,11 @@ def export(
         except NewsletterError as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain")
         count = export_subscribers(stream, session=session, where=where)
-        narrowed = "; ".join(f"{name} {value}" for name, value in query.filters().items())
+        # The audit log names readers by id only: a search for an address is "a search".
+        narrowed = "; ".join(
+            "a search" if name == "q" else f"{name} {value}"
+            for name, value in query.filters().items()
+        )
         audit.record(
             session,
             staff.email,
@@ -171,6 +164,7 @@ def export(
             f"{count} rows",
             ip,
         )
+    days = query.inactive_days
     name = f"subscribers-{'inactive-' if days else ''}{utcnow():%Y-%m-%d}.csv"
     return Response(
         stream.getvalue(),

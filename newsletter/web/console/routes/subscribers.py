@@ -17,8 +17,8 @@ from newsletter.db import is_row_id, session_scope
 from newsletter.errors import NewsletterError
 from newsletter.readers import actions
 from newsletter.readers.profile import reader_profile
-from newsletter.readers.search import INACTIVE_CHOICES, ReaderQuery, search_readers
-from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.readers.search import INACTIVE_CHOICES, search_readers
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, ReaderQueryDep, StaffUser
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ZONES, ClientIp
 from subscribers.models import Cadence, Subscriber, SubscriberStatus, utcnow
@@ -29,19 +29,8 @@ router = APIRouter(prefix="/admin/subscribers", dependencies=ROUTER_GUARD)
 
 @router.get("")
 def subscribers(
-    request: Request,
-    console: ConsoleDep,
-    staff: StaffUser,
-    q: str = "",
-    topic: str = "",
-    status: str = "",
-    cadence: str = "",
-    inactive: str = "",
-    after: str = "",
+    request: Request, console: ConsoleDep, staff: StaffUser, query: ReaderQueryDep
 ) -> HTMLResponse:
-    well_formed = inactive.isascii() and inactive.isdigit() and len(inactive) < 5
-    days = (int(inactive) if well_formed else -1) if inactive else 0  # -1: refused below
-    query = ReaderQuery(q, topic, status, cadence, days, after)
     error, page = "", None
     with session_scope(console.engine) as session:
         topics = list_topics(session=session)
