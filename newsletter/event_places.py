@@ -9,6 +9,7 @@ from dataclasses import replace
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from newsletter.db import any_of
 from newsletter.providers.events import ProviderEvent
 from newsletter.sending import ledger
 from subscribers.errors import SubscriberError
@@ -63,7 +64,7 @@ def _forgetting(
     gone = set()
     if hashes:
         suppressed = sa.select(col(Suppression.email_hash)).where(
-            col(Suppression.email_hash).in_(sorted(hashes))
+            any_of(session, col(Suppression.email_hash), sorted(hashes))
         )
         gone = {hashes[found] for found in session.scalars(suppressed)}
 

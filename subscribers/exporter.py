@@ -61,5 +61,6 @@ def export_subscribers(
     stream: IO[str], *, session: Session, where: Iterable[sa.ColumnElement[bool]] = ()
 ) -> int:
     """Write every subscriber (but the forgotten) as CSV; returns how many rows. `where`
-    narrows it (the inactive readers of newsletter/engagement.py, for a sunset list)."""
+    narrows it (the console list's filters, or the inactive readers of
+    newsletter/engagement.py for a sunset list)."""
     return write_rows(stream, _rows(session, tuple(where)))

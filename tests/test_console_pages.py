@@ -237,7 +237,7 @@ def test_the_dashboard_shows_the_list_and_the_last_sends(editor, engine, web):
     _finish(engine, settings)
     page = editor.call("/admin/")
     assert '<strong class="big">2</strong> active readers' in page.body
-    assert "<strong>+2</strong> over 30 days (2 joined, 0 left)" in page.body
+    assert "<strong>+2</strong> over 30 days (2 became active, 0 stopped being active)" in page.body
     assert 'href="/admin/sends/1"' in page.body
 
 
@@ -253,7 +253,7 @@ def test_the_dashboards_change_over_30_days_is_the_change_in_active_readers(edit
     page = editor.call("/admin/").body
     # The editor fixture's two readers and two of the four new ones are active.
     assert '<strong class="big">4</strong> active readers' in page
-    assert "<strong>+4</strong> over 30 days (6 joined, 2 left)" in page
+    assert "<strong>+4</strong> over 30 days (6 became active, 2 stopped being active)" in page
 
 
 def test_the_editors_text_gives_the_same_brief_back(engine):

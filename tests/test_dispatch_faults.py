@@ -214,16 +214,21 @@ def test_a_stop_during_a_rate_limit_wait_gives_the_batch_back_at_once(engine, se
     deadline = time.monotonic() + 10
     while sandbox.state.stats.personalizations < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.2)  # the second batch is claimed and waiting
+    while _batches(engine) != ["done", "claimed"] and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the second batch is claimed and waiting (a sleep of 0.2 s
+        # was not always enough on a loaded machine)
     stopped_at = time.monotonic()
     dispatcher.request_stop()
     worker.join(timeout=10)
     assert not worker.is_alive() and time.monotonic() - stopped_at < 2
     assert sandbox.state.stats.personalizations == 5
     assert _statuses(engine, send_id) == {"sent": 5, "queued": 5}
+    assert _batches(engine) == ["done", "released"]
+
+
+def _batches(engine) -> list[str]:
     with session_scope(engine) as session:
-        batches = session.exec(select(DeliveryBatch.status).order_by(DeliveryBatch.id)).all()
-    assert batches == ["done", "released"]
+        return list(session.exec(select(DeliveryBatch.status).order_by(DeliveryBatch.id)))
 
 
 def test_progress_counts_rows_done_with_not_rows_sent_back_in_line(engine, settings, sandbox):

@@ -142,7 +142,8 @@ def archive_topics(*, session: Session) -> list[Topic]:
 
 
 def published_entry(slug: str, *, session: Session) -> ArchiveEntry | None:
-    """One published brief by slug; None for a draft, a brief only scheduled, or nothing."""
+    """One published brief by slug; None for a draft, a brief only scheduled, one whose
+    every send was cancelled, or nothing."""
     query, _ = _published(None)
     row = session.execute(query.where(col(Brief.slug) == slug)).first()
     return _entries([(row[0], row[1])], session)[0] if row else None

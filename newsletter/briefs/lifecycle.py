@@ -11,8 +11,8 @@ second column to keep in step. The rules:
   started **cancelled**.
 
 A brief can change (be added again, edited, deleted) only as a draft that no send ever
-started: once a send starts, the brief is in the archive and readers may have it, so it
-is immutable.
+started: once a send starts, readers may have it, so it is immutable (the archive shows it
+unless every send of it was cancelled).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class BriefState:
     # cancelled: when it finished.
     when: datetime | None
     send_id: int | None  # the send that decides the status; None for a draft
-    published: bool  # a send of it started: it is in the archive, and immutable
+    published: bool  # a send of it started: readers may have it, so it is immutable
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -131,7 +131,14 @@ def subscribers_import(
             counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
             audit.record(session, audit.cli_actor(), "subscriber.import", str(file), counts_text)
     if not dry_run and report.counts()["added"] + report.counts()["updated"] >= BULK_ROWS:
-        vacuum_after_bulk_load(engine, WRITTEN_TABLES)
+        try:
+            vacuum_after_bulk_load(engine, WRITTEN_TABLES)
+        except sa.exc.SQLAlchemyError as exc:  # the rows are in: say so, and report them
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warn(
+                f"imported, but the VACUUM (ANALYZE) after it failed ({first}); autovacuum "
+                "does it within minutes, or run it before the first send"
+            )
     if as_json:
         print_json(report.as_dict())
         return

@@ -92,7 +92,9 @@ def claim_batch(
     about 1 ms for 1,000 rows. The partial index holds only queued rows in due order, so
     the LIMIT stops after `limit` entries (plus the live batches' rows it filters out); a
     stale estimate (right after a bulk insert) once chose a sort of the whole send instead,
-    650 ms per claim: planning runs ANALYZE when it wrote many rows.
+    650 ms per claim: planning runs ANALYZE when it wrote many rows. A local-time send's
+    claim also filters each row by `_still_follows`: an EXISTS subplan per reader who does
+    not follow every topic, a probe of `subscriber_topic`'s primary key per brief topic.
     """
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
