@@ -118,10 +118,9 @@ def active_change(*, session: Session, since: datetime) -> tuple[int, int]:
     so joined - left is exactly the change in active readers; one who joined and left in
     the window counts on both sides."""
     active = S.ACTIVE.value
+    added = _added_since(since)
     joined = session.execute(
-        sa.select(sa.func.count()).where(
-            col(Subscriber.created_at) >= since, _initial_status() == active
-        )
+        sa.select(sa.func.count()).where(added.c.initial_status == active)
     ).scalar_one()
     left = 0
     for _, old, new, number in _changes(session, since):
@@ -130,27 +129,42 @@ def active_change(*, session: Session, since: datetime) -> tuple[int, int]:
     return int(joined), left
 
 
-def _initial_status() -> sa.ColumnElement[str]:
-    """A reader's status when added: the `from` of their first change, or their status
-    now if it never changed."""
-    first = (
-        sa.select(col(SubscriberStatusChange.old_status))
-        .where(col(SubscriberStatusChange.subscriber_id) == col(Subscriber.id))
-        .order_by(col(SubscriberStatusChange.id))
-        .limit(1)
-        .scalar_subquery()
+def _added_since(since: datetime) -> sa.Subquery:
+    """Readers added since `since`, with their status when added (`initial_status`): the
+    `from` of their first change, or their status now if it never changed. Their changes
+    all come after `since`, so only the window's changes are read, and joined once (a
+    subquery per reader took 0.44–0.76 s for 500,000 readers fresh from an import)."""
+    change = SubscriberStatusChange
+    firsts = (
+        sa.select(
+            col(change.subscriber_id).label("subscriber_id"),
+            sa.func.min(col(change.id)).label("first"),
+        )
+        .where(col(change.at) >= since)
+        .group_by(col(change.subscriber_id))
+        .subquery("firsts")
     )
-    return sa.func.coalesce(first, col(Subscriber.status))
+    first = sa.orm.aliased(SubscriberStatusChange, name="first_change")
+    return (
+        sa.select(
+            col(Subscriber.created_at).label("created_at"),
+            sa.func.coalesce(col(first.old_status), col(Subscriber.status)).label("initial_status"),
+        )
+        .select_from(Subscriber)
+        .outerjoin(firsts, firsts.c.subscriber_id == col(Subscriber.id))
+        .outerjoin(first, col(first.id) == firsts.c.first)
+        .where(col(Subscriber.created_at) >= since)
+        .subquery("added")
+    )
 
 
 def _new_readers(session: Session, start: datetime) -> list[tuple[date, bool, int]]:
     """(week, added with a listed status, readers) for readers added since `start`."""
-    week = _week_of(session, col(Subscriber.created_at)).label("week")
-    listed = sa.case((_initial_status().in_(sorted(LISTED)), 1), else_=0).label("listed")
+    added = _added_since(start)
+    week = _week_of(session, added.c.created_at).label("week")
+    listed = sa.case((added.c.initial_status.in_(sorted(LISTED)), 1), else_=0).label("listed")
     rows = session.execute(
-        sa.select(week, listed, sa.func.count().label("number"))
-        .where(col(Subscriber.created_at) >= start)
-        .group_by(week, listed)
+        sa.select(week, listed, sa.func.count().label("number")).group_by(week, listed)
     ).all()
     return [(_as_date(row.week), bool(row.listed), int(row.number)) for row in rows]
 
