@@ -23,7 +23,7 @@ from newsletter.db import any_of, is_postgresql
 from newsletter.models import DeliveryStatus
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.sending import ledger
-from subscribers.models import Subscriber, SubscriberStatus
+from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange
 from subscribers.reader import BY_READER
 from subscribers.status import Actor, change_statuses, may_change
 
@@ -126,17 +126,30 @@ def _readers(
 class _Reader:
     status: str
     soft_bounces: int
-    came_back: datetime | None = None  # when they last came back by their own hand
+    came_back: datetime | None = None  # when they last became active by their own hand
     moved_by: str = ""
 
 
-def _came_back(status: str, changed_at: datetime | None, by: str) -> datetime | None:
-    """When the reader last chose to be on the list (confirmed, resubscribed, unpaused) on
-    their own page; None if their status was last changed otherwise. A pause, or staff or
-    an import restoring them, is no answer to an unsubscribe they clicked."""
-    own = by in (BY_READER, Actor.READER.value)
-    listed = status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
-    return changed_at if own and listed else None
+def _came_back(session: Session, moving: list[tuple[ProviderEvent, int]]) -> dict[int, datetime]:
+    """When each reader with an unsubscribe in this batch last became active by their own
+    hand (confirmed, or unpaused, on their own page), from the status history: whatever
+    changed since (a pause, staff, an import) leaves that choice standing. Staff or an
+    import restoring them is no answer to an unsubscribe they clicked, and neither is a
+    sign-up form asking again (anyone may type an address into it)."""
+    asked = sorted({reader for event, reader in moving if event.type is EventType.UNSUBSCRIBED})
+    if not asked:
+        return {}
+    change = SubscriberStatusChange
+    rows = session.execute(
+        sa.select(col(change.subscriber_id), sa.func.max(col(change.at)))
+        .where(
+            any_of(session, col(change.subscriber_id), asked),
+            col(change.new_status) == SubscriberStatus.ACTIVE,
+            col(change.by).in_([BY_READER, Actor.READER.value]),
+        )
+        .group_by(col(change.subscriber_id))
+    ).all()
+    return {reader: at for reader, at in rows if at is not None}
 
 
 def _move_readers(
@@ -154,17 +167,16 @@ def _move_readers(
             col(Subscriber.id),
             col(Subscriber.status),
             col(Subscriber.soft_bounces),
-            col(Subscriber.status_changed_at),
-            col(Subscriber.status_changed_by),
         )
         .where(any_of(session, col(Subscriber.id), ids))
         .order_by(col(Subscriber.id))
     )
     if is_postgresql(session):
         query = query.with_for_update()
+    came_back = _came_back(session, moving)
     before = {
-        reader: _Reader(status, soft, _came_back(status, changed, by))
-        for reader, status, soft, changed, by in session.execute(query).all()
+        reader: _Reader(status, soft, came_back.get(reader))
+        for reader, status, soft in session.execute(query).all()
         if reader is not None
     }
     after = {reader: _Reader(r.status, r.soft_bounces) for reader, r in before.items()}
@@ -176,14 +188,14 @@ def _move_readers(
         if event.type is EventType.DELIVERED:
             person.soft_bounces = 0
             continue
-        came_back = before[reader].came_back
+        returned = before[reader].came_back
         # Posted late, about a click made before the reader came back: their own latest
         # choice stands. Bounces and complaints still apply. To the second: the provider's
         # times have no fraction.
         if (
             event.type is EventType.UNSUBSCRIBED
-            and came_back is not None
-            and event.occurred_at < came_back.replace(microsecond=0)
+            and returned is not None
+            and event.occurred_at < returned.replace(microsecond=0)
         ):
             continue
         wanted = STATUS_AFTER.get(event.type)

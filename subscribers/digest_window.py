@@ -31,11 +31,16 @@ _ON_THE_LIST = (S.ACTIVE, S.PAUSED)
 def switch_cadence(person: Subscriber, cadence: str, *, now: datetime) -> None:
     """Give `person` a new cadence. One leaving digests for immediate keeps their open
     window marked, even before their first digest, so that a closing digest sends what it
-    held: nothing else would (immediate sends leave digest readers out)."""
-    leaving = person.cadence != Cadence.IMMEDIATE and cadence == Cadence.IMMEDIATE
-    if leaving and person.status in _ON_THE_LIST and person.last_digest_at is None:
-        since = now - PERIOD[Cadence(person.cadence)]
-        person.last_digest_at = max(person.created_at, since)
+    held: nothing else would (immediate sends leave digest readers out). One joining
+    digests from immediate opens their window now: they had everything before on its own
+    (a first digest reaching a period back could reach into a time they were away)."""
+    was_immediate = person.cadence == Cadence.IMMEDIATE
+    if person.status in _ON_THE_LIST and person.last_digest_at is None:
+        if not was_immediate and cadence == Cadence.IMMEDIATE:
+            since = now - PERIOD[Cadence(person.cadence)]
+            person.last_digest_at = max(person.created_at, since)
+        elif was_immediate and cadence != Cadence.IMMEDIATE:
+            person.last_digest_at = now
     person.cadence = cadence
 
 

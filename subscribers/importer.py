@@ -315,8 +315,6 @@ class _Writer:
         for column in ("name", "timezone"):
             if column in candidate.given:
                 setattr(current, column, getattr(candidate, column))
-        if "cadence" in candidate.given:
-            switch_cadence(current, candidate.cadence, now=now)
         change_status(
             current,
             SubscriberStatus(wanted_status),
@@ -324,6 +322,8 @@ class _Writer:
             by=self.source,
             session=self.session,
         )
+        if "cadence" in candidate.given:  # after: see subscribers/reader.py update_preferences
+            switch_cadence(current, candidate.cadence, now=now)
         current.updated_at = now
         if topics_now != topics_then:
             current.all_topics = candidate.all_topics

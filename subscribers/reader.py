@@ -104,13 +104,15 @@ def update_preferences(
     Refused for a reader who left or whose mailbox did: their page offers no such form."""
     if person.status not in EDITABLE:
         raise StatusChangeRefusedError(person, S.ACTIVE, Actor.READER)
-    switch_cadence(person, check_cadence(cadence), now=utcnow())
+    new_cadence = check_cadence(cadence)
     person.timezone = check_timezone(timezone)
     _set_topics(person, topics, session)
     person.updated_at = utcnow()
     if person.status != S.PENDING:
         wanted = S.PAUSED if paused else S.ACTIVE
         change_status(person, wanted, actor=Actor.READER, by=BY_READER, session=session)
+    # After the status: an unpause reaches back by the cadence the window was opened with.
+    switch_cadence(person, new_cadence, now=utcnow())
     session.add(person)
     session.flush()
     return person

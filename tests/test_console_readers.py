@@ -185,6 +185,7 @@ def test_paging_goes_on_after_the_last_address_shown_and_never_repeats_one(edito
         "cadence=hourly",
         "inactive=7",
         "inactive=x",
+        "inactive=0",
         "topic=nope",
         "q=" + "a" * 400,
         "q=a%00b",
@@ -418,6 +419,12 @@ def test_an_export_searched_by_address_keeps_the_address_out_of_the_audit_log(ed
 def test_export_refuses_a_filter_it_cannot_apply_in_one_line(editor):
     answer = editor.call("/admin/subscribers/export.csv?status=asleep")
     assert (answer.status, answer.body) == (400, "no status 'asleep'\n")
+
+
+@pytest.mark.parametrize("days", ["0", "7", "x", "%EF%BC%91%EF%BC%92"])  # last: fullwidth 12
+def test_export_refuses_an_inactivity_it_does_not_offer_rather_than_export_everyone(editor, days):
+    answer = editor.call(f"/admin/subscribers/export.csv?inactive={days}")
+    assert (answer.status, answer.body) == (400, "inactive: choose 30, 90, 180 or 365 days\n")
 
 
 # --- topics ----------------------------------------------------------------------------

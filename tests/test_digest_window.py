@@ -13,7 +13,7 @@ import pytest
 
 from newsletter.db import session_scope
 from newsletter.readers.actions import edit_preferences
-from subscribers.digest_window import window_on_return
+from subscribers.digest_window import switch_cadence, window_on_return
 from subscribers.importer import import_subscribers
 from subscribers.models import Subscriber
 from subscribers.models import SubscriberStatus as S
@@ -112,3 +112,32 @@ def test_an_immediate_reader_coming_back_from_off_the_list_is_owed_no_closing_di
     person = _reader("immediate", NOW - timedelta(days=30))
     window_on_return(person, S.UNSUBSCRIBED, now=NOW)
     assert person.last_digest_at is None
+
+
+def test_an_import_that_unpauses_and_switches_to_immediate_reaches_back_by_the_old_cadence(
+    engine, tmp_path
+):
+    """An unpause reaches back one period of the cadence the window was opened with: a
+    weekly reader's five days, not the one day of immediate."""
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+        wes = add_subscriber("wes@example.com", session=session, topics=["food"], cadence="weekly")
+        wes.status, wes.last_digest_at = S.PAUSED, datetime.now(UTC) - timedelta(days=5)
+        opened = wes.last_digest_at
+    sheet = tmp_path / "list.csv"
+    sheet.write_text("email,topics,cadence,status\nwes@example.com,food,immediate,active\n")
+    with session_scope(engine) as session:
+        assert import_subscribers(sheet, session=session).updated
+    with session_scope(engine) as session:
+        wes = session.get_one(Subscriber, wes.id)
+        assert (wes.status, wes.cadence, wes.last_digest_at) == ("active", "immediate", opened)
+
+
+def test_a_reader_joining_digests_from_immediate_opens_their_window_at_the_switch(engine):
+    """They had every brief before on its own; a first digest reaching a period back
+    could reach into a time they were away (unsubscribed, then back as immediate)."""
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+        ida = add_subscriber("ida@example.com", session=session, topics=["food"])
+        switch_cadence(ida, "daily", now=NOW)
+        assert (ida.cadence, ida.last_digest_at) == ("daily", NOW)

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from newsletter.briefs import add_brief, parse_brief, published_briefs
 from newsletter.db import session_scope
-from newsletter.models import Brief, Delivery, Send
+from newsletter.models import Brief, Delivery, Send, SendBrief
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending import digests
 from newsletter.sending.audience import count_audience
@@ -25,8 +25,9 @@ from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import summarize_sends
 from subscribers.digest_window import switch_cadence
-from subscribers.models import Subscriber, utcnow
+from subscribers.models import Subscriber, UTCDateTime, utcnow
 from subscribers.models import SubscriberStatus as S
+from subscribers.reader import update_preferences
 from subscribers.roster import add_subscriber, set_topics
 from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
@@ -475,3 +476,101 @@ def _publish_again(engine, settings, brief_id: int, at: datetime) -> int:
         send_id = send.id or 0
     start_due_sends(engine, now=at)
     return send_id
+
+
+def test_a_digest_row_cancelled_before_it_went_is_no_copy_received(newsroom):
+    """Dai's digest carrying Rice was cancelled with Rice's own send, before it went; Rice,
+    sent again, was then left out of her next digest as if she had had it."""
+    engine, settings = newsroom
+    rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    [first] = create_due_digests(engine, settings, now=_utc(7, 22))
+    with session_scope(engine) as session:
+        for send_id in session.exec(select(Send.id).where(Send.brief_id == rice)).all():
+            cancel_send(send_id, session=session, now=_utc(8, 9))  # hers and Rice's own
+    _publish_again(engine, settings, rice, _utc(8, 10))
+    made = create_due_digests(engine, settings, now=_utc(8, 22))
+    mine = [i for i in made if _ledger(engine, i) == ["dai@example.com"]]
+    assert first not in made and [_briefs_of(engine, i) for i in mine] == [[rice]]
+
+
+def test_a_brief_carried_by_more_digests_than_a_statement_may_name_is_still_digested(newsroom):
+    """Each send that carried a window's brief was one bound value: a weekly window of briefs
+    each in hundreds of daily digests passed psycopg's limit of 65,535 and that group's
+    digest failed at every tick."""
+    engine, settings = newsroom
+    grid = _publish(engine, settings, "energy", _utc(6, 10), "Grid")
+    numbers = sa.select(sa.literal(1).label("i")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(sa.select(numbers.c.i + 1).where(numbers.c.i < 70_000))
+    at = sa.literal(_utc(6, 11), type_=UTCDateTime)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.insert(Send).from_select(
+                [
+                    "kind",
+                    "brief_id",
+                    "status",
+                    "scheduled_at",
+                    "subject",
+                    "html",
+                    "text",
+                    "planned",
+                    "local_time",
+                    "include_received",
+                    "failed_batches",
+                    "last_error",
+                    "created_at",
+                ],
+                sa.select(
+                    sa.literal("digest"),
+                    sa.literal(grid),
+                    sa.literal("finished"),
+                    at,
+                    sa.literal("bulk"),
+                    sa.literal(""),
+                    sa.literal(""),
+                    sa.literal(0),
+                    sa.literal(""),
+                    sa.literal(False),
+                    sa.literal(0),
+                    sa.literal(""),
+                    at,
+                ).select_from(numbers),
+            )
+        )
+        session.execute(
+            sa.insert(SendBrief).from_select(
+                ["send_id", "brief_id", "position"],
+                sa.select(Send.id, sa.literal(grid), sa.literal(0)).where(Send.subject == "bulk"),
+            )
+        )
+    [weekly] = create_due_digests(engine, settings, now=MONDAY_7)
+    assert _briefs_of(engine, weekly) == [grid] and _ledger(engine, weekly) == ["wes@example.com"]
+
+
+def test_a_weekly_reader_who_unpauses_and_switches_to_immediate_in_one_post_gets_the_week(
+    newsroom,
+):
+    """Grid came out four days ago, after Wes's last weekly digest, and he paused. Unpausing
+    and switching in one post of his preferences once reached back by the new cadence's
+    period (a day), not his week's: the closing digest left Grid out."""
+    engine, settings = newsroom
+    now = utcnow()
+    with session_scope(engine) as session:
+        wes = session.exec(select(Subscriber).where(Subscriber.email == "wes@example.com")).one()
+        wes.last_digest_at = now - timedelta(days=5)
+        session.add(wes)
+    grid = _publish(engine, settings, "energy", now - timedelta(days=4), "Grid")
+    with session_scope(engine) as session:
+        wes = session.exec(select(Subscriber).where(Subscriber.email == "wes@example.com")).one()
+        change_status(wes, S.PAUSED, actor=Actor.READER, session=session)
+        update_preferences(
+            wes,
+            session=session,
+            topics=["energy"],
+            cadence="immediate",
+            timezone="UTC",
+            paused=False,
+        )
+    made = create_due_digests(engine, settings, now=utcnow())
+    mine = [i for i in made if _ledger(engine, i) == ["wes@example.com"]]
+    assert [_briefs_of(engine, i) for i in mine] == [[grid]]

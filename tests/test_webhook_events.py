@@ -5,6 +5,7 @@ same batch apply; the webhook never answers 500 (SendGrid would retry the whole 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from sqlmodel import select
@@ -12,8 +13,10 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.models import ProviderEventRecord
-from subscribers.models import Subscriber, utcnow
+from subscribers.models import Subscriber
+from subscribers.models import SubscriberStatus as S
 from subscribers.roster import forget
+from subscribers.status import Actor, change_status
 from tests.test_web import _dispatch_with_drops, _ledger, _post
 
 
@@ -151,6 +154,21 @@ def test_a_complaint_outranks_an_unsubscribe_in_the_same_batch_in_either_order(
     assert {people[m.to[0]].status for m in (first, second)} == {"complained"}
 
 
+def _story(engine, email: str, *steps: tuple[str, Actor, str]) -> datetime:
+    """Move a reader through `steps` (status, actor, by) as the code would; returns when
+    the last happened."""
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber).where(Subscriber.email == email)).one()
+        for status, actor, by in steps:
+            change_status(person, S(status), actor=actor, by=by, session=session)
+        return person.status_changed_at
+
+
+LEFT = ("unsubscribed", Actor.READER, "subscriber")
+ASKED = ("pending", Actor.READER, "subscriber")
+CONFIRMED = ("active", Actor.READER, "subscriber")
+
+
 def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
     web, engine, sandbox
 ):
@@ -159,11 +177,7 @@ def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
     url, settings = web
     _dispatch_with_drops(engine, settings, sandbox, readers=2)
     back, later = sandbox.messages()
-    with session_scope(engine) as session:
-        person = session.exec(select(Subscriber).where(Subscriber.email == back.to[0])).one()
-        returned = person.status_changed_at = utcnow()  # they came back just now
-        person.status_changed_by = "subscriber"  # confirming on their own page
-        session.add(person)
+    returned = _story(engine, back.to[0], LEFT, ASKED, CONFIRMED)
     clicked = int(returned.timestamp()) - 600
     events = [
         event_for(back, "unsubscribe", timestamp=clicked),
@@ -174,24 +188,43 @@ def test_a_late_unsubscribe_from_before_a_readers_return_leaves_them_subscribed(
     assert (people[back.to[0]].status, people[later.to[0]].status) == ("active", "unsubscribed")
 
 
-@pytest.mark.parametrize(
-    ("status", "by"), [("active", "import:list.csv"), ("active", "staff"), ("paused", "subscriber")]
-)
-def test_a_late_unsubscribe_still_applies_after_a_change_the_reader_did_not_make_to_return(
-    web, engine, sandbox, status, by
+def test_a_late_unsubscribe_from_before_a_readers_return_is_answered_whatever_came_after(
+    web, engine, sandbox
 ):
-    """Only the reader's own return answers an unsubscribe they clicked: a list imported
-    again, staff, or a pause since left them subscribed against their word."""
+    """Having come back, the reader paused: the late unsubscribe was weighed against that
+    pause, not against their return, and they were unsubscribed after all."""
     url, settings = web
     _dispatch_with_drops(engine, settings, sandbox, readers=1)
     [message] = sandbox.messages()
-    with session_scope(engine) as session:
-        person = session.exec(select(Subscriber).where(Subscriber.email == message.to[0])).one()
-        person.status, person.status_changed_by = status, by
-        changed = person.status_changed_at = utcnow()
-        session.add(person)
-    clicked = int(changed.timestamp()) - 600
-    events = [event_for(message, "unsubscribe", timestamp=clicked)]
+    returned = _story(engine, message.to[0], LEFT, ASKED, CONFIRMED)
+    _story(engine, message.to[0], ("paused", Actor.READER, "subscriber"))
+    events = [event_for(message, "unsubscribe", timestamp=int(returned.timestamp()) - 600)]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 1, duplicates 0")
+    assert _people(engine)[message.to[0]].status == "paused"
+
+
+LEFT_BY_STAFF = ("unsubscribed", Actor.STAFF, "ed@example.com")
+
+
+@pytest.mark.parametrize(
+    "restored",
+    [
+        [("paused", Actor.IMPORT, "import:a.csv"), ("active", Actor.IMPORT, "import:b.csv")],
+        [LEFT_BY_STAFF, ("pending", Actor.STAFF, "ed@example.com")],  # resubscribed by staff
+        [LEFT_BY_STAFF, ASKED],  # a sign-up form: anyone may type an address into it
+    ],
+    ids=["import", "staff", "sign-up"],
+)
+def test_a_late_unsubscribe_still_applies_when_the_reader_did_not_come_back_themselves(
+    web, engine, sandbox, restored
+):
+    """Only the reader's own return answers an unsubscribe they clicked: a list imported
+    again, staff, or someone's sign-up since once left them subscribed against their word."""
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    changed = _story(engine, message.to[0], *restored)
+    events = [event_for(message, "unsubscribe", timestamp=int(changed.timestamp()) - 600)]
     assert _post(sandbox, url, events)[:2] == (200, "applied 1, duplicates 0")
     assert _people(engine)[message.to[0]].status == "unsubscribed"
 

@@ -11,7 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from newsletter.db import any_of
 from newsletter.models import BriefTopic, Delivery, Send, SendBrief, SendKind
+from newsletter.sending.audience import RECEIVED_STATES
 from subscribers.models import SubscriberTopic, UTCDateTime
 
 # Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
@@ -72,7 +74,7 @@ def brief_masks(
     )
     for send_id, brief_id in session.execute(sa.union_all(own, in_digests)):
         sends[brief_id].append(send_id)
-    received = _received(briefs, sends)
+    received = _received(session, briefs, sends)
     follows = _follows(briefs, topics)
     source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
     if received is not None:
@@ -119,25 +121,31 @@ def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -
     )
 
 
-def _received(briefs: list[tuple[int, datetime]], sends: dict[int, list[int]]) -> Any:
-    """Per reader with a row in a send that carried one of the briefs, a 0/1 column per
-    brief (`r0`, `r1` …), as `_follows` has (a digest carries several briefs, so one CASE
-    per row, as when each send carried one, would name only the first); None if no brief
-    has a send."""
+def _received(
+    session: Session, briefs: list[tuple[int, datetime]], sends: dict[int, list[int]]
+) -> Any:
+    """Per reader with a live row (queued, on its way, sent or unknown: `RECEIVED_STATES`)
+    in a send that carried one of the briefs, a 0/1 column per brief (`r0`, `r1` …), as
+    `_follows` has: a digest carries several briefs, so one CASE per row, as when each send
+    carried one, would name only the first. A cancelled or failed row is no copy received.
+    Each list of sends is one bound value (`any_of`): a weekly window's briefs, each in
+    hundreds of daily digests, would pass psycopg's limit of 65,535 bound values. None if no
+    brief has a send."""
     all_sends = sorted({send_id for brief_id, _ in briefs for send_id in sends[brief_id]})
     if not all_sends:
         return None
+    send_id = col(Delivery.send_id)
     return (
         sa.select(
             col(Delivery.subscriber_id).label("subscriber_id"),
             *(
                 sa.func.max(
-                    sa.case((col(Delivery.send_id).in_(sends[brief_id] or [0]), 1), else_=0)
+                    sa.case((any_of(session, send_id, sends[brief_id] or [0]), 1), else_=0)
                 ).label(f"r{i}")
                 for i, (brief_id, _) in enumerate(briefs)
             ),
         )
-        .where(col(Delivery.send_id).in_(all_sends))
+        .where(any_of(session, send_id, all_sends), col(Delivery.status).in_(RECEIVED_STATES))
         .group_by(col(Delivery.subscriber_id))
         .subquery("received")
     )

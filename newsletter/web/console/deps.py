@@ -176,9 +176,9 @@ def reader_query(
 ) -> ReaderQuery:
     """The readers list's filters as its links carry them: the list page and its CSV export
     read the same ones, so an export is exactly the list on the screen. An `inactive` that
-    is no number becomes -1, which `ReaderQuery.checked` refuses by name."""
+    is no number (or is 0) becomes -1, which `ReaderQuery.checked` refuses by name."""
     well_formed = inactive.isascii() and inactive.isdigit() and len(inactive) < 5
-    days = (int(inactive) if well_formed else -1) if inactive else 0
+    days = ((int(inactive) if well_formed else 0) or -1) if inactive else 0
     return ReaderQuery(q, topic, status, cadence, days, after)
 
 
