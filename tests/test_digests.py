@@ -495,13 +495,13 @@ def test_a_digest_row_cancelled_before_it_went_is_no_copy_received(newsroom):
 
 def test_a_brief_carried_by_more_digests_than_a_statement_may_name_is_still_digested(newsroom):
     """Each send that carried a window's brief was one bound value: a weekly window of briefs
-    each in hundreds of daily digests passed psycopg's limit of 65,535 and that group's
-    digest failed at every tick."""
+    each in hundreds of daily digests (made before a cancel and a second send) passed
+    psycopg's limit of 65,535, and that group's digest failed at every tick."""
     engine, settings = newsroom
     grid = _publish(engine, settings, "energy", _utc(6, 10), "Grid")
     numbers = sa.select(sa.literal(1).label("i")).cte("numbers", recursive=True)
     numbers = numbers.union_all(sa.select(numbers.c.i + 1).where(numbers.c.i < 70_000))
-    at = sa.literal(_utc(6, 11), type_=UTCDateTime)
+    at = sa.literal(_utc(6, 9), type_=UTCDateTime)  # before Grid was last published
     with session_scope(engine) as session:
         session.execute(
             sa.insert(Send).from_select(
@@ -519,6 +519,7 @@ def test_a_brief_carried_by_more_digests_than_a_statement_may_name_is_still_dige
                     "failed_batches",
                     "last_error",
                     "created_at",
+                    "started_at",
                 ],
                 sa.select(
                     sa.literal("digest"),
@@ -533,6 +534,7 @@ def test_a_brief_carried_by_more_digests_than_a_statement_may_name_is_still_dige
                     sa.literal(False),
                     sa.literal(0),
                     sa.literal(""),
+                    at,
                     at,
                 ).select_from(numbers),
             )

@@ -62,18 +62,7 @@ def brief_masks(
         )
     ):
         topics[brief_id].append(topic_id)
-    # Every send that carried each brief: its own, and the digests it was in. A brief whose
-    # send was cancelled and sent again is published anew, inside a later window: a reader
-    # who had it in a digest already must not get it a second time.
-    sends: dict[int, list[int]] = defaultdict(list)
-    own = sa.select(col(Send.id), col(Send.brief_id)).where(
-        col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(brief_ids or [0])
-    )
-    in_digests = sa.select(col(SendBrief.send_id), col(SendBrief.brief_id)).where(
-        col(SendBrief.brief_id).in_(brief_ids or [0])
-    )
-    for send_id, brief_id in session.execute(sa.union_all(own, in_digests)):
-        sends[brief_id].append(send_id)
+    sends = _carried_by(session, briefs)
     received = _received(session, briefs, sends)
     follows = _follows(briefs, topics)
     source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
@@ -95,6 +84,33 @@ def brief_masks(
         for column_bits, name in zip(bits, columns, strict=True)
     ]
     return masks, source
+
+
+def _carried_by(session: Session, briefs: list[tuple[int, datetime]]) -> dict[int, list[int]]:
+    """Brief id → the sends that carried it to a reader who may be due for it now: its own
+    sends, and the digests made before it was last published. A brief whose send was
+    cancelled and sent again is published anew, inside later windows, and a reader who
+    had it in a digest already must not get it twice. A digest made since its publication
+    cannot hold a reader now due for it (their window has moved past it), and leaving
+    those out matters: each group's digests carry the same briefs, and reading them again
+    for every later group took a tenth more time in the bench's four zones."""
+    published = dict(briefs)
+    ids = list(published) or [0]
+    sends: dict[int, list[int]] = defaultdict(list)
+    own = sa.select(col(Send.id), col(Send.brief_id)).where(
+        col(Send.kind) == SendKind.BRIEF, col(Send.brief_id).in_(ids)
+    )
+    for send_id, brief_id in session.execute(own):
+        sends[brief_id].append(send_id)
+    in_digests = (
+        sa.select(col(SendBrief.send_id), col(SendBrief.brief_id), col(Send.started_at))
+        .join(Send, col(Send.id) == col(SendBrief.send_id))
+        .where(col(SendBrief.brief_id).in_(ids))
+    )
+    for send_id, brief_id, made in session.execute(in_digests):
+        if made is not None and made < published[brief_id]:
+            sends[brief_id].append(send_id)
+    return sends
 
 
 def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -> Any:
