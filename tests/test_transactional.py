@@ -15,6 +15,7 @@ from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.transactional import send_queued_mail
+from newsletter.sending.worker import Worker
 from newsletter.signup import apply_signups, check_signup, confirm_signup, record_signup
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
@@ -121,3 +122,38 @@ def test_a_refused_address_fails_that_message_with_the_providers_words(engine, s
     with session_scope(engine) as session:
         mail = session.scalars(sa.select(TransactionalMail)).one()
     assert (mail.status, mail.error) == ("failed", "550 no such user")
+
+
+def test_a_stop_finishes_the_message_in_hand_and_gives_the_rest_back(engine, settings, sandbox):
+    """SIGTERM while confirmations went out one 3-second request at a time: the worker sent
+    all fifty it had claimed before it stopped, minutes past systemd's stop timeout."""
+    _sign_up(engine, email="reader0@example.com")
+    for n in (1, 2):
+        form = check_signup(
+            engine=engine,
+            email=f"reader{n}@example.com",
+            name="",
+            topics=["energy"],
+            cadence="immediate",
+            timezone="UTC",
+        )
+        assert record_signup(engine, form, ip="127.0.0.1", now=utcnow())
+    apply_signups(engine, now=utcnow())
+    report = send_queued_mail(
+        engine,
+        settings,
+        SendGridTransport.from_settings(settings),
+        now=utcnow(),
+        stopping=lambda: len(sandbox.messages()) >= 1,  # asked to stop once one is out
+    )
+    assert report.sent == 1 and len(sandbox.messages()) == 1
+    assert [status for _, status in _statuses(engine)] == ["sent", "queued", "queued"]
+    assert _tick(engine, settings).sent == 2  # back in line at once, not after a lease
+
+
+def test_a_worker_asked_to_stop_sends_no_more_transactional_mail(engine, settings, sandbox):
+    _sign_up(engine)
+    worker = Worker.from_settings(settings)
+    worker.dispatcher.request_stop()
+    assert worker.tick().mail.sent == 0 and sandbox.messages() == []
+    assert _statuses(engine) == [("confirmation", "queued")]

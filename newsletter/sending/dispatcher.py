@@ -166,6 +166,11 @@ class Dispatcher:
         self._stopping.set()
         self.transport.interrupt()
 
+    def stop_requested(self) -> bool:
+        """Whether `request_stop` was called: the worker's other loops (transactional
+        mail) heed it too."""
+        return self._stopping.is_set()
+
     def recipient(self, target: Target, used: frozenset[str] | None = None) -> Recipient:
         return self._links.recipient(
             delivery_id=target.delivery_id,

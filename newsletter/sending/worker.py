@@ -148,7 +148,11 @@ class Worker:
         # Sign-ups first, so the confirmations they queue go out in this same tick.
         report.signups = apply_signups(self.engine, now=self.dispatcher.clock())
         report.mail = send_queued_mail(
-            self.engine, self.settings, self.transport, now=self.dispatcher.clock()
+            self.engine,
+            self.settings,
+            self.transport,
+            now=self.dispatcher.clock(),
+            stopping=self.dispatcher.stop_requested,
         )
         return report
 
