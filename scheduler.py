@@ -104,11 +104,13 @@ def run(settings: Settings) -> None:
 
 
 def run_once(settings: Settings) -> TickReport:
-    """All work due now, then return: for cron, tests and the demo."""
+    """All work due now, then return: for cron, tests and the demo. SIGTERM and SIGINT stop
+    it as they stop `run` (`Worker.stopped_by_signals`)."""
     with single_worker_lock(settings.DATABASE_URL):
         worker = Worker.from_settings(settings)
         try:
-            return worker.once()
+            with worker.stopped_by_signals():
+                return worker.once()
         finally:
             worker.close()
 

@@ -303,6 +303,14 @@ def test_an_id_past_64_bits_is_a_404_not_a_500(editor, path):
 
 
 @pytest.mark.parametrize(
+    "before", ["99999999999999999999999", "9223372036854775808", "abc", "1.5", "%C2%B2"]
+)
+def test_an_audit_page_mark_that_names_no_entry_is_a_404_page_not_a_500(editor, before):
+    answer = editor.call(f"/admin/audit?before={before}")
+    assert answer.status == 404 and "<html" in answer.body.lower()
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/admin/briefs/99999999999999999999/schedule",

@@ -8,14 +8,25 @@ never resent silently.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
+import pytest
 from sqlmodel import select
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
-from tests.workers_support import seed_send, send_status, wait_for, worker, worker_log
+from tests.conftest import SANDBOX_KEY, clean_env
+from tests.workers_support import (
+    seed_brief,
+    seed_send,
+    send_status,
+    wait_for,
+    worker,
+    worker_log,
+)
 
 READERS = 3000
 BATCH = 50
@@ -85,3 +96,54 @@ def test_a_stop_during_a_rate_limit_wait_ends_the_worker_at_once_and_loses_no_ro
         statuses = set(session.exec(select(Delivery.status).where(Delivery.send_id == send_id)))
     assert statuses == {"queued"}  # back in line, for the next worker
     assert send_status(engine, send_id) == "running"  # a stop is not the provider failing
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_worker_run_once_from_cron_stops_as_a_service_does_and_leaves_nobody_in_doubt(
+    engine, settings, sandbox, db_url, tmp_path, signum
+):
+    """`worker --once` had no handler: SIGTERM killed it with batches on the wire (their
+    readers `unknown`), and Ctrl-C waited until every reader had been sent."""
+    send_id = seed_send(engine, settings, READERS)
+    sandbox.state.set_faults(Faults(rate_delay=1.0, delay_seconds=0.03))
+    process = worker(db_url, sandbox.url, tmp_path, batch=BATCH, threads=THREADS, once=True)
+    try:
+        wait_for(lambda: sandbox.state.stats.personalizations >= READERS // 5, 60, "a fifth sent")
+        process.send_signal(signum)
+        process.wait(timeout=15)
+    finally:
+        process.kill()
+    assert "Traceback" not in worker_log(process), worker_log(process)
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery.status).where(Delivery.send_id == send_id)).all()
+    assert set(rows) == {"sent", "queued"}  # the rest wait in line; none in doubt
+    assert len(sandbox.messages()) == rows.count("sent") < READERS
+
+
+def test_ctrl_c_on_a_send_in_the_foreground_stops_it_with_the_rest_queued(
+    engine, sandbox, db_url, tmp_path
+):
+    """`send --now --foreground` ignored Ctrl-C until every reader had been sent."""
+    slug = seed_brief(engine, READERS)
+    sandbox.state.set_faults(Faults(rate_delay=1.0, delay_seconds=0.03))
+    env = clean_env(
+        DATABASE_URL=db_url,
+        SENDGRID_API_HOST=sandbox.url,
+        SENDGRID_API_KEY=SANDBOX_KEY,
+        NEWSLETTER_BATCH_SIZE=str(BATCH),
+        NEWSLETTER_CONCURRENCY=str(THREADS),
+    )
+    command = [sys.executable, "-m", "newsletter", "send", slug, "--now", "--foreground"]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: sandbox.state.stats.personalizations >= READERS // 5, 60, "a fifth sent")
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=15)[0].decode(errors="replace")
+    finally:
+        process.kill()
+    assert "Traceback" not in output, output
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery.status)).all()
+    assert set(rows) == {"sent", "queued"} and rows.count("sent") < READERS

@@ -81,6 +81,7 @@ def worker(
     *,
     batch: int,
     threads: int,
+    once: bool = False,
     **more_env: str,
 ) -> subprocess.Popen[bytes]:
     """A real `newsletter worker` process, with short leases so a dead one's batches come
@@ -98,7 +99,7 @@ def worker(
     log = tmp_path / f"worker-{next(_worker_numbers)}.log"
     with log.open("wb") as stream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "worker"],
+            [sys.executable, "-m", "newsletter", "worker", *(["--once"] if once else [])],
             env=env,
             cwd=tmp_path,
             stdout=stream,

@@ -158,7 +158,8 @@ def _in_foreground(settings: Settings, send_id: int, *, quiet: bool) -> SendSumm
 
         worker = Worker.from_settings(settings, on_progress=advance)
         try:
-            return worker.work_one_send(send_id)
+            with worker.stopped_by_signals():
+                return worker.work_one_send(send_id)
         finally:
             worker.close()
 

@@ -52,11 +52,12 @@ from subscribers.models import (
     id_of,
 )
 
-# A reader who switched from a digest to immediate is sent one last, closing digest, at
-# the next tick: the briefs published since their last digest (or in their first one's
-# window) up to then that did not reach them on their own; without it they never would.
-# `last_digest_at` marks it due (subscribers/digest_window.py sets it at the switch);
-# making it clears that. Such a reader's group has cadence `immediate` (see `_group`).
+# A reader who switched from a digest to immediate is sent one last, closing digest, when
+# digests are next made (every quarter hour): the briefs published since their last digest
+# (or in their first one's window) up to then that did not reach them on their own;
+# without it they never would. `last_digest_at` marks it due (subscribers/digest_window.py
+# sets it at the switch); making it clears that. Such a reader's group has cadence
+# `immediate` (see `_group`).
 
 
 def digest_moment(cadence: str, zone: str, *, now: datetime, hour: int, weekday: int) -> datetime:

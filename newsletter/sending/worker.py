@@ -7,10 +7,13 @@ second worker on PostgreSQL) does nothing twice.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 
 from sqlalchemy.engine import Engine
 
@@ -184,6 +187,28 @@ class Worker:
     def request_stop(self) -> None:
         """Finish the batches in hand, claim no more (SIGTERM)."""
         self.dispatcher.request_stop()
+
+    @contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the work inside as they stop the service: the batches in
+        hand finish, the rest stay queued (`worker --once`, `send --foreground`). Without
+        it SIGTERM killed the process with batches on the wire (their readers `unknown`),
+        and Ctrl-C waited for all of the work. The stop runs on a thread of its own: a
+        handler runs inside whatever the main thread was doing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set handlers (an embedding caller's thread)
+            return
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the batches in hand, then stopping", signum)
+            threading.Thread(target=self.request_stop, name="stop", daemon=True).start()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def close(self) -> None:
         self.transport.close()
