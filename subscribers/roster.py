@@ -290,6 +290,9 @@ def list_subscribers(
     elif cadence:
         statement = statement.where(Subscriber.cadence == check_cadence(cadence))
     if status is not None:
+        if status not in set(SubscriberStatus):  # an empty list would read as "nobody"
+            choices = ", ".join(s.value for s in SubscriberStatus)
+            raise InvalidSubscriberError("status", status, f"choose one of {choices}")
         statement = statement.where(Subscriber.status == status)
     else:  # nothing is left of the forgotten to list
         statement = statement.where(Subscriber.status != SubscriberStatus.FORGOTTEN)

@@ -357,3 +357,11 @@ def test_a_big_import_whose_vacuum_fails_still_reports_what_it_imported(
     assert f"{BULK_ROWS} added" in result.stdout
     assert "VACUUM (ANALYZE) after it failed" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_listing_by_a_status_that_does_not_exist_is_refused_not_an_empty_list(cli):
+    """`--status bogus` printed an empty table and exited 0: "nobody", when the word was
+    wrong."""
+    result = cli("subscribers", "list", "--status", "bogus")
+    assert result.exit_code == 1 and "status" in result.stderr and "bogus" in result.stderr
+    assert "Traceback" not in result.output
