@@ -122,6 +122,10 @@ def _common(settings: Settings, title: str, topics: list[Topic]) -> dict[str, ob
         "preheader": "",
         "preheader_padding": _PREHEADER_PADDING,
         "topics": [topic.name for topic in topics],
+        # Whose topics the footer names: a brief's or a digest's (one email for every
+        # reader it matched, so "you follow" all of them is untrue for most) unless a
+        # confirmation or welcome names the reader's own.
+        "topics_yours": False,
         "brand": brand,
         "sender": brand.name,
         "postal_address": brand.postal_address,
@@ -226,6 +230,7 @@ def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmai
     brand = Branding.from_settings(settings)
     title = f"Please confirm your subscription to {brand.name}"
     context = _common(settings, title, topics)
+    context["topics_yours"] = True
     context["preheader"] = "One click, and the briefs start arriving."
     context["list_links"] = False
     if not brand.archive_public:
@@ -249,6 +254,7 @@ def render_welcome(topics: list[Topic], cadence: str, settings: Settings) -> Ren
     """Sent once a subscription is confirmed: what they will get, and how to change it."""
     title = f"Welcome to {Branding.from_settings(settings).name}"
     context = _common(settings, title, topics)
+    context["topics_yours"] = True
     context["cadence_sentence"] = CADENCE_SENTENCES.get(cadence, "")
     context["preheader"] = "What you will receive, and how to change it."
     templates = settings.NEWSLETTER_TEMPLATES_DIR

@@ -13,7 +13,7 @@ from newsletter.errors import TemplateError
 from newsletter.fields import fill, recipient_values, token, tokens_in
 from newsletter.links import Links
 from newsletter.models import Brief
-from newsletter.render import GMAIL_CLIP_BYTES, render_brief
+from newsletter.render import GMAIL_CLIP_BYTES, render_brief, render_welcome
 from subscribers.models import Topic
 from tests.conftest import test_settings
 
@@ -149,3 +149,21 @@ def test_a_send_rendered_before_reader_tokens_still_gets_its_whole_urls(settings
     reader = links.reader_token(7)
     assert fill(html, recipient.values) == f'<a href="{links.unsubscribe_url(reader)}">Leave</a>'
     assert fill(text, recipient.values) == links.preferences_url(reader)
+
+
+def test_a_brief_on_several_topics_does_not_tell_each_reader_they_follow_them_all(settings):
+    """One email goes to every reader a brief matched: "because you follow Energy, Food,
+    Japan" was untrue for a reader who follows Japan alone."""
+    topics = [Topic(slug=s, name=s.title()) for s in ("energy", "food", "japan")]
+    email = render_brief(_brief(), topics, settings)
+    flat = " ".join(email.text.split())
+    assert "because you follow one or more of Energy, Food, Japan." in flat
+    assert "because you follow one or more of Energy, Food, Japan." in " ".join(
+        re.sub(r"<[^>]+>", " ", email.html).split()
+    )
+
+
+def test_a_welcome_names_the_readers_own_topics_as_the_ones_they_follow(settings):
+    topics = [Topic(slug=s, name=s.title()) for s in ("energy", "food")]
+    email = render_welcome(topics, "daily", settings)
+    assert "because you follow Energy, Food." in " ".join(email.text.split())
