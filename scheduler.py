@@ -9,11 +9,8 @@ nothing twice. `python scheduler.py` and `newsletter worker` are the same proces
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.exc import OperationalError
@@ -78,34 +75,21 @@ def run(settings: Settings) -> None:
             serve_worker_metrics(settings.NEWSLETTER_METRICS_HOST, settings.NEWSLETTER_METRICS_PORT)
         worker = Worker.from_settings(settings)
         scheduler = build_scheduler(worker, settings.NEWSLETTER_TICK_SECONDS)
-
-        def stopping(signum: int) -> None:
-            log.info("signal %s: finishing the batches in hand, then stopping", signum)
-            worker.request_stop()
-            scheduler.shutdown(wait=False)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            # On a thread of its own: a handler runs inside whatever the main thread was
-            # doing, which may hold the lock of the scheduler's wake-up event that
-            # shutdown() sets (a non-reentrant lock: the process would hang, not stop).
-            threading.Thread(target=stopping, args=(signum,), name="stop", daemon=True).start()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
         log.info(
             "worker %s ticking every %ss",
             worker.dispatcher.worker_id,
             settings.NEWSLETTER_TICK_SECONDS,
         )
         try:
-            scheduler.start()
+            with worker.stopped_by_signals(then=lambda: scheduler.shutdown(wait=False)):
+                scheduler.start()
         finally:
             worker.close()
 
 
 def run_once(settings: Settings) -> TickReport:
     """All work due now, then return: for cron, tests and the demo. SIGTERM and SIGINT stop
-    it as they stop `run` (`Worker.stopped_by_signals`)."""
+    it as they stop `run`."""
     with single_worker_lock(settings.DATABASE_URL):
         worker = Worker.from_settings(settings)
         try:

@@ -189,19 +189,25 @@ class Worker:
         self.dispatcher.request_stop()
 
     @contextmanager
-    def stopped_by_signals(self) -> Iterator[None]:
-        """SIGTERM and SIGINT stop the work inside as they stop the service: the batches in
-        hand finish, the rest stay queued (`worker --once`, `send --foreground`). Without
-        it SIGTERM killed the process with batches on the wire (their readers `unknown`),
-        and Ctrl-C waited for all of the work. The stop runs on a thread of its own: a
-        handler runs inside whatever the main thread was doing."""
+    def stopped_by_signals(self, then: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the work inside: the batches in hand finish, the rest stay
+        queued, and `then` runs (the service shuts its scheduler down; `worker --once` and
+        `send --foreground` need nothing more). Without it SIGTERM killed those two with
+        batches on the wire (their readers `unknown`), and Ctrl-C waited for all the work.
+        The stop runs on a thread of its own: a handler runs inside whatever the main
+        thread was doing, which may hold a lock the stop needs (the scheduler's wake-up
+        event's, not reentrant: the process would hang, not stop)."""
         if threading.current_thread() is not threading.main_thread():
             yield  # only the main thread may set handlers (an embedding caller's thread)
             return
 
+        def stopping() -> None:
+            self.request_stop()
+            then()
+
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %s: finishing the batches in hand, then stopping", signum)
-            threading.Thread(target=self.request_stop, name="stop", daemon=True).start()
+            threading.Thread(target=stopping, name="stop", daemon=True).start()
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
