@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +27,7 @@ from sqlmodel import Session, col
 
 from newsletter.db import dialect_insert
 from newsletter.models import RateLimitHit
+from subscribers.sql import any_of
 
 
 @dataclass(frozen=True)
@@ -73,27 +76,52 @@ def key(kind: str, value: str) -> str:
 def hit(session: Session, key: str, rule: Rule, *, now: datetime) -> bool:
     """Count one attempt for `key`; True while the sliding count stays within the rule.
     Refused attempts count too: hammering keeps a key shut."""
+    return hit_many(session, [key], rule, now=now)[0]
+
+
+def hit_many(session: Session, keys: Sequence[str], rule: Rule, *, now: datetime) -> list[bool]:
+    """`hit` for many attempts at once, in order (a key may repeat): one upsert and one
+    read for the lot, so an import of thousands of pending readers costs two statements
+    per chunk, not three per reader. Attempt i of a key is allowed exactly when it would
+    have been, had the attempts been counted one by one."""
+    if not keys:
+        return []
     seconds = int(rule.window.total_seconds())
     stamp = now.timestamp()
     window = int(stamp) - int(stamp) % seconds
+    # The next window still reads this one's count: keep it that long.
+    expires_at = datetime.fromtimestamp(window + 2 * seconds, UTC)
+    attempts = Counter(keys)  # one row per key: an upsert may touch a row only once
     insert = dialect_insert(session, RateLimitHit).values(
-        key=key,
-        window=window,
-        hits=1,
-        # The next window still reads this one's count: keep it that long.
-        expires_at=datetime.fromtimestamp(window + 2 * seconds, UTC),
+        [
+            {"key": k, "window": window, "hits": n, "expires_at": expires_at}
+            for k, n in sorted(attempts.items())  # in one order: two callers never deadlock
+        ]
     )
-    hits: int = session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["key", "window"], set_={"hits": col(RateLimitHit.hits) + 1}
-        ).returning(col(RateLimitHit.hits))
-    ).scalar_one()
-    previous = session.scalar(
-        sa.select(col(RateLimitHit.hits)).where(
-            col(RateLimitHit.key) == key, col(RateLimitHit.window) == window - seconds
-        )
+    after: dict[str, int] = dict(
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["key", "window"],
+                set_={"hits": col(RateLimitHit.hits) + insert.excluded.hits},
+            ).returning(col(RateLimitHit.key), col(RateLimitHit.hits))
+        ).all()
     )
-    if hits == 1:  # a new window: a good moment to drop what nobody reads any more
+    previous: dict[str, int] = dict(
+        session.execute(
+            sa.select(col(RateLimitHit.key), col(RateLimitHit.hits)).where(
+                any_of(session, col(RateLimitHit.key), attempts),
+                col(RateLimitHit.window) == window - seconds,
+            )
+        ).all()
+    )
+    if any(after[k] == n for k, n in attempts.items()):
+        # A new window: a good moment to drop what nobody reads any more.
         session.execute(sa.delete(RateLimitHit).where(col(RateLimitHit.expires_at) < now))
     overlap = 1 - (stamp - window) / seconds
-    return bool(hits + (previous or 0) * overlap <= rule.limit)
+    seen: Counter[str] = Counter()
+    allowed: list[bool] = []
+    for k in keys:
+        seen[k] += 1
+        before = after[k] - attempts[k]  # counted before this call
+        allowed.append(before + seen[k] + previous.get(k, 0) * overlap <= rule.limit)
+    return allowed

@@ -12,6 +12,7 @@ once to import) and written in chunks with one lookup and a few bulk statements 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ CHUNK = 5000
 # The tables an import fills: after a big one, the caller has PostgreSQL tidy them at once
 # (newsletter/db/sql.py: vacuum_after_bulk_load), since the first send would pay for it.
 WRITTEN_TABLES = ("subscriber", "subscriber_topic")
+# Called with (id, address) of each chunk's new pending readers: see import_subscribers.
+PendingHook = Callable[[Session, list[tuple[int, str]]], None]
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
 
@@ -146,8 +149,13 @@ def import_subscribers(
     default_timezone: str = "UTC",
     dry_run: bool = False,
     require_confirmation: bool = False,
+    on_pending: PendingHook | None = None,
 ) -> ImportReport:
-    """Import `path` into the database in the caller's transaction (see module doc)."""
+    """Import `path` into the database in the caller's transaction (see module doc).
+
+    `on_pending` is called, chunk by chunk and in the same transaction, with the new
+    readers who start pending: they need a confirmation, and sending mail is not this
+    package's job (the caller queues it, so the email exists iff the reader does)."""
     report = ImportReport(file=str(path), dry_run=dry_run)
     seen: set[int] = set()
     repeated: set[int] = set()
@@ -164,7 +172,9 @@ def import_subscribers(
             SubscriberStatus.PENDING if require_confirmation else SubscriberStatus.ACTIVE
         ).value,
     )
-    writer = _Writer(session, report, rows.default_status, source=f"import:{path.name}")
+    writer = _Writer(
+        session, report, rows.default_status, source=f"import:{path.name}", on_pending=on_pending
+    )
     groups: dict[str, Candidate] = {}
     chunk: list[Candidate] = []
     with SubscriberCsv(path) as table:
@@ -207,9 +217,16 @@ class _Writer:
     """Compares a chunk of candidates with the database and writes the differences."""
 
     def __init__(
-        self, session: Session, report: ImportReport, default_status: str, *, source: str
+        self,
+        session: Session,
+        report: ImportReport,
+        default_status: str,
+        *,
+        source: str,
+        on_pending: PendingHook | None,
     ) -> None:
         self.session = session
+        self.on_pending = on_pending
         self.report = report
         self.default_status = default_status
         self.source = source
@@ -380,3 +397,10 @@ class _Writer:
         ]
         if links:
             bulk_insert(self.session, table_of(SubscriberTopic), links)
+        pending = [
+            (subscriber_id, candidate.email)
+            for subscriber_id, candidate in zip(ids, new, strict=True)
+            if (candidate.status or self.default_status) == SubscriberStatus.PENDING
+        ]
+        if pending and self.on_pending is not None:
+            self.on_pending(self.session, pending)

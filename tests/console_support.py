@@ -79,13 +79,25 @@ class Client:
                 response.headers.get_all("Set-Cookie") or [],
             )
 
-    def upload(self, path: str, csrf: str, filename: str, content: bytes) -> Answer:
-        """A multipart/form-data post with one file, as a browser sends it."""
+    def upload(
+        self,
+        path: str,
+        csrf: str,
+        filename: str,
+        content: bytes,
+        fields: dict[str, str] | None = None,
+    ) -> Answer:
+        """A multipart/form-data post with one file (and any other fields), as a browser
+        sends it."""
         boundary = "----console-test-boundary"
         body = (
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                "".join(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+                    f"\r\n\r\n{value}\r\n"
+                    for name, value in {"csrf": csrf, **(fields or {})}.items()
+                )
+                + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                 f'filename="{filename}"\r\nContent-Type: text/markdown\r\n\r\n'
             ).encode()
             + content

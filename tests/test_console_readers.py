@@ -355,6 +355,33 @@ def test_an_import_shows_the_dry_run_by_line_and_changes_nothing_until_applied(e
     assert _audit(engine)[-1] == ("subscriber.import", "list.csv")
 
 
+def test_an_import_requiring_confirmation_queues_one_per_new_reader_and_says_so(editor, engine):
+    """The checkbox promised a confirmation, and none was ever queued: the readers stayed
+    pending with nothing to confirm."""
+    page = editor.upload(
+        "/admin/subscribers/import",
+        editor.csrf("/admin/subscribers/import"),
+        "list.csv",
+        CSV.encode(),
+        {"require_confirmation": "yes"},
+    )
+    assert "1 new reader would be added as pending and sent a confirmation" in page.body
+    assert _mail(engine) == []
+    data = re.search(r'name="data" value="([^"]+)"', page.body).group(1)
+    applied = editor.call(
+        "/admin/subscribers/import/apply",
+        {
+            "csrf": csrf_of(page.body),
+            "data": data,
+            "filename": "list.csv",
+            "require_confirmation": "yes",
+        },
+    )
+    assert "1 new reader added as pending: a confirmation is queued" in applied.body
+    assert _person(engine, "new@example.com").status == "pending"
+    assert _mail(engine) == [MailKind.CONFIRMATION]
+
+
 def test_an_upload_over_the_consoles_limit_is_refused_naming_the_limit(editor, engine):
     big = CSV.encode() + b"a@example.com,A,food,,\n" * (CONSOLE_CSV_MAX_BYTES // 20)
     assert len(big) < 2**20  # under the body limit: the import's own limit answers

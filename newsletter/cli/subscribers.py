@@ -29,10 +29,11 @@ from newsletter.readers.actions import (
     staff_unsubscribe,
     target,
 )
+from newsletter.readers.importing import import_readers
 from newsletter.readers.profile import reader_profile
 from newsletter.staff import audit
 from subscribers.exporter import export_subscribers
-from subscribers.importer import WRITTEN_TABLES, import_subscribers
+from subscribers.importer import WRITTEN_TABLES
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, list_subscribers
 from subscribers.topics import resolve_topics
@@ -112,7 +113,8 @@ def subscribers_import(
         bool,
         typer.Option(
             "--require-confirmation",
-            help="New addresses start as pending until they confirm, instead of active.",
+            help="New addresses start as pending and are sent a confirmation; mail starts "
+            "once they confirm.",
         ),
     ] = False,
     as_json: JsonOption = False,
@@ -120,13 +122,14 @@ def subscribers_import(
     """Import subscribers from a spreadsheet: good rows go in, bad rows are reported."""
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
-        report = import_subscribers(
+        outcome = import_readers(
             file,
             session=session,
             default_timezone=settings.NEWSLETTER_TIMEZONE,
             dry_run=dry_run,
             require_confirmation=require_confirmation,
         )
+        report = outcome.report
         if not dry_run:
             counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
             audit.record(session, audit.cli_actor(), "subscriber.import", str(file), counts_text)
@@ -140,12 +143,11 @@ def subscribers_import(
                 "does it within minutes, or run it before the first send"
             )
     if as_json:
-        print_json(report.as_dict())
+        print_json(outcome.as_dict())
         return
     for warning in report.warnings:
         warn(warning)
     document = report.as_dict()
-    verb = "would be" if dry_run else "were"
     counts = report.counts()
     out.print(
         f"{file}: {counts['added']} added, {counts['updated']} updated, "
@@ -162,12 +164,8 @@ def subscribers_import(
     ):
         for note in notes:
             out.print(f"  {label} line {note.line} {note.email}: {note.detail}", highlight=False)
-    if require_confirmation and counts["added"]:
-        out.print(
-            f"  {counts['added']} new address(es) {verb} added as pending: they receive nothing "
-            "until they confirm",
-            highlight=False,
-        )
+    for line in outcome.confirmation_lines():
+        out.print(f"  {line}", highlight=False)
 
 
 @app.command("export")

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
+from newsletter.readers.importing import ListImport, import_readers
 from newsletter.readers.search import reader_conditions
 from newsletter.staff import audit
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, ReaderQueryDep, StaffUser
@@ -30,8 +31,6 @@ from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ClientIp
 from newsletter.web.limits import CONSOLE_CSV_MAX_BYTES
 from subscribers.exporter import export_subscribers
-from subscribers.import_report import ImportReport
-from subscribers.importer import import_subscribers
 from subscribers.models import utcnow
 
 router = APIRouter(prefix="/admin/subscribers", dependencies=ROUTER_GUARD)
@@ -46,6 +45,7 @@ def _form(
     request: Request, console: ConsoleDep, staff: SignedIn, status: int = 200, **extra: object
 ) -> HTMLResponse:
     extra.setdefault("report", None)
+    extra.setdefault("confirmations", [])
     extra.setdefault("error", "")
     return console.page(
         request, "subscriber_import.html", staff, status, limit=LIMIT_WORDS, **extra
@@ -54,7 +54,7 @@ def _form(
 
 def _run(
     console: ConsoleDep, data: bytes, filename: str, *, dry_run: bool, pending: bool
-) -> ImportReport:
+) -> ListImport:
     """The importer on the uploaded bytes, saved under the uploaded file's (cleaned) name
     so the report's messages name the file staff chose."""
     name = _SAFE_NAME.sub("_", Path(filename).name)[:100] or "upload.csv"
@@ -62,15 +62,15 @@ def _run(
         path = Path(folder) / name
         path.write_bytes(data)
         with session_scope(console.engine) as session:
-            report = import_subscribers(
+            outcome = import_readers(
                 path,
                 session=session,
                 default_timezone=console.settings.NEWSLETTER_TIMEZONE,
                 dry_run=dry_run,
                 require_confirmation=pending,
             )
-            report.file = name
-            return report
+            outcome.report.file = name
+            return outcome
 
 
 @router.get("/import")
@@ -96,16 +96,17 @@ def dry_run(
         )
     pending = require_confirmation == "yes"
     try:
-        report = _run(console, data, file.filename, dry_run=True, pending=pending)
+        outcome = _run(console, data, file.filename, dry_run=True, pending=pending)
     except NewsletterError as exc:
         return _form(request, console, staff, 400, error=str(exc))
     return _form(
         request,
         console,
         staff,
-        report=report,
+        report=outcome.report,
+        confirmations=outcome.confirmation_lines(),
         data=base64.b64encode(data).decode(),
-        filename=report.file,
+        filename=outcome.report.file,
         pending=pending,
     )
 
@@ -129,13 +130,21 @@ def apply(
         return _form(request, console, staff, 400, error="Upload the file again: nothing came.")
     pending = require_confirmation == "yes"
     try:
-        report = _run(console, content, filename, dry_run=False, pending=pending)
+        outcome = _run(console, content, filename, dry_run=False, pending=pending)
+        report = outcome.report
         with session_scope(console.engine) as session:
             counts = ", ".join(f"{n} {what}" for what, n in report.counts().items())
             audit.record(session, staff.email, "subscriber.import", report.file, counts, ip)
     except NewsletterError as exc:
         return _form(request, console, staff, 400, error=str(exc))
-    return _form(request, console, staff, report=report, applied=True)
+    return _form(
+        request,
+        console,
+        staff,
+        report=report,
+        confirmations=outcome.confirmation_lines(),
+        applied=True,
+    )
 
 
 @router.get("/export.csv")

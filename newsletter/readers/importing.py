@@ -1,0 +1,106 @@
+"""An import as staff run it (command line or console): the list's rows through
+`subscribers/importer.py`, and a confirmation queued for each new reader who starts
+pending, in the same transaction, so no one is left pending with nothing to confirm.
+
+Confirmations are counted per mailbox like a sign-up's (`newsletter/signup.py`): a file
+of many `+tag` variants of one address sends that mailbox three a day, not one each. The
+ones held back are named, and `newsletter subscribers resubscribe` sends them later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session
+
+from newsletter.signup import queue_confirmations
+from subscribers.import_report import ImportReport
+from subscribers.importer import import_subscribers
+from subscribers.models import utcnow
+
+# Held-back addresses named in a report; beyond that, a count.
+HELD_NAMED = 20
+
+
+@dataclass
+class ListImport:
+    """An import's report, and what became of the confirmations it called for."""
+
+    report: ImportReport
+    require_confirmation: bool
+    confirmations: int = 0
+    held: int = 0
+    held_named: list[str] = field(default_factory=list)  # the first HELD_NAMED of them
+
+    def confirmation_lines(self) -> list[str]:
+        """What staff need to know about the new pending readers, in words."""
+        added = self.report.counts()["added"]
+        if not self.require_confirmation or not added:
+            return []
+        if self.report.dry_run:
+            return [
+                f"{_readers(added)} would be added as pending and sent a confirmation; "
+                "they receive nothing until they confirm"
+            ]
+        lines = [
+            f"{_readers(self.confirmations)} added as pending: a confirmation is queued for "
+            "each (a worker sends it); they receive nothing until they confirm"
+        ]
+        if self.held:
+            named = ", ".join(self.held_named)
+            more = (
+                f" and {self.held - len(self.held_named):,} more" if self.held > HELD_NAMED else ""
+            )
+            lines.append(
+                f"{_readers(self.held)} added as pending with no confirmation: the "
+                f"mailbox has had its day's share ({named}{more}); send one tomorrow "
+                "(Resubscribe on the reader's console page, or `newsletter subscribers "
+                "resubscribe ADDRESS`)"
+            )
+        return lines
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.report.as_dict(),
+            "confirmations_queued": self.confirmations,
+            "confirmations_held": self.held,
+            "confirmations_held_named": self.held_named,
+        }
+
+
+def _readers(count: int) -> str:
+    return f"{count:,} new reader" + ("" if count == 1 else "s")
+
+
+def import_readers(
+    path: Path,
+    *,
+    session: Session,
+    default_timezone: str,
+    dry_run: bool = False,
+    require_confirmation: bool = False,
+) -> ListImport:
+    """Import `path` in the caller's transaction; with `require_confirmation`, new readers
+    start pending and each is sent a confirmation (bar a mailbox's daily share)."""
+    now = utcnow()
+    outcome = ListImport(
+        report=ImportReport(file=str(path), dry_run=dry_run),
+        require_confirmation=require_confirmation,
+    )
+
+    def confirm(chunk_session: Session, readers: list[tuple[int, str]]) -> None:
+        held = queue_confirmations(chunk_session, readers, now=now)
+        outcome.confirmations += len(readers) - len(held)
+        outcome.held += len(held)
+        outcome.held_named.extend(held[: HELD_NAMED - len(outcome.held_named)])
+
+    outcome.report = import_subscribers(
+        path,
+        session=session,
+        default_timezone=default_timezone,
+        dry_run=dry_run,
+        require_confirmation=require_confirmation,
+        on_pending=confirm if require_confirmation else None,
+    )
+    return outcome

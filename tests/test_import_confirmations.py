@@ -1,0 +1,172 @@
+"""An import that requires confirmation, on SQLite and PostgreSQL: each new reader starts
+pending and is sent a confirmation (a mailbox no more than its daily share), in the same
+transaction as the import; nobody is left pending with nothing to confirm."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from newsletter import signup
+from newsletter.cli import app
+from newsletter.db import session_scope
+from newsletter.limits import Rule, hit, hit_many
+from newsletter.models import MailKind, TransactionalMail
+from newsletter.readers.importing import import_readers
+from subscribers.models import Subscriber, utcnow
+from subscribers.roster import add_subscriber
+from tests.conftest import SANDBOX_KEY
+from tests.workers_support import deliver_mail
+
+HEADER = "email,name,topics,cadence,timezone\n"
+
+
+def _import(engine, tmp_path, text, **options):
+    path = tmp_path / "list.csv"
+    path.write_text(text, encoding="utf-8")
+    with session_scope(engine) as session:
+        return import_readers(path, session=session, default_timezone="UTC", **options)
+
+
+def _confirmations(engine) -> dict[str, int]:
+    """Address → confirmations queued for it."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Subscriber.email, TransactionalMail.kind)
+            .join(TransactionalMail, TransactionalMail.subscriber_id == Subscriber.id)
+            .where(TransactionalMail.kind == MailKind.CONFIRMATION)
+        ).all()
+    counts: dict[str, int] = {}
+    for address, _ in rows:
+        counts[address] = counts.get(address, 0) + 1
+    return counts
+
+
+def test_each_new_reader_of_an_import_requiring_confirmation_is_queued_one(topics, tmp_path):
+    outcome = _import(
+        topics,
+        tmp_path,
+        HEADER + "ann@example.com,Ann,japan,,\n" + '"bo, ""b"" 山田 🦊",x,,,\n'
+        "cy@example.com,Cy,food,,\n",
+        require_confirmation=True,
+    )
+    assert _confirmations(topics) == {"ann@example.com": 1, "cy@example.com": 1}
+    assert outcome.confirmations == 2 and outcome.held == 0
+    assert (
+        "2 new readers added as pending: a confirmation is queued"
+        in (outcome.confirmation_lines()[0])
+    )
+
+
+def test_an_import_not_requiring_confirmation_queues_none(topics, tmp_path):
+    outcome = _import(topics, tmp_path, HEADER + "ann@example.com,Ann,japan,,\n")
+    assert _confirmations(topics) == {}
+    assert outcome.confirmation_lines() == []
+
+
+def test_a_dry_run_queues_none_and_says_confirmations_would_go(topics, tmp_path):
+    outcome = _import(
+        topics, tmp_path, HEADER + "ann@example.com,Ann,japan,,\n", require_confirmation=True
+    )
+    assert _confirmations(topics) == {"ann@example.com": 1}
+    dry = _import(
+        topics,
+        tmp_path,
+        HEADER + "bo@example.com,Bo,japan,,\n",
+        require_confirmation=True,
+        dry_run=True,
+    )
+    assert _confirmations(topics) == {"ann@example.com": 1}
+    assert dry.confirmation_lines() == [
+        "1 new reader would be added as pending and sent a confirmation; they receive "
+        "nothing until they confirm"
+    ]
+    assert outcome.confirmations == 1
+
+
+def test_readers_already_on_the_list_and_rows_marked_active_get_no_confirmation(topics, tmp_path):
+    with session_scope(topics) as session:
+        add_subscriber("old@example.com", session=session, topics=["japan"], status="pending")
+    _import(
+        topics,
+        tmp_path,
+        "email,name,topics,status\nold@example.com,Old,japan,pending\n"
+        "kept@example.com,Kept,japan,active\nnew@example.com,New,japan,\n",
+        require_confirmation=True,
+    )
+    assert _confirmations(topics) == {"new@example.com": 1}
+
+
+def test_a_mailbox_gets_no_more_than_its_daily_share_from_one_import(topics, tmp_path):
+    """Five `+tag` variants reach one mailbox: it gets three confirmations, as from the
+    sign-up form; the other two are named, and stay pending for a later resubscribe."""
+    rows = "".join(f"victim+{n}@example.com,V,japan,,\n" for n in range(5))
+    outcome = _import(topics, tmp_path, HEADER + rows, require_confirmation=True)
+    assert sum(_confirmations(topics).values()) == 3
+    assert outcome.confirmations == 3 and outcome.held == 2
+    assert outcome.held_named == ["victim+3@example.com", "victim+4@example.com"]
+    assert "victim+3@example.com, victim+4@example.com" in outcome.confirmation_lines()[1]
+
+
+def test_confirmations_are_queued_chunk_by_chunk_without_losing_any(topics, tmp_path, monkeypatch):
+    monkeypatch.setattr(signup, "CONFIRMATION_CHUNK", 2)
+    rows = "".join(f"r{n}@example.com,R,japan,,\n" for n in range(7))
+    outcome = _import(topics, tmp_path, HEADER + rows, require_confirmation=True)
+    assert _confirmations(topics) == {f"r{n}@example.com": 1 for n in range(7)}
+    assert outcome.confirmations == 7
+
+
+def test_many_attempts_at_once_are_allowed_exactly_as_one_at_a_time(engine):
+    """`hit_many` is what an import counts with; `hit` what the sign-up form does. The
+    same attempts, across a sliding window's boundary, get the same answers."""
+    rule = Rule(limit=3, window=timedelta(minutes=10))
+    start = utcnow().replace(minute=9, second=30, microsecond=0)
+    later = start + timedelta(minutes=1, seconds=30)
+    batches = [(start, ["a", "b", "a", "a", "a"]), (later, ["a", "b", "b", "c", "b", "b"])]
+    with session_scope(engine) as session:
+        one_by_one = [
+            [hit(session, f"1-{k}", rule, now=when) for k in keys] for when, keys in batches
+        ]
+        at_once = [
+            hit_many(session, [f"m-{k}" for k in keys], rule, now=when) for when, keys in batches
+        ]
+    assert at_once == one_by_one
+    assert one_by_one[0] == [True, True, True, True, False]
+    # A minute and a half on, 90% of the last window still counts: a's 4 keep it shut.
+    assert one_by_one[1] == [False, True, True, True, False, False]
+
+
+def test_the_cli_import_tells_staff_and_the_worker_sends_each_confirmation(
+    topics, db_url, sandbox, settings, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SENDGRID_API_HOST", sandbox.url)
+    monkeypatch.setenv("SENDGRID_API_KEY", SANDBOX_KEY)
+    sheet = tmp_path / "fair.csv"
+    sheet.write_text(HEADER + "ann@example.com,Ann,japan,,\nzoe@example.com,Zoë,food,,\n")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["subscribers", "import", str(sheet), "--require-confirmation"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 new readers added as pending: a confirmation is queued for each" in result.stdout
+    deliver_mail(topics, settings)
+    assert sorted(m.to[0] for m in sandbox.messages()) == ["ann@example.com", "zoe@example.com"]
+    listed = runner.invoke(app, ["subscribers", "list", "--json"], env={"COLUMNS": "200"})
+    assert {p["status"] for p in json.loads(listed.stdout)} == {"pending"}
+
+
+@pytest.mark.parametrize("flag", [[], ["--require-confirmation"]])
+def test_the_cli_json_report_counts_the_confirmations(topics, db_url, tmp_path, monkeypatch, flag):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    sheet = tmp_path / "fair.csv"
+    sheet.write_text(HEADER + "ann@example.com,Ann,japan,,\n")
+    result = CliRunner().invoke(app, ["subscribers", "import", str(sheet), "--json", *flag])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["confirmations_queued"] == (1 if flag else 0)
+    assert report["confirmations_held"] == 0
