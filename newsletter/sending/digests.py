@@ -42,6 +42,7 @@ from newsletter.models import (
 from newsletter.render import render_digest
 from newsletter.sending import ledger
 from newsletter.sending.digest_masks import BITS, brief_masks, window_opens
+from newsletter.sending.publishing import hold_for_digests
 from subscribers.digest_window import PERIOD
 from subscribers.models import (
     Cadence,
@@ -149,6 +150,7 @@ def _make_digests(
     """
     period = PERIOD[Cadence(cadence)]
     postgres = is_postgresql(session.connection())
+    hold_for_digests(session)  # no brief half-published meanwhile: sending/publishing.py
     if postgres:
         # One worker per group at a time: a second waits here, then finds no one due.
         digest = hashlib.sha256(f"digest {cadence} {zone}".encode()).digest()

@@ -16,6 +16,7 @@ from newsletter.db import is_postgresql, session_scope
 from newsletter.models import Delivery, Send, SendStatus
 from newsletter.sending import ledger
 from newsletter.sending.audience import brief_topic_ids, received_by, sends_carrying
+from newsletter.sending.publishing import publication_moment
 from subscribers.matching import matching_subscribers
 from subscribers.models import Cadence, Subscriber, id_of
 
@@ -116,10 +117,11 @@ def start_due_sends(engine: Engine, *, now: datetime, only: int | None = None) -
     started = []
     for send_id in due:
         with session_scope(engine, immediate=True) as session:
+            published = publication_moment(session, now=now)  # see sending/publishing.py
             won = session.execute(
                 sa.update(Send)
                 .where(col(Send.id) == send_id, col(Send.status) == SendStatus.SCHEDULED)
-                .values(status=SendStatus.RUNNING, started_at=now)
+                .values(status=SendStatus.RUNNING, started_at=published)
             ).rowcount  # type: ignore[attr-defined]
             if not won:
                 continue
