@@ -30,7 +30,7 @@ from newsletter.render_markdown import (
     markdown_to_text,
 )
 from newsletter.render_text import display_width, wrap
-from subscribers.models import Topic
+from subscribers.models import Cadence, Topic
 
 # Gmail clips a message whose HTML passes ~102 KB; the reader then sees "[Message clipped]"
 # and, worse, loses the unsubscribe footer.
@@ -197,8 +197,12 @@ def render_digest(
     briefs: list[Brief], topics: list[Topic], settings: Settings, *, cadence: str, on: date
 ) -> RenderedEmail:
     """One email holding several briefs (title, takeaways, a link to each web version), for
-    readers who chose a daily or weekly digest. Rendered once per distinct set of briefs."""
-    title = f"Your {cadence} briefing: {len(briefs)} brief{'s' if len(briefs) != 1 else ''}"
+    readers who chose a daily or weekly digest. Rendered once per distinct set of briefs.
+    Cadence `immediate` is a closing digest (sending/digests.py), to readers who left daily
+    or weekly digests (which, it does not know): titled as their last, not as a daily one."""
+    count = f"{len(briefs)} brief{'s' if len(briefs) != 1 else ''}"
+    closing = cadence == Cadence.IMMEDIATE
+    title = f"Your last digest: {count}" if closing else f"Your {cadence} briefing: {count}"
     entries = []
     for brief in briefs:
         takeaways = _takeaways(brief)
@@ -215,6 +219,12 @@ def render_digest(
     context = _common(settings, title, topics)
     context.update({"date": day_in_words(on), "preheader": " · ".join(b.title for b in briefs)})
     context["briefs"] = entries
+    context["intro"] = (
+        "What came out since your last digest. From now on, each brief comes on its own as it "
+        "is published."
+        if closing
+        else ""
+    )
     templates = settings.NEWSLETTER_TEMPLATES_DIR
     return RenderedEmail(
         subject=title,

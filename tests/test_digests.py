@@ -353,8 +353,11 @@ def test_a_reader_who_leaves_digests_for_immediate_gets_what_their_window_held(n
     assert _briefs_of(engine, closing) == [wheat]
     assert _ledger(engine, closing) == ["dai@example.com"]
     with session_scope(engine) as session:
-        assert session.get_one(Send, closing).subject == "Your daily briefing: 1 brief"
+        closing_send = session.get_one(Send, closing)
         assert _dai(session).last_digest_at is None  # owed nothing more
+    # Not "Your daily briefing": a weekly reader's closing digest said that too.
+    assert closing_send.subject == "Your last digest: 1 brief"
+    assert "each brief comes on its own" in " ".join(closing_send.text.split())
     _publish(engine, settings, "food", _utc(9, 10), "Maize")
     assert create_due_digests(engine, settings, now=_utc(9, 22)) == []
 

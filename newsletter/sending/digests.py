@@ -195,11 +195,9 @@ def _make_digests(
             for i, (brief_id, _) in enumerate(briefs)
             if int(key[i // BITS]) >> (i % BITS) & 1
         )
-        # Dated as the readers' own day (07:00 in Tokyo is the evening before in UTC); a
-        # closing digest reads as the daily one it stands for.
+        # Dated as the readers' own day (07:00 in Tokyo is the evening before in UTC).
         on = moment.astimezone(ZoneInfo(zone)).date()
-        word = Cadence.DAILY if closing else cadence
-        send_id = _digest_send(session, settings, word, chosen, members, now, on)
+        send_id = _digest_send(session, settings, cadence, chosen, members, now, on)
         # One INSERT … SELECT per set, each a scan of `digest_due` in reader order: one
         # statement joined to all the sets measured slower (its rows reach the ledger's
         # indexes interleaved, or need a sort).
