@@ -278,6 +278,14 @@ def test_a_cancelled_send_sends_nothing_more(cli, sandbox):
     assert "send 1 is cancelled; only a paused send can be resumed" in result.stderr
 
 
+def test_a_foreground_send_into_a_log_prints_no_progress_bar_or_markup(listed, sandbox):
+    """From cron or into a file, stderr held a literal `[progress.description]` and a bar."""
+    _ok(listed("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping,trade"))
+    result = _ok(listed("send", "1", "--now", "--foreground"))
+    assert "[progress" not in result.stderr and "━" not in result.stderr
+    assert "sent 3" in result.stdout or "3 sent" in result.stdout, result.stdout
+
+
 def test_resolve_needs_exactly_one_of_resend_or_drop(cli):
     result = cli("sends", "resolve", "1")
     assert result.exit_code == 1

@@ -145,7 +145,7 @@ def test_a_new_editor_writes_previews_tests_schedules_and_watches_a_brief_go_out
     page.get_by_role("button", name="Next: check who it reaches").focus()
     page.keyboard.press("Enter")
     page.wait_for_url("**/schedule")
-    expect(page.locator(".reach")).to_have_text("It reaches 1 readers now and 1 through digests.")
+    expect(page.locator(".reach")).to_have_text("It reaches 1 reader now and 1 through digests.")
     page.get_by_role("button", name="Schedule it").click()
     expect(page.locator("h1")).to_contain_text("Send 1:")
 

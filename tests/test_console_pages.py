@@ -127,7 +127,7 @@ def test_the_confirm_step_says_who_it_reaches_and_schedules_only_when_confirmed(
     brief = _write(editor)
     confirm = _schedule(editor, brief, mode="now")
     assert (
-        "It reaches <strong>1</strong> readers now and <strong>1</strong> through digests."
+        "It reaches <strong>1</strong> reader now and <strong>1</strong> through digests."
         in confirm.body
     )
     assert "under Gmail" in confirm.body and "second send" not in confirm.body
@@ -279,7 +279,7 @@ def test_unknown_deliveries_are_resolved_from_the_send_page(editor, engine, web)
     with session_scope(engine) as session:  # as a worker that died mid-request leaves them
         session.execute(sa.update(Delivery).values(status="unknown"))
     page = editor.call("/admin/sends/1")
-    assert "1 deliveries are unknown" in page.body
+    assert "1 delivery is unknown" in page.body
     refused = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body)})
     assert refused.status == 409 and "choose resend" in refused.body
     done = editor.call("/admin/sends/1/resolve", {"csrf": csrf_of(page.body), "how": "drop"})

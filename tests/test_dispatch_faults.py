@@ -21,8 +21,9 @@ from newsletter.providers.base import Batch, Recipient
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.controls import resume_send
 from newsletter.sending.create import create_send
-from newsletter.sending.dispatcher import Dispatcher, RateLimiter
+from newsletter.sending.dispatcher import Dispatcher, RateLimiter, WorkReport
 from newsletter.sending.report import summarize_sends
+from newsletter.sending.worker import TickReport, not_handed_off
 from tests.conftest import SANDBOX_KEY, test_settings
 from tests.workers_support import seed_brief
 
@@ -224,6 +225,30 @@ def test_a_stop_during_a_rate_limit_wait_gives_the_batch_back_at_once(engine, se
     assert sandbox.state.stats.personalizations == 5
     assert _statuses(engine, send_id) == {"sent": 5, "queued": 5}
     assert _batches(engine) == ["done", "released"]
+
+
+def test_a_stop_during_the_providers_429_wait_is_not_reported_as_a_failure(
+    engine, settings, sandbox
+):
+    """A clean stop while SendGrid asked to wait logged an ERROR ("batches could not be
+    handed off"), as if the provider were refusing the work: the batch went back to the
+    queue because the worker was stopping, and the next one sends it."""
+    slug = seed_brief(engine, 10)
+    send_id = _send(engine, settings, slug)
+    sandbox.state.set_faults(Faults(rate_429=1.0, retry_after=60))
+    dispatcher = _dispatcher(engine, settings, NEWSLETTER_CONCURRENCY=1)
+    reports: list[WorkReport] = []
+    worker = threading.Thread(target=lambda: reports.append(dispatcher.work_due()))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while sandbox.state.stats.requests < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first request was answered 429: the transport now waits
+    dispatcher.request_stop()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and sandbox.state.stats.requests == 1
+    assert _statuses(engine, send_id) == {"queued": 10}
+    assert reports[0].not_handed_off == []
+    assert not_handed_off(TickReport(work=reports[0])) == ""
 
 
 def _batches(engine) -> list[str]:

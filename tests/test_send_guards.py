@@ -94,7 +94,7 @@ def test_again_sends_only_to_readers_who_do_not_have_it(cli, engine, sandbox):
     with session_scope(engine) as session:
         add_subscriber("cy@example.com", session=session, topics=["shipping"])
     result = cli("send", "1", "--now", "--again")
-    assert "it reaches 1 readers now and 0 through their digests" in result.stdout
+    assert "it reaches 1 reader now and 0 through their digests" in result.stdout
     assert cli("worker", "--once").exit_code == 0
     assert _recipients(sandbox) == ["ann@example.com", "bob@example.com", "cy@example.com"]
 

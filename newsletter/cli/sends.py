@@ -34,6 +34,7 @@ from newsletter.sending.create import schedule_send
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
 from newsletter.staff import audit
+from newsletter.words import counted
 from subscribers.models import utcnow
 
 app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
@@ -130,7 +131,7 @@ def send(
         when_text = f"now ({summary.scheduled_at:%Y-%m-%d %H:%M} UTC)"
     out.print(
         f"send {summary.id} of {summary.brief_slug} scheduled {when_text}; it reaches "
-        f"{audience.now:,} readers now and {audience.digests:,} through their digests; a "
+        f"{counted(audience.now, 'reader')} now and {audience.digests:,} through their digests; a "
         "worker sends it (`newsletter worker`, or `newsletter worker --once`)",
         highlight=False,
         soft_wrap=True,
@@ -138,17 +139,24 @@ def send(
 
 
 def _in_foreground(settings: Settings, send_id: int, *, quiet: bool) -> SendSummary:
-    """Work one send from this process, with a Rich progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """Work one send from this process, with a Rich progress bar on stderr when it is a
+    terminal (in a log or from cron a bar is noise: the summary after says it all)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     lock = threading.Lock()
     with Progress(
-        "[progress.description]{task.description}",
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
-        disable=quiet,
+        disable=quiet or not err.is_terminal,
     ) as progress:
         task = progress.add_task(f"send {send_id}", total=None)
 
@@ -223,8 +231,10 @@ def print_summary(summary: SendSummary) -> None:
         out.print(f"last error: {summary.last_error}", highlight=False)
     if summary.counts["unknown"] and summary.unknown_since:
         oldest, newest = (_age(utcnow() - moment) for moment in summary.unknown_since)
+        unknown = summary.counts["unknown"]
         out.print(
-            f"{summary.counts['unknown']} deliveries are unknown (the request may or may not "
+            f"{counted(unknown, 'delivery', 'deliveries')} {'is' if unknown == 1 else 'are'} "
+            "unknown (the request may or may not "
             f"have reached the provider), the newest for {newest}, the oldest for {oldest}; "
             "the provider's events settle those it accepted. Then "
             f"`newsletter sends resolve {summary.id} --resend` (or `--drop`) for the rest",
@@ -287,9 +297,11 @@ def sends_cancel(send_id: int) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         cancelled = cancel_send(send_id, session=session, now=utcnow())
-        detail = f"{cancelled} deliveries cancelled"
+        detail = f"{counted(cancelled, 'delivery', 'deliveries')} cancelled"
         audit.record(session, audit.cli_actor(), "send.cancel", f"send {send_id}", detail)
-    out.print(f"send {send_id} cancelled; {cancelled} deliveries will not be sent")
+    out.print(
+        f"send {send_id} cancelled; {counted(cancelled, 'delivery', 'deliveries')} will not be sent"
+    )
 
 
 @app.command("resolve")

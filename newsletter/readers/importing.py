@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from newsletter.signup import queue_confirmations
+from newsletter.words import counted
 from subscribers.import_report import ImportReport
 from subscribers.importer import import_subscribers
 from subscribers.models import utcnow
@@ -70,7 +71,7 @@ class ListImport:
 
 
 def _readers(count: int) -> str:
-    return f"{count:,} new reader" + ("" if count == 1 else "s")
+    return counted(count, "new reader")
 
 
 def import_readers(

@@ -106,14 +106,19 @@ class WorkReport:
         with self._lock:  # several sender threads report into one WorkReport
             self.settled += rows
 
-    def add(self, claim: Claim, recorded: Recorded, result: BatchResult | None) -> None:
+    def add(
+        self, claim: Claim, recorded: Recorded, result: BatchResult | None, *, stopping: bool
+    ) -> None:
+        """Count one batch's outcome. A batch cut short by a stop (a 429's wait ended) is
+        back in line for the next worker: not work the provider could not take."""
         with self._lock:
             self.settled += claim.size
             counts = {**recorded.rows, "skipped": claim.skipped}
             for state, count in counts.items():
                 if count:
                     self.rows[state] = self.rows.get(state, 0) + count
-            if result is not None and result.outcome is Outcome.RETRY_LATER and not result.fatal:
+            refused = result is not None and result.outcome is Outcome.RETRY_LATER
+            if refused and result is not None and not (result.fatal or stopping):
                 self.not_handed_off.append(result.error)
 
     @property
@@ -258,7 +263,7 @@ class Dispatcher:
                 continue
             after = cursor.advance(claim.last_key) if not swept else claim.last_key
             recorded, result = self.hand_off(send, claim, categories)
-            report.add(claim, recorded, result)
+            report.add(claim, recorded, result, stopping=self._stopping.is_set())
             if self.on_progress is not None:  # rows done with, not rows back in line
                 self.on_progress(claim.skipped + recorded.settled)
             if recorded.paused:

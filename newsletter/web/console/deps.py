@@ -22,6 +22,7 @@ from newsletter.config import Settings
 from newsletter.readers.search import ReaderQuery
 from newsletter.web.console.csrf import same_token
 from newsletter.web.console.sessions import SignedIn, cookie_name, find_session
+from newsletter.words import counted
 from subscribers.models import utcnow
 
 # Scripts and frames from this origin only: the sends page's poller, the preview frames.
@@ -95,6 +96,7 @@ class Console:
             return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
         pages.filters["local"] = local
+        pages.globals["counted"] = counted
         pages.globals["zone"] = settings.NEWSLETTER_TIMEZONE
         return cls(settings, engine, pages)
 

@@ -21,6 +21,7 @@ from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff import audit
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
 from newsletter.web.deps import ClientIp
+from newsletter.words import counted
 from subscribers.models import utcnow
 
 router = APIRouter(prefix="/admin/sends", dependencies=ROUTER_GUARD)
@@ -109,7 +110,8 @@ def control(
             elif action == "resume":
                 resume_send(send_id, session=session)
             elif action == "cancel":
-                detail = f"{cancel_send(send_id, session=session, now=now)} deliveries cancelled"
+                cancelled = cancel_send(send_id, session=session, now=now)
+                detail = f"{counted(cancelled, 'delivery', 'deliveries')} cancelled"
             else:
                 if how not in ("resend", "drop"):
                     raise NewsletterError(
