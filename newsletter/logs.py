@@ -93,20 +93,29 @@ _TOKEN_IN_PATH = re.compile(
     "(?i)(/(?:" + "|".join(re.escape(path) for path, _ in LINKS.values()) + ")/+)[^/?#]+"
 )
 _TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:t|%74)=)[^&#]*")
+# The console's queries hold what staff typed: a searched address or name, a reader named
+# for a preview. Their keys stay (which page, which filter); their values do not.
+_CONSOLE_PATH = re.compile(r"(?i)^/+admin(?:/|$)")
+_QUERY_VALUE = re.compile(r"((?:^|&)[^=&#]*=)[^&#]*")
 
 
-def without_tokens(path: str) -> str:
-    """A request's path (and query) as a log may keep it: link tokens replaced by `…`."""
-    return _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
+def loggable_path(path: str) -> str:
+    """A request's path (and query) as a log may keep it: link tokens, and the values of
+    a console page's query, replaced by `…`."""
+    hidden = _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
+    base, mark, query = hidden.partition("?")
+    if mark and _CONSOLE_PATH.match(base):
+        return base + "?" + _QUERY_VALUE.sub(r"\1…", query)
+    return hidden
 
 
-def without_link_tokens(record: logging.LogRecord) -> bool:
-    """uvicorn's access line with any link token in its path replaced by `…` (args:
-    client, method, path, HTTP version, status). Never drops the line."""
+def without_private_parts(record: logging.LogRecord) -> bool:
+    """uvicorn's access line with its path as `loggable_path` has it (args: client,
+    method, path, HTTP version, status). Never drops the line."""
     args = record.args
     if isinstance(args, tuple) and len(args) == 5:
         path = str(args[2])
-        hidden = without_tokens(path)
+        hidden = loggable_path(path)
         if hidden != path:
             record.args = (*args[:2], hidden, *args[3:])
     return True
@@ -152,7 +161,7 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).propagate = True
     for name, quiet in (
         ("uvicorn.access", not_a_probe),
-        ("uvicorn.access", without_link_tokens),
+        ("uvicorn.access", without_private_parts),
         ("apscheduler.scheduler", not_a_tick_in_progress),
     ):
         if quiet not in logging.getLogger(name).filters:

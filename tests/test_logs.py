@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults, Sandbox
 from newsletter.events import apply_events
-from newsletter.logs import configure_logging, ids, without_tokens
+from newsletter.logs import configure_logging, ids, loggable_path
 from newsletter.models import Send
 from newsletter.providers.base import Batch, Outcome, Recipient
 from newsletter.providers.events import EventType, ProviderEvent
@@ -258,8 +258,13 @@ def test_the_clients_own_debug_lines_name_neither_the_api_key_nor_the_readers(ca
         ("/archive/a-brief?t=MTIz.c2VjcmV0&x=1", "/archive/a-brief?t=…&x=1"),
         ("/archive/a-brief?x=1&%74=MTIz.c2VjcmV0", "/archive/a-brief?x=1&%74=…"),
         ("/subscribe", "/subscribe"),
+        # What staff typed into the console: a searched address, a reader for a preview.
+        ("/admin/subscribers?q=ann%40example.com&topic=food", "/admin/subscribers?q=…&topic=…"),
+        ("//ADMIN/briefs/3/preview?reader=ann@example.com", "//ADMIN/briefs/3/preview?reader=…"),
+        ("/admin?q=x&flag&=y", "/admin?q=…&flag&=…"),
+        ("/administrators?q=kept", "/administrators?q=kept"),
     ],
 )
-def test_a_logged_path_keeps_no_link_token(path, kept):
+def test_a_logged_path_keeps_no_link_token_and_no_console_query(path, kept):
     """What the access log and the web process's error lines write of a request's path."""
-    assert without_tokens(path) == kept
+    assert loggable_path(path) == kept

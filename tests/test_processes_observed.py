@@ -93,6 +93,8 @@ LINKED = [
     f"//Unsubscribe/{LINK_TOKEN}",  # hand-made: a 404, its token a token all the same
     f"/archive/a-brief?%74={LINK_TOKEN}",
 ]
+# What staff typed into the console's search: it goes to the sign-in page (and its `next`).
+SEARCHED = "/admin/subscribers?q=searched.reader%40example.com"
 
 
 def test_serve_logs_requests_as_json_but_not_the_probes_nor_link_tokens(db_url, tmp_path):
@@ -116,12 +118,15 @@ def test_serve_logs_requests_as_json_but_not_the_probes_nor_link_tokens(db_url, 
             get(f"{url}{path}")
         for path in LINKED:
             get(f"{url}{path}")
+        get(f"{url}{SEARCHED}")
     finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn drains, then ends by the signal it got, as systemd expects of a clean stop.
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
     lines = _json_lines(Path(log_path).read_text())
     access = [str(line["message"]) for line in lines if line["logger"] == "uvicorn.access"]
+    console = [line for line in access if "/admin" in line]
+    access = [line for line in access if "/admin" not in line]
     assert len(access) == 2 + len(LINKED), access
     assert '"GET /subscribe HTTP/1.1" 200' in access[0]
     assert '"GET /no-such-page HTTP/1.1" 404' in access[1]
@@ -134,5 +139,7 @@ def test_serve_logs_requests_as_json_but_not_the_probes_nor_link_tokens(db_url, 
         "GET //Unsubscribe/… HTTP/1.1",
         "GET /archive/a-brief?%74=… HTTP/1.1",
     ]
+    assert [line.split('"')[1] for line in console][:1] == ["GET /admin/subscribers?q=… HTTP/1.1"]
     assert LINK_TOKEN not in log_path.read_text()
+    assert "searched.reader" not in log_path.read_text()
     assert not [line for line in lines if str(line["logger"]).startswith("alembic")]

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.config import Settings
 from newsletter.db import make_engine
-from newsletter.logs import without_tokens
+from newsletter.logs import loggable_path
 from newsletter.web import console
 from newsletter.web.deps import TOKEN_PAGES, WebContext
 from newsletter.web.limits import BodyLimit, max_body_bytes
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             response = await call_next(request)
         except Exception:
-            log.exception("error serving %s", without_tokens(request.url.path))
+            log.exception("error serving %s", loggable_path(request.url.path))
             response = PlainTextResponse("Something went wrong on our side.", status_code=500)
         # A page that needs another policy (the console's, its email previews) sets its own.
         response.headers.setdefault("Content-Security-Policy", csp)
