@@ -199,6 +199,17 @@ def test_a_filter_that_cannot_be_asked_is_refused_in_words_not_a_500(editor, que
     assert 'class="error"' in answer.body
 
 
+@pytest.mark.parametrize("field", ["q", "status", "topic"])
+def test_a_refused_search_is_not_echoed_back_nor_offered_as_a_csv(editor, field):
+    """An over-long search came back whole in the form (and in the error) with a link to a
+    CSV of it."""
+    typed = "zq" * 3_000  # near what a request line may hold
+    answer = editor.call(f"/admin/subscribers?{field}={typed}")
+    assert answer.status == 400 and 'class="error"' in answer.body
+    assert "zqzq" not in answer.body
+    assert 'href="/admin/subscribers/export.csv"' in answer.body
+
+
 # --- one reader ------------------------------------------------------------------------
 
 

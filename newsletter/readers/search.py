@@ -43,7 +43,8 @@ class ReaderQuery:
 
     def checked(self) -> ReaderQuery:
         typed = (self.text, self.after, self.topic)
-        if len(self.text) > TEXT_MAX or len(self.after) > TEXT_MAX or len(self.topic) > 64:
+        too_long = len(self.text) > TEXT_MAX or len(self.after) > TEXT_MAX
+        if too_long or max(len(self.topic), len(self.status), len(self.cadence)) > 64:
             raise NewsletterError(f"a search holds at most {TEXT_MAX} characters")
         if any(_CONTROL.search(value) for value in typed):
             raise NewsletterError("a search cannot hold control characters")

@@ -17,7 +17,7 @@ from newsletter.db import is_row_id, session_scope
 from newsletter.errors import NewsletterError
 from newsletter.readers import actions
 from newsletter.readers.profile import reader_profile
-from newsletter.readers.search import INACTIVE_CHOICES, search_readers
+from newsletter.readers.search import INACTIVE_CHOICES, ReaderQuery, search_readers
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, ReaderQueryDep, StaffUser
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ZONES, ClientIp
@@ -37,7 +37,9 @@ def subscribers(
         try:
             page = search_readers(query, session=session, now=utcnow())
         except NewsletterError as exc:
-            error = str(exc)
+            # The form and the export link start afresh: echoing what was refused could
+            # be 200 KB of it, and a link to a CSV of a search that cannot run.
+            error, query = str(exc), ReaderQuery()
     next_link = ""
     if page is not None and page.next_after is not None:
         next_link = "?" + urlencode({**query.filters(), "after": page.next_after})
