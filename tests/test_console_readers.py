@@ -163,6 +163,18 @@ def test_the_inactive_filter_lists_readers_who_neither_opened_nor_clicked(editor
     assert _emails_on(editor.call("/admin/subscribers?inactive=90").body) == ["bob@example.com"]
 
 
+def test_search_ignores_the_case_of_any_alphabet_not_only_ascii(editor, engine):
+    """On SQLite, `SØREN` found nobody: its lower() and LIKE fold ASCII only."""
+    with session_scope(engine) as session:
+        add_subscriber("s@example.com", session=session, name="Søren Ødegård", topics=["food"])
+        add_subscriber("y@example.com", session=session, name="Юлия Élodie", topics=["food"])
+    assert _emails_on(editor.call("/admin/subscribers?q=S%C3%98REN").body) == ["s@example.com"]
+    assert _emails_on(editor.call("/admin/subscribers?q=%D0%AE%D0%9B%D0%98%D0%AF").body) == [
+        "y@example.com"
+    ]
+    assert _emails_on(editor.call("/admin/subscribers?q=%C3%A9LODIE").body) == ["y@example.com"]
+
+
 def test_paging_goes_on_after_the_last_address_shown_and_never_repeats_one(editor, engine):
     with session_scope(engine) as session:
         for n in range(120):

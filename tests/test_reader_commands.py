@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -223,3 +224,32 @@ def test_list_and_send_commands_at_a_terminal_are_audited_as_in_the_console(cli,
     ]
     assert all(e.actor.startswith("cli:") for e in entries)
     assert not [e for e in entries if "amy@example.com" in e.target + e.detail]  # ids only
+
+
+def test_links_prints_the_readers_own_pages_and_they_open_as_that_reader(
+    cli, engine, web, monkeypatch
+):
+    """For a reader who lost every email: staff had no way to give them their links."""
+    url, served = web
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", url)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", served.NEWSLETTER_SECRET_KEY.get_secret_value())
+    add_readers(engine, "ann@example.com")
+    result = cli("subscribers", "links", "Ann@Example.com")
+    assert result.exit_code == 0, result.output
+    printed = dict(line.split() for line in result.stdout.splitlines())
+    assert set(printed) == {"preferences", "unsubscribe"}
+    assert printed["preferences"].startswith(f"{url}/preferences/")
+    with urllib.request.urlopen(printed["preferences"], timeout=10) as page:  # noqa: S310
+        assert "ann@example.com" in page.read().decode()
+    with session_scope(engine) as session:
+        entry = session.exec(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert (entry.action, entry.target) == ("subscriber.links", "subscriber 1")
+
+
+def test_links_for_a_forgotten_reader_is_refused_in_one_line(cli, engine):
+    add_readers(engine, "gone@example.com")
+    with session_scope(engine) as session:
+        forget("gone@example.com", session=session)
+    result = cli("subscribers", "links", "gone@example.com")
+    assert result.exit_code == 1 and "asked to be forgotten" in result.stderr
+    assert "Traceback" not in result.output

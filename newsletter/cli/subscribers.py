@@ -22,6 +22,7 @@ from newsletter.cli.common import (
 )
 from newsletter.db import BULK_ROWS, session_scope, vacuum_after_bulk_load
 from newsletter.engagement import inactive_since, parse_window
+from newsletter.links import Links
 from newsletter.readers.actions import (
     find_reader,
     resubscribe,
@@ -34,7 +35,7 @@ from newsletter.readers.profile import reader_profile
 from newsletter.staff import audit
 from subscribers.exporter import export_subscribers
 from subscribers.importer import WRITTEN_TABLES
-from subscribers.models import utcnow
+from subscribers.models import id_of, utcnow
 from subscribers.roster import add_subscriber, list_subscribers
 from subscribers.topics import resolve_topics
 
@@ -263,6 +264,26 @@ def subscribers_show(email: str, as_json: JsonOption = False) -> None:
             for event in line["events"]
         )
     out.print("\n".join(lines), highlight=False, markup=False)
+
+
+@app.command("links")
+@user_errors
+def subscribers_links(email: str) -> None:
+    """A reader's own preferences and unsubscribe links, for a reader who lost every email
+    that held them. Whoever holds them can change this reader's subscription: give them
+    to the reader only. Audited."""
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        person = find_reader(email, session=session)
+        audit.record(session, audit.cli_actor(), "subscriber.links", target(person))
+        reader_id = id_of(person)
+    links = Links.from_settings(settings)
+    token = links.reader_token(reader_id)
+    out.print(
+        f"preferences  {links.preferences_url(token)}\nunsubscribe  {links.unsubscribe_url(token)}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command("resubscribe")

@@ -16,6 +16,10 @@ from sqlmodel import Session
 from newsletter.errors import ConfigurationError
 
 
+def _lower(text: str | None) -> str | None:
+    return text.lower() if isinstance(text, str) else text
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for our workload on either database.
 
@@ -44,6 +48,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # SQLite's lower() and LIKE fold ASCII only: `SØREN` would not find Søren.
+            dbapi_connection.create_function("unicode_lower", 1, _lower, deterministic=True)
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(connection: sa.Connection) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from newsletter.db import is_postgresql
 from newsletter.engagement import Engagement, engagement_of, inactive_since
 from newsletter.errors import NewsletterError
 from subscribers.models import Cadence, Subscriber, SubscriberStatus, SubscriberTopic, Topic
@@ -108,12 +109,11 @@ def reader_conditions(
         pattern = _like(text)
         # Addresses are stored lower-cased, so a plain LIKE on the lower-cased text finds
         # them (PostgreSQL's ILIKE costs about three times a LIKE per row).
-        where.append(
-            sa.or_(
-                col(Subscriber.email).like(pattern.lower(), escape="\\"),
-                col(Subscriber.name).ilike(pattern, escape="\\"),
-            )
-        )
+        if is_postgresql(session):
+            name = col(Subscriber.name).ilike(pattern, escape="\\")
+        else:  # SQLite's ILIKE folds ASCII only (newsletter/db/engine.py: unicode_lower)
+            name = sa.func.unicode_lower(col(Subscriber.name)).like(pattern.lower(), escape="\\")
+        where.append(sa.or_(col(Subscriber.email).like(pattern.lower(), escape="\\"), name))
     if query.topic:
         topic = session.exec(select(Topic).where(Topic.slug == query.topic)).first()
         if topic is None:
