@@ -27,6 +27,7 @@ from sqlmodel import Session, col
 
 from newsletter.db import dialect_insert
 from newsletter.models import RateLimitHit
+from subscribers.models import table_of
 from subscribers.sql import any_of
 
 
@@ -79,11 +80,23 @@ def hit(session: Session, key: str, rule: Rule, *, now: datetime) -> bool:
     return hit_many(session, [key], rule, now=now)[0]
 
 
-def hit_many(session: Session, keys: Sequence[str], rule: Rule, *, now: datetime) -> list[bool]:
+def hit_many(
+    session: Session,
+    keys: Sequence[str],
+    rule: Rule,
+    *,
+    now: datetime,
+    bulk: bool = False,
+) -> list[bool]:
     """`hit` for many attempts at once, in order (a key may repeat): one upsert and one
     read for the lot, so an import of thousands of pending readers costs two statements
     per chunk, not three per reader. Attempt i of a key is allowed exactly when it would
-    have been, had the attempts been counted one by one."""
+    have been, had the attempts been counted one by one.
+
+    `bulk` is for a long transaction (an import): it does not tidy expired counters
+    (their row locks would hold every sign-up's tidying until it commits), and refused
+    attempts are not counted: a file's two-hundred `+tag` variants of one mailbox are
+    nobody hammering, and must not keep its owner from signing up tomorrow."""
     if not keys:
         return []
     seconds = int(rule.window.total_seconds())
@@ -95,7 +108,9 @@ def hit_many(session: Session, keys: Sequence[str], rule: Rule, *, now: datetime
     insert = dialect_insert(session, RateLimitHit).values(
         [
             {"key": k, "window": window, "hits": n, "expires_at": expires_at}
-            for k, n in sorted(attempts.items())  # in one order: two callers never deadlock
+            # Sorted: two bulk callers lock rows in one order (a sign-up locks a few keys,
+            # in its own order; PostgreSQL ends the rare cycle by aborting one side).
+            for k, n in sorted(attempts.items())
         ]
     )
     after: dict[str, int] = dict(
@@ -114,7 +129,7 @@ def hit_many(session: Session, keys: Sequence[str], rule: Rule, *, now: datetime
             )
         ).all()
     )
-    if any(after[k] == n for k, n in attempts.items()):
+    if not bulk and any(after[k] == n for k, n in attempts.items()):
         # A new window: a good moment to drop what nobody reads any more.
         session.execute(sa.delete(RateLimitHit).where(col(RateLimitHit.expires_at) < now))
     overlap = 1 - (stamp - window) / seconds
@@ -124,4 +139,14 @@ def hit_many(session: Session, keys: Sequence[str], rule: Rule, *, now: datetime
         seen[k] += 1
         before = after[k] - attempts[k]  # counted before this call
         allowed.append(before + seen[k] + previous.get(k, 0) * overlap <= rule.limit)
+    if bulk:
+        refused = Counter(k for k, ok in zip(keys, allowed, strict=True) if not ok)
+        if refused:
+            table = table_of(RateLimitHit)
+            session.execute(
+                sa.update(table)
+                .where(table.c.key == sa.bindparam("k"), table.c.window == window)
+                .values(hits=table.c.hits - sa.bindparam("n")),
+                [{"k": k, "n": n} for k, n in sorted(refused.items())],
+            )
     return allowed

@@ -97,6 +97,7 @@ _TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:t|%74)=)[^&#]*")
 # for a preview. Their keys stay (which page, which filter); their values do not.
 _CONSOLE_PATH = re.compile(r"(?i)^/+admin(?:/|$)")
 _QUERY_VALUE = re.compile(r"((?:^|&)[^=&#]*=)[^&#]*")
+_BARE_KEY = re.compile(r"(^|&)[^=&#]+(?=&|#|$)")  # `?ann@example.com`: a value all the same
 
 
 def loggable_path(path: str) -> str:
@@ -105,7 +106,7 @@ def loggable_path(path: str) -> str:
     hidden = _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
     base, mark, query = hidden.partition("?")
     if mark and _CONSOLE_PATH.match(base):
-        return base + "?" + _QUERY_VALUE.sub(r"\1…", query)
+        return base + "?" + _BARE_KEY.sub(r"\1…", _QUERY_VALUE.sub(r"\1…", query))
     return hidden
 
 

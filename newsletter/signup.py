@@ -31,8 +31,8 @@ from newsletter.limits import (
     mailbox,
     network,
 )
-from newsletter.models import MailKind, MailStatus, SignupRequest, TransactionalMail
-from newsletter.sending.transactional import queue_mail
+from newsletter.models import MailKind, SignupRequest
+from newsletter.sending.transactional import queue_mail, queue_many
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
 from subscribers.reader import come_back, confirm, sign_up
 from subscribers.roster import (
@@ -110,33 +110,23 @@ def queue_confirmation(session: Session, person: Subscriber, *, now: datetime) -
 
 
 def queue_confirmations(
-    session: Session, readers: list[tuple[int, str]], *, now: datetime
+    session: Session, readers: list[tuple[int, str]], *, now: datetime, bulk: bool = False
 ) -> list[str]:
     """Queue a confirmation for each pending reader (id, address), bar those whose mailbox
     has had its day's share: an import of a thousand `+tag` addresses of one mailbox sends
-    it three. Returns the addresses held back. Set-based, for imports of any size."""
+    it three. Returns the addresses held back. Set-based, for imports of any size; `bulk`
+    for a long transaction (see `limits.hit_many`)."""
     held: list[tuple[int, str]] = []
     for start in range(0, len(readers), CONFIRMATION_CHUNK):
         chunk = readers[start : start + CONFIRMATION_CHUNK]
         keys = [key("confirm", mailbox(address)) for _, address in chunk]
-        allowed = hit_many(session, keys, CONFIRMATIONS_PER_ADDRESS, now=now)
-        rows = [
-            {
-                "kind": MailKind.CONFIRMATION.value,
-                "subscriber_id": subscriber_id,
-                "status": MailStatus.QUEUED.value,
-                "attempts": 0,
-                "not_before": now,
-                "created_at": now,
-                "to_email": "",
-                "to_name": "",
-                "message_id": "",
-            }
-            for (subscriber_id, _), ok in zip(chunk, allowed, strict=True)
-            if ok
-        ]
-        if rows:
-            session.execute(sa.insert(TransactionalMail), rows)
+        allowed = hit_many(session, keys, CONFIRMATIONS_PER_ADDRESS, now=now, bulk=bulk)
+        queue_many(
+            session,
+            MailKind.CONFIRMATION,
+            [subscriber_id for (subscriber_id, _), ok in zip(chunk, allowed, strict=True) if ok],
+            now=now,
+        )
         held.extend(reader for reader, ok in zip(chunk, allowed, strict=True) if not ok)
     for subscriber_id, _ in held[:LOGGED_HELD]:
         log.warning(

@@ -13,18 +13,17 @@ once to import) and written in chunks with one lookup and a few bulk statements 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, SubscriberCsv, unneutralize
+from subscribers.csvfile import CsvRow, SubscriberCsv, unneutralize
 from subscribers.digest_window import switch_cadence
 from subscribers.errors import InvalidSubscriberError
 from subscribers.import_report import ImportReport, RowNote
+from subscribers.import_rows import Candidate, RowReader
 from subscribers.models import (
     NO_MAIL_STATUSES,
     Subscriber,
@@ -32,17 +31,10 @@ from subscribers.models import (
     SubscriberTopic,
     Suppression,
     Topic,
-    id_of,
     table_of,
     utcnow,
 )
 from subscribers.roster import (
-    ALL_TOPICS,
-    NAME_MAX,
-    check_cadence,
-    check_text,
-    check_timezone,
-    normalize_email,
     suppression_hash,
 )
 from subscribers.sql import any_of, bulk_insert
@@ -54,84 +46,6 @@ CHUNK = 5000
 WRITTEN_TABLES = ("subscriber", "subscriber_topic")
 # Called with (id, address) of each chunk's new pending readers: see import_subscribers.
 PendingHook = Callable[[Session, list[tuple[int, str]]], None]
-_IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One row, understood: what the subscriber should look like after the import."""
-
-    line: int
-    email: str
-    name: str
-    all_topics: bool
-    topic_ids: frozenset[int]
-    cadence: str
-    timezone: str
-    status: str | None  # None: the file did not say
-    given: frozenset[str]  # the optional columns the row filled in, for merging
-
-    def merged_with(self, later: Candidate) -> Candidate:
-        """Two rows for one address: topics joined, the later row's filled cells win."""
-
-        def pick(column: str, mine: Any, theirs: Any) -> Any:
-            return theirs if column in later.given else mine
-
-        return Candidate(
-            line=self.line,
-            email=self.email,
-            name=pick("name", self.name, later.name),
-            all_topics=self.all_topics or later.all_topics,
-            topic_ids=self.topic_ids | later.topic_ids,
-            cadence=pick("cadence", self.cadence, later.cadence),
-            timezone=pick("timezone", self.timezone, later.timezone),
-            status=pick("status", self.status, later.status),
-            given=self.given | later.given,
-        )
-
-
-class _Rows:
-    """Turns cells into Candidates; knows the topics, the defaults and the file's name."""
-
-    def __init__(self, session: Session, *, default_timezone: str, default_status: str) -> None:
-        self.topics = {t.slug: id_of(t) for t in session.exec(select(Topic))}
-        self.default_timezone = default_timezone
-        self.default_status = default_status
-
-    def understand(self, row: CsvRow) -> Candidate:
-        cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
-        email = normalize_email(cells.get("email", ""))
-        name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
-        slugs = [s.strip().lower() for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
-        slugs = [s for s in slugs if s]
-        if not slugs:
-            raise InvalidSubscriberError(
-                "topics", "", f"name at least one topic, or '{ALL_TOPICS}'"
-            )
-        unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
-        if unknown:
-            known = ", ".join(sorted(self.topics)) or "none yet"
-            raise InvalidSubscriberError(
-                "topics", ";".join(unknown), f"unknown topic (known topics: {known})"
-            )
-        all_topics = ALL_TOPICS in slugs
-        status = cells.get("status", "").lower() or None
-        if status is not None and status not in _IMPORTABLE_STATUSES:
-            raise InvalidSubscriberError(
-                "status", status, f"choose one of {', '.join(sorted(_IMPORTABLE_STATUSES))}"
-            )
-        given = frozenset(c for c in ("name", "cadence", "timezone", "status") if cells.get(c))
-        return Candidate(
-            line=row.line,
-            email=email,
-            name=name,
-            all_topics=all_topics,
-            topic_ids=frozenset() if all_topics else frozenset(self.topics[s] for s in slugs),
-            cadence=check_cadence(cells.get("cadence", "")),
-            timezone=check_timezone(cells.get("timezone", "") or self.default_timezone),
-            status=status,
-            given=given,
-        )
 
 
 def _key(row: CsvRow) -> int:
@@ -165,7 +79,7 @@ def import_subscribers(
             (repeated if key in seen else seen).add(key)
     del seen
 
-    rows = _Rows(
+    rows = RowReader(
         session,
         default_timezone=default_timezone,
         default_status=(

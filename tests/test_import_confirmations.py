@@ -5,7 +5,7 @@ transaction as the import; nobody is left pending with nothing to confirm."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -17,6 +17,7 @@ from newsletter.db import session_scope
 from newsletter.limits import Rule, hit, hit_many
 from newsletter.models import MailKind, TransactionalMail
 from newsletter.readers.importing import import_readers
+from newsletter.signup import queue_confirmations
 from subscribers.models import Subscriber, utcnow
 from subscribers.roster import add_subscriber
 from tests.conftest import SANDBOX_KEY
@@ -82,8 +83,8 @@ def test_a_dry_run_queues_none_and_says_confirmations_would_go(topics, tmp_path)
     )
     assert _confirmations(topics) == {"ann@example.com": 1}
     assert dry.confirmation_lines() == [
-        "1 new reader would be added as pending and sent a confirmation; they receive "
-        "nothing until they confirm"
+        "up to 1 new reader would be added as pending and sent a confirmation (at most three "
+        "a day to one mailbox); they receive nothing until they confirm"
     ]
     assert outcome.confirmations == 1
 
@@ -110,6 +111,28 @@ def test_a_mailbox_gets_no_more_than_its_daily_share_from_one_import(topics, tmp
     assert outcome.confirmations == 3 and outcome.held == 2
     assert outcome.held_named == ["victim+3@example.com", "victim+4@example.com"]
     assert "victim+3@example.com, victim+4@example.com" in outcome.confirmation_lines()[1]
+
+
+def test_an_import_whose_every_reader_is_held_back_says_only_that(topics, tmp_path):
+    with session_scope(topics) as session:
+        queue_confirmations(session, [(0, f"v+{n}@example.com") for n in range(3)], now=utcnow())
+    outcome = _import(
+        topics, tmp_path, HEADER + "v+9@example.com,V,japan,,\n", require_confirmation=True
+    )
+    assert [line.split(":")[0] for line in outcome.confirmation_lines()] == [
+        "1 new reader added as pending with no confirmation"
+    ]
+
+
+def test_a_mailbox_held_back_by_an_import_can_sign_up_the_next_morning(engine):
+    """Refused attempts counted: an import's five `+tag` variants kept their owner from
+    getting a confirmation until the afternoon of the next day (two hundred: all of it).
+    An import counts only the confirmations it queued."""
+    rule = signup.CONFIRMATIONS_PER_ADDRESS
+    noon = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    with session_scope(engine) as session:
+        assert hit_many(session, ["k"] * 5, rule, now=noon, bulk=True) == [True] * 3 + [False] * 2
+        assert hit(session, "k", rule, now=noon + timedelta(hours=21))
 
 
 def test_confirmations_are_queued_chunk_by_chunk_without_losing_any(topics, tmp_path, monkeypatch):

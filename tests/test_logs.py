@@ -261,7 +261,8 @@ def test_the_clients_own_debug_lines_name_neither_the_api_key_nor_the_readers(ca
         # What staff typed into the console: a searched address, a reader for a preview.
         ("/admin/subscribers?q=ann%40example.com&topic=food", "/admin/subscribers?q=…&topic=…"),
         ("//ADMIN/briefs/3/preview?reader=ann@example.com", "//ADMIN/briefs/3/preview?reader=…"),
-        ("/admin?q=x&flag&=y", "/admin?q=…&flag&=…"),
+        ("/admin?q=x&flag&=y", "/admin?q=…&…&=…"),
+        ("/admin/subscribers?ann@example.com", "/admin/subscribers?…"),
         ("/administrators?q=kept", "/administrators?q=kept"),
     ],
 )

@@ -244,6 +244,10 @@ def test_links_prints_the_readers_own_pages_and_they_open_as_that_reader(
     with session_scope(engine) as session:
         entry = session.exec(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert (entry.action, entry.target) == ("subscriber.links", "subscriber 1")
+    answer = cli("subscribers", "links", "ann@example.com", "--json")
+    assert answer.exit_code == 0, answer.output
+    as_json = json.loads(answer.stdout)
+    assert as_json == printed
 
 
 def test_links_for_a_forgotten_reader_is_refused_in_one_line(cli, engine):

@@ -268,7 +268,7 @@ def subscribers_show(email: str, as_json: JsonOption = False) -> None:
 
 @app.command("links")
 @user_errors
-def subscribers_links(email: str) -> None:
+def subscribers_links(email: str, as_json: JsonOption = False) -> None:
     """A reader's own preferences and unsubscribe links, for a reader who lost every email
     that held them. Whoever holds them can change this reader's subscription: give them
     to the reader only. Audited."""
@@ -279,11 +279,14 @@ def subscribers_links(email: str) -> None:
         reader_id = id_of(person)
     links = Links.from_settings(settings)
     token = links.reader_token(reader_id)
-    out.print(
-        f"preferences  {links.preferences_url(token)}\nunsubscribe  {links.unsubscribe_url(token)}",
-        highlight=False,
-        markup=False,
-    )
+    urls = {
+        "preferences": links.preferences_url(token),
+        "unsubscribe": links.unsubscribe_url(token),
+    }
+    if as_json:
+        print_json(urls)
+        return
+    out.print("\n".join(f"{kind:<12} {url}" for kind, url in urls.items()), highlight=False)
 
 
 @app.command("resubscribe")

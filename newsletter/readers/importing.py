@@ -1,6 +1,8 @@
 """An import as staff run it (command line or console): the list's rows through
-`subscribers/importer.py`, and a confirmation queued for each new reader who starts
-pending, in the same transaction, so no one is left pending with nothing to confirm.
+`subscribers/importer.py` and, when staff ask that new readers confirm first, a
+confirmation queued for each new pending reader in the same transaction, so none of them
+is left with nothing to confirm. (Without it, a row whose status column says `pending`
+stays so, as exported: `subscribers resubscribe` sends it one.)
 
 Confirmations are counted per mailbox like a sign-up's (`newsletter/signup.py`): a file
 of many `+tag` variants of one address sends that mailbox three a day, not one each. The
@@ -40,24 +42,27 @@ class ListImport:
         if not self.require_confirmation or not added:
             return []
         if self.report.dry_run:
+            # Rows whose status column says otherwise keep it: "up to".
             return [
-                f"{_readers(added)} would be added as pending and sent a confirmation; "
-                "they receive nothing until they confirm"
+                f"up to {_readers(added)} would be added as pending and sent a confirmation "
+                "(at most three a day to one mailbox); they receive nothing until they confirm"
             ]
-        lines = [
-            f"{_readers(self.confirmations)} added as pending: a confirmation is queued for "
-            "each (a worker sends it); they receive nothing until they confirm"
-        ]
+        lines = []
+        if self.confirmations:
+            lines.append(
+                f"{_readers(self.confirmations)} added as pending: a confirmation is queued "
+                "for each (a worker sends it); they receive nothing until they confirm"
+            )
         if self.held:
             named = ", ".join(self.held_named)
             more = (
                 f" and {self.held - len(self.held_named):,} more" if self.held > HELD_NAMED else ""
             )
             lines.append(
-                f"{_readers(self.held)} added as pending with no confirmation: the "
-                f"mailbox has had its day's share ({named}{more}); send one tomorrow "
-                "(Resubscribe on the reader's console page, or `newsletter subscribers "
-                "resubscribe ADDRESS`)"
+                f"{_readers(self.held)} added as pending with no confirmation: their mailbox "
+                f'already had three today ({named}{more}); send one tomorrow ("Send the '
+                "confirmation again\" on the reader's console page, or `newsletter "
+                "subscribers resubscribe ADDRESS`)"
             )
         return lines
 
@@ -91,7 +96,7 @@ def import_readers(
     )
 
     def confirm(chunk_session: Session, readers: list[tuple[int, str]]) -> None:
-        held = queue_confirmations(chunk_session, readers, now=now)
+        held = queue_confirmations(chunk_session, readers, now=now, bulk=True)
         outcome.confirmations += len(readers) - len(held)
         outcome.held += len(held)
         outcome.held_named.extend(held[: HELD_NAMED - len(outcome.held_named)])

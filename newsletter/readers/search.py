@@ -31,6 +31,10 @@ COUNT_MAX = 10_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# A topic slug, a status, a cadence: words from the form's lists, never longer.
+CHOICE_MAX = 64
+
+
 @dataclass(frozen=True)
 class ReaderQuery:
     """The list page's form, as typed; `checked()` refuses what cannot be asked."""
@@ -44,9 +48,13 @@ class ReaderQuery:
 
     def checked(self) -> ReaderQuery:
         typed = (self.text, self.after, self.topic)
-        too_long = len(self.text) > TEXT_MAX or len(self.after) > TEXT_MAX
-        if too_long or max(len(self.topic), len(self.status), len(self.cadence)) > 64:
+        if len(self.text) > TEXT_MAX or len(self.after) > TEXT_MAX:
             raise NewsletterError(f"a search holds at most {TEXT_MAX} characters")
+        if max(len(self.topic), len(self.status), len(self.cadence)) > CHOICE_MAX:
+            raise NewsletterError(
+                f"a topic, status or cadence is at most {CHOICE_MAX} characters: choose one "
+                "the form offers"
+            )
         if any(_CONTROL.search(value) for value in typed):
             raise NewsletterError("a search cannot hold control characters")
         if self.status and self.status not in set(SubscriberStatus):

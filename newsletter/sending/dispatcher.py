@@ -117,8 +117,11 @@ class WorkReport:
             for state, count in counts.items():
                 if count:
                     self.rows[state] = self.rows.get(state, 0) + count
-            refused = result is not None and result.outcome is Outcome.RETRY_LATER
-            if refused and result is not None and not (result.fatal or stopping):
+            if (
+                result is not None
+                and result.outcome is Outcome.RETRY_LATER
+                and not (result.fatal or stopping)
+            ):
                 self.not_handed_off.append(result.error)
 
     @property

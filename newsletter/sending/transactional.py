@@ -43,10 +43,31 @@ CLAIM_LIMIT = 50
 
 def queue_mail(session: Session, kind: MailKind, subscriber_id: int, *, now: datetime) -> None:
     """Queue one message, in the caller's transaction (so it exists iff the change does)."""
-    session.add(
-        TransactionalMail(kind=kind, subscriber_id=subscriber_id, not_before=now, created_at=now)
-    )
-    session.flush()
+    queue_many(session, kind, [subscriber_id], now=now)
+
+
+def queue_many(
+    session: Session, kind: MailKind, subscriber_ids: list[int], *, now: datetime
+) -> None:
+    """`queue_mail` for many readers at once (an import's confirmations): one statement."""
+    if subscriber_ids:
+        session.execute(
+            sa.insert(TransactionalMail),
+            [
+                {
+                    "kind": kind.value,
+                    "subscriber_id": subscriber_id,
+                    "status": MailStatus.QUEUED.value,
+                    "attempts": 0,
+                    "not_before": now,
+                    "created_at": now,
+                    "to_email": "",
+                    "to_name": "",
+                    "message_id": "",
+                }
+                for subscriber_id in subscriber_ids
+            ],
+        )
 
 
 def queue_test_copy(

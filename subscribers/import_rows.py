@@ -1,0 +1,101 @@
+"""An import's rows, understood: cells checked and turned into what a subscriber should
+look like afterwards (`Candidate`), before anything is compared with the database
+(subscribers/importer.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, unneutralize
+from subscribers.errors import InvalidSubscriberError
+from subscribers.models import SubscriberStatus, Topic, id_of
+from subscribers.roster import (
+    ALL_TOPICS,
+    NAME_MAX,
+    check_cadence,
+    check_text,
+    check_timezone,
+    normalize_email,
+)
+
+_IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row, understood: what the subscriber should look like after the import."""
+
+    line: int
+    email: str
+    name: str
+    all_topics: bool
+    topic_ids: frozenset[int]
+    cadence: str
+    timezone: str
+    status: str | None  # None: the file did not say
+    given: frozenset[str]  # the optional columns the row filled in, for merging
+
+    def merged_with(self, later: Candidate) -> Candidate:
+        """Two rows for one address: topics joined, the later row's filled cells win."""
+
+        def pick(column: str, mine: Any, theirs: Any) -> Any:
+            return theirs if column in later.given else mine
+
+        return Candidate(
+            line=self.line,
+            email=self.email,
+            name=pick("name", self.name, later.name),
+            all_topics=self.all_topics or later.all_topics,
+            topic_ids=self.topic_ids | later.topic_ids,
+            cadence=pick("cadence", self.cadence, later.cadence),
+            timezone=pick("timezone", self.timezone, later.timezone),
+            status=pick("status", self.status, later.status),
+            given=self.given | later.given,
+        )
+
+
+class RowReader:
+    """Turns cells into Candidates; knows the topics, the defaults and the file's name."""
+
+    def __init__(self, session: Session, *, default_timezone: str, default_status: str) -> None:
+        self.topics = {t.slug: id_of(t) for t in session.exec(select(Topic))}
+        self.default_timezone = default_timezone
+        self.default_status = default_status
+
+    def understand(self, row: CsvRow) -> Candidate:
+        cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
+        email = normalize_email(cells.get("email", ""))
+        name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
+        slugs = [s.strip().lower() for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
+        slugs = [s for s in slugs if s]
+        if not slugs:
+            raise InvalidSubscriberError(
+                "topics", "", f"name at least one topic, or '{ALL_TOPICS}'"
+            )
+        unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
+        if unknown:
+            known = ", ".join(sorted(self.topics)) or "none yet"
+            raise InvalidSubscriberError(
+                "topics", ";".join(unknown), f"unknown topic (known topics: {known})"
+            )
+        all_topics = ALL_TOPICS in slugs
+        status = cells.get("status", "").lower() or None
+        if status is not None and status not in _IMPORTABLE_STATUSES:
+            raise InvalidSubscriberError(
+                "status", status, f"choose one of {', '.join(sorted(_IMPORTABLE_STATUSES))}"
+            )
+        given = frozenset(c for c in ("name", "cadence", "timezone", "status") if cells.get(c))
+        return Candidate(
+            line=row.line,
+            email=email,
+            name=name,
+            all_topics=all_topics,
+            topic_ids=frozenset() if all_topics else frozenset(self.topics[s] for s in slugs),
+            cadence=check_cadence(cells.get("cadence", "")),
+            timezone=check_timezone(cells.get("timezone", "") or self.default_timezone),
+            status=status,
+            given=given,
+        )
