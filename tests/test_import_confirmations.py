@@ -16,8 +16,10 @@ from newsletter.cli import app
 from newsletter.db import session_scope
 from newsletter.limits import Rule, hit, hit_many
 from newsletter.models import MailKind, TransactionalMail
+from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
-from newsletter.signup import queue_confirmations
+from newsletter.sending.transactional import CLAIM_LIMIT, send_queued_mail
+from newsletter.signup import apply_signups, check_signup, queue_confirmations, record_signup
 from subscribers.models import Subscriber, utcnow
 from subscribers.roster import add_subscriber
 from tests.conftest import SANDBOX_KEY
@@ -193,3 +195,30 @@ def test_the_cli_json_report_counts_the_confirmations(topics, db_url, tmp_path, 
     report = json.loads(result.stdout)
     assert report["confirmations_queued"] == (1 if flag else 0)
     assert report["confirmations_held"] == 0
+
+
+def test_a_sign_ups_confirmation_goes_before_an_imports_backlog(
+    topics, tmp_path, settings, sandbox
+):
+    """A re-permission import queues thousands of confirmations; someone signing up on the
+    website meanwhile waited behind all of them (oldest first, fifty a tick)."""
+    rows = "".join(f"r{n}@example.com,R,japan,,\n" for n in range(CLAIM_LIMIT + 10))
+    _import(topics, tmp_path, HEADER + rows, require_confirmation=True)
+    form = check_signup(
+        engine=topics,
+        email="web@example.com",
+        name="",
+        topics=["japan"],
+        cadence="immediate",
+        timezone="UTC",
+    )
+    assert record_signup(topics, form, ip="127.0.0.1", now=utcnow())
+    apply_signups(topics, now=utcnow() + timedelta(seconds=5))
+    send_queued_mail(
+        topics,
+        settings,
+        SendGridTransport.from_settings(settings),
+        now=utcnow() + timedelta(seconds=5),
+    )
+    sent = [m.to[0] for m in sandbox.messages()]
+    assert len(sent) == CLAIM_LIMIT and "web@example.com" in sent

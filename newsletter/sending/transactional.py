@@ -157,7 +157,11 @@ def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[int]:
             col(TransactionalMail.status) == MailStatus.QUEUED,
             col(TransactionalMail.not_before) <= now,
         )
-        .order_by(col(TransactionalMail.id))
+        # Newest due first: someone who just signed up is at their inbox now, and an
+        # import's backlog of confirmations (or one left by an outage) drains behind
+        # them instead of ahead. It is also the index's own order, read backwards from
+        # `now`: fifty rows, not a sort of everything due.
+        .order_by(col(TransactionalMail.not_before).desc(), col(TransactionalMail.id).desc())
         .limit(CLAIM_LIMIT)
     )
     with session_scope(engine, immediate=True) as session:
