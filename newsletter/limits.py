@@ -105,30 +105,29 @@ def hit_many(
     # The next window still reads this one's count: keep it that long.
     expires_at = datetime.fromtimestamp(window + 2 * seconds, UTC)
     attempts = Counter(keys)  # one row per key: an upsert may touch a row only once
-    insert = dialect_insert(session, RateLimitHit).values(
+    insert = dialect_insert(session, RateLimitHit)
+    # Many rows as one executemany (one compiled statement, the driver's batching), sorted
+    # so two bulk callers lock rows in one order (a sign-up locks a few keys in its own;
+    # PostgreSQL ends the rare cycle by aborting one side).
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["key", "window"],
+            set_={"hits": col(RateLimitHit.hits) + insert.excluded.hits},
+        ),
         [
             {"key": k, "window": window, "hits": n, "expires_at": expires_at}
-            # Sorted: two bulk callers lock rows in one order (a sign-up locks a few keys,
-            # in its own order; PostgreSQL ends the rare cycle by aborting one side).
             for k, n in sorted(attempts.items())
-        ]
+        ],
     )
-    after: dict[str, int] = dict(
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["key", "window"],
-                set_={"hits": col(RateLimitHit.hits) + insert.excluded.hits},
-            ).returning(col(RateLimitHit.key), col(RateLimitHit.hits))
-        ).all()
-    )
-    previous: dict[str, int] = dict(
-        session.execute(
-            sa.select(col(RateLimitHit.key), col(RateLimitHit.hits)).where(
-                any_of(session, col(RateLimitHit.key), attempts),
-                col(RateLimitHit.window) == window - seconds,
-            )
-        ).all()
-    )
+    # Read back under the rows' locks (or SQLite's write lock): nobody else has moved them.
+    counts = session.execute(
+        sa.select(col(RateLimitHit.key), col(RateLimitHit.window), col(RateLimitHit.hits)).where(
+            any_of(session, col(RateLimitHit.key), attempts),
+            col(RateLimitHit.window).in_([window, window - seconds]),
+        )
+    ).all()
+    after = {k: hits for k, w, hits in counts if w == window}
+    previous = {k: hits for k, w, hits in counts if w != window}
     if not bulk and any(after[k] == n for k, n in attempts.items()):
         # A new window: a good moment to drop what nobody reads any more.
         session.execute(sa.delete(RateLimitHit).where(col(RateLimitHit.expires_at) < now))
