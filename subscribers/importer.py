@@ -44,6 +44,7 @@ CHUNK = 5000
 # The tables an import fills: after a big one, the caller has PostgreSQL tidy them at once
 # (newsletter/db/sql.py: vacuum_after_bulk_load), since the first send would pay for it.
 WRITTEN_TABLES = ("subscriber", "subscriber_topic")
+_MAILED = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
 # Called with (id, address) of each chunk's new pending readers: see import_subscribers.
 PendingHook = Callable[[Session, list[tuple[int, str]]], None]
 
@@ -198,11 +199,21 @@ class _Writer:
             self._compare(candidate, current, follows.get(current.id or 0, set()), now)
         self._insert(new, now)
 
+    def _status(self, given: str | None, current: str | None) -> str:
+        """The status a row ends with. When staff asked that new readers confirm first,
+        a file's `active` (or `paused`) neither adds an unconfirmed reader nor activates a
+        pending one: only the reader's own click does."""
+        wanted = given or current or self.default_status
+        confirm_first = self.default_status == SubscriberStatus.PENDING
+        if confirm_first and current in (None, SubscriberStatus.PENDING) and wanted in _MAILED:
+            return SubscriberStatus.PENDING.value
+        return wanted
+
     def _compare(
         self, candidate: Candidate, current: Subscriber, followed: set[int], now: datetime
     ) -> None:
         report = self.report
-        wanted_status = candidate.status or current.status
+        wanted_status = self._status(candidate.status, current.status)
         # A row for someone we no longer mail is a wish to mail them: refused, unless the
         # row itself says what they are (an exported file coming back). Any status change
         # is the table's to allow (subscribers/status.py).
@@ -278,7 +289,7 @@ class _Writer:
             {
                 "email": c.email,
                 "name": c.name,
-                "status": c.status or self.default_status,
+                "status": self._status(c.status, None),
                 "cadence": c.cadence,
                 "timezone": c.timezone,
                 "all_topics": c.all_topics,
@@ -314,7 +325,7 @@ class _Writer:
         pending = [
             (subscriber_id, candidate.email)
             for subscriber_id, candidate in zip(ids, new, strict=True)
-            if (candidate.status or self.default_status) == SubscriberStatus.PENDING
+            if self._status(candidate.status, None) == SubscriberStatus.PENDING
         ]
         if pending and self.on_pending is not None:
             self.on_pending(self.session, pending)

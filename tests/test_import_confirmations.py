@@ -5,6 +5,7 @@ transaction as the import; nobody is left pending with nothing to confirm."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from newsletter import signup
 from newsletter.cli import app
 from newsletter.db import session_scope
+from newsletter.errors import ConflictError
 from newsletter.limits import Rule, hit, hit_many
 from newsletter.models import MailKind, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
@@ -91,14 +93,13 @@ def test_a_dry_run_queues_none_and_says_confirmations_would_go(topics, tmp_path)
     assert outcome.confirmations == 1
 
 
-def test_readers_already_on_the_list_and_rows_marked_active_get_no_confirmation(topics, tmp_path):
+def test_readers_already_on_the_list_get_no_confirmation_from_an_import(topics, tmp_path):
     with session_scope(topics) as session:
         add_subscriber("old@example.com", session=session, topics=["japan"], status="pending")
     _import(
         topics,
         tmp_path,
-        "email,name,topics,status\nold@example.com,Old,japan,pending\n"
-        "kept@example.com,Kept,japan,active\nnew@example.com,New,japan,\n",
+        "email,name,topics,status\nold@example.com,Old,japan,pending\nnew@example.com,New,japan,\n",
         require_confirmation=True,
     )
     assert _confirmations(topics) == {"new@example.com": 1}
@@ -222,3 +223,59 @@ def test_a_sign_ups_confirmation_goes_before_an_imports_backlog(
     )
     sent = [m.to[0] for m in sandbox.messages()]
     assert len(sent) == CLAIM_LIMIT and "web@example.com" in sent
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_same_import_twice_at_once_refuses_the_second_in_words(topics, tmp_path):
+    """A double-clicked Apply, or two terminals: the second answered 500, or printed a
+    traceback ending in UniqueViolation."""
+    path = tmp_path / "list.csv"
+    path.write_text(HEADER + "ann@example.com,Ann,japan,,\n", encoding="utf-8")
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with session_scope(topics) as session:
+                import_readers(path, session=session, default_timezone="UTC")
+        except ConflictError as exc:
+            outcome.append(exc)
+
+    with session_scope(topics) as first:
+        import_readers(path, session=first, default_timezone="UTC")
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(1)  # waits on the first one's new row
+    thread.join(30)
+    assert len(outcome) == 1 and "run it again" in str(outcome[0])
+    assert _people_count(topics) == 1
+
+
+def _people_count(engine) -> int:
+    with session_scope(engine) as session:
+        return len(session.exec(select(Subscriber)).all())
+
+
+def test_with_confirmation_required_a_files_status_neither_adds_nor_activates_the_unconfirmed(
+    topics, tmp_path
+):
+    """The file's `status=active` won over the checkbox: new readers went in active with no
+    confirmation, and a pending reader who never confirmed was activated."""
+    with session_scope(topics) as session:
+        add_subscriber("old@example.com", session=session, topics=["japan"], status="pending")
+        add_subscriber("left@example.com", session=session, topics=["japan"], status="unsubscribed")
+    _import(
+        topics,
+        tmp_path,
+        "email,name,topics,status\nnew@example.com,N,japan,active\nold@example.com,O,japan,active\n"
+        "gone@example.com,G,japan,unsubscribed\n",
+        require_confirmation=True,
+    )
+    with session_scope(topics) as session:
+        statuses = dict(session.exec(select(Subscriber.email, Subscriber.status)).all())
+    assert statuses == {
+        "new@example.com": "pending",
+        "old@example.com": "pending",
+        "left@example.com": "unsubscribed",
+        "gone@example.com": "unsubscribed",  # the file says they left: kept so, never mailed
+    }
+    assert _confirmations(topics) == {"new@example.com": 1}

@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
+from newsletter.errors import ConflictError
 from newsletter.signup import queue_confirmations
 from newsletter.words import counted
 from subscribers.import_report import ImportReport
@@ -61,8 +63,8 @@ class ListImport:
             lines.append(
                 f"{_readers(self.held)} added as pending with no confirmation: their mailbox "
                 f'already had three today ({named}{more}); send one tomorrow ("Send the '
-                "confirmation again\" on the reader's console page, or `newsletter "
-                "subscribers resubscribe ADDRESS`)"
+                'confirmation again" on the reader\'s console page, or "newsletter '
+                'subscribers resubscribe ADDRESS")'
             )
         return lines
 
@@ -101,12 +103,22 @@ def import_readers(
         outcome.held += len(held)
         outcome.held_named.extend(held[: HELD_NAMED - len(outcome.held_named)])
 
-    outcome.report = import_subscribers(
-        path,
-        session=session,
-        default_timezone=default_timezone,
-        dry_run=dry_run,
-        require_confirmation=require_confirmation,
-        on_pending=confirm if require_confirmation else None,
-    )
+    # The bulk insert writes through the driver itself (COPY): its errors come unwrapped.
+    raced = (sa.exc.IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError)
+    try:
+        outcome.report = import_subscribers(
+            path,
+            session=session,
+            default_timezone=default_timezone,
+            dry_run=dry_run,
+            require_confirmation=require_confirmation,
+            on_pending=confirm if require_confirmation else None,
+        )
+        session.flush()
+    except raced as exc:
+        raise ConflictError(
+            f"{path.name}: some of its addresses were added by someone else at the same "
+            "moment (the same import twice?); nothing of this import was kept: run it again, "
+            "and it adds what is still missing"
+        ) from exc
     return outcome
