@@ -144,6 +144,7 @@ def apply(
         report=report,
         confirmations=outcome.confirmation_lines(),
         applied=True,
+        pending=pending,
     )
 
 
