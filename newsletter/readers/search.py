@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from newsletter.db import is_postgresql
 from newsletter.engagement import Engagement, engagement_of, inactive_since
 from newsletter.errors import NewsletterError
+from newsletter.words import counted
 from subscribers.models import Cadence, Subscriber, SubscriberStatus, SubscriberTopic, Topic
 from subscribers.roster import SubscriberRow, topics_of
 
@@ -91,7 +92,7 @@ class ReaderPage:
     def total_words(self) -> str:
         if self.total > COUNT_MAX:
             return f"More than {COUNT_MAX:,} readers match"
-        return f"{self.total:,} reader{'' if self.total == 1 else 's'} match"
+        return f"{counted(self.total, 'reader')} match"
 
 
 def _like(text: str) -> str:
