@@ -38,6 +38,7 @@ bench: $(STAMP)  ## figures and ratios measured side by side in one run
 	$(PY) -m bench.web
 	$(PY) -m bench.reports
 	$(PY) -m bench.console
+	$(PY) -m bench.mail
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
 from newsletter.db import session_scope
+from newsletter.limits import CONFIRMATIONS_PER_ADDRESS, hit, key, mailbox
 from newsletter.models import MailKind, TransactionalMail
 from newsletter.providers.events import EventType
 from newsletter.staff.models import AuditEntry
@@ -157,6 +158,25 @@ def test_resubscribe_makes_an_unsubscribed_reader_pending_queues_a_confirmation_
     assert person.status == "pending"
     assert _mail(engine) == [(MailKind.CONFIRMATION, person.id)]
     assert actions == ["subscriber.unsubscribe", "subscriber.resubscribe"]
+
+
+def test_resubscribe_exits_3_when_the_mailbox_had_its_days_confirmations(cli, engine):
+    """It said so in words but exited 0: a script could not tell that no email went."""
+    add_readers(engine, "ann@example.com")
+    with session_scope(engine) as session:  # three sign-ups' worth today
+        for _ in range(CONFIRMATIONS_PER_ADDRESS.limit):
+            hit(
+                session,
+                key("confirm", mailbox("ann@example.com")),
+                CONFIRMATIONS_PER_ADDRESS,
+                now=utcnow(),
+            )
+    assert cli("subscribers", "unsubscribe", "ann@example.com").exit_code == 0
+    result = cli("subscribers", "resubscribe", "ann@example.com")
+    assert result.exit_code == 3 and "no confirmation went" in result.output
+    with session_scope(engine) as session:
+        assert session.exec(select(Subscriber)).one().status == "pending"
+    assert _mail(engine) == []
 
 
 @pytest.mark.parametrize(

@@ -124,16 +124,20 @@ def test_a_refused_address_fails_that_message_with_the_providers_words(engine, s
     assert (mail.status, mail.error) == ("failed", "550 no such user")
 
 
-def test_a_stop_finishes_the_message_in_hand_and_gives_the_rest_back(engine, settings, sandbox):
+def test_a_stop_finishes_the_request_in_hand_and_gives_the_rest_back(engine, settings, sandbox):
     """SIGTERM while confirmations went out one 3-second request at a time: the worker sent
-    all fifty it had claimed before it stopped, minutes past systemd's stop timeout."""
+    all fifty it had claimed before it stopped, minutes past systemd's stop timeout. Three
+    readers of different topics: three messages that read differently, three requests."""
     _sign_up(engine, email="reader0@example.com")
-    for n in (1, 2):
+    with session_scope(engine) as session:
+        add_topic("water", "Water", session=session)
+        add_topic("grain", "Grain", session=session)
+    for n, topic in ((1, "water"), (2, "grain")):
         form = check_signup(
             engine=engine,
             email=f"reader{n}@example.com",
             name="",
-            topics=["energy"],
+            topics=[topic],
             cadence="immediate",
             timezone="UTC",
         )

@@ -55,6 +55,8 @@ def _inactive(window: str | None) -> list[sa.ColumnElement[bool]]:
 
 
 app = typer.Typer(help="Who gets what.", no_args_is_help=True)
+# `resubscribe`'s exit status when the reader was made pending but no confirmation went.
+LIMITED = 3
 
 
 @app.command("add")
@@ -293,7 +295,8 @@ def subscribers_links(email: str, as_json: JsonOption = False) -> None:
 @user_errors
 def subscribers_resubscribe(email: str) -> None:
     """Send a confirmation to a reader who asks to come back; mail starts when they confirm.
-    Never for a reader who complained, bounced or was forgotten."""
+    Never for a reader who complained, bounced or was forgotten. Exits 3 when the reader is
+    made pending but their mailbox has had its day's confirmations, so none is queued."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         person = find_reader(email, session=session)
@@ -309,3 +312,5 @@ def subscribers_resubscribe(email: str) -> None:
             f"{address} is pending, but no confirmation went: the address has had its "
             "day's share; try again tomorrow"
         )
+        # Not 0: a script must be able to tell that no email went (a refusal is 1).
+        raise typer.Exit(LIMITED)

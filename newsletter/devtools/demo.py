@@ -116,7 +116,7 @@ def run_demo(workdir: Path, console: Console) -> None:
         table = Table("to", "subject", "delivery", title="What the sandbox accepted")
         for message in sorted(sandbox.messages(), key=lambda m: (m.subject, m.to)):
             table.add_row(
-                ", ".join(message.to), message.subject, message.custom_args["delivery_id"]
+                ", ".join(message.to), message.subject, message.custom_args.get("delivery_id", "")
             )
         console.print(table)
         with session_scope(engine) as session:

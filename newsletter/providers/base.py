@@ -62,6 +62,10 @@ class Batch:
     test: bool = False
     # Headers every message of the batch carries alike (List-Id), sent once per request.
     headers: dict[str, str] = field(default_factory=dict)
+    # Transactional mail (a confirmation, a welcome, a queued test copy): each recipient's
+    # `delivery_id` is then its `TransactionalMail` row, not a ledger row, and is carried
+    # as such (`mail_id`), so no event for it is ever taken for a brief's delivery.
+    transactional: bool = False
 
     def __post_init__(self) -> None:
         """Header-safe by construction, whoever builds it (`headers.py`)."""

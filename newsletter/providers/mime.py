@@ -34,14 +34,18 @@ def build_message(batch: Batch, recipient: Recipient, *, from_header: str) -> Em
     message["Subject"] = f"[TEST] {batch.subject}" if batch.test else batch.subject
     # "+0000": the time is known to be UTC (RFC 5322 §3.3; "-0000" would say it is not).
     message["Date"] = format_datetime(datetime.now(UTC))
+    kind = "m" if batch.transactional else "d"
     message["Message-ID"] = make_msgid(
-        idstring=f"d{recipient.delivery_id}", domain=sender_domain(from_header)
+        idstring=f"{kind}{recipient.delivery_id}", domain=sender_domain(from_header)
     )
     for name, value in {**batch.headers, **recipient.headers}.items():
         message[name] = value
-    # What SendGrid carries as custom_args: lets bounces be traced to the ledger row.
-    message["X-Newsletter-Delivery"] = str(recipient.delivery_id)
-    message["X-Newsletter-Send"] = str(batch.send_id)
+    # What SendGrid carries as custom_args: lets bounces be traced to the row.
+    if batch.transactional:
+        message["X-Newsletter-Mail"] = str(recipient.delivery_id)
+    else:
+        message["X-Newsletter-Delivery"] = str(recipient.delivery_id)
+        message["X-Newsletter-Send"] = str(batch.send_id)
     if batch.test:
         message["X-Newsletter-Test"] = "yes"
     message.set_content(fill(batch.text, recipient.values))

@@ -23,7 +23,11 @@ class OutboxTransport:
         return cls(directory=settings.NEWSLETTER_OUTBOX_DIR, from_header=settings.NEWSLETTER_FROM)
 
     def path_for(self, batch: Batch, delivery_id: int) -> Path:
-        folder = "test" if batch.test else f"send-{batch.send_id}"
+        # Transactional mail has a folder of its own, each message named by its row: under
+        # `send-0` every confirmation and welcome was `0.eml`, each overwriting the last.
+        folder = f"send-{batch.send_id}"
+        if batch.test or batch.transactional:
+            folder = "test" if batch.test else "mail"
         return self.directory / folder / f"{delivery_id}.eml"
 
     def close(self) -> None:

@@ -12,8 +12,9 @@ mid-request leaves it `unknown`, never sent twice blindly.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,22 +24,19 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
-from newsletter.fields import tokens_in
 from newsletter.links import Links
-from newsletter.models import Brief, MailKind, MailStatus, TransactionalMail
+from newsletter.models import MailKind, MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome, Transport
-from newsletter.render import RenderedEmail, render_confirmation, render_welcome
-from newsletter.sending.testsend import batch_for_test_copy
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic, Topic, id_of
+from newsletter.sending.mail_batches import prepare
 
 log = logging.getLogger("newsletter.transactional")
 
-# The status a reader must still have for each kind to be worth sending.
-DUE_WHILE = {
-    MailKind.CONFIRMATION: SubscriberStatus.PENDING,
-    MailKind.WELCOME: SubscriberStatus.ACTIVE,
-}
-CLAIM_LIMIT = 50
+# A tick makes at most MAX_REQUESTS requests, readers alike sharing one, and claims no more
+# messages than those requests can carry (the transport's batch size each, CLAIM_LIMIT in
+# all), giving back what does not fit: a tick stays a few minutes at most even when every
+# message reads differently and the provider takes 3 s to answer.
+MAX_REQUESTS = 50
+CLAIM_LIMIT = 5000
 
 
 def queue_mail(session: Session, kind: MailKind, subscriber_id: int, *, now: datetime) -> None:
@@ -113,6 +111,9 @@ class MailReport:
     retried: int = 0
     unknown: int = 0
     errors: list[str] = field(default_factory=list)
+    # Still queued after this tick (or in another worker's hands): what `worker --once`
+    # run from cron leaves for its next run.
+    waiting: int = 0
 
     @property
     def attempted(self) -> int:
@@ -150,7 +151,7 @@ def _recover(engine: Engine, now: datetime) -> int:
         )
 
 
-def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[int]:
+def _claim(engine: Engine, now: datetime, lease: timedelta, limit: int) -> list[int]:
     picked = (
         sa.select(col(TransactionalMail.id))
         .where(
@@ -160,9 +161,9 @@ def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[int]:
         # Newest due first: someone who just signed up is at their inbox now, and an
         # import's backlog of confirmations (or one left by an outage) drains behind
         # them instead of ahead. It is also the index's own order, read backwards from
-        # `now`: fifty rows, not a sort of everything due.
+        # `now`: a tick's worth of rows, not a sort of everything due.
         .order_by(col(TransactionalMail.not_before).desc(), col(TransactionalMail.id).desc())
-        .limit(CLAIM_LIMIT)
+        .limit(limit)
     )
     with session_scope(engine, immediate=True) as session:
         if is_postgresql(session):
@@ -191,83 +192,24 @@ def _give_back(engine: Engine, mail_ids: list[int]) -> None:
         )
 
 
-def _set(engine: Engine, mail_id: int, *, expect: MailStatus, **values: Any) -> bool:
-    """Compare-and-set one message's status; False if another worker moved it first."""
+def _mark(engine: Engine, mail_ids: list[int], *, expect: MailStatus, **values: Any) -> list[int]:
+    """Compare-and-set messages' status in one statement: those it moved (another worker
+    may have moved some first: a lease that ran out)."""
+    if not mail_ids:
+        return []
     with session_scope(engine) as session:
-        return bool(
-            session.execute(
+        return [
+            cast(int, i)
+            for i in session.scalars(
                 sa.update(TransactionalMail)
                 .where(
-                    col(TransactionalMail.id) == mail_id, col(TransactionalMail.status) == expect
+                    col(TransactionalMail.id).in_(mail_ids),
+                    col(TransactionalMail.status) == expect,
                 )
                 .values(**values)
-            ).rowcount  # type: ignore[attr-defined]
-        )
-
-
-def _topics_of(person: Subscriber, session: Session) -> list[Topic]:
-    if person.all_topics:
-        return []
-    return list(
-        session.exec(
-            select(Topic)
-            .join(SubscriberTopic, col(SubscriberTopic.topic_id) == col(Topic.id))
-            .where(col(SubscriberTopic.subscriber_id) == person.id)
-            .order_by(col(Topic.name))
-        )
-    )
-
-
-def _render(kind: str, person: Subscriber, session: Session, settings: Settings) -> RenderedEmail:
-    topics = _topics_of(person, session)
-    if kind == MailKind.CONFIRMATION:
-        return render_confirmation(topics, settings)
-    return render_welcome(topics, person.cadence, settings)
-
-
-def _batch(
-    mail: TransactionalMail, person: Subscriber, rendered: RenderedEmail, links: Links
-) -> Batch:
-    confirmation = mail.kind == MailKind.CONFIRMATION
-    recipient = links.recipient(
-        delivery_id=0,
-        subscriber_id=id_of(person),
-        email=person.email,
-        name=person.name,
-        confirm=confirmation,
-        # Nothing to unsubscribe from before confirming.
-        one_click=not confirmation,
-        used=tokens_in(rendered.html, rendered.text),
-    )
-    return Batch(
-        send_id=0,
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        recipients=[recipient],
-        categories=[mail.kind],
-        # The welcome is the list's first message; a confirmation is not list mail yet.
-        headers={} if confirmation else links.list_headers(),
-    )
-
-
-def _prepare(engine: Engine, mail_id: int, settings: Settings, links: Links) -> Batch | None:
-    """The message as it would go now; None when it is no longer due."""
-    with session_scope(engine) as session:
-        mail = session.get_one(TransactionalMail, mail_id)
-        if mail.kind == MailKind.TEST_COPY:
-            brief = session.get(Brief, mail.brief_id) if mail.brief_id is not None else None
-            if brief is None:  # deleted meanwhile
-                return None
-            return batch_for_test_copy(
-                brief, mail.to_email, session=session, settings=settings, name=mail.to_name
+                .returning(col(TransactionalMail.id))
             )
-        if mail.subscriber_id is None:
-            return None
-        person = session.get(Subscriber, mail.subscriber_id)
-        if person is None or person.status != DUE_WHILE.get(MailKind(mail.kind)):
-            return None
-        return _batch(mail, person, _render(mail.kind, person, session, settings), links)
+        ]
 
 
 def send_queued_mail(
@@ -278,85 +220,141 @@ def send_queued_mail(
     now: datetime,
     stopping: Callable[[], bool] = lambda: False,
 ) -> MailReport:
-    """Send what is due, one message per request (each is its own email). Asked to stop
-    (`stopping`), it finishes the message in hand and gives the rest of its claim back:
-    with a provider answering in 3 s, the fifty it may hold took minutes, far past
-    systemd's stop timeout."""
+    """Send what is due, readers whose message reads alike in one request
+    (`mail_batches.py`). Asked to stop (`stopping`), it finishes the request in hand and
+    gives the rest of its claim back: with a provider answering in 3 s, a claim's requests
+    one after another could run far past systemd's stop timeout."""
     report = MailReport()
     report.unknown = _recover(engine, now)
     lease = timedelta(seconds=settings.NEWSLETTER_LEASE_SECONDS)
-    links = Links.from_settings(settings)
-    claimed = _claim(engine, now, lease)
-    for n, mail_id in enumerate(claimed):
+    batch_size = transport.max_batch_size
+    claimed = _claim(engine, now, lease, min(CLAIM_LIMIT, MAX_REQUESTS * batch_size))
+    if not claimed:
+        return report
+    prepared = prepare(
+        engine,
+        claimed,
+        settings,
+        Links.from_settings(settings),
+        batch_size=batch_size,
+        max_requests=MAX_REQUESTS,
+    )
+    _give_back(engine, prepared.left_over)
+    report.skipped += len(
+        _mark(engine, prepared.not_due, expect=MailStatus.CLAIMED, status=MailStatus.SKIPPED)
+    )
+    for n, batch in enumerate(prepared.batches):
         if stopping():
-            _give_back(engine, claimed[n:])
+            _give_back(engine, [r.delivery_id for b in prepared.batches[n:] for r in b.recipients])
             break
-        batch = _prepare(engine, mail_id, settings, links)
-        if batch is None:
-            _set(engine, mail_id, expect=MailStatus.CLAIMED, status=MailStatus.SKIPPED)
-            report.skipped += 1
-            continue
         attempts = col(TransactionalMail.attempts) + 1
-        if _set(
-            engine, mail_id, expect=MailStatus.CLAIMED, status=MailStatus.SENDING, attempts=attempts
-        ):
-            _record(engine, mail_id, transport.send_batch(batch), settings, now, report)
+        begun = set(
+            _mark(
+                engine,
+                [r.delivery_id for r in batch.recipients],
+                expect=MailStatus.CLAIMED,
+                status=MailStatus.SENDING,
+                attempts=attempts,
+            )
+        )
+        if begun:
+            batch = replace(
+                batch, recipients=[r for r in batch.recipients if r.delivery_id in begun]
+            )
+            _record(engine, batch, transport.send_batch(batch), settings, now, report)
+    with session_scope(engine) as session:
+        report.waiting = waiting_mail(session)
     return report
 
 
 def _record(
     engine: Engine,
-    mail_id: int,
+    batch: Batch,
     result: BatchResult,
     settings: Settings,
     now: datetime,
     report: MailReport,
 ) -> None:
-    answer = result.exceptions.get(0)
-    outcome, error = (answer.outcome, answer.error) if answer else (result.outcome, result.error)
-    if result.fatal or outcome is Outcome.RETRY_LATER:
-        # Nothing was accepted: try again later, a bounded number of times.
-        with session_scope(engine) as session:
-            attempts = session.get_one(TransactionalMail, mail_id).attempts
-        if not result.fatal and attempts >= settings.NEWSLETTER_MAX_ATTEMPTS:
-            _set(
+    """Each message's answer, one statement per kind of answer: the batch's own for all
+    but the recipients the provider answered apart (`result.exceptions`)."""
+    answers: dict[tuple[Outcome, str, str], list[int]] = defaultdict(list)
+    for recipient in batch.recipients:
+        answer = result.exceptions.get(recipient.delivery_id)
+        outcome, error, message_id = (
+            (answer.outcome, answer.error, answer.message_id or result.message_id)
+            if answer
+            else (result.outcome, result.error, result.message_id)
+        )
+        answers[outcome, error, message_id].append(recipient.delivery_id)
+    for (outcome, error, message_id), mail_ids in answers.items():
+        if result.fatal or outcome is Outcome.RETRY_LATER:
+            _retry(engine, mail_ids, error, result.fatal, settings, now, report)
+            continue
+        status = {Outcome.SENT: MailStatus.SENT, Outcome.FAILED: MailStatus.FAILED}.get(
+            outcome, MailStatus.UNKNOWN
+        )
+        done = len(
+            _mark(
                 engine,
-                mail_id,
+                mail_ids,
                 expect=MailStatus.SENDING,
-                status=MailStatus.FAILED,
-                error=f"{error} (gave up after {attempts} attempts)",
-            )
-            report.failed += 1
-        else:
-            delay = timedelta(seconds=min(3600, 30 * 2 ** min(attempts, 7)))
-            _set(
-                engine,
-                mail_id,
-                expect=MailStatus.SENDING,
-                status=MailStatus.QUEUED,
-                not_before=now + delay,
-                lease_expires_at=None,
+                status=status,
                 error=error,
+                message_id=message_id,
+                sent_at=now if status is MailStatus.SENT else None,
             )
-            report.retried += 1
-        report.errors.append(error)
-        return
-    status = {Outcome.SENT: MailStatus.SENT, Outcome.FAILED: MailStatus.FAILED}.get(
-        outcome, MailStatus.UNKNOWN
-    )
-    _set(
-        engine,
-        mail_id,
-        expect=MailStatus.SENDING,
-        status=status,
-        error=error,
-        message_id=result.message_id,
-        sent_at=now if status is MailStatus.SENT else None,
-    )
-    if status is MailStatus.SENT:
-        report.sent += 1
-    elif status is MailStatus.FAILED:
-        report.failed += 1
-        report.errors.append(error)
-    else:
-        report.unknown += 1
+        )
+        if status is MailStatus.SENT:
+            report.sent += done
+        elif status is MailStatus.FAILED:
+            report.failed += done
+            report.errors.append(error)
+        else:
+            report.unknown += done
+
+
+def _retry(
+    engine: Engine,
+    mail_ids: list[int],
+    error: str,
+    fatal: bool,
+    settings: Settings,
+    now: datetime,
+    report: MailReport,
+) -> None:
+    """Nothing was accepted: try again later, a bounded number of times (a refused key is
+    not counted against the messages: it is the account's fault, not theirs)."""
+    with session_scope(engine) as session:
+        attempts = session.execute(
+            sa.select(col(TransactionalMail.id), col(TransactionalMail.attempts)).where(
+                col(TransactionalMail.id).in_(mail_ids)
+            )
+        ).all()
+    by_attempts: dict[int, list[int]] = defaultdict(list)
+    for mail_id, tries in attempts:
+        by_attempts[tries].append(mail_id)
+    for tries, ids in by_attempts.items():
+        if not fatal and tries >= settings.NEWSLETTER_MAX_ATTEMPTS:
+            report.failed += len(
+                _mark(
+                    engine,
+                    ids,
+                    expect=MailStatus.SENDING,
+                    status=MailStatus.FAILED,
+                    error=f"{error} (gave up after {tries} attempts)",
+                )
+            )
+        else:
+            delay = timedelta(seconds=min(3600, 30 * 2 ** min(tries, 7)))
+            report.retried += len(
+                _mark(
+                    engine,
+                    ids,
+                    expect=MailStatus.SENDING,
+                    status=MailStatus.QUEUED,
+                    not_before=now + delay,
+                    lease_expires_at=None,
+                    error=error,
+                )
+            )
+    report.errors.append(error)

@@ -113,11 +113,12 @@ class TickReport:
             log.info("sign-ups applied: %s", self.signups)
         if self.mail.attempted or self.mail.skipped:
             log.info(
-                "transactional mail: %s sent, %s failed, %s to retry, %s skipped",
+                "transactional mail: %s sent, %s failed, %s to retry, %s skipped; %s still queued",
                 self.mail.sent,
                 self.mail.failed,
                 self.mail.retried,
                 self.mail.skipped,
+                f"{self.mail.waiting:,}",
             )
         if self.digests:
             log.info("digests made: sends %s", ", ".join(str(i) for i in self.digests))

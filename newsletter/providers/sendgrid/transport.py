@@ -203,6 +203,8 @@ class SendGridTransport:
         if len(batch.recipients) > MAX_PERSONALIZATIONS:
             raise ValueError(f"{len(batch.recipients)} recipients: SendGrid takes at most 1000")
         send_id = str(batch.send_id)
+        # Our own ids, which SendGrid's events carry back: a ledger row, or a message row.
+        row_key = "mail_id" if batch.transactional else "delivery_id"
         personalizations = [
             {
                 "to": [
@@ -212,7 +214,7 @@ class SendGridTransport:
                 ],
                 "substitutions": recipient.values,
                 "headers": recipient.headers,
-                "custom_args": {"delivery_id": str(recipient.delivery_id), "send_id": send_id},
+                "custom_args": {row_key: str(recipient.delivery_id), "send_id": send_id},
             }
             for recipient in batch.recipients
         ]

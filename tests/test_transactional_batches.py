@@ -1,0 +1,248 @@
+"""Transactional mail goes as a brief does: readers whose message reads alike share one
+request, each with their own links. Checked against the sandbox over HTTP with the real
+SendGrid client, on both databases."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter.db import session_scope
+from newsletter.devtools.faults import Faults
+from newsletter.links import Links
+from newsletter.models import MailKind, MailStatus, TransactionalMail
+from newsletter.providers.outbox import OutboxTransport
+from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.readers.importing import import_readers
+from newsletter.sending.mail_batches import prepare
+from newsletter.sending.transactional import MAX_REQUESTS, send_queued_mail
+from newsletter.sending.worker import Worker
+from newsletter.signup import confirm_signup
+from subscribers.models import Subscriber, utcnow
+from subscribers.topics import add_topic
+
+HEADER = "email,name,topics,cadence,timezone\n"
+
+
+@pytest.fixture
+def engine_with_topics(engine):
+    with session_scope(engine) as session:
+        for name in ("energy", "water", "grain"):
+            add_topic(name, name.title(), session=session)
+    return engine
+
+
+def _import_pending(engine, tmp_path, rows: str) -> None:
+    """Staff import readers who must confirm: each is queued a confirmation."""
+    path = tmp_path / "list.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    with session_scope(engine) as session:
+        outcome = import_readers(
+            path, session=session, default_timezone="UTC", require_confirmation=True
+        )
+    assert outcome.confirmations == rows.count("\n")
+
+
+def _tick(engine, settings, transport=None):
+    transport = transport or SendGridTransport.from_settings(settings)
+    return send_queued_mail(engine, settings, transport, now=utcnow() + timedelta(seconds=1))
+
+
+def _ids_by_email(engine) -> dict[str, int]:
+    with session_scope(engine) as session:
+        return dict(session.execute(sa.select(Subscriber.email, Subscriber.id)).all())
+
+
+def _statuses(engine) -> dict[str, str]:
+    with session_scope(engine) as session:
+        return dict(
+            session.execute(
+                sa.select(Subscriber.email, TransactionalMail.status).join(
+                    Subscriber, Subscriber.id == TransactionalMail.subscriber_id
+                )
+            ).all()
+        )
+
+
+def test_readers_alike_get_their_confirmations_in_one_request(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,Reader {n},energy,,\n" for n in range(7))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    report = _tick(engine_with_topics, settings)
+    assert report.sent == 7 and sandbox.state.stats.accepted_requests == 1
+    assert sorted(m.to[0] for m in sandbox.messages()) == sorted(
+        f"r{n}@example.com" for n in range(7)
+    )
+
+
+def test_each_reader_of_a_shared_request_gets_their_own_confirm_link(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,Reader {n},energy,,\n" for n in range(4))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    _tick(engine_with_topics, settings)
+    links, ids = Links.from_settings(settings), _ids_by_email(engine_with_topics)
+    for message in sandbox.messages():
+        (token,) = re.findall(r"https://news\.example\.com/confirm/(\S+)", message.text)
+        assert links.confirmed_subscriber(token) == ids[message.to[0]]
+
+
+def test_readers_of_different_topics_each_get_a_confirmation_naming_their_own(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\nw2@example.com,W,water,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    assert _tick(engine_with_topics, settings).sent == 3
+    assert sandbox.state.stats.accepted_requests == 2
+    for message in sandbox.messages():
+        mine, other = ("Water", "Grain") if message.to[0].startswith("w") else ("Grain", "Water")
+        assert mine in message.text and other not in message.text
+
+
+def test_a_refused_reader_fails_alone_and_the_rest_of_the_request_is_sent(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(5))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    sandbox.state.set_faults(Faults(refuse_unnamed=["r3@example.com"]))
+    report = _tick(engine_with_topics, settings)
+    assert (report.sent, report.failed) == (4, 1)
+    statuses = _statuses(engine_with_topics)
+    assert statuses.pop("r3@example.com") == MailStatus.FAILED
+    assert set(statuses.values()) == {MailStatus.SENT}
+    assert "r3@example.com" not in [m.to[0] for m in sandbox.messages()]
+
+
+def test_a_provider_that_is_down_puts_the_whole_request_back_in_the_queue(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(3))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    sandbox.state.set_faults(Faults(rate_503=1.0))
+    assert _tick(engine_with_topics, settings).retried == 3
+    assert set(_statuses(engine_with_topics).values()) == {MailStatus.QUEUED}
+    sandbox.state.set_faults(Faults())
+    later = utcnow() + timedelta(hours=2)
+    transport = SendGridTransport.from_settings(settings)
+    assert send_queued_mail(engine_with_topics, settings, transport, now=later).sent == 3
+    assert len(sandbox.messages()) == 3
+
+
+def test_a_reader_who_left_meanwhile_is_skipped_and_the_others_sent(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "a@example.com,A,energy,,\nb@example.com,B,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    assert confirm_signup(
+        engine_with_topics, _ids_by_email(engine_with_topics)["a@example.com"], ip=""
+    )
+    report = _tick(engine_with_topics, settings)
+    assert (report.sent, report.skipped) == (2, 1)  # b's confirmation and a's welcome
+    assert sorted((m.to[0], m.categories[0]) for m in sandbox.messages()) == [
+        ("a@example.com", MailKind.WELCOME),
+        ("b@example.com", MailKind.CONFIRMATION),
+    ]
+
+
+def test_what_a_ticks_requests_cannot_carry_is_given_back_for_the_next(
+    engine_with_topics, tmp_path, settings
+):
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\ne@example.com,E,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    with session_scope(engine_with_topics) as session:
+        newest_first = list(
+            session.scalars(sa.select(TransactionalMail.id).order_by(TransactionalMail.id.desc()))
+        )
+    prepared = prepare(
+        engine_with_topics,
+        newest_first,
+        settings,
+        Links.from_settings(settings),
+        batch_size=1000,
+        max_requests=2,
+    )
+    assert [len(b.recipients) for b in prepared.batches] == [1, 1]
+    assert [r.delivery_id for b in prepared.batches for r in b.recipients] == newest_first[:2]
+    assert prepared.left_over == newest_first[2:]
+
+
+def test_a_tick_makes_at_most_max_requests_and_the_rest_go_at_the_next(
+    engine, tmp_path, settings, sandbox
+):
+    """Every reader of a topic of their own: each confirmation reads differently."""
+    readers = MAX_REQUESTS + 3
+    with session_scope(engine) as session:
+        for n in range(readers):
+            add_topic(f"t{n}", f"Topic {n}", session=session)
+    _import_pending(
+        engine, tmp_path, "".join(f"r{n}@example.com,R,t{n},,\n" for n in range(readers))
+    )
+    first = _tick(engine, settings)
+    assert (first.sent, first.waiting) == (MAX_REQUESTS, 3)
+    assert _tick(engine, settings).sent == 3  # given back at once, not after their lease
+    assert sandbox.state.stats.accepted_requests == readers
+
+
+def test_a_request_carries_no_more_readers_than_the_provider_takes(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(5))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    transport = SendGridTransport.from_settings(settings)
+    transport.max_batch_size = 2
+    assert _tick(engine_with_topics, settings, transport).sent == 5
+    assert sandbox.state.stats.accepted_requests == 3
+
+
+def test_the_outbox_keeps_every_confirmation_and_welcome_in_a_file_of_its_own(
+    engine_with_topics, tmp_path, settings
+):
+    """Under `send-0`, every one was `0.eml`: each overwrote the one before."""
+    rows = "a@example.com,A,energy,,\nb@example.com,B,water,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    assert confirm_signup(
+        engine_with_topics, _ids_by_email(engine_with_topics)["a@example.com"], ip=""
+    )
+    outbox = OutboxTransport(directory=tmp_path / "outbox", from_header="News <n@example.com>")
+    assert _tick(engine_with_topics, settings, outbox).sent == 2
+    written = sorted((tmp_path / "outbox").rglob("*.eml"))
+    assert len(written) == 2
+    assert sorted(p.read_text().split("\nTo: ")[1].split("\n")[0] for p in written) == [
+        "A <a@example.com>",
+        "B <b@example.com>",
+    ]
+
+
+def test_an_event_for_a_confirmation_is_never_taken_for_a_briefs_delivery(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    """Its row id travels as `mail_id`; as `delivery_id`, SendGrid's events for it would
+    name whatever delivery of a brief has the same number."""
+    _import_pending(engine_with_topics, tmp_path, "a@example.com,A,energy,,\n")
+    _tick(engine_with_topics, settings)
+    (message,) = sandbox.messages()
+    assert "delivery_id" not in message.custom_args
+    with session_scope(engine_with_topics) as session:
+        mail_id = session.scalar(sa.select(TransactionalMail.id))
+    assert message.custom_args == {"mail_id": str(mail_id), "send_id": "0"}
+
+
+def test_worker_once_says_how_many_messages_it_left_queued(
+    engine_with_topics, tmp_path, settings, sandbox, caplog
+):
+    """`worker --once` from cron sent its share and said nothing of the rest."""
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(MAX_REQUESTS + 3))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    worker = Worker.from_settings(settings)
+    worker.transport.max_batch_size = 1  # one reader a request: a tick takes MAX_REQUESTS
+    try:
+        with caplog.at_level(logging.INFO, logger="newsletter"):
+            worker.once()
+    finally:
+        worker.close()
+    assert f"{MAX_REQUESTS} sent, 0 failed, 0 to retry, 0 skipped; 3 still queued" in caplog.text
