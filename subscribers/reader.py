@@ -79,9 +79,22 @@ def confirm(subscriber_id: int, *, session: Session, ip: str) -> Subscriber | No
     if person is None or person.status not in (S.PENDING, S.ACTIVE):
         return None
     if person.status == S.PENDING:
-        person.consent_source, person.consent_at, person.consent_ip = "form", utcnow(), ip
+        person.consent_source = confirmed_source(person.consent_source)
+        person.consent_at, person.consent_ip = utcnow(), ip
         change_status(person, S.ACTIVE, actor=Actor.READER, by=BY_READER, session=session)
     return person
+
+
+CONFIRMED = " (confirmed by email)"
+
+
+def confirmed_source(source: str) -> str:
+    """The consent record's source once the reader pressed the button: a sign-up's stays
+    `form`; an address staff imported or added keeps where it came from, now confirmed by
+    its reader. Before, every confirmation wrote `form`, and the import was lost from it."""
+    if source in ("", "form") or source.endswith(CONFIRMED):
+        return source or "form"
+    return source[: 200 - len(CONFIRMED)] + CONFIRMED
 
 
 def _set_topics(person: Subscriber, topics: Iterable[str], session: Session) -> None:

@@ -21,7 +21,13 @@ from newsletter.models import MailKind, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
 from newsletter.sending.transactional import MAX_REQUESTS, send_queued_mail
-from newsletter.signup import apply_signups, check_signup, queue_confirmations, record_signup
+from newsletter.signup import (
+    apply_signups,
+    check_signup,
+    confirm_signup,
+    queue_confirmations,
+    record_signup,
+)
 from subscribers.models import Subscriber, utcnow
 from subscribers.roster import add_subscriber
 from tests.conftest import SANDBOX_KEY
@@ -64,6 +70,22 @@ def test_each_new_reader_of_an_import_requiring_confirmation_is_queued_one(topic
     assert (
         "2 new readers added as pending: a confirmation is queued"
         in (outcome.confirmation_lines()[0])
+    )
+
+
+def test_an_imported_reader_who_confirms_keeps_the_import_in_their_consent_record(topics, tmp_path):
+    """Confirming wrote `form` over it: the record no longer said where the address came
+    from."""
+    _import(topics, tmp_path, HEADER + "ann@example.com,Ann,japan,,\n", require_confirmation=True)
+    with session_scope(topics) as session:
+        ann_id = session.exec(select(Subscriber.id)).one()
+    assert confirm_signup(topics, ann_id, ip="198.51.100.7")
+    with session_scope(topics) as session:
+        ann = session.exec(select(Subscriber)).one()
+    assert (ann.status, ann.consent_source, ann.consent_ip) == (
+        "active",
+        "import:list.csv (confirmed by email)",
+        "198.51.100.7",
     )
 
 
