@@ -28,6 +28,7 @@ from newsletter.signup import (
     queue_confirmations,
     record_signup,
 )
+from newsletter.staff.models import AuditEntry
 from subscribers.models import Subscriber, utcnow
 from subscribers.roster import add_subscriber
 from tests.conftest import SANDBOX_KEY
@@ -218,6 +219,24 @@ def test_the_cli_json_report_counts_the_confirmations(topics, db_url, tmp_path, 
     report = json.loads(result.stdout)
     assert report["confirmations_queued"] == (1 if flag else 0)
     assert report["confirmations_held"] == 0
+
+
+@pytest.mark.parametrize("flag", [[], ["--require-confirmation"]])
+def test_the_audit_log_says_whether_an_import_required_confirmation_and_how_many_went(
+    topics, db_url, tmp_path, monkeypatch, flag
+):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    sheet = tmp_path / "fair.csv"
+    sheet.write_text(HEADER + "ann@example.com,Ann,japan,,\n")
+    assert CliRunner().invoke(app, ["subscribers", "import", str(sheet), *flag]).exit_code == 0
+    with session_scope(topics) as session:
+        entry = session.exec(select(AuditEntry)).one()
+    assert entry.detail.startswith("1 added, 0 updated")
+    assert entry.detail.endswith(
+        "; confirmation required: 1 queued, 0 held back (their mailbox had three today)"
+        if flag
+        else "0 merged"
+    )
 
 
 def test_a_sign_ups_confirmation_goes_before_an_imports_backlog(

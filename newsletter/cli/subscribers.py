@@ -134,8 +134,8 @@ def subscribers_import(
         )
         report = outcome.report
         if not dry_run:
-            counts_text = ", ".join(f"{n} {what}" for what, n in report.counts().items())
-            audit.record(session, audit.cli_actor(), "subscriber.import", str(file), counts_text)
+            detail = outcome.audit_detail()
+            audit.record(session, audit.cli_actor(), "subscriber.import", str(file), detail)
     if not dry_run and report.counts()["added"] + report.counts()["updated"] >= BULK_ROWS:
         try:
             vacuum_after_bulk_load(engine, WRITTEN_TABLES)

@@ -68,6 +68,17 @@ class ListImport:
             )
         return lines
 
+    def audit_detail(self) -> str:
+        """The audit log's words for it: the counts, and whether readers must confirm and
+        how many were sent a confirmation (the log said neither)."""
+        counts = ", ".join(f"{n} {what}" for what, n in self.report.counts().items())
+        if not self.require_confirmation:
+            return counts
+        return (
+            f"{counts}; confirmation required: {self.confirmations} queued, "
+            f"{self.held} held back (their mailbox had three today)"
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             **self.report.as_dict(),

@@ -133,8 +133,8 @@ def apply(
         outcome = _run(console, content, filename, dry_run=False, pending=pending)
         report = outcome.report
         with session_scope(console.engine) as session:
-            counts = ", ".join(f"{n} {what}" for what, n in report.counts().items())
-            audit.record(session, staff.email, "subscriber.import", report.file, counts, ip)
+            detail = outcome.audit_detail()
+            audit.record(session, staff.email, "subscriber.import", report.file, detail, ip)
     except NewsletterError as exc:
         return _form(request, console, staff, 400, error=str(exc))
     return _form(
