@@ -18,8 +18,23 @@ class RowNote:
         return {"line": self.line, "email": self.email, "detail": self.detail}
 
 
-def _ranges(lines: Iterable[int]) -> str:
-    """2,3,4,7 → "2–4, 7": a million line numbers read as a few ranges."""
+def _ranges(lines: Iterable[int], most: int = 0) -> str:
+    """2,3,4,7 → "2–4, 7": a million line numbers read as a few ranges. `most`: at most so
+    many ranges, then how many lines the rest hold (a file whose added rows alternate with
+    skipped ones made 172 KB of ranges on a terminal)."""
+    parts = _range_parts(lines)
+    if not most or len(parts) <= most:
+        return ", ".join(parts)
+    rest = sum(_width(part) for part in parts[most:])
+    return ", ".join(parts[:most]) + f" and {rest:,} more line{'s' if rest != 1 else ''}"
+
+
+def _width(part: str) -> int:
+    first, _, last = part.partition("–")
+    return int(last or first) - int(first) + 1
+
+
+def _range_parts(lines: Iterable[int]) -> list[str]:
     parts: list[str] = []
     start = previous = None
     for line in sorted(lines):
@@ -31,7 +46,11 @@ def _ranges(lines: Iterable[int]) -> str:
         start = previous = line
     if start is not None:
         parts.append(f"{start}–{previous}" if previous != start else str(start))
-    return ", ".join(parts)
+    return parts
+
+
+# Ranges of line numbers a report shows before it counts the rest.
+RANGES_SHOWN = 20
 
 
 @dataclass
@@ -63,6 +82,11 @@ class ImportReport:
             "skipped": len(self.skipped),
             "merged": len(self.merged),
         }
+
+    def lines_in_words(self, outcome: str, most: int = RANGES_SHOWN) -> str:
+        """The `added` or `unchanged` lines for a person to read: the first ranges, then
+        a count (`as_dict` has every range)."""
+        return _ranges(self.added if outcome == "added" else self.unchanged, most)
 
     def as_dict(self) -> dict[str, Any]:
         return {

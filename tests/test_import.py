@@ -257,3 +257,20 @@ def test_export_then_import_into_an_empty_list_round_trips(topics, tmp_path):
 def test_neutralizing_a_cell_is_undone_by_import(cell):
     assert unneutralize(neutralize(cell)) == cell
     assert not neutralize(cell).startswith(("=", "+", "-", "@", "\t"))
+
+
+def test_a_report_of_alternating_lines_names_the_first_ranges_then_counts_the_rest(
+    topics, tmp_path
+):
+    """Every other row refused: the added lines made 172 KB of ranges for a person to read
+    in a 50,000-row file. The JSON report keeps every range."""
+    rows = "".join(
+        f"r{n}@example.com,R,japan,,\n" if n % 2 == 0 else "not-an-address,X,japan,,\n"
+        for n in range(50)
+    )
+    report = _import(topics, _file(tmp_path, HEADER + rows))
+    assert report.lines_in_words("added") == (
+        ", ".join(str(line) for line in range(2, 41, 2)) + " and 5 more lines"
+    )
+    assert report.as_dict()["added_lines"] == ", ".join(str(n) for n in range(2, 51, 2))
+    assert report.lines_in_words("added", most=25) == report.as_dict()["added_lines"]

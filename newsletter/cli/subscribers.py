@@ -150,7 +150,6 @@ def subscribers_import(
         return
     for warning in report.warnings:
         warn(warning)
-    document = report.as_dict()
     counts = report.counts()
     out.print(
         f"{file}: {counts['added']} added, {counts['updated']} updated, "
@@ -158,8 +157,8 @@ def subscribers_import(
         f"{counts['merged']} merged" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
-    if document["added_lines"]:
-        out.print(f"  added, lines {document['added_lines']}", highlight=False)
+    if report.added:
+        out.print(f"  added, lines {report.lines_in_words('added')}", highlight=False)
     for label, notes in (
         ("updated", report.updated),
         ("skipped", report.skipped),
