@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,11 +16,14 @@ from newsletter.db import session_scope
 from newsletter.devtools.faults import Faults
 from newsletter.links import Links
 from newsletter.models import MailKind, MailStatus, TransactionalMail
+from newsletter.providers.base import Batch, BatchResult, Outcome, RecipientResult
+from newsletter.providers.memory import MemoryTransport
 from newsletter.providers.outbox import OutboxTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
 from newsletter.sending.mail_batches import prepare
-from newsletter.sending.transactional import MAX_REQUESTS, send_queued_mail
+from newsletter.sending.transactional import MAX_REQUESTS, queue_mail, send_queued_mail
+from newsletter.sending.transactional import _recover as recover_mail
 from newsletter.sending.worker import Worker
 from newsletter.signup import confirm_signup
 from subscribers.models import Subscriber, utcnow
@@ -246,3 +250,145 @@ def test_worker_once_says_how_many_messages_it_left_queued(
     finally:
         worker.close()
     assert f"{MAX_REQUESTS} sent, 0 failed, 0 to retry, 0 skipped; 3 still queued" in caplog.text
+
+
+def _mails(engine) -> dict[str, tuple[str, int]]:
+    """Address → (status, attempts) of its message."""
+    with session_scope(engine) as session:
+        return {
+            email: (status, attempts)
+            for email, status, attempts in session.execute(
+                sa.select(
+                    Subscriber.email, TransactionalMail.status, TransactionalMail.attempts
+                ).join(Subscriber, Subscriber.id == TransactionalMail.subscriber_id)
+            ).all()
+        }
+
+
+def test_a_key_refused_after_part_of_a_split_request_went_keeps_that_part_sent(
+    engine_with_topics, tmp_path, settings
+):
+    """The SendGrid transport splits a request around a 400 naming no recipient, and the
+    key may be refused (401) after an earlier part was accepted: its answer is then fatal,
+    with the accepted readers as SENT exceptions. Those went back in line and were sent
+    twice. The memory transport gives that answer: the sandbox cannot revoke a key
+    between the parts of one split request."""
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(4))
+    _import_pending(engine_with_topics, tmp_path, rows)
+
+    def accepted_then_refused(batch: Batch) -> BatchResult:
+        first = batch.recipients[0]
+        return BatchResult(
+            Outcome.FAILED,
+            error="401: The provided authorization grant is invalid",
+            fatal=True,
+            exceptions={first.delivery_id: RecipientResult(Outcome.SENT, message_id="m1")},
+        )
+
+    report = _tick(engine_with_topics, settings, MemoryTransport(answer=accepted_then_refused))
+    assert (report.sent, report.retried) == (1, 3)
+    assert sorted(status for status, _ in _mails(engine_with_topics).values()) == [
+        MailStatus.QUEUED,
+        MailStatus.QUEUED,
+        MailStatus.QUEUED,
+        MailStatus.SENT,
+    ]
+
+
+def test_a_refused_key_stops_the_tick_and_gives_the_rest_back_untried(
+    engine_with_topics, tmp_path, settings
+):
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\ne@example.com,E,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    transport = MemoryTransport(
+        answer=lambda batch: BatchResult(Outcome.FAILED, error="401: refused", fatal=True)
+    )
+    report = _tick(engine_with_topics, settings, transport)
+    assert len(transport.batches) == 1 and report.retried == 1
+    untried = [m for m in _mails(engine_with_topics).values() if m[1] == 0]
+    assert untried == [(MailStatus.QUEUED, 0), (MailStatus.QUEUED, 0)]
+
+
+def test_the_same_confirmation_queued_twice_goes_once_and_the_other_is_skipped(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    """Asked for again before the first went: both landed in one request, which SendGrid
+    refuses for naming an address twice, and the second was marked failed."""
+    _import_pending(engine_with_topics, tmp_path, "ann@example.com,Ann,energy,,\n")
+    with session_scope(engine_with_topics) as session:
+        ann = session.scalar(sa.select(Subscriber.id))
+        queue_mail(session, MailKind.CONFIRMATION, ann, now=utcnow())
+    report = _tick(engine_with_topics, settings)
+    assert (report.sent, report.skipped, report.failed) == (1, 1, 0)
+    assert [m.to for m in sandbox.messages()] == [["ann@example.com"]]
+
+
+def test_each_request_takes_a_lease_of_its_own(engine_with_topics, tmp_path, settings):
+    """An SMTP server takes a claim's messages one at a time: the requests after the first
+    ran on what was left of the claim's lease, and another worker's recovery found them
+    expired mid-request and marked them unknown. The memory transport's answer stands in
+    for a slow server, and runs the other worker's recovery at the second request."""
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    quick = settings.model_copy(update={"NEWSLETTER_LEASE_SECONDS": 1.0})
+    calls = []
+
+    def slow_then_recovered(batch: Batch) -> BatchResult:
+        calls.append(batch)
+        if len(calls) == 1:
+            time.sleep(1.2)
+        else:
+            assert recover_mail(engine_with_topics, utcnow() + timedelta(seconds=1)) == 0
+        return BatchResult(Outcome.SENT, message_id="m")
+
+    report = _tick(engine_with_topics, quick, MemoryTransport(answer=slow_then_recovered))
+    assert report.sent == 2 and len(calls) == 2
+
+
+def test_the_rate_limit_is_waited_for_before_each_request_and_a_stop_then_sends_nothing(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\nw2@example.com,W,water,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    asked: list[int] = []
+
+    def stop_at_the_second(messages: int) -> bool:
+        asked.append(messages)
+        return len(asked) == 2
+
+    transport = SendGridTransport.from_settings(settings)
+    report = send_queued_mail(
+        engine_with_topics,
+        settings,
+        transport,
+        now=utcnow() + timedelta(seconds=1),
+        pace=stop_at_the_second,
+    )
+    # Newest first: w2's look (water, with w), then g's; the stop came before g's.
+    assert asked == [2, 1] and (report.sent, report.waiting) == (2, 1)
+    assert sorted(m.to[0] for m in sandbox.messages()) == ["w2@example.com", "w@example.com"]
+    assert MailStatus.CLAIMED not in {s for s, _ in _mails(engine_with_topics).values()}
+
+
+def test_the_worker_paces_its_mail_by_the_rate_limit_it_paces_sends_by(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    _import_pending(engine_with_topics, tmp_path, "a@example.com,A,energy,,\n")
+    worker = Worker.from_settings(settings)
+    asked: list[int] = []
+    worker.dispatcher.pace = lambda messages: bool(asked.append(messages))  # type: ignore[method-assign]
+    try:
+        assert worker.tick().mail.sent == 1
+    finally:
+        worker.close()
+    assert asked == [1]
+
+
+def test_a_request_carries_no_more_readers_than_newsletter_batch_size(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    rows = "".join(f"r{n}@example.com,R,energy,,\n" for n in range(5))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    small = settings.model_copy(update={"NEWSLETTER_BATCH_SIZE": 2})
+    assert _tick(engine_with_topics, small).sent == 5
+    assert sandbox.state.stats.accepted_requests == 3

@@ -174,6 +174,13 @@ class Dispatcher:
         self._stopping.set()
         self.transport.interrupt()
 
+    def pace(self, messages: int) -> bool:
+        """Wait until `messages` more keep within NEWSLETTER_RATE_LIMIT, for this process's
+        sends and its transactional mail alike; True if a stop came meanwhile (send
+        nothing then)."""
+        wait = self._limiter.reserve(messages)
+        return bool(wait) and self._stopping.wait(wait)
+
     def stop_requested(self) -> bool:
         """Whether `request_stop` was called: the worker's other loops (transactional
         mail) heed it too."""
@@ -205,10 +212,9 @@ class Dispatcher:
             categories=categories,
             headers=self._links.list_headers(),
         )
-        wait = self._limiter.reserve(len(batch.recipients))
         # NEWSLETTER_RATE_LIMIT's wait, cut short by a stop: with a low limit it can be
         # longer than systemd waits for a stop, and the batch goes back in line unsent.
-        if wait and self._stopping.wait(wait):
+        if self.pace(len(batch.recipients)):
             give_back(self.engine, claim, now=self.clock())
             where = (claim.send_id, claim.batch_id)
             log.info("send %s batch %s given back unsent: stopping", *where, extra=ids(*where))

@@ -46,7 +46,8 @@ class Prepared:
     `TransactionalMail` id."""
 
     batches: list[Batch] = field(default_factory=list)
-    not_due: list[int] = field(default_factory=list)  # the reader left; the brief is gone
+    # The reader left, the brief is gone, or the same message is already in a batch.
+    not_due: list[int] = field(default_factory=list)
     left_over: list[int] = field(default_factory=list)  # past this tick's requests: give back
 
 
@@ -72,30 +73,40 @@ def prepare(
         topics = _topics(session, [id_of(p) for p in people.values() if not p.all_topics])
         groups: dict[Look, list[list[tuple[TransactionalMail, Subscriber]]]] = {}
         order: list[tuple[Look, int]] = []  # each batch, in the order it is first needed
+        taken: set[tuple[str, int]] = set()  # (kind, reader) already in this claim's batches
         for mail_id in mail_ids:
-            mail = by_id[mail_id]
+            mail = by_id.get(mail_id)
+            if mail is None:  # a test copy deleted with its brief since the claim
+                continue
+            full = len(order) + len(prepared.batches) >= max_requests
             if mail.kind == MailKind.TEST_COPY:
-                batch = _test_copy(session, mail, settings)
-                if batch is None:
-                    prepared.not_due.append(mail_id)
-                elif len(order) + len(prepared.batches) < max_requests:
-                    prepared.batches.append(batch)
-                else:
+                batch = None if full else _test_copy(session, mail, settings)
+                if full:
                     prepared.left_over.append(mail_id)
+                elif batch is None:
+                    prepared.not_due.append(mail_id)
+                else:
+                    prepared.batches.append(batch)
                 continue
             person = people.get(mail.subscriber_id or 0)
             if person is None or person.status != DUE_WHILE.get(MailKind(mail.kind)):
                 prepared.not_due.append(mail_id)
                 continue
+            if (mail.kind, id_of(person)) in taken:
+                # The same message twice (asked for again before the first went): one is
+                # enough, and SendGrid refuses a request naming an address twice.
+                prepared.not_due.append(mail_id)
+                continue
             look = _look(mail, person, topics)
             parts = groups.setdefault(look, [])
             if not parts or len(parts[-1]) >= batch_size:
-                if len(order) + len(prepared.batches) >= max_requests:
+                if full:
                     prepared.left_over.append(mail_id)
                     continue
                 parts.append([])
                 order.append((look, len(parts) - 1))
             parts[-1].append((mail, person))
+            taken.add((mail.kind, id_of(person)))
         rendered = {look: _render(look, session, settings) for look, _ in order}
     for look, n in order:
         prepared.batches.append(_batch(look, rendered[look], groups[look][n], links))

@@ -12,6 +12,7 @@ mid-request leaves it `unknown`, never sent twice blindly.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -219,18 +220,22 @@ def send_queued_mail(
     *,
     now: datetime,
     stopping: Callable[[], bool] = lambda: False,
+    pace: Callable[[int], bool] = lambda messages: False,
 ) -> MailReport:
     """Send what is due, readers whose message reads alike in one request
-    (`mail_batches.py`). Asked to stop (`stopping`), it finishes the request in hand and
-    gives the rest of its claim back: with a provider answering in 3 s, a claim's requests
-    one after another could run far past systemd's stop timeout."""
+    (`mail_batches.py`). Asked to stop (`stopping`, or `pace` answering True while it
+    waits for the rate limit), it finishes the request in hand and gives the rest of its
+    claim back: with a provider answering in 3 s, a claim's requests one after another
+    could run far past systemd's stop timeout. A refused key gives the rest back too:
+    every further request would be refused alike."""
     report = MailReport()
     report.unknown = _recover(engine, now)
     lease = timedelta(seconds=settings.NEWSLETTER_LEASE_SECONDS)
-    batch_size = transport.max_batch_size
+    batch_size = min(settings.NEWSLETTER_BATCH_SIZE, transport.max_batch_size)
     claimed = _claim(engine, now, lease, min(CLAIM_LIMIT, MAX_REQUESTS * batch_size))
     if not claimed:
         return report
+    started = time.monotonic()
     prepared = prepare(
         engine,
         claimed,
@@ -244,24 +249,30 @@ def send_queued_mail(
         _mark(engine, prepared.not_due, expect=MailStatus.CLAIMED, status=MailStatus.SKIPPED)
     )
     for n, batch in enumerate(prepared.batches):
-        if stopping():
+        if stopping() or pace(len(batch.recipients)):
             _give_back(engine, [r.delivery_id for b in prepared.batches[n:] for r in b.recipients])
             break
-        attempts = col(TransactionalMail.attempts) + 1
         begun = set(
             _mark(
                 engine,
                 [r.delivery_id for r in batch.recipients],
                 expect=MailStatus.CLAIMED,
                 status=MailStatus.SENDING,
-                attempts=attempts,
+                attempts=col(TransactionalMail.attempts) + 1,
+                # A lease from now, not from the claim: the claim's earlier requests (an
+                # SMTP server's messages one at a time) may have used up the claim's.
+                lease_expires_at=now + timedelta(seconds=time.monotonic() - started) + lease,
             )
         )
-        if begun:
-            batch = replace(
-                batch, recipients=[r for r in batch.recipients if r.delivery_id in begun]
-            )
-            _record(engine, batch, transport.send_batch(batch), settings, now, report)
+        if not begun:
+            continue
+        batch = replace(batch, recipients=[r for r in batch.recipients if r.delivery_id in begun])
+        result = transport.send_batch(batch)
+        _record(engine, batch, result, settings, now, report)
+        if result.fatal:
+            rest = prepared.batches[n + 1 :]
+            _give_back(engine, [r.delivery_id for b in rest for r in b.recipients])
+            break
     with session_scope(engine) as session:
         report.waiting = waiting_mail(session)
     return report
@@ -287,7 +298,10 @@ def _record(
         )
         answers[outcome, error, message_id].append(recipient.delivery_id)
     for (outcome, error, message_id), mail_ids in answers.items():
-        if result.fatal or outcome is Outcome.RETRY_LATER:
+        # A refused key stops the rest, but what an earlier part of a split request got
+        # accepted stays sent (as in the ledger): put back in line, it went twice.
+        refused = result.fatal and outcome is not Outcome.SENT
+        if refused or outcome is Outcome.RETRY_LATER:
             _retry(engine, mail_ids, error, result.fatal, settings, now, report)
             continue
         status = {Outcome.SENT: MailStatus.SENT, Outcome.FAILED: MailStatus.FAILED}.get(
@@ -308,7 +322,8 @@ def _record(
             report.sent += done
         elif status is MailStatus.FAILED:
             report.failed += done
-            report.errors.append(error)
+            if error:
+                report.errors.append(error)
         else:
             report.unknown += done
 
@@ -357,4 +372,5 @@ def _retry(
                     error=error,
                 )
             )
-    report.errors.append(error)
+    if error:
+        report.errors.append(error)

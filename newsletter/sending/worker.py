@@ -157,6 +157,7 @@ class Worker:
             self.transport,
             now=self.dispatcher.clock(),
             stopping=self.dispatcher.stop_requested,
+            pace=self.dispatcher.pace,
         )
         return report
 
