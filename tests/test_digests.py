@@ -579,3 +579,41 @@ def test_a_weekly_reader_who_unpauses_and_switches_to_immediate_in_one_post_gets
     made = create_due_digests(engine, settings, now=utcnow())
     mine = [i for i in made if _ledger(engine, i) == ["wes@example.com"]]
     assert [_briefs_of(engine, i) for i in mine] == [[grid]]
+
+
+ZONES = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York", "Australia/Sydney"]
+
+
+def test_the_groups_made_at_once_give_each_due_reader_exactly_one_digest(newsroom):
+    """PostgreSQL makes several (cadence, zone) groups at once, each in its own
+    transaction; SQLite takes them in turn. Either way every due reader of every group
+    gets one digest, and nobody a second."""
+    engine, settings = newsroom
+    settings = settings.model_copy(update={"NEWSLETTER_DIGEST_CONCURRENCY": 4})
+    with session_scope(engine) as session:
+        for n, zone in enumerate(ZONES * 2):
+            person = add_subscriber(
+                f"z{n}@example.com",
+                session=session,
+                topics=["energy"],
+                cadence="daily",
+                timezone=zone,
+            )
+            person.created_at = JOINED
+            session.add(person)
+    # Inside every zone's window: after the last opens (Tokyo's, 22:00 UTC the day
+    # before), before the first closes (Paris's, 06:00 UTC).
+    _publish(engine, settings, "energy", _utc(12, 3), "Grid")
+    made = create_due_digests(engine, settings, now=_utc(12, 23))
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Subscriber.email, Delivery.send_id)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.send_id.in_(made))
+        ).all()
+        digest_sends = session.exec(select(Send.id).where(Send.kind == "digest")).all()
+    readers = [email for email, _ in rows]
+    assert sorted(readers) == sorted(set(readers)) and len(readers) == len(set(readers))
+    assert {f"z{n}@example.com" for n in range(len(ZONES) * 2)} <= set(readers)
+    assert sorted(made) == sorted(digest_sends) and len(made) == len(set(made))
+    assert create_due_digests(engine, settings, now=_utc(12, 23)) == []

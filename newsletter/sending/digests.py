@@ -17,6 +17,7 @@ Two workers running this at once make each digest once.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
@@ -106,7 +107,7 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
             )
             .group_by(col(Subscriber.cadence), col(Subscriber.timezone))
         ).all()
-    created: list[int] = []
+    due: list[tuple[str, str, datetime, datetime]] = []
     for cadence, zone, first_baseline, last_digest, any_first in sorted(groups):
         moment = digest_moment(
             cadence,
@@ -122,9 +123,22 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
         earliest = min(
             [*([window_start] if any_first else []), *([last_digest] if last_digest else [])]
         )
+        due.append((cadence, zone, moment, earliest))
+
+    def make(group: tuple[str, str, datetime, datetime]) -> list[int]:
+        cadence, zone, moment, earliest = group
         with session_scope(engine, immediate=True) as session:
-            created += _make_digests(session, settings, cadence, zone, moment, now, earliest)
-    return created
+            return _make_digests(session, settings, cadence, zone, moment, now, earliest)
+
+    # Groups are independent (their own readers, their own advisory lock, their own
+    # transaction), so PostgreSQL makes a few at once, each on a connection and a server
+    # process of its own (NEWSLETTER_DIGEST_CONCURRENCY: past the server's cores, their
+    # WAL writes wait on each other); SQLite has one writer, and takes them in turn.
+    threads = min(settings.NEWSLETTER_DIGEST_CONCURRENCY, len(due))
+    if threads < 2 or engine.dialect.name != "postgresql":
+        return [send_id for group in due for send_id in make(group)]
+    with ThreadPoolExecutor(threads, thread_name_prefix="digests") as pool:
+        return [send_id for made in pool.map(make, due) for send_id in made]
 
 
 def _make_digests(
