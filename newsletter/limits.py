@@ -18,7 +18,7 @@ import hashlib
 import ipaddress
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -99,9 +99,7 @@ def hit_many(
     nobody hammering, and must not keep its owner from signing up tomorrow."""
     if not keys:
         return []
-    seconds = int(rule.window.total_seconds())
-    stamp = now.timestamp()
-    window = int(stamp) - int(stamp) % seconds
+    window, seconds, overlap = _window(rule, now)
     # The next window still reads this one's count: keep it that long.
     expires_at = datetime.fromtimestamp(window + 2 * seconds, UTC)
     attempts = Counter(keys)  # one row per key: an upsert may touch a row only once
@@ -120,24 +118,12 @@ def hit_many(
         ],
     )
     # Read back under the rows' locks (or SQLite's write lock): nobody else has moved them.
-    counts = session.execute(
-        sa.select(col(RateLimitHit.key), col(RateLimitHit.window), col(RateLimitHit.hits)).where(
-            any_of(session, col(RateLimitHit.key), attempts),
-            col(RateLimitHit.window).in_([window, window - seconds]),
-        )
-    ).all()
-    after = {k: hits for k, w, hits in counts if w == window}
-    previous = {k: hits for k, w, hits in counts if w != window}
+    after, previous = _counts(session, attempts, window, seconds)
     if not bulk and any(after[k] == n for k, n in attempts.items()):
         # A new window: a good moment to drop what nobody reads any more.
         session.execute(sa.delete(RateLimitHit).where(col(RateLimitHit.expires_at) < now))
-    overlap = 1 - (stamp - window) / seconds
-    seen: Counter[str] = Counter()
-    allowed: list[bool] = []
-    for k in keys:
-        seen[k] += 1
-        before = after[k] - attempts[k]  # counted before this call
-        allowed.append(before + seen[k] + previous.get(k, 0) * overlap <= rule.limit)
+    before = {k: after[k] - n for k, n in attempts.items()}  # counted before this call
+    allowed = _judge(keys, before, previous, overlap, rule.limit)
     if bulk:
         refused = Counter(k for k, ok in zip(keys, allowed, strict=True) if not ok)
         if refused:
@@ -148,4 +134,60 @@ def hit_many(
                 .values(hits=table.c.hits - sa.bindparam("n")),
                 [{"k": k, "n": n} for k, n in sorted(refused.items())],
             )
+    return allowed
+
+
+def peek_many(
+    session: Session, keys: Sequence[str], rule: Rule, *, now: datetime, earlier: Counter[str]
+) -> list[bool]:
+    """What `hit_many(bulk=True)` would answer, writing nothing: an import's dry run says
+    who would be held back. `earlier`: the attempts this caller was allowed by earlier
+    calls (nothing was stored for them), updated with this call's."""
+    if not keys:
+        return []
+    window, seconds, overlap = _window(rule, now)
+    stored, previous = _counts(session, set(keys), window, seconds)
+    before = {k: stored.get(k, 0) + earlier[k] for k in set(keys)}
+    allowed = _judge(keys, before, previous, overlap, rule.limit)
+    earlier.update(k for k, ok in zip(keys, allowed, strict=True) if ok)
+    return allowed
+
+
+def _window(rule: Rule, now: datetime) -> tuple[int, int, float]:
+    """The current window's start (Unix seconds), its length, and how much of the previous
+    window the last `rule.window` still overlaps."""
+    seconds = int(rule.window.total_seconds())
+    stamp = now.timestamp()
+    window = int(stamp) - int(stamp) % seconds
+    return window, seconds, 1 - (stamp - window) / seconds
+
+
+def _counts(
+    session: Session, keys: Iterable[str], window: int, seconds: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Each key's count in the current window and in the previous one."""
+    counts = session.execute(
+        sa.select(col(RateLimitHit.key), col(RateLimitHit.window), col(RateLimitHit.hits)).where(
+            any_of(session, col(RateLimitHit.key), keys),
+            col(RateLimitHit.window).in_([window, window - seconds]),
+        )
+    ).all()
+    current = {k: hits for k, w, hits in counts if w == window}
+    return current, {k: hits for k, w, hits in counts if w != window}
+
+
+def _judge(
+    keys: Sequence[str],
+    before: dict[str, int],
+    previous: dict[str, int],
+    overlap: float,
+    limit: int,
+) -> list[bool]:
+    """Each attempt in order: allowed while the sliding count, this one included, stays
+    within `limit`."""
+    seen: Counter[str] = Counter()
+    allowed: list[bool] = []
+    for k in keys:
+        seen[k] += 1
+        allowed.append(before[k] + seen[k] + previous.get(k, 0) * overlap <= limit)
     return allowed

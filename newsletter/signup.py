@@ -12,6 +12,7 @@ and one mailbox gets at most `CONFIRMATIONS_PER_ADDRESS` confirmations a day.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from newsletter.limits import (
     key,
     mailbox,
     network,
+    peek_many,
 )
 from newsletter.models import MailKind, SignupRequest
 from newsletter.sending.transactional import queue_mail, queue_many
@@ -133,6 +135,17 @@ def queue_confirmations(
             "confirmation to subscriber %s not sent: the day's limit is reached", subscriber_id
         )
     return [address for _, address in held]
+
+
+def held_back(
+    session: Session, addresses: list[str], *, now: datetime, earlier: Counter[str]
+) -> list[str]:
+    """The addresses `queue_confirmations(bulk=True)` would hold back, writing nothing: an
+    import's dry run. `earlier`: confirmations the same dry run would already have queued,
+    per mailbox key (updated here)."""
+    keys = [key("confirm", mailbox(address)) for address in addresses]
+    allowed = peek_many(session, keys, CONFIRMATIONS_PER_ADDRESS, now=now, earlier=earlier)
+    return [address for address, ok in zip(addresses, allowed, strict=True) if not ok]
 
 
 def _apply(session: Session, request: SignupRequest, now: datetime) -> None:

@@ -70,7 +70,9 @@ def import_subscribers(
 
     `on_pending` is called, chunk by chunk and in the same transaction, with the new
     readers who start pending: they need a confirmation, and sending mail is not this
-    package's job (the caller queues it, so the email exists iff the reader does)."""
+    package's job (the caller queues it, so the email exists iff the reader does). In a
+    dry run it is called too, each reader's id 0 (none was written), so the caller can
+    say what it would do."""
     report = ImportReport(file=str(path), dry_run=dry_run)
     seen: set[int] = set()
     repeated: set[int] = set()
@@ -284,6 +286,14 @@ class _Writer:
             return
         self.report.added.extend(c.line for c in new)
         if self.report.dry_run:
+            if self.on_pending is not None:
+                would = [
+                    (0, c.email)
+                    for c in new
+                    if self._status(c.status, None) == SubscriberStatus.PENDING
+                ]
+                if would:
+                    self.on_pending(self.session, would)
             return
         rows = [
             {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from newsletter import signup
 from newsletter.cli import app
 from newsletter.db import session_scope
 from newsletter.errors import ConflictError
-from newsletter.limits import Rule, hit, hit_many
+from newsletter.limits import Rule, hit, hit_many, peek_many
 from newsletter.models import MailKind, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
@@ -110,10 +111,30 @@ def test_a_dry_run_queues_none_and_says_confirmations_would_go(topics, tmp_path)
     )
     assert _confirmations(topics) == {"ann@example.com": 1}
     assert dry.confirmation_lines() == [
-        "up to 1 new reader would be added as pending and sent a confirmation (at most three "
-        "a day to one mailbox); they receive nothing until they confirm"
+        "1 new reader would be added as pending and sent a confirmation; they would receive "
+        "nothing until they confirm"
     ]
     assert outcome.confirmations == 1
+
+
+def test_a_dry_run_names_who_would_be_held_back_and_the_import_then_does_just_that(
+    topics, tmp_path
+):
+    """The dry run could only say "up to": it did not know the mailboxes' counts. It reads
+    them now, and counts its own would-be confirmations across the file, writing nothing."""
+    with session_scope(topics) as session:  # one confirmation already today
+        queue_confirmations(session, [(0, "victim@example.com")], now=utcnow())
+    rows = "".join(f"victim+{n}@example.com,V,japan,,\n" for n in range(4))
+    dry = _import(topics, tmp_path, HEADER + rows, require_confirmation=True, dry_run=True)
+    assert (dry.confirmations, dry.held) == (2, 2)
+    assert dry.held_named == ["victim+2@example.com", "victim+3@example.com"]
+    assert dry.confirmation_lines()[1].startswith(
+        "2 new readers would be added as pending with no confirmation: their mailbox would "
+        "have three today (victim+2@example.com, victim+3@example.com)"
+    )
+    assert _confirmations(topics) == {}
+    real = _import(topics, tmp_path, HEADER + rows, require_confirmation=True)
+    assert (real.confirmations, real.held, real.held_named) == (2, 2, dry.held_named)
 
 
 def test_readers_already_on_the_list_get_no_confirmation_from_an_import(topics, tmp_path):
@@ -148,6 +169,16 @@ def test_an_import_whose_every_reader_is_held_back_says_only_that(topics, tmp_pa
     assert [line.split(":")[0] for line in outcome.confirmation_lines()] == [
         "1 new reader added as pending with no confirmation"
     ]
+
+
+def test_a_dry_run_counts_its_own_confirmations_from_one_chunk_to_the_next(engine):
+    """A dry run stores nothing: what one chunk of the file would have queued must weigh
+    on the next, as the stored counts do in the real import."""
+    rule, now, earlier = signup.CONFIRMATIONS_PER_ADDRESS, utcnow(), Counter()
+    with session_scope(engine) as session:
+        assert peek_many(session, ["k"] * 2, rule, now=now, earlier=earlier) == [True, True]
+        assert peek_many(session, ["k"] * 2, rule, now=now, earlier=earlier) == [True, False]
+        assert hit_many(session, ["k"], rule, now=now) == [True]  # nothing was stored
 
 
 def test_a_mailbox_held_back_by_an_import_can_sign_up_the_next_morning(engine):

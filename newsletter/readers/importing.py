@@ -11,6 +11,7 @@ ones held back are named, and `newsletter subscribers resubscribe` sends them la
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from newsletter.errors import ConflictError
-from newsletter.signup import queue_confirmations
+from newsletter.signup import held_back, queue_confirmations
 from newsletter.words import counted
 from subscribers.import_report import ImportReport
 from subscribers.importer import import_subscribers
@@ -43,17 +44,15 @@ class ListImport:
         added = self.report.counts()["added"]
         if not self.require_confirmation or not added:
             return []
-        if self.report.dry_run:
-            # Rows whose status column says otherwise keep it: "up to".
-            return [
-                f"up to {_readers(added)} would be added as pending and sent a confirmation "
-                "(at most three a day to one mailbox); they receive nothing until they confirm"
-            ]
+        dry = self.report.dry_run
         lines = []
         if self.confirmations:
             lines.append(
-                f"{_readers(self.confirmations)} added as pending: a confirmation is queued "
-                "for each (a worker sends it); they receive nothing until they confirm"
+                f"{_readers(self.confirmations)} would be added as pending and sent a "
+                "confirmation; they would receive nothing until they confirm"
+                if dry
+                else f"{_readers(self.confirmations)} added as pending: a confirmation is "
+                "queued for each (a worker sends it); they receive nothing until they confirm"
             )
         if self.held:
             named = ", ".join(self.held_named)
@@ -61,10 +60,10 @@ class ListImport:
                 f" and {self.held - len(self.held_named):,} more" if self.held > HELD_NAMED else ""
             )
             lines.append(
-                f"{_readers(self.held)} added as pending with no confirmation: their mailbox "
-                f'already had three today ({named}{more}); send one tomorrow ("Send the '
-                'confirmation again" on the reader\'s console page, or "newsletter '
-                'subscribers resubscribe ADDRESS")'
+                f"{_readers(self.held)} {'would be ' if dry else ''}added as pending with no "
+                f"confirmation: their mailbox {'would have' if dry else 'already had'} three "
+                f'today ({named}{more}); send one tomorrow ("Send the confirmation again" on '
+                'the reader\'s console page, or "newsletter subscribers resubscribe ADDRESS")'
             )
         return lines
 
@@ -108,8 +107,14 @@ def import_readers(
         require_confirmation=require_confirmation,
     )
 
+    would_queue: Counter[str] = Counter()  # a dry run's confirmations so far, per mailbox
+
     def confirm(chunk_session: Session, readers: list[tuple[int, str]]) -> None:
-        held = queue_confirmations(chunk_session, readers, now=now, bulk=True)
+        if dry_run:
+            addresses = [address for _, address in readers]
+            held = held_back(chunk_session, addresses, now=now, earlier=would_queue)
+        else:
+            held = queue_confirmations(chunk_session, readers, now=now, bulk=True)
         outcome.confirmations += len(readers) - len(held)
         outcome.held += len(held)
         outcome.held_named.extend(held[: HELD_NAMED - len(outcome.held_named)])
