@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,12 @@ from sqlmodel import select
 from newsletter.briefs import brief_topics, parse_brief, parse_brief_file
 from newsletter.briefs.source import brief_source
 from newsletter.db import session_scope
-from newsletter.models import Brief, Delivery, MailKind, Send, TransactionalMail
+from newsletter.models import Brief, Delivery, MailKind, MailStatus, Send, TransactionalMail
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.staff.audit import recent
 from subscribers.models import SubscriberStatus as S
+from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, get_subscriber
 from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
@@ -254,6 +255,40 @@ def test_the_dashboards_change_over_30_days_is_the_change_in_active_readers(edit
     # The editor fixture's two readers and two of the four new ones are active.
     assert '<strong class="big">4</strong> active readers' in page
     assert "<strong>+4</strong> over 30 days (6 became active, 2 stopped being active)" in page
+
+
+def test_the_dashboard_says_whether_confirmations_are_going_out(editor, engine):
+    """After an import asking readers to confirm, staff had no way to see the emails go,
+    or a provider refusing them, short of the worker's log."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        pending = add_subscriber(
+            "p@example.com", session=session, topics=["food"], status="pending"
+        )
+        rows = [
+            (MailStatus.QUEUED, now - timedelta(minutes=5), ""),
+            (MailStatus.QUEUED, now, ""),
+            (MailStatus.SENT, now - timedelta(hours=1), ""),
+            (MailStatus.SENT, now - timedelta(days=2), ""),  # older than a day: not counted
+            (MailStatus.FAILED, now - timedelta(hours=2), "400: older words"),
+            (MailStatus.FAILED, now - timedelta(hours=1), "400: to.email: <not> valid"),
+            (MailStatus.SKIPPED, now, ""),
+        ]
+        for status, due, error in rows:
+            session.add(
+                TransactionalMail(
+                    kind=MailKind.CONFIRMATION,
+                    subscriber_id=pending.id,
+                    status=status,
+                    not_before=due,
+                    error=error,
+                )
+            )
+    page = editor.call("/admin/").body
+    assert "<strong>2</strong> waiting for the worker (the longest since " in page
+    assert "in the last 24 hours 1 sent, 2 failed." in page
+    assert ">1 reader has not confirmed yet</a>" in page
+    assert "The last failure: 400: to.email: &lt;not&gt; valid" in page
 
 
 def test_the_editors_text_gives_the_same_brief_back(engine):
