@@ -233,7 +233,9 @@ def render_digest(
     )
 
 
-def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmail:
+def render_confirmation(
+    topics: list[Topic], settings: Settings, *, every_topic: bool = False
+) -> RenderedEmail:
     """The double opt-in email: one button, its link ending in each recipient's confirm token.
     Its "View in browser" leads to the archive, and only when that is public: a reader
     who has not confirmed has no way into a subscribers-only one yet."""
@@ -241,6 +243,7 @@ def render_confirmation(topics: list[Topic], settings: Settings) -> RenderedEmai
     title = f"Please confirm your subscription to {brand.name}"
     context = _common(settings, title, topics)
     context["topics_yours"] = True
+    context["every_topic"] = every_topic  # a reader of everything: no list, "every topic"
     context["preheader"] = "One click, and the briefs start arriving."
     context["list_links"] = False
     if not brand.archive_public:
@@ -260,11 +263,14 @@ CADENCE_SENTENCES = {
 }
 
 
-def render_welcome(topics: list[Topic], cadence: str, settings: Settings) -> RenderedEmail:
+def render_welcome(
+    topics: list[Topic], cadence: str, settings: Settings, *, every_topic: bool = False
+) -> RenderedEmail:
     """Sent once a subscription is confirmed: what they will get, and how to change it."""
     title = f"Welcome to {Branding.from_settings(settings).name}"
     context = _common(settings, title, topics)
     context["topics_yours"] = True
+    context["every_topic"] = every_topic
     context["cadence_sentence"] = CADENCE_SENTENCES.get(cadence, "")
     context["preheader"] = "What you will receive, and how to change it."
     templates = settings.NEWSLETTER_TEMPLATES_DIR

@@ -323,6 +323,31 @@ def test_import_reports_as_json_and_export_writes_the_same_format(cli, tmp_path)
     assert any(line.startswith("zoe@example.com,Zoë,food,immediate,UTC,active,") for line in lines)
 
 
+def test_an_import_prints_fifty_lines_of_each_kind_then_counts_the_rest(cli, tmp_path):
+    """A file whose every other row was refused printed every skipped line: 124 KB of
+    them on a terminal. `--json` keeps every one."""
+    sheet = tmp_path / "people.csv"
+    sheet.write_text(
+        "email,name,topics\n"
+        + "".join(
+            f"r{n}@example.com,R,food\n" if n % 2 else f"bad{n},R,food\n" for n in range(120)
+        ),
+        encoding="utf-8",
+    )
+    text = _ok(cli("subscribers", "import", str(sheet))).stdout
+    assert text.count("  skipped line ") == 50
+    assert "  … and 10 more skipped (--json lists every one)" in text
+    report = json.loads(_ok(cli("subscribers", "import", str(sheet), "--json")).stdout)
+    assert len(report["skipped"]) == 60
+
+
+def test_an_import_lists_the_unchanged_lines_as_the_console_does(cli, tmp_path):
+    sheet = tmp_path / "people.csv"
+    sheet.write_text("email,name,topics\nzoe@example.com,Z,food\nyan@example.com,Y,food\n")
+    _ok(cli("subscribers", "import", str(sheet)))
+    assert "  unchanged, lines 2–3" in _ok(cli("subscribers", "import", str(sheet))).stdout
+
+
 def test_forget_removes_the_person_from_listings_and_keeps_them_unmailable(cli):
     _ok(cli("subscribers", "forget", "ann@example.com"))
     people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)

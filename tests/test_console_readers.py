@@ -401,7 +401,9 @@ def test_an_import_requiring_confirmation_queues_one_per_new_reader_and_says_so(
         },
     )
     assert "1 new reader added as pending: a confirmation is queued" in applied.body
-    assert "as pending: each is sent a confirmation" in applied.body
+    assert (
+        "as pending, until they confirm (see above for who is sent a confirmation)" in applied.body
+    )
     assert _person(engine, "new@example.com").status == "pending"
     assert _mail(engine) == [MailKind.CONFIRMATION]
 

@@ -5,6 +5,7 @@ transaction as the import; nobody is left pending with nothing to confirm."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,16 @@ def test_a_mailbox_gets_no_more_than_its_daily_share_from_one_import(topics, tmp
     assert outcome.confirmations == 3 and outcome.held == 2
     assert outcome.held_named == ["victim+3@example.com", "victim+4@example.com"]
     assert "victim+3@example.com, victim+4@example.com" in outcome.confirmation_lines()[1]
+
+
+def test_an_import_logs_no_line_per_reader_held_back(topics, tmp_path, caplog):
+    """Its report names them; a log line each ("confirmation to subscriber 365 not sent")
+    repeated them on the terminal with internal ids."""
+    rows = "".join(f"victim+{n}@example.com,V,japan,,\n" for n in range(5))
+    with caplog.at_level(logging.INFO, logger="newsletter"):
+        outcome = _import(topics, tmp_path, HEADER + rows, require_confirmation=True)
+    assert outcome.held == 2
+    assert "not sent" not in caplog.text
 
 
 def test_an_import_whose_every_reader_is_held_back_says_only_that(topics, tmp_path):

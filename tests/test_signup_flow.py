@@ -120,10 +120,13 @@ def test_the_confirm_link_asks_and_only_the_button_confirms(web, engine, sandbox
     assert status_of(engine, "zoe@example.com") == "pending" and _welcomes(engine) == 0
     csrf = form_csrf(page)
     code, page, _ = call(link, data={"csrf": csrf})
-    assert code == 200 and "You are subscribed" in page
+    assert code == 200 and "You are subscribed" in page and "A welcome email is on its" in page
     assert status_of(engine, "zoe@example.com") == "active" and _welcomes(engine) == 1
-    call(link, data={"csrf": csrf})
+    code, again, _ = call(link, data={"csrf": csrf})
     assert _welcomes(engine) == 1  # pressing it twice welcomes once
+    # ... and says so: "a welcome email is on its way" promised one that never came.
+    assert code == 200 and "You had confirmed already" in again and "welcome" not in again
+    assert "You had confirmed already" in call(link)[1]  # the link opened again
 
 
 def test_a_confirm_post_without_its_form_token_changes_nothing(web, engine):

@@ -392,3 +392,23 @@ def test_a_request_carries_no_more_readers_than_newsletter_batch_size(
     small = settings.model_copy(update={"NEWSLETTER_BATCH_SIZE": 2})
     assert _tick(engine_with_topics, small).sent == 5
     assert sandbox.state.stats.accepted_requests == 3
+
+
+def test_a_reader_of_every_topic_is_told_so_and_one_of_some_topics_their_own(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    """A reader of everything was told the briefs would go "to" their address and nothing
+    about which: the list of topics was empty."""
+    _import_pending(
+        engine_with_topics, tmp_path, "a@example.com,A,all,,\nb@example.com,B,water,,\n"
+    )
+    _tick(engine_with_topics, settings)
+    said = {m.to[0]: " ".join(m.text.split()) for m in sandbox.messages()}
+    assert "briefs on every topic to:" in said["a@example.com"]
+    assert "briefs on Water to:" in said["b@example.com"]
+    with session_scope(engine_with_topics) as session:
+        ann = session.scalar(sa.select(Subscriber.id).where(Subscriber.email == "a@example.com"))
+    assert confirm_signup(engine_with_topics, ann, ip="")
+    _tick(engine_with_topics, settings)
+    (welcome,) = [m for m in sandbox.messages() if m.categories == [MailKind.WELCOME]]
+    assert "you are subscribed to every topic." in " ".join(welcome.text.split())

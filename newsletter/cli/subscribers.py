@@ -57,6 +57,9 @@ def _inactive(window: str | None) -> list[sa.ColumnElement[bool]]:
 app = typer.Typer(help="Who gets what.", no_args_is_help=True)
 # `resubscribe`'s exit status when the reader was made pending but no confirmation went.
 LIMITED = 3
+# An import's updated, skipped and merged lines printed each, before a count of the rest: a
+# file whose every other row was refused printed 124 KB of them.
+NOTES_SHOWN = 50
 
 
 @app.command("add")
@@ -157,15 +160,20 @@ def subscribers_import(
         f"{counts['merged']} merged" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
-    if report.added:
-        out.print(f"  added, lines {report.lines_in_words('added')}", highlight=False)
+    for outcome_name, lines in (("added", report.added), ("unchanged", report.unchanged)):
+        if lines:
+            words = report.lines_in_words(outcome_name)
+            out.print(f"  {outcome_name}, lines {words}", highlight=False)
     for label, notes in (
         ("updated", report.updated),
         ("skipped", report.skipped),
         ("merged", report.merged),
     ):
-        for note in notes:
+        for note in notes[:NOTES_SHOWN]:
             out.print(f"  {label} line {note.line} {note.email}: {note.detail}", highlight=False)
+        if len(notes) > NOTES_SHOWN:
+            more = len(notes) - NOTES_SHOWN
+            out.print(f"  … and {more:,} more {label} (--json lists every one)", highlight=False)
     for line in outcome.confirmation_lines():
         out.print(f"  {line}", highlight=False)
 
@@ -308,8 +316,8 @@ def subscribers_resubscribe(email: str) -> None:
         )
     else:
         err.print(
-            f"{address} is pending, but no confirmation went: the address has had its "
-            "day's share; try again tomorrow"
+            f"{address} is pending, but no confirmation went: its mailbox has had three "
+            "today (however many +tag addresses reach it); try again tomorrow"
         )
         # Not 0: a script must be able to tell that no email went (a refusal is 1).
         raise typer.Exit(LIMITED)

@@ -74,7 +74,7 @@ def resubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "
         actor,
         "subscriber.resubscribe",
         target(person),
-        "confirmation queued" if queued else "confirmation not sent: the day's limit is reached",
+        "confirmation queued" if queued else "confirmation not sent: the mailbox had three today",
         ip,
     )
     return queued

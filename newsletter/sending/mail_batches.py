@@ -35,9 +35,10 @@ DUE_WHILE = {
     MailKind.CONFIRMATION: SubscriberStatus.PENDING,
     MailKind.WELCOME: SubscriberStatus.ACTIVE,
 }
-# What a confirmation or welcome's content depends on: its kind, the reader's topics (none
-# listed for a reader of every topic) and, for a welcome, their cadence.
-Look = tuple[str, tuple[int, ...], str]
+# What a confirmation or welcome's content depends on: its kind, whether the reader follows
+# every topic, the topics they follow (none listed for a reader of every topic) and, for a
+# welcome, their cadence.
+Look = tuple[str, bool, tuple[int, ...], str]
 
 
 @dataclass
@@ -138,11 +139,11 @@ def _topics(session: Session, reader_ids: list[int]) -> dict[int, tuple[int, ...
 def _look(mail: TransactionalMail, person: Subscriber, topics: dict[int, tuple[int, ...]]) -> Look:
     chosen = () if person.all_topics else topics.get(id_of(person), ())
     cadence = person.cadence if mail.kind == MailKind.WELCOME else ""
-    return (mail.kind, chosen, cadence)
+    return (mail.kind, person.all_topics, chosen, cadence)
 
 
 def _render(look: Look, session: Session, settings: Settings) -> RenderedEmail:
-    kind, topic_ids, cadence = look
+    kind, every_topic, topic_ids, cadence = look
     named = (
         list(
             session.exec(
@@ -153,8 +154,8 @@ def _render(look: Look, session: Session, settings: Settings) -> RenderedEmail:
         else []
     )
     if kind == MailKind.CONFIRMATION:
-        return render_confirmation(named, settings)
-    return render_welcome(named, cadence, settings)
+        return render_confirmation(named, settings, every_topic=every_topic)
+    return render_welcome(named, cadence, settings, every_topic=every_topic)
 
 
 def _batch(

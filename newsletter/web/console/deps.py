@@ -56,7 +56,7 @@ NOTICES = {
     "scheduled": "Scheduled: a worker sends it when it falls due.",
     "unsubscribed": "Unsubscribed: no more mail goes to this reader.",
     "resubscribed": "Pending: a confirmation email is queued; mail starts once they confirm.",
-    "confirm_limit": "Pending, but no confirmation went: this address has had its day's share.",
+    "confirm_limit": "Pending, but no confirmation went: this mailbox has had three today.",
     "forgotten": "Forgotten: their data is erased and the address is never mailed again.",
     "imported": "Imported: the report below says what each line did.",
     "topic_saved": "Topic saved.",

@@ -115,7 +115,7 @@ def confirm_page(token: str, web: Web) -> HTMLResponse:
     if person is None or person.id is None:
         return web.page("link_invalid.html", 400)
     if person.status == SubscriberStatus.ACTIVE:
-        return web.page("confirmed.html")
+        return web.page("confirmed.html", welcome=False)
     return web.page(
         "confirm.html",
         token=token,
@@ -131,4 +131,5 @@ def confirm(token: str, web: Web, ip: ClientIp, csrf: Annotated[str, Form()] = "
         return web.page("link_invalid.html", 400)
     if not confirm_signup(web.engine, person.id, ip=ip):
         return web.page("link_invalid.html", 400)
-    return web.page("confirmed.html")
+    # A second press (a double click, the page posted again) sends no second welcome.
+    return web.page("confirmed.html", welcome=person.status == SubscriberStatus.PENDING)
