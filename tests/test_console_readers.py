@@ -293,6 +293,21 @@ def test_an_edit_with_a_bad_timezone_is_refused_naming_it_and_changes_nothing(ed
     assert _person(engine, "ann@example.com").cadence == "immediate"
 
 
+def test_a_pending_readers_page_says_whether_a_confirmation_was_ever_queued(editor, engine):
+    with session_scope(engine) as session:
+        held = add_subscriber("held@example.com", session=session, status="pending")
+    page = editor.call(f"/admin/subscribers/{held.id}").body
+    assert "None: no confirmation was ever queued for this reader" in page
+    answer = editor.call(
+        f"/admin/subscribers/{held.id}/resubscribe",
+        {"csrf": editor.csrf(f"/admin/subscribers/{held.id}")},
+    )
+    assert answer.status == 303
+    page = editor.call(f"/admin/subscribers/{held.id}").body
+    assert "no confirmation was ever queued" not in page
+    assert re.search(r"<td>confirmation</td><td>[^<]+</td><td><span[^>]*>queued</span>", page)
+
+
 def test_unsubscribe_then_resubscribe_queues_a_confirmation_and_both_are_audited(editor, engine):
     reader_id = _person(engine, "ann@example.com").id
     path = f"/admin/subscribers/{reader_id}"

@@ -132,6 +132,21 @@ def test_show_gives_status_history_consent_each_delivery_and_its_events(cli, eng
     assert shown["last_open"] is not None and shown["last_click"] is None
 
 
+def test_show_says_which_confirmations_went_and_that_none_did_for_one_held_back(cli, engine):
+    """A reader an import held back looked like any other pending reader: staff could not
+    tell that no confirmation ever went."""
+    add_readers(engine, "ann@example.com")
+    assert cli("subscribers", "unsubscribe", "ann@example.com").exit_code == 0
+    before = cli("subscribers", "show", "ann@example.com")
+    assert "confirmations and welcomes\n  none\n" in before.stdout
+    assert cli("subscribers", "resubscribe", "ann@example.com").exit_code == 0
+    shown = json.loads(cli("subscribers", "show", "ann@example.com", "--json").stdout)
+    assert [(m["kind"], m["status"], m["sent"]) for m in shown["mail"]] == [
+        ("confirmation", "queued", None)
+    ]
+    assert "  confirmation  queued" in cli("subscribers", "show", "ann@example.com").stdout
+
+
 def test_show_prints_a_hostile_name_as_written(cli, engine):
     with session_scope(engine) as session:
         add_subscriber("zoe@example.com", session=session, name=HOSTILE_NAME, topics=["food"])

@@ -259,6 +259,14 @@ def subscribers_show(email: str, as_json: JsonOption = False) -> None:
             f"  {change['at']}  {change['from']} → {change['to']}  by {change['by']}"
             for change in document["status_history"]
         ),
+        "confirmations and welcomes",
+        *(
+            f"  {mail['queued']}  {mail['kind']}  {mail['status']}"
+            + (f" {mail['sent']}" if mail["sent"] else "")
+            + (f" ({mail['error']})" if mail["error"] else "")
+            for mail in document["mail"]
+        ),
+        *([] if document["mail"] else ["  none"]),
         f"deliveries ({len(document['deliveries'])})",
     ]
     for line in document["deliveries"]:

@@ -1,10 +1,11 @@
 """One reader as staff see them (`subscribers show`, the console's reader page): status,
 topics, cadence, timezone, every status change, the consent record, every delivery with
-what the provider told us about it, and their last open and click.
+what the provider told us about it, the confirmations and welcomes sent or held back, and
+their last open and click.
 
-Three queries whatever the reader's history: the reader's deliveries (ix_delivery_subscriber)
+Four queries whatever the reader's history: the reader's deliveries (ix_delivery_subscriber)
 with their sends and briefs, those deliveries' events (the provider_event.delivery_id index),
-and the status changes.
+the status changes, and the reader's transactional mail (its subscriber_id index).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from newsletter.engagement import Engagement, engagement_of
-from newsletter.models import Brief, Delivery, ProviderEventRecord, Send
+from newsletter.models import Brief, Delivery, ProviderEventRecord, Send, TransactionalMail
 from subscribers.models import Subscriber, SubscriberStatusChange, id_of
 from subscribers.roster import followed_topics
 
@@ -68,6 +69,31 @@ class DeliveryLine:
         }
 
 
+# A reader's newest confirmations and welcomes shown (a mailbox gets three a day at most).
+MAIL_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class MailLine:
+    """A confirmation or welcome: whether it went. Staff resending a held-back reader's
+    confirmation had no way to see that none ever went."""
+
+    kind: str
+    queued: datetime
+    status: str
+    sent: datetime | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "queued": self.queued.isoformat(),
+            "status": self.status,
+            "sent": self.sent.isoformat() if self.sent else None,
+            "error": self.error,
+        }
+
+
 @dataclass(frozen=True)
 class ReaderProfile:
     person: Subscriber
@@ -75,6 +101,7 @@ class ReaderProfile:
     history: list[SubscriberStatusChange]
     deliveries: list[DeliveryLine]
     engagement: Engagement
+    mail: list[MailLine] = field(default_factory=list)  # newest first
 
     def as_dict(self) -> dict[str, Any]:
         p = self.person
@@ -96,6 +123,7 @@ class ReaderProfile:
                 "ip": p.consent_ip,
             },
             "deliveries": [line.as_dict() for line in self.deliveries],
+            "mail": [line.as_dict() for line in self.mail],
             **self.engagement.as_dict(),
         }
 
@@ -146,4 +174,13 @@ def reader_profile(person: Subscriber, *, session: Session) -> ReaderProfile:
         history=history,
         deliveries=deliveries,
         engagement=engagement_of([reader_id], session=session).get(reader_id, Engagement()),
+        mail=[
+            MailLine(m.kind, m.created_at, m.status, m.sent_at, m.error)
+            for m in session.exec(
+                select(TransactionalMail)
+                .where(col(TransactionalMail.subscriber_id) == reader_id)
+                .order_by(col(TransactionalMail.id).desc())
+                .limit(MAIL_SHOWN)
+            )
+        ],
     )
