@@ -53,6 +53,10 @@ class CsvFileError(SubscriberError):
 class CsvRow:
     line: int  # where the row starts in the file, 1 being the header
     cells: dict[str, str]
+    # Cells past the header's columns: an unquoted comma in a name, which shifts every cell
+    # after it (the row is refused saying so, not for a wrong-looking address; even when
+    # the cell pushed out is empty, the name was cut in two).
+    extra: tuple[str, ...] = ()
 
 
 class SubscriberCsv:
@@ -150,7 +154,8 @@ class SubscriberCsv:
             if any(cell.strip() for cell in cells):  # blank lines are not rows
                 if len(cells) < width:
                     cells = cells + [""] * (width - len(cells))
-                yield CsvRow(start, dict(zip(header, cells, strict=False)))
+                extra = tuple(cells[width:])
+                yield CsvRow(start, dict(zip(header, cells, strict=False)), extra)
             start = self._reader.line_num + 1
 
 

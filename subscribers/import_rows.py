@@ -66,6 +66,14 @@ class RowReader:
         self.default_status = default_status
 
     def understand(self, row: CsvRow) -> Candidate:
+        if row.extra:
+            columns = len(row.cells)
+            raise InvalidSubscriberError(
+                "row",
+                f"{columns + len(row.extra)} cells",
+                f"the header has {columns} columns: a comma in a name or list? Put that "
+                'cell in double quotes ("Doe, Jane")',
+            )
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
         name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)

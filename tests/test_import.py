@@ -274,3 +274,22 @@ def test_a_report_of_alternating_lines_names_the_first_ranges_then_counts_the_re
     )
     assert report.as_dict()["added_lines"] == ", ".join(str(n) for n in range(2, 51, 2))
     assert report.lines_in_words("added", most=25) == report.as_dict()["added_lines"]
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused_saying_why(topics, tmp_path):
+    """An unquoted comma in a name shifted every cell after it: the row was refused for an
+    address that looked wrong ("email 'too'"), or imported with a name cut in two."""
+    path = _file(
+        tmp_path,
+        HEADER
+        + "ann@example.com,Doe, Ann,japan,,\n"
+        + 'bo@example.com,"Doe, Bo",japan,,\n'
+        + "cy@example.com,Cy,japan,,UTC,\n",  # one cell too many, if empty
+    )
+    report = _import(topics, path)
+    why = "the header has 5 columns: a comma in a name or list? Put that cell in double quotes"
+    assert [(n.line, n.detail) for n in report.skipped] == [
+        (2, f"row '6 cells': {why} (\"Doe, Jane\")"),
+        (4, f"row '6 cells': {why} (\"Doe, Jane\")"),
+    ]
+    assert sorted(_people(topics)) == ["bo@example.com"]
