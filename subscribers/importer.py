@@ -94,6 +94,7 @@ def import_subscribers(
     )
     groups: dict[str, Candidate] = {}
     chunk: list[Candidate] = []
+    said_mailed = 0  # rows whose `status` asks for mail before any confirmation
     with SubscriberCsv(path) as table:
         report.warnings.extend(
             f"{path}:1: column {column!r} is not one we import; ignored"
@@ -120,6 +121,7 @@ def import_subscribers(
                         )
                     )
                 continue
+            said_mailed += require_confirmation and candidate.status in _MAILED
             chunk.append(candidate)
             if len(chunk) >= CHUNK:
                 writer.apply(chunk)
@@ -127,6 +129,13 @@ def import_subscribers(
     chunk.extend(groups.values())
     for start in range(0, len(chunk), CHUNK):
         writer.apply(chunk[start : start + CHUNK])
+    if said_mailed:
+        # Followed without a word, it looked as if the column had been overlooked.
+        report.warnings.append(
+            f"{path}: {'1 row says' if said_mailed == 1 else f'{said_mailed:,} rows say'} "
+            "status active or paused; with confirmation required, a new or pending reader "
+            "stays pending until they confirm"
+        )
     return report
 
 

@@ -92,6 +92,19 @@ def test_an_imported_reader_who_confirms_keeps_the_import_in_their_consent_recor
     )
 
 
+def test_a_status_column_overruled_by_required_confirmation_is_said_so(topics, tmp_path):
+    outcome = _import(
+        topics,
+        tmp_path,
+        "email,name,topics,status\nann@example.com,A,japan,active\nbo@example.com,B,japan,\n",
+        require_confirmation=True,
+    )
+    assert outcome.report.warnings == [
+        f"{tmp_path / 'list.csv'}: 1 row says status active or paused; with confirmation "
+        "required, a new or pending reader stays pending until they confirm"
+    ]
+
+
 def test_an_import_not_requiring_confirmation_queues_none(topics, tmp_path):
     outcome = _import(topics, tmp_path, HEADER + "ann@example.com,Ann,japan,,\n")
     assert _confirmations(topics) == {}
