@@ -9,6 +9,7 @@ import urllib.request
 
 from sendgrid import SendGridAPIClient
 
+from newsletter.devtools.inbox import PAGE_SIZE
 from newsletter.devtools.sandbox import Sandbox
 
 KEY = "SG.inbox-test"
@@ -82,3 +83,18 @@ def test_clearing_the_sandbox_empties_the_inbox(tmp_path):
         page, _ = _get(f"{sandbox.url}/")
         stats = json.loads(_get(f"{sandbox.url}/sandbox/stats")[0])
     assert "Gone" not in page and stats["personalizations"] == 0
+
+
+def test_the_inbox_finds_the_messages_to_one_address_and_pages_back_to_older_ones(tmp_path):
+    """After an import, thousands of confirmations: the newest 200 were all the page
+    showed, and one reader's message could not be found."""
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Earliest", [("Zoe.Lee@example.com", "Zoë")])
+        _send(sandbox, "New", [(f"r{n}@example.com", "R") for n in range(PAGE_SIZE + 5)])
+        found, _ = _get(f"{sandbox.url}/inbox?to=zoe.lee")
+        first, _ = _get(f"{sandbox.url}/inbox")
+        older = first.split('<a href="/inbox?before=')[1].split('"')[0]
+        rest, _ = _get(f"{sandbox.url}/inbox?before={older}")
+    assert "1 messages to an address holding “zoe.lee”" in found and "Earliest" in found
+    assert first.count("<tr><td>") == PAGE_SIZE and "Earliest" not in first
+    assert rest.count("<tr><td>") == 6 and "Earliest" in rest

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import jinja2
 
@@ -134,19 +135,29 @@ class Inbox:
                 ],
             )
 
-    def listing(self, limit: int = PAGE_SIZE) -> list[tuple[int, str, str, str]]:
-        """(id, received, to, subject), newest first."""
+    def listing(
+        self, limit: int = PAGE_SIZE, *, to: str = "", before: int = 0
+    ) -> list[tuple[int, str, str, str]]:
+        """(id, received, to, subject), newest first: those whose recipients hold `to`
+        (any case), older than message `before` (0: from the newest)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT m.id, r.received_at, m.recipients, m.subject FROM message m "
-                "JOIN request r ON r.id = m.request_id ORDER BY m.id DESC LIMIT ?",
-                (limit,),
+                "JOIN request r ON r.id = m.request_id "
+                "WHERE instr(lower(m.recipients), ?) > 0 AND (? = 0 OR m.id < ?) "
+                "ORDER BY m.id DESC LIMIT ?",
+                (to.lower(), before, before, limit),
             ).fetchall()
         return [(int(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
-    def count(self) -> int:
+    def count(self, *, to: str = "") -> int:
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM message").fetchone()[0])
+            return int(
+                self._db.execute(
+                    "SELECT count(*) FROM message WHERE instr(lower(recipients), ?) > 0",
+                    (to.lower(),),
+                ).fetchone()[0]
+            )
 
     def get(self, message_id: int) -> Stored | None:
         with self._lock:
@@ -207,13 +218,19 @@ _TEMPLATES = {
     ),
     "list.html": (
         '{% extends "_page.html" %}{% block title %}Inbox{% endblock %}{% block main %}'
-        "<h1>Inbox</h1><p>{{ total }} messages{% if total > rows|length %}; the newest "
-        "{{ rows|length }} below{% endif %}.</p><table><caption>Newest first</caption>"
+        "<h1>Inbox</h1>"
+        '<form method="get" action="/inbox"><label>Messages to <input name="to" '
+        'value="{{ to }}" maxlength="320" placeholder="an address, or part of one"></label> '
+        '<button type="submit">Find</button></form>'
+        "<p>{{ total }} messages{% if to %} to an address holding “{{ to }}”{% endif %}"
+        "{% if total > rows|length %}; {{ rows|length }} below{% endif %}.</p>"
+        "<table><caption>Newest first</caption>"
         '<thead><tr><th scope="col">Received (UTC)</th><th scope="col">To</th>'
         '<th scope="col">Subject</th></tr></thead><tbody>{% for id, at, to, subject in rows %}'
         '<tr><td>{{ at }}</td><td>{{ to }}</td><td><a href="/inbox/{{ id }}">{{ subject }}'
         '</a></td></tr>{% else %}<tr><td colspan="3">Nothing yet.</td></tr>{% endfor %}'
-        "</tbody></table>{% endblock %}"
+        '</tbody></table>{% if older %}<p><a href="{{ older }}">Older messages</a></p>'
+        "{% endif %}{% endblock %}"
     ),
     "message.html": (
         '{% extends "_page.html" %}{% block title %}{{ m.message.subject }}{% endblock %}'
@@ -242,10 +259,21 @@ def _headers(stored: Stored) -> list[tuple[str, str]]:
     return fixed + sorted(message.headers.items()) + args
 
 
-def inbox_page(inbox: Inbox, path: str) -> tuple[int, str, str] | None:
-    """(status, CSP, HTML) for an inbox path; None when the path is not the inbox's."""
+def inbox_page(inbox: Inbox, path: str, query: str = "") -> tuple[int, str, str] | None:
+    """(status, CSP, HTML) for an inbox path; None when the path is not the inbox's.
+    `query`: the list's `to` (part of an address) and `before` (a message id, for older
+    ones): thousands of confirmations after an import hid the one being looked for."""
     if path in ("", "/", "/inbox"):
-        html = _pages.get_template("list.html").render(rows=inbox.listing(), total=inbox.count())
+        asked = parse_qs(query)
+        to = asked.get("to", [""])[0].strip()[:320]
+        before = asked.get("before", ["0"])[0]
+        rows = inbox.listing(to=to, before=int(before) if before.isdigit() else 0)
+        older = ""
+        if len(rows) == PAGE_SIZE:
+            older = "/inbox?" + urlencode({**({"to": to} if to else {}), "before": rows[-1][0]})
+        html = _pages.get_template("list.html").render(
+            rows=rows, total=inbox.count(to=to), to=to, older=older
+        )
         return 200, PAGE_CSP, html
     match = _MESSAGE.match(path)
     if match is None:

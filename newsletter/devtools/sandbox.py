@@ -157,12 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path.rstrip("/")
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/")
         if path == "/v3/scopes":
             if self._authorized():
                 self._reply(HTTPStatus.OK, {"scopes": self.server.state.scopes})
             return
-        page = inbox_page(self.server.state.inbox, path)
+        page = inbox_page(self.server.state.inbox, path, url.query)
         if page is not None:
             status, csp, html = page
             data = html.encode("utf-8")
