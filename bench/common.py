@@ -16,11 +16,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from newsletter.briefs import add_brief, parse_brief_file
-from newsletter.db import session_scope, vacuum_after_bulk_load
+from newsletter.config import Settings, get_settings
+from newsletter.db import make_engine, migrate, session_scope, vacuum_after_bulk_load
 from subscribers.importer import WRITTEN_TABLES, ImportReport, import_subscribers
 from subscribers.topics import add_topic
 
@@ -96,6 +98,23 @@ def sandbox_reset(url: str, *, latency: float) -> None:
     http(f"{url}/sandbox/messages", method="DELETE")
     faults = json.dumps({"rate_delay": 1.0 if latency else 0.0, "delay_seconds": latency})
     http(f"{url}/sandbox/faults", method="PUT", data=faults.encode())
+
+
+def against_sandbox(
+    url: str, sandbox_url: str, *, latency: float, **changes: Any
+) -> tuple[sa.Engine, Settings]:
+    """A migrated database's engine, and a worker's settings against the sandbox, which
+    forgets what it accepted and answers `latency` seconds late."""
+    migrate(url, get_settings().NEWSLETTER_MIGRATIONS_DIR)
+    settings = get_settings(
+        DATABASE_URL=url,
+        SENDGRID_API_HOST=sandbox_url,
+        SENDGRID_API_KEY=KEY,
+        NEWSLETTER_ENV="development",
+        **changes,
+    )
+    sandbox_reset(sandbox_url, latency=latency)
+    return make_engine(url), settings
 
 
 def write_list(path: Path, subscribers: int) -> None:

@@ -14,17 +14,16 @@ import sqlalchemy as sa
 
 from bench.common import (
     EXAMPLE,
-    KEY,
+    against_sandbox,
     http,
     rss_mb,
-    sandbox_reset,
     sandbox_stats,
     seed,
     timed,
 )
 from newsletter.briefs import parse_brief_file
-from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine, migrate, session_scope
+from newsletter.config import Settings
+from newsletter.db import session_scope
 from newsletter.fields import fill, recipient_values, tokens_in
 from newsletter.providers.base import Batch
 from newsletter.providers.sendgrid import SendGridTransport
@@ -130,17 +129,8 @@ def bench_dispatch(
     concurrency: int | None = None,
 ) -> dict[str, Any]:
     """Import the list, plan one brief to all of it, hand it all off; the figures."""
-    migrate(url, get_settings().NEWSLETTER_MIGRATIONS_DIR)
-    engine = make_engine(url)
     changes: dict[str, Any] = {"NEWSLETTER_CONCURRENCY": concurrency} if concurrency else {}
-    settings = get_settings(
-        DATABASE_URL=url,
-        SENDGRID_API_HOST=sandbox_url,
-        SENDGRID_API_KEY=KEY,
-        NEWSLETTER_ENV="development",
-        **changes,
-    )
-    sandbox_reset(sandbox_url, latency=latency)
+    engine, settings = against_sandbox(url, sandbox_url, latency=latency, **changes)
     slug, imported, import_seconds = seed(engine, sheet)
     subscribers = imported.counts()["added"]
 

@@ -14,9 +14,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench.common import KEY, TOPICS, postgres_database, sandbox_process, sandbox_reset, write_list
-from newsletter.config import Settings, get_settings
-from newsletter.db import make_engine, migrate, session_scope
+from bench.common import TOPICS, against_sandbox, postgres_database, sandbox_process, write_list
+from newsletter.config import Settings
+from newsletter.db import session_scope
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
 from newsletter.sending.transactional import send_queued_mail, waiting_mail
@@ -38,15 +38,7 @@ def _drain(engine: Any, settings: Settings, *, batch_size: int, limit: int) -> t
 
 
 def bench_mail(label: str, url: str, sheet: Path, sandbox_url: str, *, latency: float) -> None:
-    migrate(url, get_settings().NEWSLETTER_MIGRATIONS_DIR)
-    engine = make_engine(url)
-    settings = get_settings(
-        DATABASE_URL=url,
-        SENDGRID_API_HOST=sandbox_url,
-        SENDGRID_API_KEY=KEY,
-        NEWSLETTER_ENV="development",
-    )
-    sandbox_reset(sandbox_url, latency=latency)
+    engine, settings = against_sandbox(url, sandbox_url, latency=latency)
     with session_scope(engine) as session:
         for i in range(TOPICS):
             add_topic(f"t{i}", f"Topic {i}", session=session)

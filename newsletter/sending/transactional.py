@@ -349,28 +349,21 @@ def _retry(
     for mail_id, tries in attempts:
         by_attempts[tries].append(mail_id)
     for tries, ids in by_attempts.items():
-        if not fatal and tries >= settings.NEWSLETTER_MAX_ATTEMPTS:
-            report.failed += len(
-                _mark(
-                    engine,
-                    ids,
-                    expect=MailStatus.SENDING,
-                    status=MailStatus.FAILED,
-                    error=f"{error} (gave up after {tries} attempts)",
-                )
-            )
+        give_up = not fatal and tries >= settings.NEWSLETTER_MAX_ATTEMPTS
+        values: dict[str, Any] = (
+            {"status": MailStatus.FAILED, "error": f"{error} (gave up after {tries} attempts)"}
+            if give_up
+            else {
+                "status": MailStatus.QUEUED,
+                "not_before": now + timedelta(seconds=min(3600, 30 * 2 ** min(tries, 7))),
+                "lease_expires_at": None,
+                "error": error,
+            }
+        )
+        moved = len(_mark(engine, ids, expect=MailStatus.SENDING, **values))
+        if give_up:
+            report.failed += moved
         else:
-            delay = timedelta(seconds=min(3600, 30 * 2 ** min(tries, 7)))
-            report.retried += len(
-                _mark(
-                    engine,
-                    ids,
-                    expect=MailStatus.SENDING,
-                    status=MailStatus.QUEUED,
-                    not_before=now + delay,
-                    lease_expires_at=None,
-                    error=error,
-                )
-            )
+            report.retried += moved
     if error:
         report.errors.append(error)
