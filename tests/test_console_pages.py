@@ -13,12 +13,15 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from newsletter.briefs import brief_topics, parse_brief, parse_brief_file
+from newsletter.briefs import add_brief, brief_topics, parse_brief, parse_brief_file
 from newsletter.briefs.source import brief_source
 from newsletter.db import session_scope
 from newsletter.models import Brief, Delivery, MailKind, MailStatus, Send, TransactionalMail
+from newsletter.providers.base import Batch, BatchResult, Outcome
+from newsletter.providers.memory import MemoryTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.transactional import queue_mail, queue_test_copy, send_queued_mail
 from newsletter.staff.audit import recent
 from subscribers.models import SubscriberStatus as S
 from subscribers.models import utcnow
@@ -289,6 +292,36 @@ def test_the_dashboard_says_whether_confirmations_are_going_out(editor, engine):
     assert "in the last 24 hours 1 sent, 2 failed." in page
     assert ">1 reader has not confirmed yet</a>" in page
     assert "The last failure: 400: to.email: &lt;not&gt; valid" in page
+
+
+def test_the_dashboard_counts_a_backlog_sent_today_and_not_staffs_test_copies(editor, engine, web):
+    """Settling left a message's queue time in place: confirmations queued before a
+    worker's two-day outage and sent today counted for none of the day's mail. A failing
+    test copy is staff's, not readers' mail failing."""
+    _, settings = web
+    long_ago = utcnow() - timedelta(days=2)
+    with session_scope(engine) as session:
+        pending = add_subscriber(
+            "p@example.com", session=session, topics=["food"], status="pending"
+        )
+        queue_mail(session, MailKind.CONFIRMATION, pending.id, now=long_ago)
+        brief = add_brief(
+            parse_brief_file(FIXTURES / "firm-layout.txt"), session=session, topics=["food"]
+        ).brief
+        queue_test_copy(session, brief.id, "staff@example.com", "Staff", now=long_ago)
+
+    def refuse_test_copies(batch: Batch) -> BatchResult:
+        if batch.test:
+            return BatchResult(Outcome.FAILED, error="400: a test copy refused")
+        return BatchResult(Outcome.SENT, message_id="m")
+
+    transport = MemoryTransport(answer=refuse_test_copies)
+    report = send_queued_mail(engine, settings, transport, now=utcnow())
+    assert (report.sent, report.failed) == (1, 1)
+    page = editor.call("/admin/").body
+    assert "<strong>0</strong> waiting for the worker;" in page
+    assert "in the last 24 hours 1 sent, 0 failed." in page
+    assert "test copy refused" not in page
 
 
 def test_the_editors_text_gives_the_same_brief_back(engine):

@@ -32,6 +32,10 @@ from newsletter.sending.mail_batches import prepare
 
 log = logging.getLogger("newsletter.transactional")
 
+# A settled message (sent, failed, unknown, skipped) has no more use for `not_before`: it
+# holds when the message settled, which the dashboard's "last 24 hours" reads by index
+# (`ix_transactional_mail_status_due`). It used to keep the time it was queued, and a
+# backlog sent after a worker's two-day outage counted for none of the day's mail.
 # A tick makes at most MAX_REQUESTS requests, readers alike sharing one, and claims no more
 # messages than those requests can carry (the transport's batch size each, CLAIM_LIMIT in
 # all), giving back what does not fit: a tick stays a few minutes at most even when every
@@ -146,7 +150,11 @@ def _recover(engine: Engine, now: datetime) -> int:
             session.execute(
                 sa.update(TransactionalMail)
                 .where(col(TransactionalMail.status) == MailStatus.SENDING, expired)
-                .values(status=MailStatus.UNKNOWN, error="the worker stopped mid-request")
+                .values(
+                    status=MailStatus.UNKNOWN,
+                    error="the worker stopped mid-request",
+                    not_before=now,
+                )
             ).rowcount  # type: ignore[attr-defined]
             or 0
         )
@@ -246,7 +254,13 @@ def send_queued_mail(
     )
     _give_back(engine, prepared.left_over)
     report.skipped += len(
-        _mark(engine, prepared.not_due, expect=MailStatus.CLAIMED, status=MailStatus.SKIPPED)
+        _mark(
+            engine,
+            prepared.not_due,
+            expect=MailStatus.CLAIMED,
+            status=MailStatus.SKIPPED,
+            not_before=now,
+        )
     )
     for n, batch in enumerate(prepared.batches):
         if stopping() or pace(len(batch.recipients)):
@@ -316,6 +330,7 @@ def _record(
                 error=error,
                 message_id=message_id,
                 sent_at=now if status is MailStatus.SENT else None,
+                not_before=now,  # when it settled: see the note on settled messages above
             )
         )
         if status is MailStatus.SENT:
@@ -351,7 +366,11 @@ def _retry(
     for tries, ids in by_attempts.items():
         give_up = not fatal and tries >= settings.NEWSLETTER_MAX_ATTEMPTS
         values: dict[str, Any] = (
-            {"status": MailStatus.FAILED, "error": f"{error} (gave up after {tries} attempts)"}
+            {
+                "status": MailStatus.FAILED,
+                "error": f"{error} (gave up after {tries} attempts)",
+                "not_before": now,
+            }
             if give_up
             else {
                 "status": MailStatus.QUEUED,

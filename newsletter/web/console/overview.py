@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.models import MailStatus, SendStatus, TransactionalMail
+from newsletter.models import MailKind, MailStatus, SendStatus, TransactionalMail
 from newsletter.reports.growth import active_change
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff.audit import recent
@@ -23,6 +23,8 @@ LAST_SENDS = 5
 # What became of a message, as the dashboard counts it (over the last day).
 SETTLED = (MailStatus.SENT, MailStatus.FAILED, MailStatus.UNKNOWN)
 WAITING = (MailStatus.QUEUED, MailStatus.CLAIMED, MailStatus.SENDING)
+# Staff's own test copies are not counted: a failing one is not readers' mail failing.
+READERS_MAIL = (MailKind.CONFIRMATION, MailKind.WELCOME)
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,22 @@ class MailFacts:
 
 def mail_facts(session: Session, *, now: datetime) -> MailFacts:
     """Four reads, each on an index (`ix_transactional_mail_status_due`: status, then the
-    due time; the readers' status): however long the table's history."""
+    due time; the readers' status): however long the table's history. Confirmations and
+    welcomes only."""
     mail = TransactionalMail
+    readers_mail = col(mail.kind).in_(READERS_MAIL)
     waiting, oldest = session.execute(
         sa.select(sa.func.count(), sa.func.min(col(mail.not_before))).where(
-            col(mail.status).in_(WAITING)
+            col(mail.status).in_(WAITING), readers_mail
         )
     ).one()
-    # A settled message's due time is when it was last tried: the day's, read by range.
-    recent_rows = col(mail.status).in_(SETTLED), col(mail.not_before) >= now - timedelta(days=1)
+    # A settled message's `not_before` is when it settled (sending/transactional.py): the
+    # day's, read by range.
+    recent_rows = (
+        col(mail.status).in_(SETTLED),
+        col(mail.not_before) >= now - timedelta(days=1),
+        readers_mail,
+    )
     counts = dict(
         session.execute(
             sa.select(col(mail.status), sa.func.count()).where(*recent_rows).group_by(mail.status)
