@@ -95,6 +95,30 @@ def test_the_inbox_finds_the_messages_to_one_address_and_pages_back_to_older_one
         first, _ = _get(f"{sandbox.url}/inbox")
         older = first.split('<a href="/inbox?before=')[1].split('"')[0]
         rest, _ = _get(f"{sandbox.url}/inbox?before={older}")
-    assert "1 messages to an address holding “zoe.lee”" in found and "Earliest" in found
+    assert "1 message to an address holding “zoe.lee”" in found and "Earliest" in found
     assert first.count("<tr><td>") == PAGE_SIZE and "Earliest" not in first
     assert rest.count("<tr><td>") == 6 and "Earliest" in rest
+
+
+def test_the_inbox_search_folds_case_in_any_alphabet_and_odd_paging_is_the_first_page(
+    tmp_path,
+):
+    """SQLite's lower() folds ASCII only; `before=²` passed isdigit() and then failed
+    int(), and a 20-digit one overflowed SQLite: the page answered with a dropped
+    connection and a traceback."""
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Nordic", [("SØREN@example.dk", "Søren")])
+        found, _ = _get(f"{sandbox.url}/inbox?to=s%C3%B8ren")
+        pages = [
+            _get(f"{sandbox.url}/inbox?before={odd}")[0]
+            for odd in ("%C2%B2", "9" * 20, "-1", "", "%25")
+        ]
+    assert "1 message to an address holding “søren”" in found and "Nordic" in found
+    assert all("Nordic" in page and "Older messages" not in page for page in pages)
+
+
+def test_the_inbox_offers_older_messages_only_when_there_are_some(tmp_path):
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Full page", [(f"r{n}@example.com", "R") for n in range(PAGE_SIZE)])
+        page, _ = _get(f"{sandbox.url}/inbox")
+    assert page.count("<tr><td>") == PAGE_SIZE and "Older messages" not in page

@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 
 PAGE_SIZE = 200
-_MESSAGE = re.compile(r"^/inbox/(\d{1,12})(/html)?$")
+_MESSAGE = re.compile(r"^/inbox/([0-9]{1,12})(/html)?$")
+_ID = re.compile(r"[0-9]{1,12}")
 
 
 def substitute(content: str, substitutions: dict[str, str]) -> str:
@@ -98,6 +99,10 @@ class Stored:
     raw: str  # the request's JSON body, as it came (every personalization of it)
 
 
+def _fold(text: str | None) -> str | None:
+    return text.casefold() if text is not None else None
+
+
 class Inbox:
     """Accepted messages in SQLite; safe to use from the sandbox's request threads."""
 
@@ -106,6 +111,8 @@ class Inbox:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
+        # SQLite's lower() folds ASCII only: `søren` must find `SØREN@…`.
+        self._db.create_function("fold", 1, _fold, deterministic=True)
         self._lock = threading.Lock()
         with self._lock, self._db:
             self._db.executescript(
@@ -144,9 +151,9 @@ class Inbox:
             rows = self._db.execute(
                 "SELECT m.id, r.received_at, m.recipients, m.subject FROM message m "
                 "JOIN request r ON r.id = m.request_id "
-                "WHERE instr(lower(m.recipients), ?) > 0 AND (? = 0 OR m.id < ?) "
+                "WHERE instr(fold(m.recipients), ?) > 0 AND (? = 0 OR m.id < ?) "
                 "ORDER BY m.id DESC LIMIT ?",
-                (to.lower(), before, before, limit),
+                (to.casefold(), before, before, limit),
             ).fetchall()
         return [(int(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
@@ -154,8 +161,8 @@ class Inbox:
         with self._lock:
             return int(
                 self._db.execute(
-                    "SELECT count(*) FROM message WHERE instr(lower(recipients), ?) > 0",
-                    (to.lower(),),
+                    "SELECT count(*) FROM message WHERE instr(fold(recipients), ?) > 0",
+                    (to.casefold(),),
                 ).fetchone()[0]
             )
 
@@ -222,7 +229,8 @@ _TEMPLATES = {
         '<form method="get" action="/inbox"><label>Messages to <input name="to" '
         'value="{{ to }}" maxlength="320" placeholder="an address, or part of one"></label> '
         '<button type="submit">Find</button></form>'
-        "<p>{{ total }} messages{% if to %} to an address holding “{{ to }}”{% endif %}"
+        "<p>{{ total }} message{{ '' if total == 1 else 's' }}{% if to %} to an address "
+        "holding “{{ to }}”{% endif %}"
         "{% if total > rows|length %}; {{ rows|length }} below{% endif %}.</p>"
         "<table><caption>Newest first</caption>"
         '<thead><tr><th scope="col">Received (UTC)</th><th scope="col">To</th>'
@@ -267,9 +275,12 @@ def inbox_page(inbox: Inbox, path: str, query: str = "") -> tuple[int, str, str]
         asked = parse_qs(query)
         to = asked.get("to", [""])[0].strip()[:320]
         before = asked.get("before", ["0"])[0]
-        rows = inbox.listing(to=to, before=int(before) if before.isdigit() else 0)
+        # An id as `_MESSAGE` takes one: "²" passes isdigit(), and 10^20 overflows SQLite.
+        start = int(before) if _ID.fullmatch(before) else 0
+        rows = inbox.listing(PAGE_SIZE + 1, to=to, before=start)
         older = ""
-        if len(rows) == PAGE_SIZE:
+        if len(rows) > PAGE_SIZE:  # one more than the page: there are older ones
+            rows = rows[:PAGE_SIZE]
             older = "/inbox?" + urlencode({**({"to": to} if to else {}), "before": rows[-1][0]})
         html = _pages.get_template("list.html").render(
             rows=rows, total=inbox.count(to=to), to=to, older=older
