@@ -57,6 +57,7 @@ class CsvRow:
     # after it (the row is refused saying so, not for a wrong-looking address; even when
     # the cell pushed out is empty, the name was cut in two).
     extra: tuple[str, ...] = ()
+    columns: int = 0  # the header's, blank or repeated names included
 
 
 class SubscriberCsv:
@@ -155,7 +156,7 @@ class SubscriberCsv:
                 if len(cells) < width:
                     cells = cells + [""] * (width - len(cells))
                 extra = tuple(cells[width:])
-                yield CsvRow(start, dict(zip(header, cells, strict=False)), extra)
+                yield CsvRow(start, dict(zip(header, cells, strict=False)), extra, width)
             start = self._reader.line_num + 1
 
 

@@ -67,7 +67,7 @@ class RowReader:
 
     def understand(self, row: CsvRow) -> Candidate:
         if row.extra:
-            columns = len(row.cells)
+            columns = row.columns
             raise InvalidSubscriberError(
                 "row",
                 f"{columns + len(row.extra)} cells",

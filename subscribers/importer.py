@@ -94,7 +94,6 @@ def import_subscribers(
     )
     groups: dict[str, Candidate] = {}
     chunk: list[Candidate] = []
-    said_mailed = 0  # rows whose `status` asks for mail before any confirmation
     with SubscriberCsv(path) as table:
         report.warnings.extend(
             f"{path}:1: column {column!r} is not one we import; ignored"
@@ -121,7 +120,6 @@ def import_subscribers(
                         )
                     )
                 continue
-            said_mailed += require_confirmation and candidate.status in _MAILED
             chunk.append(candidate)
             if len(chunk) >= CHUNK:
                 writer.apply(chunk)
@@ -129,12 +127,14 @@ def import_subscribers(
     chunk.extend(groups.values())
     for start in range(0, len(chunk), CHUNK):
         writer.apply(chunk[start : start + CHUNK])
-    if said_mailed:
+    if overruled := writer.overruled:
         # Followed without a word, it looked as if the column had been overlooked.
+        readers = (
+            "1 new or pending reader" if overruled == 1 else f"{overruled:,} new or pending readers"
+        )
         report.warnings.append(
-            f"{path}: {'1 row says' if said_mailed == 1 else f'{said_mailed:,} rows say'} "
-            "status active or paused; with confirmation required, a new or pending reader "
-            "stays pending until they confirm"
+            f"{path}: for {readers} the file says status active or paused; with confirmation "
+            "required, they stay pending until they confirm"
         )
     return report
 
@@ -153,6 +153,8 @@ class _Writer:
     ) -> None:
         self.session = session
         self.on_pending = on_pending
+        # Rows whose `status` confirmation first overruled (see `_status`), for the report.
+        self.overruled = 0
         self.report = report
         self.default_status = default_status
         self.source = source
@@ -214,16 +216,21 @@ class _Writer:
         """The status a row ends with. When staff asked that new readers confirm first,
         a file's `active` (or `paused`) neither adds an unconfirmed reader nor activates a
         pending one: only the reader's own click does."""
-        wanted = given or current or self.default_status
-        confirm_first = self.default_status == SubscriberStatus.PENDING
-        if confirm_first and current in (None, SubscriberStatus.PENDING) and wanted in _MAILED:
+        if self._overrules(given, current):
             return SubscriberStatus.PENDING.value
-        return wanted
+        return given or current or self.default_status
+
+    def _overrules(self, given: str | None, current: str | None) -> bool:
+        """Whether confirmation first turns the file's `active` or `paused` into pending
+        (for a new or pending reader; an active one keeps what they have)."""
+        confirm_first = self.default_status == SubscriberStatus.PENDING
+        return confirm_first and current in (None, SubscriberStatus.PENDING) and given in _MAILED
 
     def _compare(
         self, candidate: Candidate, current: Subscriber, followed: set[int], now: datetime
     ) -> None:
         report = self.report
+        self.overruled += self._overrules(candidate.status, current.status)
         wanted_status = self._status(candidate.status, current.status)
         # A row for someone we no longer mail is a wish to mail them: refused, unless the
         # row itself says what they are (an exported file coming back). Any status change
@@ -294,6 +301,7 @@ class _Writer:
         if not new:
             return
         self.report.added.extend(c.line for c in new)
+        self.overruled += sum(self._overrules(c.status, None) for c in new)
         if self.report.dry_run:
             if self.on_pending is not None:
                 would = [

@@ -293,3 +293,9 @@ def test_a_row_with_more_cells_than_the_header_is_refused_saying_why(topics, tmp
         (4, f"row '6 cells': {why} (\"Doe, Jane\")"),
     ]
     assert sorted(_people(topics)) == ["bo@example.com"]
+
+
+def test_the_too_many_cells_message_counts_a_headers_blank_columns_too(topics, tmp_path):
+    path = _file(tmp_path, "email,name,,topics\nann@example.com,Doe, Ann,,japan\n")
+    (note,) = _import(topics, path).skipped
+    assert note.detail.startswith("row '5 cells': the header has 4 columns")

@@ -93,15 +93,21 @@ def test_an_imported_reader_who_confirms_keeps_the_import_in_their_consent_recor
 
 
 def test_a_status_column_overruled_by_required_confirmation_is_said_so(topics, tmp_path):
+    """Not for an active reader, who keeps their status (re-importing an export said it of
+    every row); and once for an address twice in the file."""
+    with session_scope(topics) as session:
+        add_subscriber("old@example.com", session=session, topics=["japan"])
     outcome = _import(
         topics,
         tmp_path,
-        "email,name,topics,status\nann@example.com,A,japan,active\nbo@example.com,B,japan,\n",
+        "email,name,topics,status\nann@example.com,A,japan,active\nbo@example.com,B,japan,\n"
+        "cy@example.com,C,japan,paused\ncy@example.com,C,food,paused\n"
+        "old@example.com,O,japan,active\n",
         require_confirmation=True,
     )
     assert outcome.report.warnings == [
-        f"{tmp_path / 'list.csv'}: 1 row says status active or paused; with confirmation "
-        "required, a new or pending reader stays pending until they confirm"
+        f"{tmp_path / 'list.csv'}: for 2 new or pending readers the file says status active "
+        "or paused; with confirmation required, they stay pending until they confirm"
     ]
 
 
