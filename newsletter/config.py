@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     # (cadence, timezone) groups whose digests PostgreSQL makes at once, each on its own
     # connection. On 2 cores, 1M readers in 4 zones: 2 at once 9.1-9.3 s, one at a time
     # 10.4-10.8 s, 3 or 4 at once 11.3-12.2 s (their WAL writes wait on each other).
-    NEWSLETTER_DIGEST_CONCURRENCY: int = Field(default=2, ge=1, le=16)
+    # At most 8: each is a connection from the worker's pool (15).
+    NEWSLETTER_DIGEST_CONCURRENCY: int = Field(default=2, ge=1, le=8)
 
     # SendGrid accepts at most 1000 personalizations per request.
     NEWSLETTER_BATCH_SIZE: int = Field(default=1000, ge=1, le=1000)

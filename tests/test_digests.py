@@ -584,12 +584,10 @@ def test_a_weekly_reader_who_unpauses_and_switches_to_immediate_in_one_post_gets
 ZONES = ["UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York", "Australia/Sydney"]
 
 
-def test_the_groups_made_at_once_give_each_due_reader_exactly_one_digest(newsroom):
-    """PostgreSQL makes several (cadence, zone) groups at once, each in its own
-    transaction; SQLite takes them in turn. Either way every due reader of every group
-    gets one digest, and nobody a second."""
-    engine, settings = newsroom
-    settings = settings.model_copy(update={"NEWSLETTER_DIGEST_CONCURRENCY": 4})
+def _zone_readers(engine, settings):
+    """Two daily readers in each of five zones, and a brief inside every zone's window:
+    after the last opens (Tokyo's, 22:00 UTC the day before), before the first closes
+    (Paris's, 06:00 UTC)."""
     with session_scope(engine) as session:
         for n, zone in enumerate(ZONES * 2):
             person = add_subscriber(
@@ -601,9 +599,29 @@ def test_the_groups_made_at_once_give_each_due_reader_exactly_one_digest(newsroo
             )
             person.created_at = JOINED
             session.add(person)
-    # Inside every zone's window: after the last opens (Tokyo's, 22:00 UTC the day
-    # before), before the first closes (Paris's, 06:00 UTC).
     _publish(engine, settings, "energy", _utc(12, 3), "Grid")
+
+
+def _digested(engine) -> list[str]:
+    """Who has a digest delivery."""
+    with session_scope(engine) as session:
+        return sorted(
+            session.exec(
+                select(Subscriber.email)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .join(Send, Send.id == Delivery.send_id)
+                .where(Send.kind == "digest")
+            ).all()
+        )
+
+
+def test_the_groups_made_at_once_give_each_due_reader_exactly_one_digest(newsroom):
+    """PostgreSQL makes several (cadence, zone) groups at once, each in its own
+    transaction; SQLite takes them in turn. Either way every due reader of every group
+    gets one digest, and nobody a second."""
+    engine, settings = newsroom
+    settings = settings.model_copy(update={"NEWSLETTER_DIGEST_CONCURRENCY": 4})
+    _zone_readers(engine, settings)
     made = create_due_digests(engine, settings, now=_utc(12, 23))
     with session_scope(engine) as session:
         rows = session.exec(
@@ -617,3 +635,45 @@ def test_the_groups_made_at_once_give_each_due_reader_exactly_one_digest(newsroo
     assert {f"z{n}@example.com" for n in range(len(ZONES) * 2)} <= set(readers)
     assert sorted(made) == sorted(digest_sends) and len(made) == len(set(made))
     assert create_due_digests(engine, settings, now=_utc(12, 23)) == []
+
+
+def test_postgresql_makes_groups_on_several_threads_and_sqlite_in_turn(newsroom, monkeypatch):
+    engine, settings = newsroom
+    settings = settings.model_copy(update={"NEWSLETTER_DIGEST_CONCURRENCY": 4})
+    _zone_readers(engine, settings)
+    made_on: set[str] = set()
+    real = digests._make_digests
+
+    def spy(*args, **kwargs):
+        made_on.add(threading.current_thread().name)
+        time.sleep(0.2)  # long enough that a second thread picks up the next group
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(digests, "_make_digests", spy)
+    create_due_digests(engine, settings, now=_utc(12, 23))
+    if engine.dialect.name == "postgresql":
+        assert len(made_on) > 1 and all(name.startswith("digests") for name in made_on)
+    else:
+        assert made_on == {threading.main_thread().name}
+
+
+def test_a_group_whose_digests_fail_keeps_no_other_zone_from_its_own(newsroom, monkeypatch):
+    """The first failure stopped the groups after it (one at a time), or threw away what
+    the others had made (several at once)."""
+    engine, settings = newsroom
+    settings = settings.model_copy(update={"NEWSLETTER_DIGEST_CONCURRENCY": 4})
+    _zone_readers(engine, settings)
+    real = digests._make_digests
+
+    def tokyo_breaks(session, settings, cadence, zone, *args):
+        if zone == "Asia/Tokyo":
+            raise RuntimeError("a template error")
+        return real(session, settings, cadence, zone, *args)
+
+    monkeypatch.setattr(digests, "_make_digests", tokyo_breaks)
+    with pytest.raises(RuntimeError, match="a template error"):
+        create_due_digests(engine, settings, now=_utc(12, 23))
+    got = _digested(engine)
+    others = [n for n, zone in enumerate(ZONES * 2) if zone != "Asia/Tokyo"]
+    assert {f"z{n}@example.com" for n in others} <= set(got)
+    assert not [email for email in got if email in ("z2@example.com", "z7@example.com")]

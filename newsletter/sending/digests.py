@@ -17,6 +17,8 @@ Two workers running this at once make each digest once.
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -53,6 +55,11 @@ from subscribers.models import (
     UTCDateTime,
     id_of,
 )
+
+log = logging.getLogger("newsletter.digests")
+# A (cadence, timezone) group due now: its digest moment, and the earliest any of its
+# readers' windows opens.
+Group = tuple[str, str, datetime, datetime]
 
 # A reader who switched from a digest to immediate is sent one last, closing digest, when
 # digests are next made (every quarter hour): the briefs published since their last digest
@@ -107,7 +114,7 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
             )
             .group_by(col(Subscriber.cadence), col(Subscriber.timezone))
         ).all()
-    due: list[tuple[str, str, datetime, datetime]] = []
+    due: list[Group] = []
     for cadence, zone, first_baseline, last_digest, any_first in sorted(groups):
         moment = digest_moment(
             cadence,
@@ -125,7 +132,7 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
         )
         due.append((cadence, zone, moment, earliest))
 
-    def make(group: tuple[str, str, datetime, datetime]) -> list[int]:
+    def make(group: Group) -> list[int]:
         cadence, zone, moment, earliest = group
         with session_scope(engine, immediate=True) as session:
             return _make_digests(session, settings, cadence, zone, moment, now, earliest)
@@ -136,9 +143,31 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
     # WAL writes wait on each other); SQLite has one writer, and takes them in turn.
     threads = min(settings.NEWSLETTER_DIGEST_CONCURRENCY, len(due))
     if threads < 2 or engine.dialect.name != "postgresql":
-        return [send_id for group in due for send_id in make(group)]
-    with ThreadPoolExecutor(threads, thread_name_prefix="digests") as pool:
-        return [send_id for made in pool.map(make, due) for send_id in made]
+        outcomes = [_attempt(make, group) for group in due]
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="digests") as pool:
+            outcomes = list(pool.map(lambda group: _attempt(make, group), due))
+    made = [send_id for ids, _ in outcomes for send_id in ids]
+    failures = [exc for _, exc in outcomes if exc is not None]
+    if failures:
+        # Every group was tried: one that fails (a template error, a lost connection) must
+        # not keep the other zones' readers from their digest. What was made is said, as
+        # the worker would have said it, before the first failure is raised.
+        if made:
+            log.info("digests made: sends %s", ", ".join(map(str, made)))
+        raise failures[0]
+    return made
+
+
+def _attempt(
+    make: Callable[[Group], list[int]], group: Group
+) -> tuple[list[int], Exception | None]:
+    """One group's digests, or what stopped them (each group is its own transaction)."""
+    try:
+        return make(group), None
+    except Exception as exc:
+        log.error("digests for %s readers in %s not made: %s", group[0], group[1], exc)
+        return [], exc
 
 
 def _make_digests(
