@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -184,17 +185,31 @@ def apply_signups(engine: Engine, *, now: datetime) -> int:
     return len(requests)
 
 
-def confirm_signup(engine: Engine, subscriber_id: int, *, ip: str) -> bool:
-    """The confirm button: activate, and queue the welcome email. False if this reader
-    cannot be confirmed (they left, bounced, complained, or were forgotten)."""
-    with session_scope(engine) as session:
-        before = session.get(Subscriber, subscriber_id)
+class Confirmation(Enum):
+    """What the confirm button did; false only when it could not confirm."""
+
+    REFUSED = "refused"  # they left, bounced, complained, or were forgotten
+    CONFIRMED = "confirmed"  # pending until now: a welcome is queued
+    ALREADY = "already"  # confirmed before (a second press): nothing more
+
+    def __bool__(self) -> bool:
+        return self is not Confirmation.REFUSED
+
+
+def confirm_signup(engine: Engine, subscriber_id: int, *, ip: str) -> Confirmation:
+    """The confirm button: activate, and queue the welcome email. The reader's row is
+    locked first (the write lock on SQLite), so of two presses at once, one confirms and
+    queues the welcome and the other finds it done: both read "pending" before, and both
+    queued a welcome."""
+    with session_scope(engine, immediate=True) as session:
+        before = session.get(Subscriber, subscriber_id, with_for_update=True)
         was_pending = before is not None and before.status == SubscriberStatus.PENDING
         if confirm(subscriber_id, session=session, ip=ip) is None:
-            return False
-        if was_pending:  # a second press does not send a second welcome
-            queue_mail(session, MailKind.WELCOME, subscriber_id, now=utcnow())
-    return True
+            return Confirmation.REFUSED
+        if not was_pending:
+            return Confirmation.ALREADY
+        queue_mail(session, MailKind.WELCOME, subscriber_id, now=utcnow())
+    return Confirmation.CONFIRMED
 
 
 def subscribe_again(

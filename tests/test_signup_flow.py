@@ -4,11 +4,14 @@ and rate limits kept in the database."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from newsletter import signup
 from newsletter.db import session_scope
 from newsletter.limits import Rule, hit
 from newsletter.models import MailKind, RateLimitHit, SignupRequest, TransactionalMail
@@ -247,3 +250,37 @@ def test_a_window_slides_rather_than_resetting_on_the_hour(engine):
         assert all(hit(session, "k", rule, now=start) for _ in range(4))
         # A minute later a new fixed window has begun; most of the last one still counts.
         assert not hit(session, "k", rule, now=start + timedelta(minutes=1, seconds=1))
+
+
+def test_two_presses_at_once_confirm_once_and_queue_one_welcome(engine, monkeypatch):
+    """Both presses read "pending" before either wrote, and both queued a welcome. The
+    first press is held inside its transaction while the second arrives."""
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        person = add_subscriber("zoe@example.com", session=session, status="pending")
+    inside, release = threading.Event(), threading.Event()
+    real = signup.confirm
+
+    def held_first(*args, **kwargs):
+        if not inside.is_set():
+            inside.set()
+            release.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signup, "confirm", held_first)
+    outcomes: list[signup.Confirmation] = []
+
+    def press() -> None:
+        outcomes.append(signup.confirm_signup(engine, person.id, ip=""))
+
+    first = threading.Thread(target=press)
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=press)
+    second.start()
+    time.sleep(0.3)  # the second press is at the reader's row now, or past it
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert sorted(o.value for o in outcomes) == ["already", "confirmed"]
+    assert _welcomes(engine) == 1

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
-from newsletter.signup import check_signup, confirm_signup, record_signup
+from newsletter.signup import Confirmation, check_signup, confirm_signup, record_signup
 from newsletter.web.deps import ZONES, ClientIp, FormProblem, Web, WebContext
 from subscribers.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.topics import list_topics
@@ -129,7 +129,8 @@ def confirm(token: str, web: Web, ip: ClientIp, csrf: Annotated[str, Form()] = "
     person = _pending_reader(web, token)
     if person is None or person.id is None or web.forms.verify(CONFIRM_CSRF, csrf) != person.id:
         return web.page("link_invalid.html", 400)
-    if not confirm_signup(web.engine, person.id, ip=ip):
+    done = confirm_signup(web.engine, person.id, ip=ip)
+    if not done:
         return web.page("link_invalid.html", 400)
     # A second press (a double click, the page posted again) sends no second welcome.
-    return web.page("confirmed.html", welcome=person.status == SubscriberStatus.PENDING)
+    return web.page("confirmed.html", welcome=done is Confirmation.CONFIRMED)
