@@ -16,7 +16,7 @@ from newsletter.briefs import add_brief, parse_brief, published_briefs
 from newsletter.db import session_scope
 from newsletter.models import Brief, Delivery, Send, SendBrief
 from newsletter.providers.sendgrid import SendGridTransport
-from newsletter.sending import digests
+from newsletter.sending import digest_masks, digests
 from newsletter.sending.audience import count_audience
 from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
@@ -48,6 +48,16 @@ def test_the_digest_moment_is_the_last_digest_hour_in_the_readers_own_timezone()
     assert digest_moment("daily", "Asia/Tokyo", now=now, hour=7, weekday=0) == _utc(7, 22)
     assert digest_moment("weekly", "UTC", now=MONDAY_7, hour=7, weekday=0) == MONDAY_7
     assert digest_moment("weekly", "UTC", now=_utc(12, 6), hour=7, weekday=0) == _utc(5, 7)
+
+
+@pytest.fixture(params=["probed", "aggregated"])
+def both_ways(request, monkeypatch):
+    """SQLite finds who follows a brief's topics by probing each reader (a window of a few
+    briefs) or by one aggregate of the group's readers (many briefs): tests that take this
+    fixture run both ways (PostgreSQL always aggregates; it runs the same twice)."""
+    if request.param == "aggregated":
+        monkeypatch.setattr(digest_masks, "PROBED_BRIEFS", 0)
+    return request.param
 
 
 @pytest.fixture
@@ -107,7 +117,7 @@ def _ledger(engine, send_id):
     return sorted(rows)
 
 
-def test_a_weekly_digest_holds_exactly_the_weeks_matching_briefs(newsroom, sandbox):
+def test_a_weekly_digest_holds_exactly_the_weeks_matching_briefs(both_ways, newsroom, sandbox):
     engine, settings = newsroom
     energy = _publish(engine, settings, "energy", _utc(6, 10), "Grid")
     _publish(engine, settings, "food", _utc(7, 10), "Rice")
@@ -128,7 +138,7 @@ def test_a_weekly_digest_holds_exactly_the_weeks_matching_briefs(newsroom, sandb
     assert _ledger(engine, following.id) == ["wes@example.com"]
 
 
-def test_a_daily_digest_comes_at_seven_in_the_readers_timezone(newsroom):
+def test_a_daily_digest_comes_at_seven_in_the_readers_timezone(both_ways, newsroom):
     engine, settings = newsroom
     rice = _publish(engine, settings, "food", _utc(7, 10), "Rice")
     assert create_due_digests(engine, settings, now=_utc(7, 21)) == []  # 06:00 in Tokyo
@@ -278,6 +288,7 @@ def test_a_digest_goes_out_through_the_ordinary_dispatch(newsroom, sandbox):
 
 
 def test_a_reader_who_switched_to_a_digest_does_not_get_a_brief_they_already_received(
+    both_ways,
     newsroom,
 ):
     engine, settings = newsroom
@@ -313,7 +324,9 @@ def test_a_brief_whose_send_was_cancelled_reaches_no_digest_and_leaves_the_archi
     assert archived == ["Rice"]
 
 
-def test_a_reader_who_had_a_brief_in_a_digest_gets_no_second_copy_from_a_send_again(newsroom):
+def test_a_reader_who_had_a_brief_in_a_digest_gets_no_second_copy_from_a_send_again(
+    both_ways, newsroom
+):
     """Wes had Grid in his weekly digest, then switched to immediate: `send --again` (for
     readers who joined since) once sent him Grid a second time."""
     engine, settings = newsroom

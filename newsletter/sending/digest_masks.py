@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.db import any_of
+from newsletter.db import any_of, is_postgresql
 from newsletter.models import BriefTopic, Delivery, Send, SendBrief, SendKind
 from newsletter.sending.audience import RECEIVED_STATES
 from subscribers.models import SubscriberTopic, UTCDateTime
@@ -19,6 +19,12 @@ from subscribers.models import SubscriberTopic, UTCDateTime
 # Briefs per key column: a reader's set of briefs is a bit mask (bit i: the i-th brief
 # published in the window), 62 bits to a BIGINT column, as many columns as needed.
 BITS = 62
+# SQLite: up to this many briefs in a window, each reader's follows are probed per brief
+# (`_follows_probe`); past it, aggregated once for the group's readers (`_follows`). One
+# probe per reader and brief against one aggregate per group: 1,000,000 daily readers in
+# four zones, three briefs, 7.9 s probed, 9.5 s aggregated (10.5 s aggregating every
+# follower, as before); one zone of 250,000 and 30 briefs, 3.4 s probed, 3.0 s aggregated.
+PROBED_BRIEFS = 12
 
 
 def window_opens(readers: Any, window_start: datetime) -> Any:
@@ -64,8 +70,17 @@ def brief_masks(
         topics[brief_id].append(topic_id)
     sends = _carried_by(session, briefs)
     received = _received(session, briefs, sends)
-    follows = _follows(briefs, topics)
-    source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
+    # SQLite builds the aggregate again for each group, with an automatic index on it:
+    # only the group's own readers' links, not every follower of the window's topics (4.8
+    # of the 10.5 s that 1,000,000 daily readers in four zones took). PostgreSQL hashes
+    # the whole aggregate once per group, and a second scan of the readers costs it more.
+    if not is_postgresql(session.connection()) and len(briefs) <= PROBED_BRIEFS:
+        follow_tests = [_follows_probe(readers, topics[brief_id]) for brief_id, _ in briefs]
+    else:
+        among = None if is_postgresql(session.connection()) else sa.select(readers.c.id)
+        follows = _follows(briefs, topics, among)
+        source = source.outerjoin(follows, follows.c.subscriber_id == readers.c.id)
+        follow_tests = [follows.c[f"f{i}"] == 1 for i in range(len(briefs))]
     if received is not None:
         source = source.outerjoin(received, received.c.subscriber_id == readers.c.id)
     bits: list[list[Any]] = [[] for _ in columns]
@@ -73,7 +88,7 @@ def brief_masks(
         bit = 1 << (i % BITS)
         gets = sa.and_(
             since < sa.literal(at, type_=UTCDateTime),
-            sa.or_(all_topics, follows.c[f"f{i}"] == 1),
+            sa.or_(all_topics, follow_tests[i]),
         )
         if received is not None and sends[brief_id]:
             had = received.c[f"r{i}"]
@@ -113,7 +128,9 @@ def _carried_by(session: Session, briefs: list[tuple[int, datetime]]) -> dict[in
     return sends
 
 
-def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -> Any:
+def _follows(
+    briefs: list[tuple[int, datetime]], topics: dict[int, list[int]], among: Any = None
+) -> Any:
     """Per reader following any of the briefs' topics, a 0/1 column per brief (`f0`, `f1`
     …): one aggregate over those topics' rows of `subscriber_topic`, joined once. (A
     subquery per brief is hashed only while it fits in work_mem; past that, at a few
@@ -131,9 +148,21 @@ def _follows(briefs: list[tuple[int, datetime]], topics: dict[int, list[int]]) -
                 for i, (brief_id, _) in enumerate(briefs)
             ),
         )
-        .where(col(SubscriberTopic.topic_id).in_(wanted))
+        .where(
+            col(SubscriberTopic.topic_id).in_(wanted),
+            *([] if among is None else [col(SubscriberTopic.subscriber_id).in_(among)]),
+        )
         .group_by(col(SubscriberTopic.subscriber_id))
         .subquery("follows")
+    )
+
+
+def _follows_probe(readers: Any, topic_ids: list[int]) -> Any:
+    """SQLite, a window of a few briefs: whether the reader follows one of `topic_ids`, a
+    probe of `subscriber_topic`'s primary key (reader, topic) per due reader and brief."""
+    return sa.exists().where(
+        col(SubscriberTopic.subscriber_id) == readers.c.id,
+        col(SubscriberTopic.topic_id).in_(topic_ids or [0]),
     )
 
 
