@@ -23,6 +23,7 @@ from subscribers.status import Actor, StatusChangeRefusedError, change_status, m
 
 S = SubscriberStatus
 BY_READER = "subscriber"  # what `status_changed_by` says for the reader's own changes
+BY_FORM = "form"  # a change asked for on the subscribe form, by whoever typed the address
 # Where the reader may still choose topics and a cadence, and where only "come back" is left.
 EDITABLE = (S.PENDING, S.ACTIVE, S.PAUSED)
 
@@ -68,7 +69,9 @@ def sign_up(
         )
         return SignupOutcome(person, needs_confirmation=True)
     if existing.status == S.UNSUBSCRIBED:
-        change_status(existing, S.PENDING, actor=Actor.READER, by=BY_READER, session=session)
+        # Anyone may type an address into the form: until the reader confirms, the change
+        # is the form's, and the history says so (it said the reader's own).
+        change_status(existing, S.PENDING, actor=Actor.READER, by=BY_FORM, session=session)
     return SignupOutcome(existing, needs_confirmation=existing.status == S.PENDING)
 
 

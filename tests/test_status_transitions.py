@@ -18,8 +18,14 @@ from newsletter.cli import app as cli_app
 from newsletter.db import session_scope
 from newsletter.models import Delivery, MailKind, TransactionalMail
 from subscribers.importer import import_subscribers
-from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic
-from subscribers.roster import add_subscriber, forget
+from subscribers.models import (
+    Subscriber,
+    SubscriberStatus,
+    SubscriberStatusChange,
+    SubscriberTopic,
+)
+from subscribers.reader import sign_up
+from subscribers.roster import add_subscriber, forget, unsubscribe
 from subscribers.status import TRANSITIONS, Actor, may_change
 from subscribers.topics import add_topic
 from tests.web_support import call, form_csrf, subscribe, token
@@ -93,6 +99,31 @@ def test_an_unsubscribed_reader_comes_back_only_as_pending():
     for actor in Actor:
         targets = TRANSITIONS[actor].get(SubscriberStatus.UNSUBSCRIBED, frozenset())
         assert SubscriberStatus.ACTIVE not in targets and SubscriberStatus.PAUSED not in targets
+
+
+def test_the_subscribe_form_bringing_back_an_unsubscribed_address_is_recorded_as_the_forms(
+    engine,
+):
+    """Anyone may type an address: the history said the reader asked themselves."""
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        person = add_subscriber("ann@example.com", session=session, topics=["energy"])
+        unsubscribe(person.email, session=session)
+    with session_scope(engine) as session:
+        outcome = sign_up(
+            "ann@example.com",
+            session=session,
+            name="",
+            topics=["energy"],
+            cadence="immediate",
+            timezone="UTC",
+            ip="203.0.113.9",
+        )
+        assert outcome.needs_confirmation
+        last = session.scalars(
+            sa.select(SubscriberStatusChange).order_by(SubscriberStatusChange.id.desc())
+        ).first()
+    assert (last.old_status, last.new_status, last.by) == ("unsubscribed", "pending", "form")
 
 
 # --- the reader's pages ------------------------------------------------------------------
