@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -412,3 +413,37 @@ def test_a_reader_of_every_topic_is_told_so_and_one_of_some_topics_their_own(
     _tick(engine_with_topics, settings)
     (welcome,) = [m for m in sandbox.messages() if m.categories == [MailKind.WELCOME]]
     assert "you are subscribed to every topic." in " ".join(welcome.text.split())
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_workers_draining_one_backlog_at_once_send_each_confirmation_once(
+    engine_with_topics, tmp_path, settings, sandbox
+):
+    """Three workers' ticks at once over an import's confirmations, twenty readers a
+    request so there are many claims. Two guards stand between them and a double send:
+    claims skip what another holds (SKIP LOCKED), and a message goes on the wire only by
+    a compare-and-set from `claimed`. Either alone keeps this test green; planting both
+    (no lock, a set that also takes `sending`) fails it."""
+    readers = 600
+    topics = ("energy", "water", "grain")
+    rows = "".join(f"r{n}@example.com,R,{topics[n % 3]},,\n" for n in range(readers))
+    _import_pending(engine_with_topics, tmp_path, rows)
+    small = settings.model_copy(update={"NEWSLETTER_BATCH_SIZE": 20})
+    sent: list[int] = []
+
+    def worker() -> None:
+        transport = SendGridTransport.from_settings(small)
+        for _ in range(20):
+            report = send_queued_mail(engine_with_topics, small, transport, now=utcnow())
+            sent.append(report.sent)
+            if not report.waiting:
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    addresses = [m.to[0] for m in sandbox.messages()]
+    assert len(addresses) == len(set(addresses)) == readers == sum(sent)
+    assert set(_mails(engine_with_topics).values()) == {(MailStatus.SENT, 1)}
