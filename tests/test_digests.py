@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 
 from newsletter.briefs import add_brief, parse_brief, published_briefs
 from newsletter.db import session_scope
-from newsletter.models import Brief, Delivery, Send, SendBrief
+from newsletter.errors import NewsletterError
+from newsletter.models import Brief, Delivery, MailKind, Send, SendBrief
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending import digest_masks, digests
 from newsletter.sending.audience import count_audience
@@ -24,6 +25,8 @@ from newsletter.sending.digests import create_due_digests, digest_brief_ids, dig
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import summarize_sends
+from newsletter.sending.transactional import queue_mail
+from newsletter.sending.worker import Worker
 from subscribers.digest_window import switch_cadence
 from subscribers.models import Subscriber, UTCDateTime, utcnow
 from subscribers.models import SubscriberStatus as S
@@ -690,3 +693,28 @@ def test_a_group_whose_digests_fail_keeps_no_other_zone_from_its_own(newsroom, m
     others = [n for n, zone in enumerate(ZONES * 2) if zone != "Asia/Tokyo"]
     assert {f"z{n}@example.com" for n in others} <= set(got)
     assert not [email for email in got if email in ("z2@example.com", "z7@example.com")]
+
+
+def test_worker_once_sends_the_runs_other_mail_though_a_digest_fails(
+    newsroom, sandbox, monkeypatch
+):
+    """The digests come first in a run: one that could not be made (a broken template)
+    raised before the tick, and no confirmation, welcome or send went, run after run."""
+    engine, settings = newsroom
+    _publish(engine, settings, "food", _utc(7, 10), "Rice")
+    with session_scope(engine) as session:
+        pending = add_subscriber("new@example.com", session=session, status="pending")
+        queue_mail(session, MailKind.CONFIRMATION, pending.id, now=utcnow())
+
+    def broken(*args, **kwargs):
+        raise NewsletterError("template digest.html: 'x' is undefined")
+
+    monkeypatch.setattr(digests, "_make_digests", broken)
+    worker = Worker.from_settings(settings)
+    try:
+        with pytest.raises(NewsletterError, match="'x' is undefined"):
+            worker.once()
+    finally:
+        worker.close()
+    # The immediate reader's brief and the pending reader's confirmation both went.
+    assert sorted(m.to[0] for m in sandbox.messages()) == ["ida@example.com", "new@example.com"]

@@ -148,14 +148,17 @@ def create_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> 
         with ThreadPoolExecutor(threads, thread_name_prefix="digests") as pool:
             outcomes = list(pool.map(lambda group: _attempt(make, group), due))
     made = [send_id for ids, _ in outcomes for send_id in ids]
-    failures = [exc for _, exc in outcomes if exc is not None]
+    failures = [(group, exc) for group, (_, exc) in zip(due, outcomes, strict=True) if exc]
     if failures:
         # Every group was tried: one that fails (a template error, a lost connection) must
-        # not keep the other zones' readers from their digest. What was made is said, as
-        # the worker would have said it, before the first failure is raised.
+        # not keep the other zones' readers from their digest. What was made, and every
+        # failure but the first, are logged; the first is raised, once (`worker --once`
+        # prints it as its one line).
         if made:
             log.info("digests made: sends %s", ", ".join(map(str, made)))
-        raise failures[0]
+        for (cadence, zone, *_), exc in failures[1:]:
+            log.error("digests for %s readers in %s not made: %s", cadence, zone, exc)
+        raise failures[0][1]
     return made
 
 
@@ -165,8 +168,7 @@ def _attempt(
     """One group's digests, or what stopped them (each group is its own transaction)."""
     try:
         return make(group), None
-    except Exception as exc:
-        log.error("digests for %s readers in %s not made: %s", group[0], group[1], exc)
+    except Exception as exc:  # raised by the caller once every group was tried
         return [], exc
 
 

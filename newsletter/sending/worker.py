@@ -168,10 +168,18 @@ class Worker:
         """All work due now, for cron: raises (exit status 1, one line saying why) when work
         could not be handed off: a send paused itself (its key refused, too many failed
         batches), or the provider stayed unreachable after the retries."""
-        digests = self.make_digests()
+        # A digest that cannot be made (a broken template, one zone's group failing) must
+        # not keep this run's sign-ups, confirmations and sends from going: it is raised
+        # once they went. It kept everything back, every run, until it was mended.
+        try:
+            digests, failed = self.make_digests(), None
+        except Exception as exc:  # raised below, after the tick
+            digests, failed = [], exc
         report = self.tick()
         report.digests = digests
         report.log(paused=False)
+        if failed is not None:
+            raise failed
         if why := not_handed_off(report):
             raise NewsletterError(why)
         return report
