@@ -21,7 +21,8 @@ from newsletter.sending import digest_masks, digests
 from newsletter.sending.audience import count_audience
 from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
-from newsletter.sending.digests import create_due_digests, digest_brief_ids, digest_moment
+from newsletter.sending.digest_sends import digest_brief_ids
+from newsletter.sending.digests import create_due_digests, digest_moment
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import summarize_sends

@@ -14,7 +14,8 @@ from newsletter.briefs import add_brief, parse_brief
 from newsletter.db import session_scope
 from newsletter.models import Send, SendStatus
 from newsletter.sending.create import create_send
-from newsletter.sending.digests import create_due_digests, digest_brief_ids
+from newsletter.sending.digest_sends import digest_brief_ids
+from newsletter.sending.digests import create_due_digests
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.publishing import hold_for_digests, publication_moment
 from subscribers.models import Subscriber

@@ -20,40 +20,32 @@ import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from newsletter.briefs import published_between
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
 from newsletter.models import (
-    Brief,
-    BriefTopic,
     Delivery,
     DeliveryStatus,
-    Send,
-    SendBrief,
-    SendKind,
-    SendStatus,
 )
-from newsletter.render import render_digest
 from newsletter.sending import ledger
 from newsletter.sending.digest_masks import BITS, brief_masks, window_opens
+from newsletter.sending.digest_sends import digest_send
 from newsletter.sending.publishing import hold_for_digests
 from subscribers.digest_window import PERIOD
 from subscribers.models import (
     Cadence,
     Subscriber,
     SubscriberStatus,
-    Topic,
     UTCDateTime,
-    id_of,
 )
 
 log = logging.getLogger("newsletter.digests")
@@ -242,7 +234,7 @@ def _make_digests(
         )
         # Dated as the readers' own day (07:00 in Tokyo is the evening before in UTC).
         on = moment.astimezone(ZoneInfo(zone)).date()
-        send_id = _digest_send(session, settings, cadence, chosen, members, now, on)
+        send_id = digest_send(session, settings, cadence, chosen, members, now, on)
         # One INSERT … SELECT per set, each a scan of `digest_due` in reader order: one
         # statement joined to all the sets measured slower (its rows reach the ledger's
         # indexes interleaved, or need a sort).
@@ -370,57 +362,3 @@ def _due_table(columns: list[str]) -> sa.Table:
         sa.Column("subscriber_id", sa.BigInteger),
         *(sa.Column(c, sa.BigInteger) for c in columns),
     )
-
-
-def digest_brief_ids(send_id: int, *, session: Session) -> list[int]:
-    """A digest's briefs, oldest first."""
-    return list(
-        session.scalars(
-            sa.select(col(SendBrief.brief_id))
-            .where(col(SendBrief.send_id) == send_id)
-            .order_by(col(SendBrief.position))
-        )
-    )
-
-
-def _digest_send(
-    session: Session,
-    settings: Settings,
-    cadence: str,
-    brief_ids: tuple[int, ...],
-    members: int,
-    now: datetime,
-    on: date,
-) -> int:
-    briefs = [session.get_one(Brief, brief_id) for brief_id in brief_ids]
-    topics = list(
-        session.exec(
-            select(Topic)
-            .join(BriefTopic, col(BriefTopic.topic_id) == col(Topic.id))
-            .where(col(BriefTopic.brief_id).in_(brief_ids))
-            .distinct()
-            .order_by(Topic.name)
-        )
-    )
-    rendered = render_digest(briefs, topics, settings, cadence=cadence, on=on)
-    send = Send(
-        kind=SendKind.DIGEST,
-        brief_id=brief_ids[-1],
-        status=SendStatus.RUNNING,
-        scheduled_at=now,
-        started_at=now,
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        planned=members,
-    )
-    session.add(send)
-    session.flush()
-    session.execute(
-        sa.insert(SendBrief),
-        [
-            {"send_id": id_of(send), "brief_id": brief_id, "position": position}
-            for position, brief_id in enumerate(brief_ids)
-        ],
-    )
-    return id_of(send)
