@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -121,7 +122,7 @@ def queue_confirmations(
     held: list[tuple[int, str]] = []
     for start in range(0, len(readers), CONFIRMATION_CHUNK):
         chunk = readers[start : start + CONFIRMATION_CHUNK]
-        keys = [key("confirm", mailbox(address)) for _, address in chunk]
+        keys = _confirm_keys(address for _, address in chunk)
         allowed = hit_many(session, keys, CONFIRMATIONS_PER_ADDRESS, now=now, bulk=bulk)
         queue_many(
             session,
@@ -136,13 +137,18 @@ def queue_confirmations(
     return [address for _, address in held]
 
 
+def _confirm_keys(addresses: Iterable[str]) -> list[str]:
+    """The daily-confirmations counter of each address's mailbox (`+tag`s are one)."""
+    return [key("confirm", mailbox(address)) for address in addresses]
+
+
 def held_back(
     session: Session, addresses: list[str], *, now: datetime, earlier: Counter[str]
 ) -> list[str]:
     """The addresses `queue_confirmations(bulk=True)` would hold back, writing nothing: an
     import's dry run. `earlier`: confirmations the same dry run would already have queued,
     per mailbox key (updated here)."""
-    keys = [key("confirm", mailbox(address)) for address in addresses]
+    keys = _confirm_keys(addresses)
     allowed = peek_many(session, keys, CONFIRMATIONS_PER_ADDRESS, now=now, earlier=earlier)
     return [address for address, ok in zip(addresses, allowed, strict=True) if not ok]
 

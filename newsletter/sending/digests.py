@@ -32,21 +32,13 @@ from sqlmodel import Session, col
 from newsletter.briefs import published_between
 from newsletter.config import Settings
 from newsletter.db import is_postgresql, session_scope
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-)
+from newsletter.models import Delivery, DeliveryStatus
 from newsletter.sending import ledger
 from newsletter.sending.digest_masks import BITS, brief_masks, window_opens
 from newsletter.sending.digest_sends import digest_send
 from newsletter.sending.publishing import hold_for_digests
 from subscribers.digest_window import PERIOD
-from subscribers.models import (
-    Cadence,
-    Subscriber,
-    SubscriberStatus,
-    UTCDateTime,
-)
+from subscribers.models import Cadence, Subscriber, SubscriberStatus, UTCDateTime
 
 log = logging.getLogger("newsletter.digests")
 # A (cadence, timezone) group due now: its digest moment, and the earliest any of its

@@ -63,7 +63,7 @@ def prepare(
 ) -> Prepared:
     """The claimed messages (newest first) as at most `max_requests` batches, each of one
     look and at most `batch_size` readers, the newest messages' batches first; what does
-    not fit is `left_over`. Three queries, whatever the claim's size."""
+    not fit is `left_over`. Four queries, whatever the claim's size."""
     prepared = Prepared()
     with session_scope(engine) as session:
         mails = session.exec(
@@ -81,10 +81,9 @@ def prepare(
                 continue
             full = len(order) + len(prepared.batches) >= max_requests
             if mail.kind == MailKind.TEST_COPY:
-                batch = None if full else _test_copy(session, mail, settings)
                 if full:
                     prepared.left_over.append(mail_id)
-                elif batch is None:
+                elif (batch := _test_copy(session, mail, settings)) is None:
                     prepared.not_due.append(mail_id)
                 else:
                     prepared.batches.append(batch)
@@ -108,7 +107,9 @@ def prepare(
                 order.append((look, len(parts) - 1))
             parts[-1].append((mail, person))
             taken.add((mail.kind, id_of(person)))
-        rendered = {look: _render(look, session, settings) for look, _ in order}
+        looks = {look for look, _ in order}
+        named = _topic_names(session, {t for look in looks for t in look[2]})
+        rendered = {look: _render(look, named, settings) for look in looks}
     for look, n in order:
         prepared.batches.append(_batch(look, rendered[look], groups[look][n], links))
     return prepared
@@ -142,20 +143,19 @@ def _look(mail: TransactionalMail, person: Subscriber, topics: dict[int, tuple[i
     return (mail.kind, person.all_topics, chosen, cadence)
 
 
-def _render(look: Look, session: Session, settings: Settings) -> RenderedEmail:
+def _topic_names(session: Session, topic_ids: set[int]) -> dict[int, Topic]:
+    """Every topic the tick's looks name, in one query (not one per look)."""
+    if not topic_ids:
+        return {}
+    return {id_of(t): t for t in session.exec(select(Topic).where(col(Topic.id).in_(topic_ids)))}
+
+
+def _render(look: Look, named: dict[int, Topic], settings: Settings) -> RenderedEmail:
     kind, every_topic, topic_ids, cadence = look
-    named = (
-        list(
-            session.exec(
-                select(Topic).where(col(Topic.id).in_(topic_ids)).order_by(col(Topic.name))
-            )
-        )
-        if topic_ids
-        else []
-    )
+    topics = sorted((named[t] for t in topic_ids if t in named), key=lambda t: t.name)
     if kind == MailKind.CONFIRMATION:
-        return render_confirmation(named, settings, every_topic=every_topic)
-    return render_welcome(named, cadence, settings, every_topic=every_topic)
+        return render_confirmation(topics, settings, every_topic=every_topic)
+    return render_welcome(topics, cadence, settings, every_topic=every_topic)
 
 
 def _batch(

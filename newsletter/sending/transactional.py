@@ -36,6 +36,7 @@ log = logging.getLogger("newsletter.transactional")
 # holds when the message settled, which the dashboard's "last 24 hours" reads by index
 # (`ix_transactional_mail_status_due`). It used to keep the time it was queued, and a
 # backlog sent after a worker's two-day outage counted for none of the day's mail.
+#
 # A tick makes at most MAX_REQUESTS requests, readers alike sharing one, and claims no more
 # messages than those requests can carry (the transport's batch size each, CLAIM_LIMIT in
 # all), giving back what does not fit: a tick stays a few minutes at most even when every
@@ -264,12 +265,12 @@ def send_queued_mail(
     )
     for n, batch in enumerate(prepared.batches):
         if stopping() or pace(len(batch.recipients)):
-            _give_back(engine, [r.delivery_id for b in prepared.batches[n:] for r in b.recipients])
+            _give_back(engine, _mail_ids(prepared.batches[n:]))
             break
         begun = set(
             _mark(
                 engine,
-                [r.delivery_id for r in batch.recipients],
+                _mail_ids([batch]),
                 expect=MailStatus.CLAIMED,
                 status=MailStatus.SENDING,
                 attempts=col(TransactionalMail.attempts) + 1,
@@ -284,12 +285,16 @@ def send_queued_mail(
         result = transport.send_batch(batch)
         _record(engine, batch, result, settings, now, report)
         if result.fatal:
-            rest = prepared.batches[n + 1 :]
-            _give_back(engine, [r.delivery_id for b in rest for r in b.recipients])
+            _give_back(engine, _mail_ids(prepared.batches[n + 1 :]))
             break
     with session_scope(engine) as session:
         report.waiting = waiting_mail(session)
     return report
+
+
+def _mail_ids(batches: list[Batch]) -> list[int]:
+    """The messages in these batches (a recipient's `delivery_id` is its message's id)."""
+    return [recipient.delivery_id for batch in batches for recipient in batch.recipients]
 
 
 def _record(
