@@ -29,8 +29,8 @@ READERS_MAIL = (MailKind.CONFIRMATION, MailKind.WELCOME)
 
 @dataclass(frozen=True)
 class MailFacts:
-    """Confirmations, welcomes and test copies: after an import that asks readers to
-    confirm, staff want to see them go, and a provider refusing them shows here first."""
+    """Confirmations and welcomes: after an import that asks readers to confirm, staff
+    want to see them go, and a provider refusing them shows here first."""
 
     waiting: int
     oldest_due: datetime | None  # the longest-waiting message's due time
