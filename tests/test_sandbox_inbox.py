@@ -5,12 +5,13 @@ across restarts. Mail goes in through the real `sendgrid` client."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 from sendgrid import SendGridAPIClient
 
 from newsletter.devtools.inbox import PAGE_SIZE
-from newsletter.devtools.sandbox import Sandbox
+from newsletter.devtools.sandbox import MESSAGES_PAGE, Sandbox
 
 KEY = "SG.inbox-test"
 
@@ -122,3 +123,42 @@ def test_the_inbox_offers_older_messages_only_when_there_are_some(tmp_path):
         _send(sandbox, "Full page", [(f"r{n}@example.com", "R") for n in range(PAGE_SIZE)])
         page, _ = _get(f"{sandbox.url}/inbox")
     assert page.count("<tr><td>") == PAGE_SIZE and "Older messages" not in page
+
+
+def _get_json(url: str) -> tuple[int, object, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the sandbox
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read()), dict(refused.headers)
+
+
+def test_accepted_messages_come_a_page_at_a_time_with_a_link_to_the_next(tmp_path):
+    """After a big send the whole list was tens of megabytes in one answer."""
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        _send(sandbox, "Many", [(f"r{n}@example.com", "R") for n in range(MESSAGES_PAGE + 3)])
+        status, first, headers = _get_json(f"{sandbox.url}/sandbox/messages")
+        link = headers["Link"].split(">")[0].lstrip("<")
+        _, rest, last_headers = _get_json(f"{sandbox.url}{link}")
+    assert status == 200 and headers["X-Total-Count"] == str(MESSAGES_PAGE + 3)
+    assert isinstance(first, list) and isinstance(rest, list)
+    addresses = [m["to"] for m in first + rest]
+    assert addresses == [[f"r{n}@example.com"] for n in range(MESSAGES_PAGE + 3)]
+    assert "Link" not in last_headers
+
+
+def test_a_page_size_out_of_range_is_refused_naming_the_parameter(tmp_path):
+    with Sandbox(KEY, inbox_path=tmp_path / "inbox.sqlite3") as sandbox:
+        answers = [
+            _get_json(f"{sandbox.url}/sandbox/messages?{query}")
+            for query in (
+                "limit=1001",
+                "limit=0",
+                "offset=-1",
+                "limit=%EF%BC%91",
+                "offset=" + "9" * 13,
+            )
+        ]
+    assert [status for status, _, _ in answers] == [400] * 5
+    messages = [body["errors"][0]["message"] for _, body, _ in answers]  # type: ignore[index]
+    assert messages[0].startswith("limit must be") and messages[2].startswith("offset must be")

@@ -32,7 +32,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from newsletter.devtools.engagement import Engagement
 from newsletter.devtools.faults import Faults, unnamed_refusal
@@ -48,6 +48,28 @@ from newsletter.devtools.webhook_signer import (
 )
 
 __all__ = ["Accepted", "EventSigner", "Faults", "Inbox", "Sandbox", "SandboxState", "event_for"]
+
+# Messages per answer of `GET /sandbox/messages` unless `limit` says fewer or more.
+MESSAGES_PAGE = 100
+MAX_MESSAGES_PAGE = 1000
+
+
+def message_page(query: str) -> tuple[int, int]:
+    """(offset, limit) from `?offset=&limit=`; ValueError naming the parameter at fault."""
+    fields = parse_qs(query, keep_blank_values=True)
+    offset = _whole(fields.get("offset", ["0"])[-1])
+    limit = _whole(fields.get("limit", [str(MESSAGES_PAGE)])[-1])
+    if offset is None:
+        raise ValueError("offset must be a whole number: how many messages to skip")
+    if limit is None or not 1 <= limit <= MAX_MESSAGES_PAGE:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_MESSAGES_PAGE}")
+    return offset, limit
+
+
+def _whole(text: str) -> int | None:
+    """A non-negative whole number of at most 12 ASCII digits, else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
+
 
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 
@@ -174,11 +196,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         elif path == "/sandbox/messages":
-            self._reply(HTTPStatus.OK, [m.as_dict() for m in self.server.state.messages()])
+            self._messages(url.query)
         elif path == "/sandbox/stats":
             self._reply(HTTPStatus.OK, self.server.state.snapshot())
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
+
+    def _messages(self, query: str) -> None:
+        """A page of what was accepted, oldest first: after a big send the whole list was
+        tens of megabytes in one answer. `Link: rel="next"` names the next page."""
+        try:
+            offset, limit = message_page(query)
+        except ValueError as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc), "query")]})
+            return
+        messages = self.server.state.messages()
+        page = messages[offset : offset + limit]
+        headers = {"X-Total-Count": str(len(messages))}
+        if offset + limit < len(messages):
+            nxt = urlencode({"offset": offset + limit, "limit": limit})
+            headers["Link"] = f'</sandbox/messages?{nxt}>; rel="next"'
+        self._reply(HTTPStatus.OK, [m.as_dict() for m in page], headers)
 
     def do_DELETE(self) -> None:
         if urlsplit(self.path).path.rstrip("/") == "/sandbox/messages":
