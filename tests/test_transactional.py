@@ -143,9 +143,10 @@ def test_a_stop_finishes_the_request_in_hand_and_gives_the_rest_back(engine, set
         )
         assert record_signup(engine, form, ip="127.0.0.1", now=utcnow())
     apply_signups(engine, now=utcnow())
+    one_at_a_time = settings.model_copy(update={"NEWSLETTER_CONCURRENCY": 1})
     report = send_queued_mail(
         engine,
-        settings,
+        one_at_a_time,
         SendGridTransport.from_settings(settings),
         now=utcnow(),
         stopping=lambda: len(sandbox.messages()) >= 1,  # asked to stop once one is out

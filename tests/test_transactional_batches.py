@@ -304,10 +304,57 @@ def test_a_refused_key_stops_the_tick_and_gives_the_rest_back_untried(
     transport = MemoryTransport(
         answer=lambda batch: BatchResult(Outcome.FAILED, error="401: refused", fatal=True)
     )
-    report = _tick(engine_with_topics, settings, transport)
+    one_at_a_time = settings.model_copy(update={"NEWSLETTER_CONCURRENCY": 1})
+    report = _tick(engine_with_topics, one_at_a_time, transport)
     assert len(transport.batches) == 1 and report.retried == 1
     untried = [m for m in _mails(engine_with_topics).values() if m[1] == 0]
     assert untried == [(MailStatus.QUEUED, 0), (MailStatus.QUEUED, 0)]
+
+
+def test_a_refused_key_stops_requests_not_yet_begun_when_several_go_at_once(
+    engine_with_topics, tmp_path, settings
+):
+    """Two threads: the two requests in flight are refused; the third never goes."""
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\ne@example.com,E,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    both_in_flight = threading.Barrier(2, timeout=10)
+
+    def refused(batch):
+        both_in_flight.wait()
+        return BatchResult(Outcome.FAILED, error="401: refused", fatal=True)
+
+    transport = MemoryTransport(answer=refused)
+    two = settings.model_copy(update={"NEWSLETTER_CONCURRENCY": 2})
+    report = _tick(engine_with_topics, two, transport)
+    assert len(transport.batches) == 2 and report.retried == 2
+    assert sorted(_mails(engine_with_topics).values()) == [
+        (MailStatus.QUEUED, 0),
+        (MailStatus.QUEUED, 1),
+        (MailStatus.QUEUED, 1),
+    ]
+
+
+def test_a_ticks_requests_go_at_once_up_to_the_workers_concurrency(
+    engine_with_topics, tmp_path, settings
+):
+    """One after another, fifty requests to a provider 300 ms away took fifteen seconds.
+    Three readers of different topics: three requests, which meet at a barrier only if
+    they are in flight together (one at a time, the first would wait out its timeout)."""
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\ne@example.com,E,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+    all_in_flight = threading.Barrier(3, timeout=10)
+
+    def accepted_together(batch):
+        try:
+            all_in_flight.wait()
+        except threading.BrokenBarrierError:
+            return BatchResult(Outcome.RETRY_LATER, error="not in flight together")
+        return BatchResult(Outcome.SENT, message_id="memory")
+
+    transport = MemoryTransport(answer=accepted_together)
+    three = settings.model_copy(update={"NEWSLETTER_CONCURRENCY": 3})
+    report = _tick(engine_with_topics, three, transport)
+    assert len(transport.batches) == 3 and report.sent == 3 and report.retried == 0
 
 
 def test_the_same_confirmation_queued_twice_goes_once_and_the_other_is_skipped(
