@@ -100,9 +100,15 @@ _QUERY_VALUE = re.compile(r"((?:^|&)[^=&#]*=)[^&#]*")
 _BARE_KEY = re.compile(r"(^|&)[^=&#]+(?=&|#|$)")  # `?ann@example.com`: a value all the same
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def loggable_path(path: str) -> str:
     """A request's path (and query) as a log may keep it: link tokens, and the values of
     a console page's query, replaced by `…`."""
+    # Control characters escaped: a NUL or a line break from a request's path would
+    # otherwise be written into the log as it came.
+    path = _CONTROL.sub(lambda found: ascii(found.group())[1:-1], path)
     hidden = _TOKEN_IN_QUERY.sub(r"\1…", _TOKEN_IN_PATH.sub(r"\1…", path))
     base, mark, query = hidden.partition("?")
     if mark and _CONSOLE_PATH.match(base):

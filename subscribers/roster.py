@@ -35,12 +35,22 @@ from subscribers.topics import resolve_topics
 ALL_TOPICS = "all"
 # The longest a name may be (the column holds 200).
 NAME_MAX = 200
-# Characters no name, address or choice holds: C0 controls (NUL breaks PostgreSQL), DEL.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters no name, address or choice holds: C0 controls (NUL breaks PostgreSQL), DEL,
+# C1 controls (U+0085 is a line break to some readers), the bidirectional embeddings,
+# overrides and isolates (a name of U+202E turned a whole welcome email backwards), and
+# U+FFFD, which is what bytes a form could not decode arrive as: stored, the reader's own
+# name or address would be lost. (Marks a right-to-left name needs, U+200E/U+200F, stay.)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd]")
 # A name may keep the line breaks and tabs a person (or a spreadsheet) put in it: the email
 # body shows it as written, and header safety (providers/headers.py) keeps them out of
 # headers. Other control characters (NUL, which PostgreSQL refuses, escapes) may not.
-_CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BUT_WHITESPACE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd]"
+)
+# Characters that show nothing on their own (zero-width spaces and joiners, the word joiner,
+# the byte-order mark, direction marks): fine inside a name (ZWNJ spells Persian ones), but
+# a name of nothing else greets the reader with "Dear ,".
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad")
 
 
 def suppression_hash(normalized_email: str) -> str:
@@ -74,7 +84,7 @@ def normalize_email(address: str) -> str:
     text = address.strip()
     if len(text) > 320 or _CONTROL.search(text):
         raise InvalidSubscriberError(
-            "email", text[:40], "not an email address (too long, or a control character)"
+            "email", text[:40], "not an email address (too long, or a control or garbled character)"
         )
     local, at, domain = text.rpartition("@")
     try:
@@ -94,7 +104,13 @@ def check_text(field: str, value: str, *, longest: int, line_breaks: bool = Fals
     if len(text) > longest:
         raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
     if (_CONTROL_BUT_WHITESPACE if line_breaks else _CONTROL).search(text):
+        if "\ufffd" in text:
+            raise InvalidSubscriberError(
+                field, text[:40], "arrived garbled (U+FFFD, a character that could not be read)"
+            )
         raise InvalidSubscriberError(field, text[:40], "holds a control character")
+    if text and _INVISIBLE.issuperset(text):
+        raise InvalidSubscriberError(field, text[:40], "holds only invisible characters")
     return text
 
 

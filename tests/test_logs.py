@@ -269,3 +269,8 @@ def test_the_clients_own_debug_lines_name_neither_the_api_key_nor_the_readers(ca
 def test_a_logged_path_keeps_no_link_token_and_no_console_query(path, kept):
     """What the access log and the web process's error lines write of a request's path."""
     assert loggable_path(path) == kept
+
+
+def test_a_paths_control_characters_are_written_escaped():
+    """A NUL or line break from a request's path went into the log as it came."""
+    assert loggable_path("/archive/a\x00b\nc") == "/archive/a\\x00b\\nc"

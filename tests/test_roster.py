@@ -12,7 +12,9 @@ from subscribers.errors import InvalidSubscriberError, SubscriberError
 from subscribers.matching import matching_subscribers
 from subscribers.models import Subscriber, Suppression, Topic
 from subscribers.roster import (
+    NAME_MAX,
     add_subscriber,
+    check_text,
     forget,
     get_subscriber,
     list_subscribers,
@@ -40,6 +42,41 @@ ADDRESSES = [
     "a" * 65 + "@example.com",
     "a@" + "b" * 250 + ".com",
 ]
+
+
+# Names a reader may have, hidden characters included: a zero-width non-joiner inside a
+# Persian name, joiners inside an emoji family, a right-to-left mark, a line break.
+KEPT_NAMES = [
+    "\u0632\u0647\u0631\u0647\u200c\u0627\u06cc",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\u200f\u05e9\u05dc\u05d5\u05dd",
+    "Line\nbreak",
+]
+# A name of U+202E alone turned a whole welcome email backwards; U+0085 is a line break to
+# some readers; U+FFFD is what bytes a form could not decode arrive as.
+REFUSED_NAMES = {
+    "\u202e": "control character",
+    "Ann\u2066\u202egnp.exe": "control character",
+    "a\x85b": "control character",
+    "Zo\ufffd": "garbled",
+    "\u200b\u200b": "only invisible characters",
+}
+
+
+@pytest.mark.parametrize("name", KEPT_NAMES)
+def test_a_name_keeps_the_hidden_characters_its_script_needs(name):
+    assert check_text("name", name, longest=NAME_MAX, line_breaks=True) == name
+
+
+@pytest.mark.parametrize(("name", "why"), REFUSED_NAMES.items())
+def test_a_name_that_would_reorder_hide_or_garble_the_greeting_is_refused(name, why):
+    with pytest.raises(InvalidSubscriberError, match=why):
+        check_text("name", name, longest=NAME_MAX, line_breaks=True)
+
+
+def test_an_address_garbled_on_its_way_is_refused():
+    with pytest.raises(InvalidSubscriberError, match="garbled"):
+        normalize_email("a\ufffd@example.com")
 
 
 @pytest.mark.parametrize("address", ADDRESSES)

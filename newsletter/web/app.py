@@ -28,11 +28,14 @@ from newsletter.db import make_engine
 from newsletter.logs import loggable_path
 from newsletter.web import console
 from newsletter.web.deps import TOKEN_PAGES, WebContext
+from newsletter.web.hygiene import HeadAsGet, has_nul
 from newsletter.web.limits import BodyLimit, max_body_bytes
 from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
+# Paths whose errors stay as FastAPI words them: the provider's, the operator's, staff's.
+_NOT_FOR_READERS = ("/webhooks/", "/admin", "/healthz", "/readyz", "/metrics", "/static/")
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -58,19 +61,33 @@ def create_app(settings: Settings) -> FastAPI:
         return web.page("too_large.html", 413)
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, StarletteHTTPException) and exc.status_code == 413:
-            return too_large(request.url.path, max_body_bytes(request.url.path))
-        return await http_exception_handler(request, cast(StarletteHTTPException, exc))
+        error = cast(StarletteHTTPException, exc)
+        path = request.url.path
+        if error.status_code == 413:
+            return too_large(path, max_body_bytes(path))
+        if path.startswith(_NOT_FOR_READERS) or error.status_code >= 500:
+            return await http_exception_handler(request, error)
+        # A reader's page, not `{"detail": "Not Found"}`: a link cut short in an email, a
+        # form a browser mangled. The status stays (and a 405's Allow header).
+        page = "not_found.html" if error.status_code in (404, 405) else "bad_request.html"
+        response = web.page(page, error.status_code, anywhere=True)
+        response.headers.update(error.headers or {})
+        return response
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(BodyLimit, refusal=too_large)
+    app.add_middleware(HeadAsGet)
 
     @app.middleware("http")
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        response: Response
         try:
-            response = await call_next(request)
+            if has_nul(request.scope):
+                response = web.page("not_found.html", 404, anywhere=True)
+            else:
+                response = await call_next(request)
         except Exception:
             log.exception("error serving %s", loggable_path(request.url.path))
             response = PlainTextResponse("Something went wrong on our side.", status_code=500)

@@ -106,10 +106,15 @@ def _preferences(
         token=token,
         topics=topics,
         followed=set(followed) if person.status in EDITABLE else set(),
-        zones=ZONES,
+        # A reader set up by staff or an import may hold a zone the list leaves out
+        # (CET, Etc/GMT-9): offered first and chosen, or saving would move them to UTC.
+        zones=ZONES if person.timezone in _OFFERED else [person.timezone, *ZONES],
         csrf=web.forms.sign(PREFERENCES_CSRF, person.id or 0),
         **extra,
     )
+
+
+_OFFERED = frozenset(ZONES)
 
 
 @router.get("/preferences/{token}")

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
 from newsletter.signup import Confirmation, check_signup, confirm_signup, record_signup
 from newsletter.web.deps import ZONES, ClientIp, FormProblem, Web, WebContext
-from subscribers.models import Subscriber, SubscriberStatus, utcnow
+from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
 from subscribers.topics import list_topics
 
 router = APIRouter()
@@ -62,8 +63,33 @@ def subscribe_form(web: Web) -> HTMLResponse:
     return _form(web)
 
 
+CROSS_SITE = FormProblem(
+    "form",
+    "This form was sent from another website. If you want our briefs, check what is "
+    "entered below and press Subscribe.",
+)
+
+
+def _from_elsewhere(request: Request, web: WebContext) -> bool:
+    """Whether the browser says the form was posted by another site's page. The form's
+    token is the same for every visitor in an hour, so a page elsewhere could fetch one
+    and sign its visitors up under their own IP address. Sec-Fetch-Site is what browsers
+    say now; Origin where they do not. Origin `null` is not a refusal: our pages'
+    `Referrer-Policy: no-referrer` makes browsers send it with our own form."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "cross-site"
+    origin = request.headers.get("origin", "null")
+    ours = {urlsplit(web.settings.NEWSLETTER_BASE_URL).netloc, request.headers.get("host", "")}
+    try:
+        return origin != "null" and urlsplit(origin).netloc not in ours
+    except ValueError:  # not a URL at all ("http://[")
+        return True
+
+
 @router.post("/subscribe")
 def subscribe(
+    request: Request,
     web: Web,
     ip: ClientIp,
     csrf: Annotated[str, Form()] = "",
@@ -83,6 +109,8 @@ def subscribe(
         "cadence": cadence,
         "timezone": timezone or web.settings.NEWSLETTER_TIMEZONE,
     }
+    if _from_elsewhere(request, web):
+        return _form(web, 403, entered=entered, problem=CROSS_SITE)
     hour = web.forms.verify(FORM_PURPOSE, csrf)
     if hour is None or int(time.time()) // 3600 - hour > FORM_HOURS:
         # A tab left open overnight, or a form posted from elsewhere: nothing is stored,
@@ -98,38 +126,47 @@ def subscribe(
     return web.page("check_email.html")
 
 
-def _pending_reader(web: WebContext, token: str) -> Subscriber | None:
+def _confirmable(web: WebContext, token: str, *, left: int) -> Subscriber | HTMLResponse:
+    """The reader a genuine confirm link was made for, if it can still confirm them; else
+    the page saying why not. A reader who unsubscribed since the email was sent is told
+    so, and how to come back (`left` is that page's status): "this link does not work"
+    sent them looking for a fault in a link that was whole."""
     subscriber_id = web.links.confirmed_subscriber(token)
-    if subscriber_id is None:
-        return None
-    with session_scope(web.engine) as session:
-        person = session.get(Subscriber, subscriber_id)
-    ok = person is not None and person.status in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
-    return person if ok else None
+    person = None
+    if subscriber_id is not None:
+        with session_scope(web.engine) as session:
+            person = session.get(Subscriber, subscriber_id)
+    if person is not None and person.status == SubscriberStatus.UNSUBSCRIBED:
+        return web.page("confirm_left.html", left)
+    if person is None or person.status not in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE):
+        return web.page("link_invalid.html", 400)
+    return person
 
 
 @router.get("/confirm/{token}")
 def confirm_page(token: str, web: Web) -> HTMLResponse:
     """The link in the email: a page with one button. Fetching it changes nothing."""
-    person = _pending_reader(web, token)
-    if person is None or person.id is None:
-        return web.page("link_invalid.html", 400)
+    person = _confirmable(web, token, left=200)
+    if isinstance(person, HTMLResponse):
+        return person
     if person.status == SubscriberStatus.ACTIVE:
         return web.page("confirmed.html", welcome=False)
     return web.page(
         "confirm.html",
         token=token,
         email=person.email,
-        csrf=web.forms.sign(CONFIRM_CSRF, person.id),
+        csrf=web.forms.sign(CONFIRM_CSRF, id_of(person)),
     )
 
 
 @router.post("/confirm/{token}")
 def confirm(token: str, web: Web, ip: ClientIp, csrf: Annotated[str, Form()] = "") -> HTMLResponse:
-    person = _pending_reader(web, token)
-    if person is None or person.id is None or web.forms.verify(CONFIRM_CSRF, csrf) != person.id:
+    person = _confirmable(web, token, left=409)
+    if isinstance(person, HTMLResponse):
+        return person
+    if web.forms.verify(CONFIRM_CSRF, csrf) != person.id:
         return web.page("link_invalid.html", 400)
-    done = confirm_signup(web.engine, person.id, ip=ip)
+    done = confirm_signup(web.engine, id_of(person), ip=ip)
     if not done:
         return web.page("link_invalid.html", 400)
     # A second press (a double click, the page posted again) sends no second welcome.
