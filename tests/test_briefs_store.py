@@ -72,6 +72,32 @@ def test_new_content_under_a_drafts_slug_updates_that_draft(engine, with_topics)
     assert again.updated and again.brief.id == first.brief.id
 
 
+def test_a_corrected_file_naming_no_topics_keeps_the_topics_staff_chose(engine, with_topics):
+    """Re-uploaded with a typo fixed, the draft lost its console-chosen topics and went
+    only to readers of every topic."""
+    with session_scope(engine) as session:
+        add_brief(parse_brief("1 May 2026\n\n## Title\n\nTypo hre.\n"), session=session)
+    with session_scope(engine) as session:
+        chosen = add_brief(
+            parse_brief("1 May 2026\n\n## Title\n\nTypo hre.\n"),
+            session=session,
+            topics=["food", "trade"],
+        )
+        assert chosen.topics_changed
+    with session_scope(engine) as session:
+        again = add_brief(parse_brief("1 May 2026\n\n## Title\n\nTypo here.\n"), session=session)
+    assert again.updated and [t.slug for t in again.topics] == ["food", "trade"]
+
+
+def test_a_corrected_file_naming_topics_replaces_them(engine, with_topics):
+    with session_scope(engine) as session:
+        add_brief(parse_brief("1 May 2026\n\n## Title\n\nOne.\n"), session=session, topics=["food"])
+    with session_scope(engine) as session:
+        named = "---\ntitle: Title\ndate: 2026-05-01\ntopics: [shipping]\n---\n\nTwo.\n"
+        again = add_brief(parse_brief(named), session=session)
+    assert again.updated and [t.slug for t in again.topics] == ["shipping"]
+
+
 def test_a_retitled_file_whose_new_slug_another_brief_has_is_refused(engine, with_topics):
     with session_scope(engine) as session:
         add_brief(

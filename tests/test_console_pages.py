@@ -156,6 +156,20 @@ def test_a_time_in_a_zone_and_each_readers_local_time_are_scheduled_as_asked(edi
     assert wrong.status == 400
 
 
+def test_a_time_in_the_past_is_refused_at_the_confirm_step(editor, engine):
+    """The confirm step showed "at 2020-01-01 07:00 UTC" and a Schedule button."""
+    brief = _write(editor)
+    past = _schedule(editor, brief, mode="at", at="2020-01-01T07:00", zone="UTC")
+    assert past.status == 400 and "is in the past" in past.body
+    assert "Schedule it" not in past.body and _sends(engine) == []
+
+
+def test_the_confirm_step_gives_a_zones_time_in_utc_too(editor, engine):
+    brief = _write(editor)
+    confirm = _schedule(editor, brief, mode="at", at="2099-01-02T07:00", zone="Asia/Tokyo")
+    assert "at 2099-01-02 07:00 Asia/Tokyo (2099-01-01 22:00 UTC)" in confirm.body
+
+
 def test_a_second_send_is_warned_about_and_needs_saying_so(editor, engine, web):
     _, settings = web
     brief = _write(editor)

@@ -154,6 +154,11 @@ def add_brief(
             _set_topics(existing, chosen, session)
             return AddedBrief(existing, chosen, created=False, topics_changed=True)
         return AddedBrief(existing, current, created=False)
+    if topics is None and not parsed.topics:
+        # A corrected file that names no topics (the firm's own layout names none) keeps
+        # those staff chose in the console: replaced by none, the brief went only to
+        # readers of every topic, and the page still showed the boxes ticked.
+        chosen = brief_topics(existing, session=session)
     return update_brief(existing, parsed, session=session, topics=chosen)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session
@@ -17,7 +17,7 @@ from newsletter.models import Brief, Send
 from newsletter.render import GMAIL_CLIP_BYTES, render_brief
 from newsletter.sending.audience import Audience, count_audience
 from newsletter.sending.create import create_send
-from subscribers.models import id_of
+from subscribers.models import id_of, utcnow
 
 _LOCAL = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 # Past this share of Gmail's limit the confirm step warns; past the limit create_send refuses.
@@ -37,7 +37,9 @@ class When:
         if self.mode == "local":
             return f"at {self.local_time} in each reader's own timezone"
         if self.mode == "at" and self.at is not None:
-            return f"at {self.at:%Y-%m-%d %H:%M} {self.zone}"
+            moment = f"at {self.at:%Y-%m-%d %H:%M} {self.zone}"
+            utc = self.at.astimezone(UTC)
+            return moment if self.zone == "UTC" else f"{moment} ({utc:%Y-%m-%d %H:%M} UTC)"
         return "now (a worker starts it on its next tick)"
 
 
@@ -62,7 +64,13 @@ def parse_when(mode: str, at: str, zone: str, local_time: str, settings: Setting
         raise NewsletterError(
             f"time {at!r}: give a date and a time, e.g. 2026-06-11 07:00"
         ) from None
-    return When("at", at=local.replace(tzinfo=tz), at_text=at.strip(), zone=zone)
+    moment = local.replace(tzinfo=tz)
+    # Said at the confirm step, not after its button: create_send refuses it there too.
+    if moment <= utcnow():
+        raise NewsletterError(
+            f"time {at.strip()!r} in {zone} is in the past; choose a later time, or send now"
+        )
+    return When("at", at=moment, at_text=at.strip(), zone=zone)
 
 
 @dataclass(frozen=True)
