@@ -260,3 +260,8 @@ def test_an_oversized_post_is_refused_before_it_is_read(signed_in):
     response = connection.getresponse()
     assert response.status == 413
     connection.close()
+
+
+def test_a_visitor_at_a_malformed_console_address_is_sent_to_sign_in(console):
+    answer = console.call("/admin/briefs/abc")
+    assert answer.status == 303 and answer.location.startswith("/admin/login?next=")

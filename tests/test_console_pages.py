@@ -405,3 +405,18 @@ def test_an_audit_page_mark_that_names_no_entry_is_a_404_page_not_a_500(editor, 
 )
 def test_a_form_posted_to_an_id_past_64_bits_is_a_404(editor, path):
     assert editor.call(path, {"csrf": editor.csrf()}).status == 404
+
+
+@pytest.mark.parametrize("path", ["/admin/briefs/abc", "/admin/sends/abc", "/admin/briefs/1x/edit"])
+def test_an_id_that_is_not_a_number_is_a_page_that_does_not_exist(editor, path):
+    """It answered 422 with FastAPI's `{"detail": [{"type": "int_parsing", …}]}`."""
+    answer = editor.call(path)
+    assert answer.status == 404 and "No such page" in answer.body and '"detail"' not in answer.body
+
+
+def test_a_form_field_past_its_length_is_named_on_a_page(editor):
+    brief = _write(editor)
+    page = editor.call(brief)
+    answer = editor.call(f"{brief}/schedule", {"csrf": csrf_of(page.body), "zone": "z" * 65})
+    assert answer.status == 400 and "<strong>zone</strong>" in answer.body
+    assert "Nothing was changed" in answer.body and '"detail"' not in answer.body

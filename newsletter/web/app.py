@@ -18,7 +18,11 @@ from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +31,7 @@ from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.logs import loggable_path
 from newsletter.web import console
+from newsletter.web.console.deps import Console
 from newsletter.web.deps import TOKEN_PAGES, WebContext
 from newsletter.web.hygiene import HeadAsGet, has_nul
 from newsletter.web.limits import BodyLimit, max_body_bytes
@@ -74,7 +79,31 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers.update(error.headers or {})
         return response
 
+    async def unreadable(request: Request, exc: Exception) -> Response:
+        """A path or form FastAPI could not read (`/admin/briefs/abc`, a field past its
+        length): a page naming what, not `{"detail": [...]}`. A bad id in the path is a
+        page that does not exist."""
+        error = cast(RequestValidationError, exc)
+        path = request.url.path
+        if path.startswith(("/webhooks/", "/healthz", "/readyz", "/metrics")):
+            return await request_validation_exception_handler(request, error)
+        in_path = any(tuple(problem["loc"])[:1] == ("path",) for problem in error.errors())
+        if not path.startswith("/admin"):
+            return web.page(
+                "not_found.html" if in_path else "bad_request.html",
+                404 if in_path else 400,
+                anywhere=True,
+            )
+        console: Console = request.app.state.console
+        if in_path:
+            return console.page(request, "not_found.html", None, 404, what="page")
+        problems = [
+            (str(tuple(problem["loc"])[-1]), str(problem["msg"])) for problem in error.errors()[:5]
+        ]
+        return console.page(request, "bad_request.html", None, 400, problems=problems)
+
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, unreadable)
     app.add_middleware(BodyLimit, refusal=too_large)
     app.add_middleware(HeadAsGet)
 
@@ -84,7 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> Response:
         response: Response
         try:
-            if has_nul(request.scope):
+            # The console says in words what a NUL in its own forms' paths breaks.
+            if has_nul(request.scope) and not request.url.path.startswith("/admin"):
                 response = web.page("not_found.html", 404, anywhere=True)
             else:
                 response = await call_next(request)
