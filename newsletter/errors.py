@@ -58,8 +58,10 @@ class BriefError(NewsletterError):
         self.path = str(path)
         self.line = line
         self.reason = reason
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {reason}")
+        # Text from the console's editor has no file name: "line 3: …", not ":3: …".
+        named = self.path or ("line" if line is not None else "")
+        where = f"{named}{':' if self.path else ' '}{line}" if line is not None else named
+        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 class TemplateError(NewsletterError):

@@ -420,3 +420,11 @@ def test_a_form_field_past_its_length_is_named_on_a_page(editor):
     answer = editor.call(f"{brief}/schedule", {"csrf": csrf_of(page.body), "zone": "z" * 65})
     assert answer.status == 400 and "<strong>zone</strong>" in answer.body
     assert "Nothing was changed" in answer.body and '"detail"' not in answer.body
+
+
+def test_the_editors_text_is_refused_by_line_not_by_an_empty_file_name(editor):
+    answer = editor.call(
+        "/admin/briefs/write", {"csrf": editor.csrf(), "source": "---\ntitle: [\n---\n\nBody.\n"}
+    )
+    assert answer.status == 400 and "line 2: front matter is not valid YAML" in answer.body
+    assert ":2: front matter" not in answer.body

@@ -632,3 +632,11 @@ def test_a_control_character_in_a_topic_form_is_refused_in_words_not_a_500(
     answer = editor.call(path, {"csrf": editor.csrf("/admin/topics"), **fields})
     assert answer.status == 400 and 'class="error"' in answer.body
     assert _topic(engine, "ok") is None and _topic(engine, "food").name == "Food"
+
+
+def test_an_unreadable_upload_is_named_as_staff_chose_it_not_by_a_server_folder(editor):
+    page = editor.upload(
+        "/admin/subscribers/import", editor.csrf("/admin/subscribers/import"), "empty.csv", b""
+    )
+    assert "empty.csv:1: the file is empty" in page.body
+    assert "newsletter-import-" not in page.body and "/tmp/" not in page.body  # noqa: S108

@@ -61,16 +61,20 @@ def _run(
     with tempfile.TemporaryDirectory(prefix="newsletter-import-") as folder:
         path = Path(folder) / name
         path.write_bytes(data)
-        with session_scope(console.engine) as session:
-            outcome = import_readers(
-                path,
-                session=session,
-                default_timezone=console.settings.NEWSLETTER_TIMEZONE,
-                dry_run=dry_run,
-                require_confirmation=pending,
-            )
-            outcome.report.file = name
-            return outcome
+        try:
+            with session_scope(console.engine) as session:
+                outcome = import_readers(
+                    path,
+                    session=session,
+                    default_timezone=console.settings.NEWSLETTER_TIMEZONE,
+                    dry_run=dry_run,
+                    require_confirmation=pending,
+                )
+                outcome.report.file = name
+                return outcome
+        except NewsletterError as exc:
+            # Named as staff chose it, not by the server's temporary folder.
+            raise NewsletterError(str(exc).replace(str(path), name), hint=exc.hint) from exc
 
 
 @router.get("/import")
