@@ -4,6 +4,8 @@ sandbox over HTTP with the real `sendgrid` client."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from newsletter.cli.common import EX_CONFIG
 from newsletter.db import BULK_ROWS, session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, clean_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -398,3 +400,21 @@ def test_listing_by_a_status_that_does_not_exist_is_refused_not_an_empty_list(cl
     result = cli("subscribers", "list", "--status", "bogus")
     assert result.exit_code == 1 and "status" in result.stderr and "bogus" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_table_piped_to_a_script_keeps_every_address_whole(newsletter, db_url, tmp_path):
+    """At rich's default 80 columns, `subscribers list | …` printed "aiko@exampl…". Run
+    without the fixture's COLUMNS, as a script's pipe would."""
+    newsletter("topics", "add", "japan", "--name", "Japan")
+    long = "a-rather-long-address-for-a-reader@research.subdomain.example.com"
+    newsletter("subscribers", "add", long, "--name", "A Long Name, Ph.D.", "--topics", "japan")
+    listed = subprocess.run(
+        [sys.executable, "-m", "newsletter", "subscribers", "list"],
+        env=clean_env(DATABASE_URL=db_url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0 and long in listed.stdout and "…" not in listed.stdout

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TextIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -24,11 +25,21 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import fits_row_id, make_engine, require_current_schema
 from newsletter.errors import ConfigurationError, NewsletterError, NotFoundError
 
+
 # A path or a message is one line, whatever the width. Markup off: what these print is
 # people's text (titles, names, a provider's words), and rich reads "[/b]" in a reader's
 # name as a closing tag and raises. The few styled words ask for markup themselves.
-out = Console(soft_wrap=True, markup=False)
-err = Console(stderr=True, soft_wrap=True, markup=False)
+#
+# Piped or redirected (a script, `| grep`, a file), a table is as wide as its cells: at rich's
+# default of 80 columns it cut addresses to "aiko@exampl…", which no script can use.
+# COLUMNS, when set, still decides.
+def _width(stream: TextIO) -> int | None:
+    return None if stream.isatty() or "COLUMNS" in os.environ else UNCUT_WIDTH
+
+
+UNCUT_WIDTH = 10_000
+out = Console(soft_wrap=True, markup=False, width=_width(sys.stdout))
+err = Console(stderr=True, soft_wrap=True, markup=False, width=_width(sys.stderr))
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 P = ParamSpec("P")
