@@ -5,7 +5,8 @@ same batch apply; the webhook never answers 500 (SendGrid would retry the whole 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -299,3 +300,22 @@ def test_an_event_with_half_a_surrogate_pair_is_rejected_alone(web, engine, sand
             select(ProviderEventRecord).where(ProviderEventRecord.kind == "rejected")
         ).all()
     assert "surrogate" in rejected.detail and "\\ud800" in rejected.raw
+
+
+def test_an_event_dated_in_the_future_is_taken_as_happening_when_it_arrived(web, engine, sandbox):
+    """The sandbox's engagement once dated opens up to 36 hours ahead: a reader's "last
+    open" stood a day in the future, and the report's hours with it."""
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=1)
+    [message] = sandbox.messages()
+    ahead = int(time.time()) + 36 * 3600
+    opened = event_for(message, "open", sg_machine_open=False, timestamp=ahead)
+    again = {**opened, "sg_event_id": opened["sg_event_id"] + "x"}  # redelivered, renamed
+    before = datetime.now(UTC)
+    assert _post(sandbox, url, [opened])[1] == "applied 1, duplicates 0"
+    assert _post(sandbox, url, [again])[1] == "applied 0, duplicates 1"
+    with session_scope(engine) as session:
+        [row] = session.exec(select(ProviderEventRecord)).all()
+    occurred = row.occurred_at.replace(tzinfo=row.occurred_at.tzinfo or UTC)
+    assert before - timedelta(seconds=5) <= occurred <= datetime.now(UTC)
+    assert json.loads(row.raw)["timestamp"] == ahead  # as it came

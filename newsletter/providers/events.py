@@ -44,10 +44,14 @@ class ProviderEvent:
     url: str = ""  # CLICKED: the link
     machine: bool = False  # OPENED: a machine (a privacy proxy, a scanner) opened it
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The provider's own time, when `occurred_at` had to be moved back from the future
+    # (see sendgrid.normalize): a redelivery is still known by it.
+    reported_at: datetime | None = None
 
     @property
     def fallback_key(self) -> str:
         """What happened, to whom, when: equal for a redelivery under a new event id."""
         who = str(self.delivery_id) if self.delivery_id is not None else self.email
-        text = f"{self.provider_type}|{who}|{self.occurred_at.isoformat()}|{self.message_id}"
+        when = (self.reported_at or self.occurred_at).isoformat()
+        text = f"{self.provider_type}|{who}|{when}|{self.message_id}"
         return hashlib.sha256(text.encode()).hexdigest()

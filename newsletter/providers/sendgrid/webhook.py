@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,10 +166,14 @@ def rejected(item: Any, why: str) -> ProviderEvent:
     )
 
 
-def normalize(body: bytes) -> list[ProviderEvent]:
+def normalize(body: bytes, *, received_at: datetime | None = None) -> list[ProviderEvent]:
     """SendGrid's JSON array of events → ours; a malformed item becomes a REJECTED event,
     so the rest of its batch still applies (SendGrid would otherwise retry the whole batch,
-    and the good events in it would never count)."""
+    and the good events in it would never count).
+
+    No event happened after it reached us: a time later than `received_at` (a clock
+    astray) is taken as `received_at`, or a reader's "last open" stood days ahead and
+    every report's hours with it. The raw payload keeps the time as it came."""
     try:
         items = json.loads(body)
     except ValueError as exc:
@@ -186,7 +191,10 @@ def normalize(body: bytes) -> list[ProviderEvent]:
                 raise ValueError(f"an event is an object, not {type(item).__name__}")
             if halves and not _encodes(item):
                 raise ValueError("the event holds half a surrogate pair: not text")
-            events.append(to_event(item))
+            event = to_event(item)
+            if received_at is not None and event.occurred_at > received_at:
+                event = replace(event, occurred_at=received_at, reported_at=event.occurred_at)
+            events.append(event)
         except ValueError as exc:
             events.append(rejected(item, str(exc)))
     return events

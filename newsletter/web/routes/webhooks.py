@@ -43,15 +43,16 @@ def sendgrid_events(
     request: Request, web: Web, body: Annotated[bytes, Depends(raw_body)]
 ) -> PlainTextResponse:
     settings = web.settings
+    now = utcnow()
     try:
         sendgrid.verify(
             settings.SENDGRID_WEBHOOK_PUBLIC_KEY,
             body,
             request.headers.get(sendgrid.SIGNATURE_HEADER, ""),
             request.headers.get(sendgrid.TIMESTAMP_HEADER, ""),
-            now=utcnow(),
+            now=now,
         )
-        events = sendgrid.normalize(body)
+        events = sendgrid.normalize(body, received_at=now)
     except WebhookRejectedError as exc:
         log.warning("SendGrid webhook refused: %s", exc)
         return PlainTextResponse(f"refused: {exc}", status_code=403)
