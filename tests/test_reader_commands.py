@@ -240,24 +240,36 @@ def test_list_and_send_commands_at_a_terminal_are_audited_as_in_the_console(cli,
         ("subscribers", "export", str(tmp_path / "out.csv")),
         ("briefs", "add", str(brief)),
         ("send", "1", "--at", "2099-01-01 07:00"),
+        ("briefs", "test-send", "1", "--to", "outside@example.net"),
         ("sends", "pause", "1"),
         ("sends", "resume", "1"),
         ("sends", "cancel", "1"),
+        ("subscribers", "unsubscribe", "zed@example.com"),
+        ("subscribers", "unsubscribe", "zed@example.com"),  # changes nothing: not audited
     ):
         result = cli(*command)
         assert result.exit_code == 0, (command, result.output)
     with session_scope(engine) as session:
         entries = list(session.exec(select(AuditEntry).order_by(AuditEntry.id)))
-    audited = [e.action for e in entries if e.action.startswith(("subscriber.", "send."))]
+    audited = [
+        e.action
+        for e in entries
+        if e.action.startswith(("subscriber.", "send.", "brief.schedule", "brief.test_send"))
+    ]
     assert audited == [
         "subscriber.add",
         "subscriber.import",
         "subscriber.export",
+        "brief.schedule",
+        "brief.test_send",
         "send.pause",
         "send.resume",
         "send.cancel",
+        "subscriber.unsubscribe",
     ]
     assert all(e.actor.startswith("cli:") for e in entries)
+    [scheduled] = [e for e in entries if e.action == "brief.schedule"]
+    assert scheduled.detail == "send 1, 2099-01-01 07:00 UTC; reaches 2 now and 0 through digests"
     assert not [e for e in entries if "amy@example.com" in e.target + e.detail]  # ids only
 
 

@@ -94,6 +94,9 @@ def briefs_test_send(
     from newsletter.sending.testsend import send_test_copy
 
     settings, engine = settings_and_engine()
+    with session_scope(engine) as session:  # recorded first: a copy may leave even if it fails
+        found = get_brief(brief, session=session)
+        audit.record(session, audit.cli_actor(), "brief.test_send", audit.brief_target(found), to)
     with session_scope(engine) as session:
         result = send_test_copy(brief, to, session=session, settings=settings, name=name)
     err.print(f"test copy to {to}: {result}", highlight=False)

@@ -23,6 +23,7 @@ from newsletter.cli.common import (
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
+from newsletter.models import Brief
 from newsletter.sending.controls import (
     ResolveAction,
     cancel_send,
@@ -112,6 +113,17 @@ def send(
             allow_empty=allow_empty,
         )
         summary = summarize_sends(session=session, send_id=scheduled.send.id)[0]
+        # As the console's schedule is: who queued which send, for when, reaching whom.
+        due = f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
+        reach = scheduled.audience
+        audit.record(
+            session,
+            audit.cli_actor(),
+            "brief.schedule",
+            audit.brief_target(session.get_one(Brief, scheduled.send.brief_id)),
+            f"send {summary.id}, {f'at {local_time} local time' if local_time else due}; "
+            f"reaches {reach.now} now and {reach.digests} through digests",
+        )
     audience = scheduled.audience
     if foreground:
         summary = _in_foreground(settings, summary.id, quiet=as_json)

@@ -93,9 +93,9 @@ def subscribers_unsubscribe(email: str) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         person = find_reader(email, session=session)
-        staff_unsubscribe(person, session=session, actor=audit.cli_actor())
+        changed = staff_unsubscribe(person, session=session, actor=audit.cli_actor())
         address = person.email
-    err.print(f"{address} is unsubscribed")
+    err.print(f"{address} is unsubscribed" if changed else f"{address} was unsubscribed already")
 
 
 @app.command("forget")

@@ -80,9 +80,14 @@ def resubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "
     return queued
 
 
-def staff_unsubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> None:
+def staff_unsubscribe(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> bool:
+    """Whether it changed anything: a reader unsubscribed already stays so, and the audit
+    log does not say twice that staff unsubscribed them."""
+    if person.status == SubscriberStatus.UNSUBSCRIBED:
+        return False
     unsubscribe(person.email, session=session, by=actor)
     audit.record(session, actor, "subscriber.unsubscribe", target(person), "", ip)
+    return True
 
 
 def staff_forget(person: Subscriber, *, session: Session, actor: str, ip: str = "") -> None:
