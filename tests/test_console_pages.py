@@ -232,6 +232,7 @@ def test_a_send_is_paused_resumed_and_cancelled_from_its_page(editor, engine):
         assert answer.status == 303, answer.body
         progress = json.loads(editor.call("/admin/sends/1/progress.json").body)
         assert progress["status"] == status
+        assert progress["words"]["error"] == "none"  # a pause by staff is no error
     again = editor.call("/admin/sends/1/resume", {"csrf": editor.csrf("/admin/sends/1")})
     assert again.status == 409 and "only a paused send can be resumed" in again.body
     assert _actions(engine)[:3] == ["send.cancel", "send.resume", "send.pause"]

@@ -23,7 +23,7 @@ from newsletter.cli.common import (
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from newsletter.models import Brief
+from newsletter.models import Brief, Send
 from newsletter.sending.controls import (
     ResolveAction,
     cancel_send,
@@ -309,8 +309,12 @@ def sends_cancel(send_id: int) -> None:
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         cancelled = cancel_send(send_id, session=session, now=utcnow())
+        started = session.get_one(Send, send_id).started_at is not None
         detail = f"{counted(cancelled, 'delivery', 'deliveries')} cancelled"
         audit.record(session, audit.cli_actor(), "send.cancel", f"send {send_id}", detail)
+    if not started:  # its readers were never listed: "0 deliveries will not be sent" misled
+        out.print(f"send {send_id} cancelled before it started; nobody gets it")
+        return
     out.print(
         f"send {send_id} cancelled; {counted(cancelled, 'delivery', 'deliveries')} will not be sent"
     )

@@ -30,10 +30,11 @@ def _transition(session: Session, send_id: int, allowed: tuple[SendStatus, ...],
 
 
 def pause_send(send_id: int, *, session: Session) -> Send:
-    """Workers stop claiming at once; batches already on the wire finish and are recorded."""
+    """Workers stop claiming at once; batches already on the wire finish and are recorded.
+    Its status says it is paused; its last error stays what it was (a pause by staff is no
+    error, and "Last error: paused by staff" read as one)."""
     send = _transition(session, send_id, (SendStatus.SCHEDULED, SendStatus.RUNNING), "paused")
     send.status = SendStatus.PAUSED
-    send.last_error = "paused by staff"
     session.add(send)
     return send
 
