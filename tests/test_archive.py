@@ -188,6 +188,16 @@ def test_a_readers_own_link_opens_the_archive_and_every_link_on_it_carries_it(pr
     assert f'href="/archive?t={token}"' in page
 
 
+def test_a_brief_not_found_in_a_subscribers_only_archive_links_back_with_the_readers_link(
+    private,
+):
+    """The way back was dropped: "See every brief" shows only when the archive is public."""
+    url, settings, _, ann, _ = private
+    token = Links.from_settings(settings).archive_token(ann)
+    status, page, _ = _call(f"{url}/archive/no-such-brief?t={token}")
+    assert status == 404 and f'href="/archive?t={token}">See every brief' in page
+
+
 def test_a_reader_who_left_can_no_longer_open_a_subscribers_only_archive(private):
     url, settings, slug, _, gone = private
     token = Links.from_settings(settings).archive_token(gone)

@@ -90,6 +90,15 @@ def test_the_confirmation_email_carries_the_confirm_link_in_both_parts():
     assert "%%nl:" not in html + text and "on Japan" in " ".join(text.split())
 
 
+def test_the_confirmation_tells_a_returning_reader_their_earlier_topics_stand():
+    """A reader who left and signed up again with other topics was sent their old ones
+    ("briefs on Japan"), with no word on why (the form cannot tell who is typing)."""
+    email = render_confirmation([Topic(slug="japan", name="Japan")], NEWS)
+    for part in (email.html, email.text):
+        words = " ".join(fill(part, VALUES).split())
+        assert "If you were subscribed before, these are the topics you chose then" in words
+
+
 def test_the_welcome_email_says_what_will_come_and_how_often():
     email = render_welcome([Topic(slug="japan", name="Japan")], "weekly", NEWS)
     text = fill(email.text, VALUES)

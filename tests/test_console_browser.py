@@ -7,14 +7,19 @@ way: a skip link first in the tab order, a label for every field, one main landm
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from newsletter.briefs import add_brief, parse_brief
 from newsletter.db import session_scope
 from newsletter.devtools.browser import find_chromium
+from newsletter.sending.create import create_send
+from subscribers.models import utcnow
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import sqlite_only
 from tests.console_support import (  # noqa: F401 - a fixture
     EDITOR,
     PASSWORD,
@@ -167,3 +172,28 @@ def test_a_new_editor_writes_previews_tests_schedules_and_watches_a_brief_go_out
     page.goto(f"{url}/admin/audit")
     for action in ("staff.sign_in", "brief.add", "brief.test_send", "brief.schedule"):
         expect(page.get_by_role("cell", name=action, exact=True)).to_be_visible()
+
+
+@sqlite_only
+def test_cancelling_a_send_in_the_browser_needs_the_box_ticked(web, engine, browser_page):
+    """One click cancelled a send for good; the browser now holds the form until staff
+    tick "Yes, cancel it"."""
+    url, settings = web
+    with session_scope(engine) as session:
+        add_topic("food", "Food", session=session)
+        add_subscriber("ann@example.com", session=session, topics=["food"])
+        slug = add_brief(parse_brief(BRIEF), session=session).brief.slug
+        create_send(slug, session=session, settings=settings, when=utcnow() + timedelta(days=1))
+    make_editor(engine)
+    page = browser_page
+    page.goto(f"{url}/admin/sends/1")
+    page.get_by_label("Email").fill(EDITOR)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(f"{url}/admin/sends/1")
+    page.get_by_role("button", name="Cancel the send").click()
+    expect(page.locator("[data-field=status]")).to_have_text("scheduled")
+    page.get_by_label("Yes, cancel it (it cannot be resumed)").check()
+    page.get_by_role("button", name="Cancel the send").click()
+    page.wait_for_url("**notice=cancelled")
+    expect(page.locator("[data-field=status]")).to_have_text("cancelled")

@@ -175,6 +175,7 @@ def test_a_second_send_is_warned_about_and_needs_saying_so(editor, engine, web):
     brief = _write(editor)
     _schedule(editor, brief, mode="now", confirmed="yes")
     _finish(engine, settings)
+    assert '<h2 id="schedule-h">Send it again</h2>' in editor.call(brief).body
     confirm = _schedule(editor, brief, mode="now")
     assert "This would be a second send." in confirm.body
     assert "<strong>1</strong> readers now" not in confirm.body  # Ann has it already
@@ -228,7 +229,8 @@ def test_a_send_is_paused_resumed_and_cancelled_from_its_page(editor, engine):
     brief = _write(editor)
     _schedule(editor, brief, mode="at", at="2099-01-02T07:00", zone="UTC", confirmed="yes")
     for action, status in (("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")):
-        answer = editor.call(f"/admin/sends/1/{action}", {"csrf": editor.csrf("/admin/sends/1")})
+        fields = {"csrf": editor.csrf("/admin/sends/1"), "sure": "yes"}
+        answer = editor.call(f"/admin/sends/1/{action}", fields)
         assert answer.status == 303, answer.body
         progress = json.loads(editor.call("/admin/sends/1/progress.json").body)
         assert progress["status"] == status
@@ -429,3 +431,14 @@ def test_the_editors_text_is_refused_by_line_not_by_an_empty_file_name(editor):
     )
     assert answer.status == 400 and "line 2: front matter is not valid YAML" in answer.body
     assert ":2: front matter" not in answer.body
+
+
+def test_cancelling_a_send_asks_to_be_meant(editor, engine):
+    """One click cancelled it for good."""
+    brief = _write(editor)
+    _schedule(editor, brief, mode="at", at="2099-01-02T07:00", zone="UTC", confirmed="yes")
+    page = editor.call("/admin/sends/1").body
+    assert 'name="sure" value="yes" required' in page
+    answer = editor.call("/admin/sends/1/cancel", {"csrf": editor.csrf("/admin/sends/1")})
+    assert answer.status == 409 and "Yes, cancel it" in answer.body
+    assert _sends(engine)[0].status == "scheduled"

@@ -311,7 +311,10 @@ def test_a_pending_readers_page_says_whether_a_confirmation_was_ever_queued(edit
 def test_unsubscribe_then_resubscribe_queues_a_confirmation_and_both_are_audited(editor, engine):
     reader_id = _person(engine, "ann@example.com").id
     path = f"/admin/subscribers/{reader_id}"
-    assert editor.call(f"{path}/unsubscribe", {"csrf": editor.csrf(path)}).status == 303
+    unmeant = editor.call(f"{path}/unsubscribe", {"csrf": editor.csrf(path)})
+    assert unmeant.status == 409 and _person(engine, "ann@example.com").status == "active"
+    answer = editor.call(f"{path}/unsubscribe", {"csrf": editor.csrf(path), "sure": "yes"})
+    assert answer.status == 303
     answer = editor.call(f"{path}/resubscribe", {"csrf": editor.csrf(path)})
     assert answer.status == 303 and "notice=resubscribed" in answer.location
     assert _person(engine, "ann@example.com").status == "pending"

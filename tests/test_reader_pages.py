@@ -121,6 +121,11 @@ def test_after_a_failed_attempt_focus_is_on_the_field_to_fix(web, energy, browse
     assert page.input_value("#email") == "mina@example.com"
     # What the reader chose is kept: the script does not override it.
     assert page.eval_on_selector("#timezone", "select => select.value") == "Asia/Tokyo"
+    # The topics' message stands above the boxes, not beside the first as if its label.
+    message = page.locator("#topics-error").bounding_box()
+    first = page.locator("input[name=topics]").first.bounding_box()
+    assert message is not None and first is not None
+    assert message["y"] + message["height"] <= first["y"] + 1
     context.close()
 
 

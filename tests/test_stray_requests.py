@@ -124,3 +124,11 @@ def test_saving_preferences_keeps_a_zone_the_list_does_not_offer(web, energy):
     call(link, data={**data, "timezone": "CET"})
     with session_scope(energy) as session:
         assert session.get(type(person), person.id).timezone == "CET"
+
+
+@sqlite_only
+def test_a_feed_of_a_topic_no_brief_is_on_is_not_found_as_the_archive_page_is(web, energy):
+    url, _ = web
+    feed, _, _ = call(f"{url}/archive/feed.atom?topic=nosuch")
+    page, _, _ = call(f"{url}/archive?topic=nosuch")
+    assert feed == page == 404

@@ -226,8 +226,11 @@ def test_the_honeypot_stops_a_simple_bot_quietly(web, engine, sandbox, ann):
 
 def test_repeated_submissions_are_rate_limited(web, ann):
     url, _ = web
-    codes = [_subscribe(url, email="r@example.com", topics="energy")[0] for _ in range(6)]
-    assert codes[:5] == [200] * 5 and codes[5] == 429
+    answers = [_subscribe(url, email="r@example.com", topics="energy") for _ in range(6)]
+    assert [answer[0] for answer in answers] == [200] * 5 + [429]
+    # When to come back, for a browser or script, and the way back for a person.
+    _, page, headers = answers[5]
+    assert headers["retry-after"] == "600" and 'href="/subscribe"' in page
 
 
 def test_a_forged_confirmation_link_changes_nothing(web, engine, sandbox, ann):

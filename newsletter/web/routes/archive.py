@@ -70,6 +70,12 @@ def _refused(web: WebContext) -> HTMLResponse:
     return web.page("archive_private.html", 403)
 
 
+def _not_found(web: WebContext, access: Access) -> HTMLResponse:
+    """Not found, with the way back to the archive this reader may read (their own link,
+    token and all, when it is for subscribers)."""
+    return web.page("not_found.html", 404, archive_url=access.url("/archive"))
+
+
 def _private(response: Response, access: Access) -> Response:
     if access.token:  # a reader's own link: no shared cache may keep the page
         response.headers["Cache-Control"] = "private, no-store"
@@ -94,10 +100,10 @@ def archive(web: Web, topic: TopicParam = "", page: PageParam = "", t: TokenPara
         topics = archive_topics(session=session)
         current = next((item for item in topics if item.slug == topic), None)
         if number is None or (topic and current is None) or len(topic) > MAX_TOPIC:
-            return web.page("not_found.html", 404)
+            return _not_found(web, access)
         found = archive_page(session=session, topic=topic or None, number=number)
     if number > found.pages:
-        return web.page("not_found.html", 404)
+        return _not_found(web, access)
     response = web.page(
         "archive.html",
         found=found,
@@ -121,6 +127,10 @@ def feed(web: Web, topic: TopicParam = "", t: TokenParam = "") -> Response:
         access = _access(web, t, session)
         if access is None:
             return _refused(web)
+        # A topic no brief of the archive is on: not found, as on the archive's own page
+        # (it answered an empty feed, which a feed reader shows as a feed with no news).
+        if topic and topic not in {item.slug for item in archive_topics(session=session)}:
+            return _not_found(web, access)
         entries = archive_page(session=session, topic=topic or None, per_page=FEED_ENTRIES)
     body = atom_feed(
         web.brand,
@@ -140,6 +150,6 @@ def archived(slug: str, web: Web, t: TokenParam = "") -> Response:
             return _refused(web)
         found = published_entry(slug, session=session) if len(slug) <= MAX_SLUG else None
         if found is None:  # drafts and unsent briefs are not public
-            return web.page("not_found.html", 404)
+            return _not_found(web, access)
         html = render_web(found.brief, found.topics, web.settings, archive_query=access.query)
     return _private(HTMLResponse(html), access)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
+from newsletter.limits import SIGNUPS_PER_NETWORK
 from newsletter.signup import Confirmation, check_signup, confirm_signup, record_signup
 from newsletter.web.deps import ZONES, ClientIp, FormProblem, Web, WebContext
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
@@ -27,6 +28,8 @@ FORM_PURPOSE = "subscribe"
 CONFIRM_CSRF = "csrf-confirm"
 # How long a rendered form stays good to post, in hours.
 FORM_HOURS = 24
+# What a refused sign-up's Retry-After says: the window the limits count over.
+RETRY_AFTER_SECONDS = int(SIGNUPS_PER_NETWORK.window.total_seconds())
 
 
 def _form(
@@ -121,7 +124,9 @@ def subscribe(
     except SubscriberError as exc:
         return _form(web, 400, entered=entered, problem=FormProblem.of(exc))
     if not record_signup(web.engine, form, ip=ip, now=utcnow()):
-        return web.page("slow_down.html", 429)
+        refused = web.page("slow_down.html", 429)
+        refused.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     # The same page whether the address is new, listed, or never to be mailed.
     return web.page("check_email.html")
 

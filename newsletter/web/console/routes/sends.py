@@ -95,8 +95,10 @@ def control(
     staff: StaffUser,
     ip: ClientIp,
     how: Annotated[str, Form(max_length=10)] = "",
+    sure: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    """Pause, resume, cancel, or resolve (`how` = resend or drop) the unknown rows."""
+    """Pause, resume, cancel, or resolve (`how` = resend or drop) the unknown rows. A
+    cancel asks to be meant (`sure`, a box to tick): it cannot be undone."""
     if action not in ACTIONS:
         return console.page(request, "not_found.html", staff, 404, what="action")
     if not fits_row_id(send_id):
@@ -110,6 +112,10 @@ def control(
             elif action == "resume":
                 resume_send(send_id, session=session)
             elif action == "cancel":
+                if sure != "yes":
+                    raise NewsletterError(
+                        "tick “Yes, cancel it” first: a cancelled send cannot be resumed"
+                    )
                 cancelled = cancel_send(send_id, session=session, now=now)
                 detail = f"{counted(cancelled, 'delivery', 'deliveries')} cancelled"
             else:

@@ -153,9 +153,21 @@ def edit(
 
 @router.post("/{reader_id}/unsubscribe")
 def unsubscribe(
-    reader_id: str, request: Request, console: ConsoleDep, staff: StaffUser, ip: ClientIp
+    reader_id: str,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    sure: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    """Asks to be meant (a box to tick): staff cannot undo it, only the reader can, by
+    confirming a new subscription from their mailbox."""
+
     def change(person: Subscriber, session: Session) -> None:
+        if sure != "yes":
+            raise NewsletterError(
+                "tick “Yes, unsubscribe them” first: only the reader can undo it, by email"
+            )
         actions.staff_unsubscribe(person, session=session, actor=staff.email, ip=ip)
 
     return _change(request, console, staff, reader_id, "unsubscribed", change)
