@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -116,16 +116,26 @@ def check_text(field: str, value: str, *, longest: int, line_breaks: bool = Fals
 
 @functools.lru_cache(maxsize=1024)
 def check_timezone(name: str) -> str:
-    """An IANA zone name, as given (cached: an import asks about a few zones a million
-    times; a refusal is not cached, it raises every time)."""
-    check_text("timezone", name, longest=64)
+    """An IANA zone name, spelled as the database spells it: a spreadsheet's "asia/tokyo"
+    is Asia/Tokyo, as "JAPAN" is the topic japan (cached: an import asks about a few zones
+    a million times; a refusal is not cached, it raises every time)."""
+    text = check_text("timezone", name, longest=64)
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        ZoneInfo(text)
+        return text
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    spelled = _zones_by_casefold().get(text.casefold())
+    if spelled is None:
         raise InvalidSubscriberError(
             "timezone", name, "not an IANA timezone (e.g. Asia/Tokyo, America/New_York)"
-        ) from exc
-    return name
+        )
+    return spelled
+
+
+@functools.cache
+def _zones_by_casefold() -> dict[str, str]:
+    return {zone.casefold(): zone for zone in available_timezones()}
 
 
 @functools.lru_cache(maxsize=256)

@@ -152,6 +152,9 @@ def test_a_time_in_a_zone_and_each_readers_local_time_are_scheduled_as_asked(edi
     at, local = _sends(engine)
     assert at.scheduled_at == datetime(2099, 1, 1, 22, 0, tzinfo=UTC)
     assert local.local_time == "07:30"
+    # Waiting for its time: the page says when, not "Time to go —".
+    progress = json.loads(editor.call("/admin/sends/1/progress.json").body)
+    assert progress["words"]["eta"] == "next readers due 2099-01-01 22:00 UTC"
     wrong = _schedule(editor, first, mode="at", at="tomorrow", zone="UTC")
     assert wrong.status == 400
 

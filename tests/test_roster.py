@@ -15,6 +15,7 @@ from subscribers.roster import (
     NAME_MAX,
     add_subscriber,
     check_text,
+    check_timezone,
     forget,
     get_subscriber,
     list_subscribers,
@@ -72,6 +73,12 @@ def test_a_name_keeps_the_hidden_characters_its_script_needs(name):
 def test_a_name_that_would_reorder_hide_or_garble_the_greeting_is_refused(name, why):
     with pytest.raises(InvalidSubscriberError, match=why):
         check_text("name", name, longest=NAME_MAX, line_breaks=True)
+
+
+@pytest.mark.parametrize(("given", "stored"), [("asia/tokyo", "Asia/Tokyo"), ("utc", "UTC")])
+def test_a_timezone_in_any_case_is_stored_as_the_database_spells_it(given, stored):
+    """An import skipped "asia/tokyo" while it took "JAPAN" and "Daily"."""
+    assert check_timezone(given) == stored
 
 
 def test_an_address_garbled_on_its_way_is_refused():

@@ -132,3 +132,15 @@ def test_a_feed_of_a_topic_no_brief_is_on_is_not_found_as_the_archive_page_is(we
     feed, _, _ = call(f"{url}/archive/feed.atom?topic=nosuch")
     page, _, _ = call(f"{url}/archive?topic=nosuch")
     assert feed == page == 404
+
+
+@sqlite_only
+def test_pages_name_an_icon_the_app_serves(web, energy):
+    """Every console page logged a 404 for /favicon.ico."""
+    url, _ = web
+    _, page, _ = call(f"{url}/subscribe")
+    assert '<link rel="icon" href="/static/favicon.svg"' in page
+    for path in ("/static/favicon.svg", "/favicon.ico"):
+        status, body, headers = call(f"{url}{path}")
+        assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+        assert body.startswith("<svg")

@@ -237,6 +237,8 @@ def print_summary(summary: SendSummary) -> None:
             "the queue, and those it had on the wire become unknown",
             highlight=False,
         )
+    if summary.next_action_at and summary.next_action_at > utcnow():
+        out.print(f"next readers due {summary.next_action_at:%Y-%m-%d %H:%M} UTC")
     if summary.failed_batches:
         out.print(f"failed batches: {summary.failed_batches}")
     if summary.last_error:

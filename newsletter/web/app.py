@@ -141,6 +141,15 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Cache-Control": "public, max-age=300"},
         )
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        """Browsers ask for it whatever a page says: every console page logged a 404."""
+        return Response(
+            (STATIC / "favicon.svg").read_bytes(),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (subscribe, preferences, archive, webhooks, health):
         app.include_router(module.router)
