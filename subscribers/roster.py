@@ -102,7 +102,7 @@ def check_text(field: str, value: str, *, longest: int, line_breaks: bool = Fals
     line breaks and tabs stay (a name)."""
     text = value.strip()
     if len(text) > longest:
-        raise InvalidSubscriberError(field, text[:40] + "…", f"longer than {longest} characters")
+        raise InvalidSubscriberError(field, text[:40] + "…", f"is longer than {longest} characters")
     if (_CONTROL_BUT_WHITESPACE if line_breaks else _CONTROL).search(text):
         if "\ufffd" in text:
             raise InvalidSubscriberError(
@@ -120,17 +120,18 @@ def check_timezone(name: str) -> str:
     is Asia/Tokyo, as "JAPAN" is the topic japan (cached: an import asks about a few zones
     a million times; a refusal is not cached, it raises every time)."""
     text = check_text("timezone", name, longest=64)
-    try:
-        ZoneInfo(text)
-        return text
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+    # The database's own list first: on a disk that ignores case (macOS), ZoneInfo would
+    # take "asia/tokyo" as written, and a worker on Linux would not.
     spelled = _zones_by_casefold().get(text.casefold())
-    if spelled is None:
+    if spelled is not None:
+        return spelled
+    try:
+        ZoneInfo(text)  # a zone the list leaves out ("localtime" and the like)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidSubscriberError(
             "timezone", name, "not an IANA timezone (e.g. Asia/Tokyo, America/New_York)"
-        )
-    return spelled
+        ) from exc
+    return text
 
 
 @functools.cache

@@ -643,3 +643,10 @@ def test_an_unreadable_upload_is_named_as_staff_chose_it_not_by_a_server_folder(
     )
     assert "empty.csv:1: the file is empty" in page.body
     assert "newsletter-import-" not in page.body and "/tmp/" not in page.body  # noqa: S108
+
+
+def test_head_on_a_console_export_does_not_build_or_audit_it(editor, engine):
+    """HEAD ran the GET: the whole export was built and logged for a file nobody got."""
+    answer = editor.call("/admin/subscribers/export.csv", method="HEAD")
+    assert answer.status == 405
+    assert "subscriber.export" not in [action for action, _ in _audit(engine)]

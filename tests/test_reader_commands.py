@@ -226,6 +226,17 @@ def test_resubscribe_refuses_a_reader_already_on_the_list(cli, engine):
     assert _mail(engine) == []
 
 
+def test_a_test_copy_to_a_malformed_address_is_refused_before_it_is_recorded(cli, engine, tmp_path):
+    brief = tmp_path / "brief.md"
+    brief.write_text("---\ntitle: Grain\ndate: 2026-06-01\n---\n\nBody.\n", encoding="utf-8")
+    assert cli("briefs", "add", str(brief)).exit_code == 0
+    refused = cli("briefs", "test-send", "1", "--to", "not-an-address")
+    assert refused.exit_code == 1 and "must have an @-sign" in refused.output
+    with session_scope(engine) as session:
+        actions = [e.action for e in session.exec(select(AuditEntry))]
+    assert "brief.test_send" not in actions
+
+
 def test_list_and_send_commands_at_a_terminal_are_audited_as_in_the_console(cli, engine, tmp_path):
     sheet = tmp_path / "list.csv"
     sheet.write_text("email,name,topics\nzed@example.com,Zed,food\n", encoding="utf-8")

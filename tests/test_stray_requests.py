@@ -85,12 +85,28 @@ def test_a_sign_up_posted_by_another_sites_page_records_nothing(web, energy, hea
 
 
 @sqlite_only
-def test_our_own_form_posted_with_origin_null_is_taken(web, energy):
-    """Our pages' no-referrer policy makes browsers send `Origin: null` with our own form."""
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        # A browser that sends no Sec-Fetch-Site: our no-referrer policy makes it say null.
+        {"Origin": "null"},
+        {"Origin": "{url}"},  # our own origin, as the request reached us
+    ],
+)
+def test_our_own_form_is_taken_however_the_browser_names_its_origin(web, energy, headers):
     url, _ = web
-    headers = {"Sec-Fetch-Site": "same-origin", "Origin": "null"}
+    headers = {name: value.format(url=url) for name, value in headers.items()}
     status, _, _ = subscribe(url, email="zoe@example.com", topics="energy", headers=headers)
     assert status == 200 and _signups(energy) == 1
+
+
+@sqlite_only
+def test_a_name_refused_on_the_form_says_why(web, energy):
+    """It said "at most 200 characters, with no control characters" whatever the fault."""
+    url, _ = web
+    status, page, _ = subscribe(url, email="zoe@example.com", name="\u202e", topics="energy")
+    assert status == 400 and "Check your name: it holds a control character" in page
 
 
 @sqlite_only

@@ -23,8 +23,8 @@ from newsletter.providers.outbox import OutboxTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.readers.importing import import_readers
 from newsletter.sending.mail_batches import prepare
+from newsletter.sending.mail_ledger import recover as recover_mail
 from newsletter.sending.transactional import MAX_REQUESTS, queue_mail, send_queued_mail
-from newsletter.sending.transactional import _recover as recover_mail
 from newsletter.sending.worker import Worker
 from newsletter.signup import confirm_signup
 from subscribers.models import Subscriber, utcnow
@@ -331,6 +331,27 @@ def test_a_refused_key_stops_requests_not_yet_begun_when_several_go_at_once(
         (MailStatus.QUEUED, 0),
         (MailStatus.QUEUED, 1),
         (MailStatus.QUEUED, 1),
+    ]
+
+
+def test_a_request_that_fails_in_a_thread_sends_the_ticks_rest_back_in_line(
+    engine_with_topics, tmp_path, settings
+):
+    """A fault that fails one request (a transport bug, a locked database) would fail them
+    all: with the requests in threads, every one went on the wire and ended `unknown`."""
+    rows = "w@example.com,W,water,,\ng@example.com,G,grain,,\ne@example.com,E,energy,,\n"
+    _import_pending(engine_with_topics, tmp_path, rows)
+
+    def broken(batch):
+        raise RuntimeError("a transport bug")
+
+    one_at_a_time = settings.model_copy(update={"NEWSLETTER_CONCURRENCY": 1})
+    with pytest.raises(RuntimeError, match="a transport bug"):
+        _tick(engine_with_topics, one_at_a_time, MemoryTransport(answer=broken))
+    assert sorted(_mails(engine_with_topics).values()) == [
+        (MailStatus.QUEUED, 0),
+        (MailStatus.QUEUED, 0),
+        (MailStatus.SENDING, 1),  # it may have gone: unknown when its lease runs out
     ]
 
 

@@ -29,6 +29,7 @@ from newsletter.cli.common import (
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
 from newsletter.staff import audit
+from subscribers.roster import normalize_email
 
 app = typer.Typer(
     help="Brief files: add (or update a draft), list, preview, test-send, delete.",
@@ -94,9 +95,11 @@ def briefs_test_send(
     from newsletter.sending.testsend import send_test_copy
 
     settings, engine = settings_and_engine()
+    address = normalize_email(to)  # refused before anything is recorded
     with session_scope(engine) as session:  # recorded first: a copy may leave even if it fails
         found = get_brief(brief, session=session)
-        audit.record(session, audit.cli_actor(), "brief.test_send", audit.brief_target(found), to)
+        target = audit.brief_target(found)
+        audit.record(session, audit.cli_actor(), "brief.test_send", target, address)
     with session_scope(engine) as session:
         result = send_test_copy(brief, to, session=session, settings=settings, name=name)
     err.print(f"test copy to {to}: {result}", highlight=False)

@@ -25,7 +25,6 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import fits_row_id, make_engine, require_current_schema
 from newsletter.errors import ConfigurationError, NewsletterError, NotFoundError
 
-
 # A path or a message is one line, whatever the width. Markup off: what these print is
 # people's text (titles, names, a provider's words), and rich reads "[/b]" in a reader's
 # name as a closing tag and raises. The few styled words ask for markup themselves.
@@ -33,11 +32,13 @@ from newsletter.errors import ConfigurationError, NewsletterError, NotFoundError
 # Piped or redirected (a script, `| grep`, a file), a table is as wide as its cells: at rich's
 # default of 80 columns it cut addresses to "aiko@exampl…", which no script can use.
 # COLUMNS, when set, still decides.
+UNCUT_WIDTH = 10_000
+
+
 def _width(stream: TextIO) -> int | None:
     return None if stream.isatty() or "COLUMNS" in os.environ else UNCUT_WIDTH
 
 
-UNCUT_WIDTH = 10_000
 out = Console(soft_wrap=True, markup=False, width=_width(sys.stdout))
 err = Console(stderr=True, soft_wrap=True, markup=False, width=_width(sys.stderr))
 

@@ -115,14 +115,13 @@ def send(
         summary = summarize_sends(session=session, send_id=scheduled.send.id)[0]
         # As the console's schedule is: who queued which send, for when, reaching whom.
         due = f"{summary.scheduled_at:%Y-%m-%d %H:%M} UTC"
-        reach = scheduled.audience
-        audit.record(
+        audit.record_scheduled(
             session,
             audit.cli_actor(),
-            "brief.schedule",
-            audit.brief_target(session.get_one(Brief, scheduled.send.brief_id)),
-            f"send {summary.id}, {f'at {local_time} local time' if local_time else due}; "
-            f"reaches {reach.now} now and {reach.digests} through digests",
+            session.get_one(Brief, scheduled.send.brief_id),
+            summary.id,
+            f"at {local_time} local time" if local_time else due,
+            scheduled.audience,
         )
     audience = scheduled.audience
     if foreground:
@@ -237,8 +236,8 @@ def print_summary(summary: SendSummary) -> None:
             "the queue, and those it had on the wire become unknown",
             highlight=False,
         )
-    if summary.next_action_at and summary.next_action_at > utcnow():
-        out.print(f"next readers due {summary.next_action_at:%Y-%m-%d %H:%M} UTC")
+    if waiting := summary.next_due_words(utcnow()):
+        out.print(waiting)
     if summary.failed_batches:
         out.print(f"failed batches: {summary.failed_batches}")
     if summary.last_error:

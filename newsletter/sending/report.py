@@ -51,6 +51,13 @@ class SendSummary:
     def waiting(self) -> int:
         return sum(self.counts[state.value] for state in OPEN_STATES)
 
+    def next_due_words(self, now: datetime) -> str:
+        """When its next readers fall due, if that is ahead ("" if not): a send at each
+        reader's local time waits between its time zones, and "Time to go —" said nothing
+        of when."""
+        due = self.next_action_at
+        return f"next readers due {due:%Y-%m-%d %H:%M} UTC" if due and due > now else ""
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

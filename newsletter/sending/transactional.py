@@ -19,18 +19,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
-from newsletter.db import is_postgresql, session_scope
+from newsletter.db import session_scope
 from newsletter.links import Links
 from newsletter.models import MailKind, MailStatus, TransactionalMail
 from newsletter.providers.base import Batch, BatchResult, Outcome, Transport
 from newsletter.sending.mail_batches import prepare
+from newsletter.sending.mail_ledger import claim, give_back, mark, recover
 
 log = logging.getLogger("newsletter.transactional")
 
@@ -140,90 +141,6 @@ def waiting_mail(session: Session) -> int:
     )
 
 
-def _recover(engine: Engine, now: datetime) -> int:
-    """A dead worker's messages: back in the queue if not yet on the wire, else unknown."""
-    expired = col(TransactionalMail.lease_expires_at) < now
-    with session_scope(engine, immediate=True) as session:
-        session.execute(
-            sa.update(TransactionalMail)
-            .where(col(TransactionalMail.status) == MailStatus.CLAIMED, expired)
-            .values(status=MailStatus.QUEUED, lease_expires_at=None)
-        )
-        return int(
-            session.execute(
-                sa.update(TransactionalMail)
-                .where(col(TransactionalMail.status) == MailStatus.SENDING, expired)
-                .values(
-                    status=MailStatus.UNKNOWN,
-                    error="the worker stopped mid-request",
-                    not_before=now,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            or 0
-        )
-
-
-def _claim(engine: Engine, now: datetime, lease: timedelta, limit: int) -> list[int]:
-    picked = (
-        sa.select(col(TransactionalMail.id))
-        .where(
-            col(TransactionalMail.status) == MailStatus.QUEUED,
-            col(TransactionalMail.not_before) <= now,
-        )
-        # Newest due first: someone who just signed up is at their inbox now, and an
-        # import's backlog of confirmations (or one left by an outage) drains behind
-        # them instead of ahead. It is also the index's own order, read backwards from
-        # `now`: a tick's worth of rows, not a sort of everything due.
-        .order_by(col(TransactionalMail.not_before).desc(), col(TransactionalMail.id).desc())
-        .limit(limit)
-    )
-    with session_scope(engine, immediate=True) as session:
-        if is_postgresql(session):
-            picked = picked.with_for_update(skip_locked=True)
-        ids = [cast(int, i) for i in session.scalars(picked)]
-        if ids:
-            session.execute(
-                sa.update(TransactionalMail)
-                .where(col(TransactionalMail.id).in_(ids))
-                .values(status=MailStatus.CLAIMED, lease_expires_at=now + lease)
-            )
-    return ids
-
-
-def _give_back(engine: Engine, mail_ids: list[int]) -> None:
-    """Claimed messages not begun go back in line, for this worker's next start or another
-    worker, at once rather than when their lease runs out."""
-    with session_scope(engine) as session:
-        session.execute(
-            sa.update(TransactionalMail)
-            .where(
-                col(TransactionalMail.id).in_(mail_ids),
-                col(TransactionalMail.status) == MailStatus.CLAIMED,
-            )
-            .values(status=MailStatus.QUEUED, lease_expires_at=None)
-        )
-
-
-def _mark(engine: Engine, mail_ids: list[int], *, expect: MailStatus, **values: Any) -> list[int]:
-    """Compare-and-set messages' status in one statement: those it moved (another worker
-    may have moved some first: a lease that ran out)."""
-    if not mail_ids:
-        return []
-    with session_scope(engine) as session:
-        return [
-            cast(int, i)
-            for i in session.scalars(
-                sa.update(TransactionalMail)
-                .where(
-                    col(TransactionalMail.id).in_(mail_ids),
-                    col(TransactionalMail.status) == expect,
-                )
-                .values(**values)
-                .returning(col(TransactionalMail.id))
-            )
-        ]
-
-
 def send_queued_mail(
     engine: Engine,
     settings: Settings,
@@ -240,10 +157,10 @@ def send_queued_mail(
     could run far past systemd's stop timeout. A refused key gives the rest back too:
     every further request would be refused alike."""
     report = MailReport()
-    report.unknown = _recover(engine, now)
+    report.unknown = recover(engine, now)
     lease = timedelta(seconds=settings.NEWSLETTER_LEASE_SECONDS)
     batch_size = min(settings.NEWSLETTER_BATCH_SIZE, transport.max_batch_size)
-    claimed = _claim(engine, now, lease, min(CLAIM_LIMIT, MAX_REQUESTS * batch_size))
+    claimed = claim(engine, now, lease, min(CLAIM_LIMIT, MAX_REQUESTS * batch_size))
     if not claimed:
         return report
     started = time.monotonic()
@@ -255,9 +172,9 @@ def send_queued_mail(
         batch_size=batch_size,
         max_requests=MAX_REQUESTS,
     )
-    _give_back(engine, prepared.left_over)
+    give_back(engine, prepared.left_over)
     report.skipped += len(
-        _mark(
+        mark(
             engine,
             prepared.not_due,
             expect=MailStatus.CLAIMED,
@@ -270,40 +187,51 @@ def send_queued_mail(
 
     def hand_off(batch: Batch) -> None:
         """One request: marked on the wire, sent, its answers recorded. A stop, a wait
-        for the rate limit cut short, or a refused key elsewhere gives it back unsent."""
+        for the rate limit cut short, a refused key or a failure in another thread gives
+        it back unsent (a request that began before either still goes)."""
         if halt.is_set() or stopping() or pace(len(batch.recipients)):
-            _give_back(engine, _mail_ids([batch]))
+            give_back(engine, _mail_ids([batch]))
             return
-        begun = set(
-            _mark(
-                engine,
-                _mail_ids([batch]),
-                expect=MailStatus.CLAIMED,
-                status=MailStatus.SENDING,
-                attempts=col(TransactionalMail.attempts) + 1,
-                # A lease from now, not from the claim: the claim's earlier requests (an
-                # SMTP server's messages one at a time) may have used up the claim's.
-                lease_expires_at=now + timedelta(seconds=time.monotonic() - started) + lease,
+        try:
+            begun = set(
+                mark(
+                    engine,
+                    _mail_ids([batch]),
+                    expect=MailStatus.CLAIMED,
+                    status=MailStatus.SENDING,
+                    attempts=col(TransactionalMail.attempts) + 1,
+                    # A lease from now, not from the claim: the claim's earlier requests
+                    # (an SMTP server's messages one at a time) may have used up the claim's.
+                    lease_expires_at=now + timedelta(seconds=time.monotonic() - started) + lease,
+                )
             )
-        )
-        if not begun:
-            return
-        batch = replace(batch, recipients=[r for r in batch.recipients if r.delivery_id in begun])
-        result = transport.send_batch(batch)
-        if result.fatal:
+            if not begun:
+                return
+            batch = replace(
+                batch, recipients=[r for r in batch.recipients if r.delivery_id in begun]
+            )
+            result = transport.send_batch(batch)
+            if result.fatal:
+                halt.set()
+            with lock:  # one report, written by every thread
+                _record(engine, batch, result, settings, now, report)
+        except BaseException:
+            # The rest go back in line, not on the wire: a fault that fails one request
+            # (the database locked, a transport bug) would fail them all, and each would
+            # end `unknown` when its lease ran out, never resent by itself.
             halt.set()
-        with lock:  # one report, written by every thread
-            _record(engine, batch, result, settings, now, report)
+            log.exception("a confirmation or welcome request failed; the tick's rest go back")
+            raise
 
     # A tick's requests at once, NEWSLETTER_CONCURRENCY of them, as a send's batches go:
     # one after another, fifty requests to a provider 300 ms away took fifteen seconds.
-    threads = min(settings.NEWSLETTER_CONCURRENCY, len(prepared.batches))
-    if threads > 1:
-        with ThreadPoolExecutor(threads, thread_name_prefix="mail") as pool:
-            list(pool.map(hand_off, prepared.batches))
-    else:
-        for batch in prepared.batches:
-            hand_off(batch)
+    threads = max(1, min(settings.NEWSLETTER_CONCURRENCY, len(prepared.batches)))
+    with ThreadPoolExecutor(threads, thread_name_prefix="mail") as pool:
+        # Every batch runs (the ones after a failure only to be given back), then the
+        # first failure is raised: `pool.map` would cancel the rest, left claimed.
+        done = [pool.submit(hand_off, batch) for batch in prepared.batches]
+    for future in done:
+        future.result()
     with session_scope(engine) as session:
         report.waiting = waiting_mail(session)
     return report
@@ -344,7 +272,7 @@ def _record(
             outcome, MailStatus.UNKNOWN
         )
         done = len(
-            _mark(
+            mark(
                 engine,
                 mail_ids,
                 expect=MailStatus.SENDING,
@@ -401,7 +329,7 @@ def _retry(
                 "error": error,
             }
         )
-        moved = len(_mark(engine, ids, expect=MailStatus.SENDING, **values))
+        moved = len(mark(engine, ids, expect=MailStatus.SENDING, **values))
         if give_up:
             report.failed += moved
         else:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.briefs.store import AddedBrief
 from newsletter.models import Brief
+from newsletter.sending.audience import Audience
 from newsletter.staff.models import AuditEntry
 
 DETAIL_MAX = 2000
@@ -51,6 +52,23 @@ def record_added(
     elif added.topics_changed:
         slugs = ", ".join(topic.slug for topic in added.topics) or "none"
         record(session, actor, "brief.topics", brief_target(added.brief), slugs, ip)
+
+
+def record_scheduled(
+    session: Session,
+    actor: str,
+    brief: Brief,
+    send_id: int | None,
+    when: str,
+    audience: Audience,
+    ip: str = "",
+) -> None:
+    """A send scheduled, in the console or at a terminal, in the same words: which send,
+    when (`when`, as its caller says it), and whom it reaches."""
+    detail = (
+        f"send {send_id}, {when}; reaches {audience.now} now and {audience.digests} through digests"
+    )
+    record(session, actor, "brief.schedule", brief_target(brief), detail, ip)
 
 
 def cli_actor() -> str:

@@ -33,14 +33,14 @@ from newsletter.logs import loggable_path
 from newsletter.web import console
 from newsletter.web.console.deps import Console
 from newsletter.web.deps import TOKEN_PAGES, WebContext
-from newsletter.web.hygiene import HeadAsGet, has_nul
+from newsletter.web.hygiene import HeadAsGet, has_nul, is_console
 from newsletter.web.limits import BodyLimit, max_body_bytes
 from newsletter.web.routes import archive, health, preferences, subscribe, webhooks
 
 log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
-# Paths whose errors stay as FastAPI words them: the provider's, the operator's, staff's.
-_NOT_FOR_READERS = ("/webhooks/", "/admin", "/healthz", "/readyz", "/metrics", "/static/")
+# Paths whose errors stay as FastAPI words them: the provider's and the operator's.
+_MACHINES = ("/webhooks/", "/healthz", "/readyz", "/metrics", "/static/")
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         path = request.url.path
         if error.status_code == 413:
             return too_large(path, max_body_bytes(path))
-        if path.startswith(_NOT_FOR_READERS) or error.status_code >= 500:
+        if path.startswith(_MACHINES) or is_console(path) or error.status_code >= 500:
             return await http_exception_handler(request, error)
         # A reader's page, not `{"detail": "Not Found"}`: a link cut short in an email, a
         # form a browser mangled. The status stays (and a 405's Allow header).
@@ -85,10 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
         page that does not exist."""
         error = cast(RequestValidationError, exc)
         path = request.url.path
-        if path.startswith(("/webhooks/", "/healthz", "/readyz", "/metrics")):
+        if path.startswith(_MACHINES):
             return await request_validation_exception_handler(request, error)
         in_path = any(tuple(problem["loc"])[:1] == ("path",) for problem in error.errors())
-        if not path.startswith("/admin"):
+        if not is_console(path):
             return web.page(
                 "not_found.html" if in_path else "bad_request.html",
                 404 if in_path else 400,
@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         response: Response
         try:
             # The console says in words what a NUL in its own forms' paths breaks.
-            if has_nul(request.scope) and not request.url.path.startswith("/admin"):
+            if has_nul(request.scope) and not is_console(request.url.path):
                 response = web.page("not_found.html", 404, anywhere=True)
             else:
                 response = await call_next(request)
@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
             response = PlainTextResponse("Something went wrong on our side.", status_code=500)
         # A page that needs another policy (the console's, its email previews) sets its own.
         response.headers.setdefault("Content-Security-Policy", csp)
-        if request.url.path.startswith("/admin"):
+        if is_console(request.url.path):
             # Nothing of the console stays in a cache or the back button after signing out.
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"

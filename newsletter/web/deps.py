@@ -79,7 +79,8 @@ class FormProblem:
         reason = error.reason if isinstance(error, InvalidSubscriberError) else str(error)
         words = {
             "email": f"Check your email address: {reason.rstrip('.')}.",
-            "name": f"Your name can be at most {NAME_MAX} characters, with no control characters.",
+            "name": f"Check your name: it {reason.rstrip('.')} (at most {NAME_MAX} characters,"
+            " letters as you would write them).",
             "topics": "Choose at least one topic, or Everything.",
             "cadence": "Choose how often you would like to hear from us.",
             "timezone": "Choose your timezone from the list.",

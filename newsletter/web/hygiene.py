@@ -13,13 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 class HeadAsGet:
     """ASGI middleware: HEAD runs the GET route and sends its status and headers, no body
-    (the server, seeing HEAD in its own scope, expects none)."""
+    (the server, seeing HEAD in its own scope, expects none). Only on the reader's side:
+    a console GET may do work a HEAD must not (an export writes its audit entry)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http" or scope["method"] != "HEAD" or is_console(scope["path"]):
             await self.app(scope, receive, send)
             return
 
@@ -29,6 +30,11 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+def is_console(path: str) -> bool:
+    """Whether a path is the staff console's (`/admin`, `/admin/…`; not `/administer`)."""
+    return path == "/admin" or path.startswith("/admin/")
 
 
 def has_nul(scope: Scope) -> bool:

@@ -27,6 +27,8 @@ from subscribers.status import Actor
 from subscribers.topics import list_topics
 
 router = APIRouter()
+# The zones the form lists, for telling a reader's own zone apart from them.
+_OFFERED = frozenset(ZONES)
 UNSUBSCRIBE_CSRF = "csrf-unsubscribe"
 PREFERENCES_CSRF = "csrf-preferences"
 S = SubscriberStatus
@@ -112,9 +114,6 @@ def _preferences(
         csrf=web.forms.sign(PREFERENCES_CSRF, person.id or 0),
         **extra,
     )
-
-
-_OFFERED = frozenset(ZONES)
 
 
 @router.get("/preferences/{token}")

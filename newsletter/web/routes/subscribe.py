@@ -76,18 +76,33 @@ CROSS_SITE = FormProblem(
 def _from_elsewhere(request: Request, web: WebContext) -> bool:
     """Whether the browser says the form was posted by another site's page. The form's
     token is the same for every visitor in an hour, so a page elsewhere could fetch one
-    and sign its visitors up under their own IP address. Sec-Fetch-Site is what browsers
-    say now; Origin where they do not. Origin `null` is not a refusal: our pages'
-    `Referrer-Policy: no-referrer` makes browsers send it with our own form."""
+    and sign its visitors up under their own IP address.
+
+    Sec-Fetch-Site is what browsers say now, and a page cannot change it. Where it is not
+    sent, Origin is compared with ours (NEWSLETTER_BASE_URL's, or the request's own host),
+    both as browsers spell an origin. Origin `null` passes: our pages' `Referrer-Policy:
+    no-referrer` makes browsers send it with our own form, so a page elsewhere that asks
+    for the same passes too, in the old browsers this fallback is for."""
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site == "cross-site"
     origin = request.headers.get("origin", "null")
-    ours = {urlsplit(web.settings.NEWSLETTER_BASE_URL).netloc, request.headers.get("host", "")}
+    if origin == "null":
+        return False
+    base = urlsplit(web.settings.NEWSLETTER_BASE_URL)
+    ours = {_origin(base.scheme, base.netloc), _origin(request.url.scheme, request.url.netloc)}
     try:
-        return origin != "null" and urlsplit(origin).netloc not in ours
+        theirs = urlsplit(origin)
+        return _origin(theirs.scheme, theirs.netloc) not in ours
     except ValueError:  # not a URL at all ("http://[")
         return True
+
+
+def _origin(scheme: str, netloc: str) -> str:
+    """An origin as a browser spells it: lower case, no default port."""
+    scheme, host = scheme.lower(), netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return f"{scheme}://{host.removesuffix(default) if default else host}"
 
 
 @router.post("/subscribe")

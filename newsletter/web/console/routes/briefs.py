@@ -314,14 +314,8 @@ def schedule_brief(
             send = schedule(
                 brief, when, session=session, settings=settings, again=facts.sent_before
             )
-            audit.record(
-                session,
-                staff.email,
-                "brief.schedule",
-                audit.brief_target(brief),
-                f"send {send.id}, {when.describe()}; reaches {facts.audience.now} now and "
-                f"{facts.audience.digests} through digests",
-                ip,
+            audit.record_scheduled(
+                session, staff.email, brief, send.id, when.describe(), facts.audience, ip
             )
             send_id = send.id
     except NewsletterError as exc:

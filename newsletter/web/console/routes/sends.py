@@ -42,20 +42,11 @@ def progress(summary: SendSummary) -> dict[str, Any]:
             f"{counts['failed']:,} failed, {counts['unknown']:,} unknown, "
             f"{summary.waiting:,} waiting)",
             "rate": f"{summary.rate:,.0f} a second" if summary.rate else "not sending",
-            "eta": f"about {eta:,.0f} s to go" if eta else _next_due(summary),
+            "eta": f"about {eta:,.0f} s to go" if eta else summary.next_due_words(utcnow()),
             "error": summary.last_error or "none",
         },
         "done": summary.status in ("finished", "cancelled"),
     }
-
-
-def _next_due(summary: SendSummary) -> str:
-    """When its next readers fall due, if that is ahead: a send at each reader's local
-    time waits between its time zones, and "Time to go —" said nothing of when."""
-    due = summary.next_action_at
-    if due is None or due <= utcnow():
-        return ""
-    return f"next readers due {due:%Y-%m-%d %H:%M} UTC"
 
 
 def _summary(console: ConsoleDep, send_id: int) -> SendSummary | None:
