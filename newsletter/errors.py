@@ -58,9 +58,12 @@ class BriefError(NewsletterError):
         self.path = str(path)
         self.line = line
         self.reason = reason
-        # Text from the console's editor has no file name: "line 3: …", not ":3: …".
-        named = self.path or ("line" if line is not None else "")
-        where = f"{named}{':' if self.path else ' '}{line}" if line is not None else named
+        if line is None:
+            where = self.path
+        elif self.path:
+            where = f"{self.path}:{line}"
+        else:  # text from the console's editor has no file name: "line 3: …", not ":3: …"
+            where = f"line {line}"
         super().__init__(f"{where}: {reason}" if where else reason)
 
 

@@ -40,13 +40,12 @@ NAME_MAX = 200
 # overrides and isolates (a name of U+202E turned a whole welcome email backwards), and
 # U+FFFD, which is what bytes a form could not decode arrive as: stored, the reader's own
 # name or address would be lost. (Marks a right-to-left name needs, U+200E/U+200F, stay.)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd]")
+_NEVER = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd"
+_CONTROL = re.compile(rf"[\x00-\x1f{_NEVER}]")
 # A name may keep the line breaks and tabs a person (or a spreadsheet) put in it: the email
 # body shows it as written, and header safety (providers/headers.py) keeps them out of
 # headers. Other control characters (NUL, which PostgreSQL refuses, escapes) may not.
-_CONTROL_BUT_WHITESPACE = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd]"
-)
+_CONTROL_BUT_WHITESPACE = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f{_NEVER}]")
 # Characters that show nothing on their own (zero-width spaces and joiners, the word joiner,
 # the byte-order mark, direction marks): fine inside a name (ZWNJ spells Persian ones), but
 # a name of nothing else greets the reader with "Dear ,".

@@ -23,7 +23,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -144,8 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         """Browsers ask for it whatever a page says: every console page logged a 404."""
-        return Response(
-            (STATIC / "favicon.svg").read_bytes(),
+        return FileResponse(
+            STATIC / "favicon.svg",
             media_type="image/svg+xml",
             headers={"Cache-Control": "public, max-age=86400"},
         )
