@@ -88,6 +88,10 @@ class Send(SQLModel, table=True):
     last_error: str = Field(default="", sa_type=sa.Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = utc_column()
+    # When the brief went public through this send (the archive, feeds, digests): when it
+    # started, or for a `local_time` send when its first readers are due, so no page shows
+    # a brief hours before anyone's email brings it. Empty for a digest.
+    published_at: datetime | None = utc_column()
     finished_at: datetime | None = utc_column()
 
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from newsletter.briefs import add_brief, parse_brief_file
+from newsletter.briefs import add_brief, parse_brief_file, published_between
+from newsletter.briefs.archive import archive_page, published_entry
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from newsletter.models import Delivery
+from newsletter.models import Brief, Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
@@ -125,3 +126,37 @@ def test_a_reader_who_drops_the_topic_before_their_seven_oclock_is_not_sent_it(
             .where(Subscriber.email == "sam@example.com")
         ).one()
     assert (sam.status, sam.error) == ("skipped", "no longer follows its topics")
+
+
+def _archived(engine, at: datetime) -> list[str]:
+    with session_scope(engine) as session:
+        return [entry.brief.slug for entry in archive_page(session=session, now=at).entries]
+
+
+def test_the_archive_shows_the_brief_when_its_first_readers_are_due_not_when_it_is_planned(
+    engine, settings, sandbox, local_send
+):
+    """Planned at midnight UTC, the brief stood in the archive six hours before Lena's
+    email brought it, and a day before Aiko's."""
+    _tick(engine, settings, CREATED)
+    first = DUE["lena@example.com"]
+    assert _archived(engine, CREATED) == []
+    assert _archived(engine, first - timedelta(seconds=1)) == []
+    with session_scope(engine) as session:
+        slug = session.get_one(Send, local_send).brief_id
+        brief = session.get_one(Brief, slug)
+        assert published_entry(brief.slug, session=session, now=CREATED) is None
+    assert _archived(engine, first) == [brief.slug]
+
+
+def test_a_digest_window_closing_before_the_first_wave_leaves_the_brief_for_the_next(
+    engine, settings, local_send
+):
+    """A daily reader's digest at 03:00 UTC carried the brief three hours before any
+    immediate reader's email; the window after holds it (digests read `published_between`)."""
+    _tick(engine, settings, CREATED)
+    three = CREATED.replace(hour=3)
+    with session_scope(engine) as session:
+        assert published_between(three - timedelta(days=1), three, session=session) == {}
+        carried = published_between(three, three + timedelta(days=1), session=session)
+    assert list(carried.values()) == [DUE["lena@example.com"]]

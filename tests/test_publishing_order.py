@@ -79,7 +79,8 @@ def test_a_brief_is_dated_when_its_send_starts_when_no_digest_closed_after(weekl
     create_due_digests(engine, settings, now=MONDAY_7 + timedelta(seconds=5))
     start_due_sends(engine, now=at)
     with session_scope(engine) as session:
-        assert session.exec(select(Send.started_at).where(Send.kind == "brief")).one() == at
+        send = session.exec(select(Send).where(Send.kind == "brief")).one()
+        assert (send.started_at, send.published_at) == (at, at)
 
 
 def _blocked(work) -> tuple[threading.Thread, list[object]]:
@@ -111,10 +112,8 @@ def test_digests_wait_for_a_send_being_planned_on_another_worker(weekly):
     brief = _schedule(engine, settings, MONDAY_7 - timedelta(hours=1), "Grid")
     with session_scope(engine) as planning:  # what start_due_sends does, held open
         send = planning.exec(select(Send)).one()
-        send.status, send.started_at = (
-            SendStatus.RUNNING,
-            publication_moment(planning, now=MONDAY_7 - timedelta(minutes=1)),
-        )
+        moment = publication_moment(planning, now=MONDAY_7 - timedelta(minutes=1))
+        send.status, send.started_at, send.published_at = SendStatus.RUNNING, moment, moment
         planning.add(send)
         planning.flush()
         thread, done = _blocked(lambda: create_due_digests(engine, settings, now=MONDAY_7))

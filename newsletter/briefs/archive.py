@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from newsletter.briefs.store import publication_dates
 from newsletter.models import Brief, BriefTopic
 from newsletter.render_markdown import markdown_to_line
-from subscribers.models import Topic
+from subscribers.models import Topic, utcnow
 
 PER_PAGE = 10
 EXCERPT_CHARS = 240
@@ -71,8 +71,8 @@ class ArchivePage:
         return self.number + 1 if self.number < self.pages else None
 
 
-def _published(topic: str | None) -> tuple[sa.Select[Any], sa.Subquery]:
-    published = publication_dates()
+def _published(topic: str | None, now: datetime | None) -> tuple[sa.Select[Any], sa.Subquery]:
+    published = publication_dates(until=now or utcnow())
     query = sa.select(col(Brief.id), published.c.published_at).join(
         published, published.c.brief_id == col(Brief.id)
     )
@@ -106,11 +106,16 @@ def _entries(rows: list[tuple[int, datetime]], session: Session) -> list[Archive
 
 
 def archive_page(
-    *, session: Session, topic: str | None = None, number: int = 1, per_page: int = PER_PAGE
+    *,
+    session: Session,
+    topic: str | None = None,
+    number: int = 1,
+    per_page: int = PER_PAGE,
+    now: datetime | None = None,
 ) -> ArchivePage:
-    """Page `number` of the published briefs (on `topic` if given), newest first. A page
-    past the last comes back empty, for the caller to answer 404."""
-    query, published = _published(topic)
+    """Page `number` of the briefs published by `now` (on `topic` if given), newest first.
+    A page past the last comes back empty, for the caller to answer 404."""
+    query, published = _published(topic, now)
     total = int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
     rows = session.execute(
         query.order_by(
@@ -123,9 +128,9 @@ def archive_page(
     return ArchivePage(_entries([(r[0], r[1]) for r in rows], session), number, pages, total)
 
 
-def archive_topics(*, session: Session) -> list[Topic]:
+def archive_topics(*, session: Session, now: datetime | None = None) -> list[Topic]:
     """Topics with at least one published brief: the archive's filter."""
-    published = publication_dates()
+    published = publication_dates(until=now or utcnow())
     return list(
         session.exec(
             select(Topic)
@@ -141,9 +146,11 @@ def archive_topics(*, session: Session) -> list[Topic]:
     )
 
 
-def published_entry(slug: str, *, session: Session) -> ArchiveEntry | None:
-    """One published brief by slug; None for a draft, a brief only scheduled, one whose
-    every send was cancelled, or nothing."""
-    query, _ = _published(None)
+def published_entry(
+    slug: str, *, session: Session, now: datetime | None = None
+) -> ArchiveEntry | None:
+    """One published brief by slug; None for a draft, a brief only scheduled or not yet
+    due to anyone, one whose every send was cancelled, or nothing."""
+    query, _ = _published(None, now)
     row = session.execute(query.where(col(Brief.slug) == slug)).first()
     return _entries([(row[0], row[1])], session)[0] if row else None

@@ -265,20 +265,21 @@ def list_brief_listings(
     ]
 
 
-def publication_dates() -> sa.Subquery:
-    """`(brief_id, published_at)` for every published brief: the one definition of
-    "published". A brief is published when its first send starts (immediate readers get it
-    then); drafts and briefs only scheduled are not, and neither is a brief whose sends were
-    all cancelled: staff stop a send because something is wrong with it, and digests and
-    the archive would otherwise carry it on to everyone else."""
+def publication_dates(*, until: datetime) -> sa.Subquery:
+    """`(brief_id, published_at)` for every brief published by `until`: the one definition
+    of "published". A brief is published when its first send starts (immediate readers get
+    it then), or, sent at each reader's local time, when its first readers are due
+    (`Send.published_at`); drafts and briefs only scheduled are not, and neither is a brief
+    whose sends were all cancelled: staff stop a send because something is wrong with it,
+    and digests and the archive would otherwise carry it on to everyone else."""
     return (
         sa.select(
             col(Send.brief_id).label("brief_id"),
-            sa.func.min(col(Send.started_at)).label("published_at"),
+            sa.func.min(col(Send.published_at)).label("published_at"),
         )
         .where(
             col(Send.kind) == SendKind.BRIEF,
-            col(Send.started_at).is_not(None),
+            col(Send.published_at) <= until,
             col(Send.status) != SendStatus.CANCELLED,
         )
         .group_by(col(Send.brief_id))
@@ -286,9 +287,9 @@ def publication_dates() -> sa.Subquery:
     )
 
 
-def published_briefs(*, session: Session) -> list[Brief]:
-    """Published briefs, newest first: what the archive shows."""
-    published = publication_dates()
+def published_briefs(*, session: Session, now: datetime | None = None) -> list[Brief]:
+    """Briefs published by `now` (by default, now), newest first: what the archive shows."""
+    published = publication_dates(until=now or utcnow())
     return list(
         session.exec(
             select(Brief)
@@ -300,7 +301,7 @@ def published_briefs(*, session: Session) -> list[Brief]:
 
 def published_between(after: datetime, until: datetime, *, session: Session) -> dict[int, datetime]:
     """Brief id → when it was published, for briefs published in (after, until]."""
-    published = publication_dates()
+    published = publication_dates(until=until)
     rows = session.execute(
         sa.select(published.c.brief_id, published.c.published_at).where(
             published.c.published_at > after, published.c.published_at <= until

@@ -59,8 +59,9 @@ def _waves(
     return [(moment, sorted(group)) for moment, group in sorted(by_moment.items())]
 
 
-def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
-    """Write one queued Delivery per matching reader; returns the ledger's size after.
+def plan_deliveries(send: Send, *, session: Session, now: datetime) -> tuple[int, datetime]:
+    """Write one queued Delivery per matching reader; returns the ledger's size after, and
+    when its first readers are due (`now`, or a local-time send's first wave).
 
     Matching runs inside the database; readers already in the ledger are left out, so a
     second run adds only newcomers. Each local-time wave is its own statement, in due
@@ -75,14 +76,16 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> int:
         received = received_by(send.brief_id, excluding_send=send_id)
         matching = matching.where(col(Subscriber.id).not_in(received))
     again = ledger.has_rows(session, send_id)
-    for moment, zones_due in _waves(send, matching, session):
+    waves = _waves(send, matching, session)
+    for moment, zones_due in waves:
         recipients = matching
         if zones_due is not None:
             recipients = recipients.where(col(Subscriber.timezone).in_(zones_due))
         ledger.plan_rows(
             session, send_id, recipients, due=moment or now, now=now, skip_existing=again
         )
-    return ledger.row_count(session, send_id)
+    first_due = max(now, waves[0][0] or now) if waves else now
+    return ledger.row_count(session, send_id), first_due
 
 
 def _sent_before(send: Send, session: Session) -> bool:
@@ -126,7 +129,10 @@ def start_due_sends(engine: Engine, *, now: datetime, only: int | None = None) -
             if not won:
                 continue
             send = session.get_one(Send, send_id)
-            send.planned = plan_deliveries(send, session=session, now=now)
+            send.planned, first_due = plan_deliveries(send, session=session, now=now)
+            # Public when its first readers get it: a local-time send's first wave may be
+            # hours away. Never before `published`, so digests keep their order.
+            send.published_at = max(published, first_due)
             session.add(send)
             planned = send.planned
         if planned >= _ANALYZE_AFTER and is_postgresql(engine):

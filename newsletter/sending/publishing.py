@@ -1,7 +1,8 @@
 """Publishing a brief and making digests, kept in order across workers.
 
-A brief is published when its send starts (`briefs.publication_dates`), and a digest
-carries the briefs published in its readers' window. Planning a send of a million readers
+A brief is published when its send starts, or when a local-time send's first readers are
+due (`Send.published_at`, read by `briefs.publication_dates`), and a digest carries the
+briefs published in its readers' window. Planning a send of a million readers
 takes seconds, in the transaction that sets its `started_at`: a digest made by another
 worker meanwhile would not see the brief yet, move its readers' window past it, and they
 would never get it. So on PostgreSQL the two take one transaction-scoped advisory lock:
