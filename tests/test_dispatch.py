@@ -104,7 +104,7 @@ def test_planning_twice_writes_no_second_row(engine, settings, brief_slug):
     start_due_sends(engine, now=utcnow())
     with session_scope(engine) as session:
         send = session.get_one(Send, send_id)
-        assert plan_deliveries(send, session=session, now=utcnow()) == len(EXPECTED)
+        assert plan_deliveries(send, session=session, now=utcnow()).rows == len(EXPECTED)
     assert len(_ledger(engine, send_id)) == len(EXPECTED)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from typing import cast
+from typing import NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -59,9 +59,13 @@ def _waves(
     return [(moment, sorted(group)) for moment, group in sorted(by_moment.items())]
 
 
-def plan_deliveries(send: Send, *, session: Session, now: datetime) -> tuple[int, datetime]:
-    """Write one queued Delivery per matching reader; returns the ledger's size after, and
-    when its first readers are due (`now`, or a local-time send's first wave).
+class Plan(NamedTuple):
+    rows: int  # the ledger's size after planning
+    first_due: datetime  # `now`, or a local-time send's first wave
+
+
+def plan_deliveries(send: Send, *, session: Session, now: datetime) -> Plan:
+    """Write one queued Delivery per matching reader.
 
     Matching runs inside the database; readers already in the ledger are left out, so a
     second run adds only newcomers. Each local-time wave is its own statement, in due
@@ -85,7 +89,7 @@ def plan_deliveries(send: Send, *, session: Session, now: datetime) -> tuple[int
             session, send_id, recipients, due=moment or now, now=now, skip_existing=again
         )
     first_due = max(now, waves[0][0] or now) if waves else now
-    return ledger.row_count(session, send_id), first_due
+    return Plan(ledger.row_count(session, send_id), first_due)
 
 
 def _sent_before(send: Send, session: Session) -> bool:
