@@ -345,6 +345,18 @@ def test_an_import_prints_fifty_lines_of_each_kind_then_counts_the_rest(cli, tmp
     assert len(report["skipped"]) == 60
 
 
+def test_an_import_names_fifty_added_readers_then_counts_the_rest_by_line(cli, tmp_path):
+    sheet = tmp_path / "people.csv"
+    sheet.write_text(
+        "email,name,topics\n" + "".join(f"n{n}@example.com,N,food\n" for n in range(60)),
+        encoding="utf-8",
+    )
+    text = _ok(cli("subscribers", "import", str(sheet), "--dry-run")).stdout
+    assert "  added line 2 n0@example.com" in text
+    assert text.count("  added line ") == 50
+    assert "  … and 10 more added, lines 52–61" in text
+
+
 def test_an_import_lists_the_unchanged_lines_as_the_console_does(cli, tmp_path):
     sheet = tmp_path / "people.csv"
     sheet.write_text("email,name,topics\nzoe@example.com,Z,food\nyan@example.com,Y,food\n")

@@ -396,6 +396,32 @@ def test_an_import_shows_the_dry_run_by_line_and_changes_nothing_until_applied(e
     assert _audit(engine)[-1] == ("subscriber.import", "list.csv")
 
 
+def test_an_import_preview_names_the_readers_it_would_add(editor):
+    """The preview said "2 | (empty) | added": staff could not see whom an import brings in
+    before applying it."""
+    page = editor.upload(
+        "/admin/subscribers/import",
+        editor.csrf("/admin/subscribers/import"),
+        "list.csv",
+        CSV.encode(),
+    )
+    assert re.search(r"<td>2</td><td>new@example.com</td><td>added</td>", page.body)
+
+
+def test_an_import_of_many_names_fifty_added_readers_then_counts_the_rest_by_line(editor):
+    rows = "".join(f"n{n}@example.com,N,food,,\n" for n in range(60))
+    page = editor.upload(
+        "/admin/subscribers/import",
+        editor.csrf("/admin/subscribers/import"),
+        "list.csv",
+        ("email,name,topics,cadence,timezone\n" + rows).encode(),
+    )
+    assert page.body.count("</td><td>added</td>") == 51
+    assert re.search(r"<td>51</td><td>n49@example.com</td><td>added</td>", page.body)
+    assert "<td>52–61</td><td>10 more</td><td>added</td>" in page.body
+    assert "n50@example.com" not in page.body
+
+
 def test_an_import_requiring_confirmation_queues_one_per_new_reader_and_says_so(editor, engine):
     """The checkbox promised a confirmation, and none was ever queued: the readers stayed
     pending with nothing to confirm."""

@@ -160,10 +160,14 @@ def subscribers_import(
         f"{counts['merged']} merged" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
-    for outcome_name, lines in (("added", report.added), ("unchanged", report.unchanged)):
-        if lines:
-            words = report.lines_in_words(outcome_name)
-            out.print(f"  {outcome_name}, lines {words}", highlight=False)
+    for note in report.added_named:
+        out.print(f"  added line {note.line} {note.email}", highlight=False)
+    if len(report.added) > len(report.added_named):
+        rest = len(report.added) - len(report.added_named)
+        words = report.added_unnamed_in_words()
+        out.print(f"  … and {rest:,} more added, lines {words}", highlight=False)
+    if report.unchanged:
+        out.print(f"  unchanged, lines {report.lines_in_words('unchanged')}", highlight=False)
     for label, notes in (
         ("updated", report.updated),
         ("skipped", report.skipped),
