@@ -262,6 +262,12 @@ def test_an_oversized_post_is_refused_before_it_is_read(signed_in):
     connection.close()
 
 
+def test_a_visitor_at_a_console_address_that_does_not_exist_is_sent_to_sign_in(console):
+    """As at one that does: a stranger learns nothing of which addresses exist."""
+    answer = console.call("/admin/nope")
+    assert answer.status == 303 and answer.location == "/admin/login?next=/admin/nope"
+
+
 def test_a_visitor_at_a_malformed_console_address_is_sent_to_sign_in(console):
     answer = console.call("/admin/briefs/abc")
     assert answer.status == 303 and answer.location.startswith("/admin/login?next=")

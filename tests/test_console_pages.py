@@ -420,6 +420,15 @@ def test_an_id_that_is_not_a_number_is_a_page_that_does_not_exist(editor, path):
     assert answer.status == 404 and "No such page" in answer.body and '"detail"' not in answer.body
 
 
+def test_a_console_address_that_does_not_exist_is_the_consoles_own_page(editor):
+    """It answered `{"detail": "Not Found"}`, and the not-found pages the console did draw
+    had lost its navigation and the Sign out button."""
+    for path in ("/admin/nope", "/admin/briefs/abc"):
+        answer = editor.call(path)
+        assert answer.status == 404 and "No such page" in answer.body, path
+        assert 'aria-label="Console"' in answer.body and "Sign out" in answer.body, path
+
+
 def test_a_form_field_past_its_length_is_named_on_a_page(editor):
     brief = _write(editor)
     page = editor.call(brief)

@@ -25,6 +25,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.config import Settings
@@ -70,6 +71,15 @@ def create_app(settings: Settings) -> FastAPI:
         path = request.url.path
         if error.status_code == 413:
             return too_large(path, max_body_bytes(path))
+        if is_console(path) and error.status_code in (404, 405):
+            # A console address that does not exist: its own page, not `{"detail": …}`.
+            desk: Console = request.app.state.console
+            staff = await run_in_threadpool(desk.visitor, request)
+            if staff is None:
+                return console.sign_in_first(request, settings)
+            response = desk.page(request, "not_found.html", staff, error.status_code, what="page")
+            response.headers.update(error.headers or {})
+            return response
         if path.startswith(_MACHINES) or is_console(path) or error.status_code >= 500:
             return await http_exception_handler(request, error)
         # A reader's page, not `{"detail": "Not Found"}`: a link cut short in an email, a
@@ -94,13 +104,14 @@ def create_app(settings: Settings) -> FastAPI:
                 404 if in_path else 400,
                 anywhere=True,
             )
-        console: Console = request.app.state.console
+        desk: Console = request.app.state.console
+        staff = await run_in_threadpool(desk.visitor, request)
         if in_path:
-            return console.page(request, "not_found.html", None, 404, what="page")
+            return desk.page(request, "not_found.html", staff, 404, what="page")
         problems = [
             (str(tuple(problem["loc"])[-1]), str(problem["msg"])) for problem in error.errors()[:5]
         ]
-        return console.page(request, "bad_request.html", None, 400, problems=problems)
+        return desk.page(request, "bad_request.html", staff, 400, problems=problems)
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, unreadable)

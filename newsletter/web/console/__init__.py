@@ -45,20 +45,26 @@ ROUTERS = (
 )
 
 
+def sign_in_first(request: Request, settings: Settings) -> Response:
+    """What a visitor gets anywhere under /admin, whether the address exists or not (so
+    it tells a stranger nothing): sent to sign in, or a 401 for a post or a poller."""
+    response: Response
+    if request.method in ("GET", "HEAD") and not request.url.path.endswith(".json"):
+        target = safe_next(request.url.path)
+        response = RedirectResponse(f"/admin/login?next={quote(target)}", status_code=303)
+    else:
+        response = PlainTextResponse("Sign in first.", status_code=401)
+    if cookie_name(settings) in request.cookies:
+        clear_cookie(response, settings)  # forged, tampered, expired or signed out
+    return response
+
+
 def install(app: FastAPI, settings: Settings, engine: Engine) -> None:
     app.state.console = Console.build(settings, engine)
 
     @app.exception_handler(StaffRequired)
     def _visitor(request: Request, _exc: StaffRequired) -> Response:
-        response: Response
-        if request.method in ("GET", "HEAD") and not request.url.path.endswith(".json"):
-            target = safe_next(request.url.path)
-            response = RedirectResponse(f"/admin/login?next={quote(target)}", status_code=303)
-        else:
-            response = PlainTextResponse("Sign in first.", status_code=401)
-        if cookie_name(settings) in request.cookies:
-            clear_cookie(response, settings)  # forged, tampered, expired or signed out
-        return response
+        return sign_in_first(request, settings)
 
     @app.exception_handler(CsrfRefused)
     def _forged(request: Request, _exc: CsrfRefused) -> Response:

@@ -100,6 +100,13 @@ class Console:
         pages.globals["zone"] = settings.NEWSLETTER_TIMEZONE
         return cls(settings, engine, pages)
 
+    def visitor(self, request: Request) -> SignedIn | None:
+        """Who is signed in, if anyone. Also for the pages the guard never sees (a console
+        address that does not exist, a form FastAPI could not read): staff keep their
+        navigation there, a stranger sees no more than a stranger may."""
+        token = request.cookies.get(cookie_name(self.settings), "")
+        return find_session(self.engine, token, self.settings, now=utcnow())
+
     def page(
         self,
         request: Request,
@@ -139,8 +146,7 @@ ConsoleDep = Annotated[Console, Depends(get_console)]
 def current_staff(request: Request, console: ConsoleDep) -> SignedIn:
     """The signed-in member of staff; a visitor (no cookie, a forged, tampered, expired or
     signed-out one) gets StaffRequired."""
-    token = request.cookies.get(cookie_name(console.settings), "")
-    found = find_session(console.engine, token, console.settings, now=utcnow())
+    found = console.visitor(request)
     if found is None:
         raise StaffRequired
     return found
