@@ -122,7 +122,9 @@ def test_crlf_and_bom_parse_like_plain_text():
         ),
         ("---\ntitle: [unclosed\ndate: 2026-05-01\n---\nBody.\n", None, "not valid YAML"),
         ("---\ntitle: T\n\nBody never closes the front matter.\n", 1, "never closed"),
-        ("---\ntitle: T\ndate: someday\n---\nBody.\n", None, "not a date"),
+        ("---\ntitle: T\ndate: someday\n---\nBody.\n", 3, "not a date"),
+        ("---\ntitle: T\ndate: 2026-11-31\n---\nBody.\n", 3, "'2026-11-31' is not a date"),
+        ("---\ntitle: T\ndate: 2026-13-02\n---\nBody.\n", 3, "'2026-13-02' is not a date"),
     ],
     ids=[
         "no-title",
@@ -133,6 +135,8 @@ def test_crlf_and_bom_parse_like_plain_text():
         "bad-yaml",
         "unclosed-front-matter",
         "bad-front-matter-date",
+        "front-matter-day-past-the-month",
+        "front-matter-month-13",
     ],
 )
 def test_a_brief_that_cannot_be_understood_is_refused_with_file_line_and_reason(text, line, reason):
@@ -143,6 +147,11 @@ def test_a_brief_that_cannot_be_understood_is_refused_with_file_line_and_reason(
     if line is not None:
         assert caught.value.line == line
         assert str(caught.value).startswith(f"briefs/x.md:{line}:")
+
+
+def test_a_front_matter_date_with_its_time_is_that_day():
+    brief = parse_brief("---\ntitle: T\ndate: 2026-05-20 07:00\n---\nBody.\n")
+    assert brief.date == date(2026, 5, 20)
 
 
 def test_non_utf8_file_is_refused_naming_the_line(tmp_path):

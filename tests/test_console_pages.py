@@ -437,6 +437,15 @@ def test_a_form_field_past_its_length_is_named_on_a_page(editor):
     assert "Nothing was changed" in answer.body and '"detail"' not in answer.body
 
 
+def test_a_day_past_the_end_of_its_month_is_refused_by_line_and_the_text_kept(editor):
+    """`date: 2026-11-31` answered 500 "Something went wrong", and the typed brief was gone."""
+    source = "---\ntitle: Rice prices\ndate: 2026-11-31\n---\n\nThe harvest came in late.\n"
+    answer = editor.call("/admin/briefs/write", {"csrf": editor.csrf(), "source": source})
+    assert answer.status == 400, answer.body
+    assert "line 3: front matter date &#39;2026-11-31&#39; is not a date" in answer.body
+    assert "The harvest came in late." in answer.body
+
+
 def test_the_editors_text_is_refused_by_line_not_by_an_empty_file_name(editor):
     answer = editor.call(
         "/admin/briefs/write", {"csrf": editor.csrf(), "source": "---\ntitle: [\n---\n\nBody.\n"}

@@ -23,7 +23,16 @@ DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%
 class _NoAliasLoader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases: `*name` repeats a node by reference, so a few
     hundred bytes of nested aliases stand for billions of items (a "billion laughs"). Front
-    matter has six plain keys and needs none."""
+    matter has six plain keys and needs none.
+
+    Nor does it read dates: PyYAML's own reading of `date: 2026-11-31` raised a bare
+    ValueError (a 500 in the console's editor, a traceback at the command line). A date
+    stays text here, and `meta_date` reads it, or says which line is not a date."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -99,7 +108,9 @@ def meta_date(meta: dict[str, object], source: str, lines: list[Line]) -> date |
     parsed = parse_date(str(value))
     if parsed is None:
         raise BriefError(
-            source, f"front matter date {value!r} is not a date (write e.g. 2026-05-20)"
+            source,
+            f"front matter date {value!r} is not a date (write e.g. 2026-05-20)",
+            _line_of(lines, "date"),
         )
     return parsed
 
@@ -111,4 +122,7 @@ def parse_date(text: str) -> date | None:
             return datetime.strptime(cleaned, fmt).date()
         except ValueError:
             continue
-    return None
+    try:  # a date with its time, as YAML would have read it: 2026-05-20 07:00
+        return datetime.fromisoformat(cleaned).date()
+    except ValueError:
+        return None
