@@ -151,10 +151,10 @@ def brief_context(brief: Brief, topics: list[Topic], settings: Settings) -> dict
             "takeaways_text": [markdown_to_text(item, width=68) for item in takeaways],
             "body_html": markdown_to_html(brief.body),
             "body_text": markdown_to_text(brief.body),
-            "signature_html": markdown_to_html(brief.signature, headings=False)
+            "signature_html": markdown_to_html(brief.signature, signature=True)
             if brief.signature
             else "",
-            "signature_text": markdown_to_text(brief.signature, headings=False, compact=True),
+            "signature_text": markdown_to_text(brief.signature, signature=True, compact=True),
             "author": brief.author,
             "web_url": archive_links(settings, brief.slug),
         }
@@ -298,7 +298,7 @@ def render_web(
         brief.body, target="web", image_origins=settings.image_origins
     )
     context["signature_html"] = (
-        markdown_to_html(brief.signature, target="web", headings=False) if brief.signature else ""
+        markdown_to_html(brief.signature, target="web", signature=True) if brief.signature else ""
     )
     context["archive_query"] = archive_query
     context["assets"] = assets  # where site.css and brand.css are: the app's /static

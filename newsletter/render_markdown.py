@@ -95,12 +95,17 @@ def _table_part(
     return str(renderer.renderToken(tokens, index, options, env))
 
 
-def _demoted(tokens: Sequence[Token]) -> list[Token]:
-    """Headings as paragraphs: a signature's `## Name` is a name, not a section of the page."""
+def _as_signature(tokens: Sequence[Token]) -> list[Token]:
+    """A signature's lines as written: headings as paragraphs (`## Name` is a name, not a
+    section of the page), and each line break kept. Written one item to a line (a name, a
+    role, the firm), CommonMark ran them into one line: "Li Wei Senior Analyst, China"."""
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.type = token.type.replace("heading", "paragraph")
             token.tag = "p"
+        for child in token.children or []:
+            if child.type == "softbreak":
+                child.type, child.tag = "hardbreak", "br"
     return list(tokens)
 
 
@@ -109,13 +114,13 @@ def markdown_to_html(
     *,
     target: Target = "email",
     image_origins: Sequence[str] = (),
-    headings: bool = True,
+    signature: bool = False,
 ) -> Markup:
     md = _markdown()
     env = {"target": target, "image_origins": tuple(image_origins)}
     tokens = md.parse(text, env)
-    if not headings:
-        tokens = _demoted(tokens)
+    if signature:
+        tokens = _as_signature(tokens)
     return Markup(md.renderer.render(tokens, md.options, env))  # noqa: S704 - markdown-it escapes.
 
 
@@ -124,11 +129,11 @@ def markdown_inline_html(text: str) -> Markup:
 
 
 def markdown_to_text(
-    text: str, *, headings: bool = True, compact: bool = False, width: int = WIDTH
+    text: str, *, signature: bool = False, compact: bool = False, width: int = WIDTH
 ) -> str:
     """Plain text from the same tokens (see `render_text`), wrapped at `width`."""
     tokens = _markdown().parse(text, {})
-    return tokens_to_text(tokens if headings else _demoted(tokens), width, compact=compact)
+    return tokens_to_text(_as_signature(tokens) if signature else tokens, width, compact=compact)
 
 
 def markdown_to_line(text: str) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.briefs import parse_brief_file
+from newsletter.briefs import parse_brief, parse_brief_file
 from newsletter.errors import TemplateError
 from newsletter.fields import fill, recipient_values, token, tokens_in
 from newsletter.links import Links
 from newsletter.models import Brief
-from newsletter.render import GMAIL_CLIP_BYTES, render_brief, render_welcome
+from newsletter.render import GMAIL_CLIP_BYTES, render_brief, render_web, render_welcome
 from subscribers.models import Topic
 from tests.conftest import test_settings
 
@@ -167,3 +167,21 @@ def test_a_welcome_names_the_readers_own_topics_as_the_ones_they_follow(settings
     topics = [Topic(slug=s, name=s.title()) for s in ("energy", "food")]
     email = render_welcome(topics, "daily", settings)
     assert "because you follow Energy, Food." in " ".join(email.text.split())
+
+
+SIGNED = (
+    "---\ntitle: Rice prices\ndate: 2026-05-20\n---\n\nThe harvest came in late.\n\n---\n\n"
+    "**Li Wei**\nSenior Analyst, China\nNorthgate Analysis\n"
+)
+
+
+def test_a_signature_written_a_line_to_each_item_keeps_its_lines_in_every_part(settings):
+    """They ran into one line: "Li Wei Senior Analyst, China Northgate Analysis"."""
+    brief = parse_brief(SIGNED).to_brief()
+    assert brief.signature == "**Li Wei**\nSenior Analyst, China\nNorthgate Analysis"
+    email = render_brief(brief, [], settings)
+    assert re.search(
+        r"Li Wei</strong><br ?/?>\s*Senior Analyst, China<br ?/?>\s*Northga", email.html
+    )
+    assert "Li Wei*\nSenior Analyst, China\nNorthgate Analysis" in email.text
+    assert re.search(r"China<br ?/?>\s*Northgate", render_web(brief, [], settings))

@@ -117,10 +117,9 @@ def parse_brief(data: bytes | str, *, source_name: str = "<brief>") -> ParsedBri
     text = _decode(raw, source_name)
     lines = [Line(n, t.rstrip()) for n, t in enumerate(text.split("\n"), start=1)]
 
-    meta, body = split_front_matter(lines, source_name)
-    parsed_date = meta_date(meta, source_name, lines)
-    lines = body
-    lines = _drop_blank_edges(lines)
+    meta, after = split_front_matter(lines, source_name)
+    parsed_date = meta_date(meta, source_name, lines)  # all the lines: it names the date's
+    lines = _drop_blank_edges(after)
     if parsed_date is None:
         parsed_date, lines = _leading_date(lines, source_name)
 
