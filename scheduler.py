@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
 from newsletter.db import single_worker_lock
+from newsletter.db.outage import is_outage, outage_words
 from newsletter.errors import NewsletterError
 from newsletter.metrics import serve_worker_metrics
 from newsletter.sending.worker import TickReport, Worker
@@ -31,8 +31,17 @@ def _guarded(work: Callable[[], object], what: str) -> Callable[[], None]:
     def job() -> None:
         try:
             result = work()
-        except (NewsletterError, OperationalError) as exc:
+        except NewsletterError as exc:
             log.error("%s: %s", what, exc)
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.error(
+                "%s: the database is not answering (%s); next tick tries again",
+                what,
+                outage_words(exc),
+            )
             return
         if isinstance(result, TickReport):
             result.log()

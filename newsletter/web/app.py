@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.config import Settings
 from newsletter.db import make_engine
+from newsletter.db.outage import is_outage, outage_words
 from newsletter.logs import loggable_path
 from newsletter.web import console
 from newsletter.web.console.deps import Console
@@ -42,6 +43,9 @@ log = logging.getLogger("newsletter.web")
 STATIC = Path(__file__).parent / "static"
 # Paths whose errors stay as FastAPI words them: the provider's and the operator's.
 _MACHINES = ("/webhooks/", "/healthz", "/readyz", "/metrics", "/static/")
+# When to ask again while the database does not answer: a server restarting is back in
+# seconds, and SendGrid retries on its own schedule whatever this says.
+_OUTAGE_RETRY_SECONDS = 30
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -113,6 +117,24 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         return desk.page(request, "bad_request.html", staff, 400, problems=problems)
 
+    def database_down(request: Request, exc: Exception) -> Response:
+        """503 and a line in the log: a stranger's page, the console's, or for a machine
+        (SendGrid posts its events again after a 5xx) a sentence."""
+        path = request.url.path
+        log.warning(
+            "database not answering, serving %s: %s", loggable_path(path), outage_words(exc)
+        )
+        response: Response
+        if path.startswith(_MACHINES):
+            response = PlainTextResponse("the database is not answering; try again", 503)
+        elif is_console(path):
+            desk: Console = request.app.state.console
+            response = desk.page(request, "unavailable.html", None, 503)
+        else:
+            response = web.page("unavailable.html", 503)
+        response.headers["Retry-After"] = str(_OUTAGE_RETRY_SECONDS)
+        return response
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, unreadable)
     app.add_middleware(BodyLimit, refusal=too_large)
@@ -129,9 +151,12 @@ def create_app(settings: Settings) -> FastAPI:
                 response = web.page("not_found.html", 404, anywhere=True)
             else:
                 response = await call_next(request)
-        except Exception:
-            log.exception("error serving %s", loggable_path(request.url.path))
-            response = PlainTextResponse("Something went wrong on our side.", status_code=500)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("error serving %s", loggable_path(request.url.path))
+                response = PlainTextResponse("Something went wrong on our side.", status_code=500)
+            else:
+                response = database_down(request, exc)
         # A page that needs another policy (the console's, its email previews) sets its own.
         response.headers.setdefault("Content-Security-Policy", csp)
         if is_console(request.url.path):

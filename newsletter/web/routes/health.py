@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import metrics
 from newsletter.db import schema_is_current
+from newsletter.db.outage import outage_words
 from newsletter.web.deps import Web
 
 log = logging.getLogger("newsletter.web")
@@ -39,7 +40,7 @@ def readiness(engine: Engine, migrations_dir: Path) -> str:
             connection.execute(sa.text("SELECT 1"))
         current = schema_is_current(engine, migrations_dir)
     except SQLAlchemyError as exc:
-        log.warning("not ready: the database does not answer: %s", exc)
+        log.warning("not ready: the database does not answer: %s", outage_words(exc))
         return "the database does not answer"
     if not current:
         log.warning("not ready: the database schema is not current; run `newsletter init`")
@@ -62,7 +63,7 @@ def prometheus(request: Request, web: Web) -> Response:
             metrics.exposition(web.engine), request.headers.get("accept", "")
         )
     except SQLAlchemyError as exc:
-        log.warning("metrics: the database does not answer: %s", exc)
+        log.warning("metrics: the database does not answer: %s", outage_words(exc))
         return PlainTextResponse(
             "the database does not answer\n", status_code=503, headers=NOT_CACHED
         )
