@@ -17,7 +17,7 @@ from newsletter.links import LINK_TOKEN_PURPOSE
 from newsletter.models import Delivery, Send
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.sendgrid import SendGridTransport
-from newsletter.sending.controls import ResolveAction, resolve_unknown
+from newsletter.sending.controls import ResolveAction, cancel_send, resolve_unknown
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.ledger import (
@@ -33,6 +33,7 @@ from subscribers.roster import add_subscriber, unsubscribe
 from subscribers.tokens import TokenSigner
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
+from tests.workers_support import seed_brief
 
 FIXTURES = Path(__file__).parent / "fixtures"
 READERS = {  # email → topics
@@ -360,3 +361,18 @@ def test_status_reports_rate_and_time_to_go_while_running(engine, settings, brie
         )
     assert summary.rate == pytest.approx(1.0)  # two settled in two seconds
     assert summary.eta_seconds == pytest.approx(2.0)  # two to go
+
+
+def test_a_send_cancelled_before_any_went_is_not_sending_at_any_rate(engine, settings):
+    """Cancelling counted its rows as handled: 1,699 cancelled at once read as 289
+    deliveries a second."""
+    slug = seed_brief(engine, 5)
+    with session_scope(engine) as session:
+        send_id = create_send(slug, session=session, settings=settings).id
+    start = utcnow()
+    start_due_sends(engine, now=start)
+    with session_scope(engine) as session:
+        cancel_send(send_id, session=session, now=start + timedelta(seconds=10))
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=send_id)
+    assert (summary.not_sent, summary.rate, summary.rate_words()) == (5, 0.0, "not sending")

@@ -14,6 +14,7 @@ from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
 from newsletter.models import Brief, Delivery, Send
 from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import next_local_time
@@ -160,3 +161,33 @@ def test_a_digest_window_closing_before_the_first_wave_leaves_the_brief_for_the_
         assert published_between(three - timedelta(days=1), three, session=session) == {}
         carried = published_between(three, three + timedelta(days=1), session=session)
     assert list(carried.values()) == [DUE["lena@example.com"]]
+
+
+def test_a_send_in_waves_names_no_rate_and_no_time_to_go_from_its_first_wave(
+    engine, settings, sandbox, local_send
+):
+    """Between waves it said "rate 0 deliveries/s, about 426 s to go" of readers due
+    hours later."""
+    _tick(engine, settings, CREATED)
+    _tick(engine, settings, DUE["lena@example.com"])
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(
+            session=session, send_id=local_send, now=DUE["lena@example.com"] + timedelta(hours=1)
+        )
+    assert summary.eta_seconds is None
+    assert summary.rate_words() == "in waves, at 07:00 in each reader's time zone"
+
+
+def test_a_cancelled_send_names_its_cancelled_rows_and_they_are_no_part_of_its_rate(
+    engine, settings, sandbox, local_send
+):
+    """ "4 of 4 settled (2 sent, 0 failed, 0 unknown, 0 waiting)": the two cancelled went
+    unnamed."""
+    _tick(engine, settings, CREATED)
+    _tick(engine, settings, DUE["lena@example.com"])
+    with session_scope(engine) as session:
+        cancel_send(local_send, session=session, now=DUE["lena@example.com"])
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=local_send)
+    assert summary.parts_words() == "1 sent, 0 failed, 0 unknown, 2 cancelled, 0 waiting"
+    assert summary.not_sent == 2

@@ -35,7 +35,7 @@ from newsletter.sending.create import schedule_send
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
 from newsletter.staff import audit
-from newsletter.words import counted
+from newsletter.words import counted, duration
 from subscribers.models import utcnow
 
 app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
@@ -202,6 +202,7 @@ def sends_list(as_json: JsonOption = False) -> None:
         "sent",
         "failed",
         "unknown",
+        "not sent",
         "waiting",
         "next (UTC)",
     )
@@ -216,6 +217,7 @@ def sends_list(as_json: JsonOption = False) -> None:
             str(c["sent"]),
             str(c["failed"]),
             str(c["unknown"]),
+            str(s.not_sent),
             str(s.waiting),
             f"{s.next_action_at:%Y-%m-%d %H:%M}" if s.next_action_at else "",
         )
@@ -226,9 +228,11 @@ def print_summary(summary: SendSummary) -> None:
     out.print(f"send {summary.id} of {summary.label}: {summary.status}", highlight=False)
     out.print(f"scheduled {summary.scheduled_at:%Y-%m-%d %H:%M} UTC, planned {summary.planned}")
     out.print("  ".join(f"{state} {count}" for state, count in summary.counts.items() if count))
-    if summary.rate:
-        eta = f", about {summary.eta_seconds:,.0f} s to go" if summary.eta_seconds else ""
-        out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}")
+    if summary.local_time:
+        out.print(summary.rate_words(), highlight=False)
+    elif summary.rate:
+        eta = f", about {duration(summary.eta_seconds)} to go" if summary.eta_seconds else ""
+        out.print(f"rate {summary.rate:,.0f} deliveries/s{eta}", highlight=False)
     if summary.counts["claimed"] and summary.held_until:
         out.print(
             f"{summary.counts['claimed']} in a worker's hands; if that worker has stopped, at "

@@ -21,7 +21,7 @@ from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff import audit
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
 from newsletter.web.deps import ClientIp
-from newsletter.words import counted
+from newsletter.words import counted, duration
 from subscribers.models import utcnow
 
 router = APIRouter(prefix="/admin/sends", dependencies=ROUTER_GUARD)
@@ -38,11 +38,9 @@ def progress(summary: SendSummary) -> dict[str, Any]:
         **summary.as_dict(),
         "words": {
             "status": summary.status,
-            "progress": f"{done:,} of {summary.planned:,} settled ({counts['sent']:,} sent, "
-            f"{counts['failed']:,} failed, {counts['unknown']:,} unknown, "
-            f"{summary.waiting:,} waiting)",
-            "rate": f"{summary.rate:,.0f} a second" if summary.rate else "not sending",
-            "eta": f"about {eta:,.0f} s to go" if eta else summary.next_due_words(utcnow()),
+            "progress": f"{done:,} of {summary.planned:,} settled ({summary.parts_words()})",
+            "rate": summary.rate_words(),
+            "eta": f"about {duration(eta)} to go" if eta else summary.next_due_words(utcnow()),
             "error": summary.last_error or "none",
         },
         "done": summary.status in ("finished", "cancelled"),
