@@ -88,6 +88,20 @@ def test_a_second_send_of_a_brief_is_refused_naming_the_first(cli, sandbox):
     assert _recipients(sandbox) == ["ann@example.com", "bob@example.com"]
 
 
+def test_a_second_send_of_a_finished_brief_does_not_advise_cancelling_it(cli, sandbox):
+    """It advised `sends cancel 1`, which then refused: a finished send cannot be cancelled."""
+    assert cli("send", "1", "--now").exit_code == 0
+    assert cli("worker", "--once").exit_code == 0
+    result = cli("send", "1", "--now")
+    assert result.exit_code != 0 and "finished" in result.stderr and "--again" in result.stderr
+    assert "sends cancel" not in result.stderr
+
+
+def test_a_second_send_of_a_scheduled_brief_advises_cancelling_the_first(cli):
+    assert cli("send", "1", "--now").exit_code == 0
+    assert "`newsletter sends cancel 1` first to replace it" in cli("send", "1", "--now").stderr
+
+
 def test_again_sends_only_to_readers_who_do_not_have_it(cli, engine, sandbox):
     assert cli("send", "1", "--now").exit_code == 0
     assert cli("worker", "--once").exit_code == 0

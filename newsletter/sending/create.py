@@ -134,10 +134,16 @@ def _refuse_a_second_send(brief: Brief, earlier: list[Send], *, again: bool) -> 
     last = earlier[-1]
     said = f"send {last.id} ({last.status}, for {last.scheduled_at:%Y-%m-%d %H:%M} UTC)"
     if not again:
+        # Only a send not over can be cancelled: advising it for a finished one sent staff
+        # to a command that then refused.
+        replace = (
+            f"; `newsletter sends cancel {last.id}` first to replace it"
+            if last.status != SendStatus.FINISHED
+            else ""
+        )
         raise ConflictError(
             f"brief {brief.slug!r} already has {said}",
-            hint=f"--again sends it to the readers who have not received it yet; "
-            f"`newsletter sends cancel {last.id}` first to replace it",
+            hint=f"--again sends it to the readers who have not received it yet{replace}",
         )
     unplanned = [s for s in earlier if s.started_at is None]
     if unplanned:
