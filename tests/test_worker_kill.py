@@ -98,7 +98,11 @@ def test_a_stop_during_a_rate_limit_wait_ends_the_worker_at_once_and_loses_no_ro
     assert send_status(engine, send_id) == "running"  # a stop is not the provider failing
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+    ids=["SIGTERM", "Ctrl-C", "terminal-closed"],
+)
 def test_a_worker_run_once_from_cron_stops_as_a_service_does_and_leaves_nobody_in_doubt(
     engine, settings, sandbox, db_url, tmp_path, signum
 ):

@@ -200,13 +200,14 @@ class Worker:
 
     @contextmanager
     def stopped_by_signals(self, then: Callable[[], None] = lambda: None) -> Iterator[None]:
-        """SIGTERM and SIGINT stop the work inside: the batches in hand finish, the rest stay
-        queued, and `then` runs (the service shuts its scheduler down; `worker --once` and
-        `send --foreground` need nothing more). Without it SIGTERM killed those two with
-        batches on the wire (their readers `unknown`), and Ctrl-C waited for all the work.
-        The stop runs on a thread of its own: a handler runs inside whatever the main
-        thread was doing, which may hold a lock the stop needs (the scheduler's wake-up
-        event's, not reentrant: the process would hang, not stop)."""
+        """SIGTERM, SIGINT and SIGHUP stop the work inside: the batches in hand finish, the
+        rest stay queued, and `then` runs (the service shuts its scheduler down; `worker
+        --once` and `send --foreground` need nothing more). Without it SIGTERM killed those
+        two with batches on the wire (their readers `unknown`), and Ctrl-C waited for all
+        the work. SIGHUP is the terminal closing under `newsletter worker &`: it killed the
+        worker mid-batch, unlogged. The stop runs on a thread of its own: a handler runs
+        inside whatever the main thread was doing, which may hold a lock the stop needs (the
+        scheduler's wake-up event's, not reentrant: the process would hang, not stop)."""
         if threading.current_thread() is not threading.main_thread():
             yield  # only the main thread may set handlers (an embedding caller's thread)
             return
@@ -216,10 +217,12 @@ class Worker:
             then()
 
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: finishing the batches in hand, then stopping", signum)
+            name = signal.Signals(signum).name
+            log.info("%s: finishing the batches in hand, then stopping", name)
             threading.Thread(target=stopping, name="stop", daemon=True).start()
 
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        stoppers = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, stop) for sig in stoppers}
         try:
             yield
         finally:
