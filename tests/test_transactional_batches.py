@@ -25,7 +25,7 @@ from newsletter.readers.importing import import_readers
 from newsletter.sending.mail_batches import prepare
 from newsletter.sending.mail_ledger import recover as recover_mail
 from newsletter.sending.transactional import MAX_REQUESTS, queue_mail, send_queued_mail
-from newsletter.sending.worker import Worker
+from newsletter.sending.worker import TickReport, Worker
 from newsletter.signup import confirm_signup
 from subscribers.models import Subscriber, utcnow
 from subscribers.topics import add_topic
@@ -515,3 +515,23 @@ def test_workers_draining_one_backlog_at_once_send_each_confirmation_once(
     addresses = [m.to[0] for m in sandbox.messages()]
     assert len(addresses) == len(set(addresses)) == readers == sum(sent)
     assert set(_mails(engine_with_topics).values()) == {(MailStatus.SENT, 1)}
+
+
+def test_confirmations_a_stopped_worker_left_on_the_wire_are_logged_as_unknown(
+    engine_with_topics, tmp_path, settings, caplog
+):
+    """Recovered as unknown, they were said nowhere: the tick's line counted them sent,
+    failed or retried, never unknown, and a reader whose confirmation never left stayed
+    pending unseen."""
+    _import_pending(engine_with_topics, tmp_path, "ann@example.com,Ann,energy,,\n")
+    with session_scope(engine_with_topics) as session:  # as a worker killed mid-request left it
+        session.execute(
+            sa.update(TransactionalMail).values(
+                status=MailStatus.SENDING, lease_expires_at=utcnow() - timedelta(minutes=1)
+            )
+        )
+    caplog.set_level(logging.INFO, logger="newsletter")
+    TickReport(mail=_tick(engine_with_topics, settings)).log()
+    [line] = [r for r in caplog.records if "unknown" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("1 confirmation or welcome email left unknown: a worker")

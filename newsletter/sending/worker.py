@@ -28,6 +28,7 @@ from newsletter.sending.plan import start_due_sends
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.transactional import MailReport, send_queued_mail
 from newsletter.signup import apply_signups
+from newsletter.words import counted
 
 log = logging.getLogger("newsletter.worker")
 
@@ -119,6 +120,15 @@ class TickReport:
                 self.mail.retried,
                 self.mail.skipped,
                 f"{self.mail.waiting:,}",
+            )
+        if self.mail.unknown:
+            # Said nowhere before: a reader whose confirmation never left stays pending.
+            log.warning(
+                "%s left unknown: a worker stopped mid-request, so each may or may not have "
+                "gone (SendGrid's events do not settle them); `newsletter subscribers show "
+                "<address>` says whose, and a reader still pending can sign up again for a "
+                "new one",
+                counted(self.mail.unknown, "confirmation or welcome email"),
             )
         if self.digests:
             log.info("digests made: sends %s", ", ".join(str(i) for i in self.digests))
