@@ -6,14 +6,16 @@ statement per kind of change, whatever the batch's size (`events.py` records the
 * dropped, bounced → their deliveries failed (one UPDATE, after the sent one: a failure
   may follow `sent`, never the reverse, so the order of events inside a batch does not
   change the outcome);
-* bounced, complained, unsubscribed → the reader, replayed in Python in the batch's order
-  over their locked rows (soft bounces counted to the limit; the status table decides each
-  move), then one UPDATE per resulting status and one for the soft-bounce counts.
+* bounced, complained, unsubscribed, and a drop for a suppressed address (as the event
+  that suppressed it: `on_the_reader`) → the reader, replayed in Python in the batch's
+  order over their locked rows (soft bounces counted to the limit; the status table
+  decides each move), then one UPDATE per resulting status and one for the soft-bounce
+  counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -47,7 +49,7 @@ def apply_effects(
     """Apply `events` (new, not rejected, in the batch's order). `deliveries` maps the
     delivery ids they name to (send id, subscriber id)."""
     _settle(events, session)
-    readers = _readers(events, deliveries, session)
+    readers = _readers([on_the_reader(event) for event in events], deliveries, session)
     delivered_only = {
         reader
         for event, reader in readers
@@ -70,6 +72,31 @@ def apply_effects(
     ]
     if moving:
         _move_readers(moving, session, soft_bounce_limit=soft_bounce_limit, now=now)
+
+
+def on_the_reader(event: ProviderEvent) -> ProviderEvent:
+    """The event as it acts on its reader: a drop for an address the provider keeps on a
+    suppression list acts as the event that put it there (`suppressed_by`), a bounce as a
+    hard one; any other event as itself.
+
+    The provider knows something of the reader we did not (a complaint, a bounce, an
+    unsubscribe that never reached us as its own event), and will drop every later send
+    to them: left active, a reader SendGrid knows as a spam complainer was mailed, and
+    dropped, by every send. A suppressed bounce counts as a hard one: SendGrid's bounce
+    list holds the addresses it gave up on (a passing refusal is a "block", which drops
+    nothing), and waiting for NEWSLETTER_SOFT_BOUNCE_LIMIT drops would only mean more.
+
+    Only the reader: the delivery is settled from the drop itself (failed, with the
+    provider's reason), and the event is recorded and tallied as `dropped`, which no report
+    counts. The reader never saw this send, and no receiving server was asked: counting a
+    complaint, unsubscribe or bounce in its report would blame the send for what happened
+    before it (and a bounce's rate is of the messages a server answered). The status change
+    is in the history once, like any other, which is what the list's growth counts."""
+    if event.type is not EventType.DROPPED or event.suppressed_by is None:
+        return event
+    return replace(
+        event, type=event.suppressed_by, hard_bounce=event.suppressed_by is EventType.BOUNCED
+    )
 
 
 def _settle(events: list[ProviderEvent], session: Session) -> None:

@@ -6,7 +6,11 @@ Each provider's webhook verifies and maps its events into `ProviderEvent` first
 * accepted / delivered → the delivery is sent (an `unknown` one is settled as sent);
 * bounced: hard → the address is bounced at once; soft → counted, bounced at
   NEWSLETTER_SOFT_BOUNCE_LIMIT; the delivery failed;
-* dropped → the delivery failed, with the provider's reason;
+* dropped → the delivery failed, with the provider's reason; a drop because the provider
+  keeps the address on a suppression list (its bounce, spam-report or unsubscribe list)
+  also moves the reader as that bounce (hard), complaint or unsubscribe would
+  (`event_effects.on_the_reader`), while the event stays `dropped` in the record and the
+  tallies;
 * complained → the reader is never mailed again;
 * unsubscribed → unsubscribed;
 * deferred, opened, clicked, unknown → recorded only.

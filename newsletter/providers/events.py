@@ -20,7 +20,7 @@ class EventType(StrEnum):
     DELIVERED = "delivered"  # the receiving server accepted it
     DEFERRED = "deferred"  # the receiving server said "later"; the provider keeps trying
     BOUNCED = "bounced"  # the receiving server refused it (hard: no such address)
-    DROPPED = "dropped"  # the provider refused to try (suppressed, invalid …)
+    DROPPED = "dropped"  # the provider refused to try (suppressed, invalid …): see suppressed_by
     COMPLAINED = "complained"  # the reader marked it as spam
     UNSUBSCRIBED = "unsubscribed"  # the reader unsubscribed through the provider
     OPENED = "opened"
@@ -40,6 +40,11 @@ class ProviderEvent:
     delivery_id: int | None = None
     message_id: str = ""
     hard_bounce: bool = False  # BOUNCED: the address does not exist (not a full mailbox)
+    # DROPPED because the provider keeps the address on a suppression list: the event that
+    # put it there, in our words (BOUNCED, COMPLAINED, UNSUBSCRIBED), which the reader is
+    # then treated as (`event_effects.on_the_reader`). None for a drop about the message or
+    # our account (an invalid header, a quota): that one fails the delivery alone.
+    suppressed_by: EventType | None = None
     reason: str = ""
     url: str = ""  # CLICKED: the link
     machine: bool = False  # OPENED: a machine (a privacy proxy, a scanner) opened it

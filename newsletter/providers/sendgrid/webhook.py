@@ -41,6 +41,22 @@ EVENT_TYPES: dict[str, EventType] = {
     "click": EventType.CLICKED,
 }
 
+# A `dropped` event's `reason` (compared case-insensitively, whole) → the event that put
+# the address on the SendGrid suppression list it was dropped for. SendGrid documents these
+# drop reasons: "Bounced Address", "Spam Reporting Address", "Unsubscribed Address",
+# "Invalid", "Invalid SMTPAPI header", "Spam Content", "Recipient List over Package Quota".
+# Only the first three are about the reader: SendGrid telling us, at the next send, of a
+# bounce, spam report or unsubscribe we may never have had as its own event (it came before
+# the webhook was set up, or through another sender on the account, or the address was put
+# on the list by hand). Every later send would be dropped again. The rest are about the
+# message or our account and fail the delivery alone. SendGrid documents no drop reason of
+# its own for an unsubscribe group (ASM); one it words otherwise changes only the delivery.
+DROP_SUPPRESSIONS: dict[str, EventType] = {
+    "bounced address": EventType.BOUNCED,
+    "spam reporting address": EventType.COMPLAINED,
+    "unsubscribed address": EventType.UNSUBSCRIBED,
+}
+
 
 def verify(public_key: str, body: bytes, signature: str, timestamp: str, *, now: datetime) -> None:
     """Raise WebhookRejectedError unless SendGrid signed this body, recently."""
@@ -112,6 +128,13 @@ def _is_hard_bounce(item: dict[str, Any]) -> bool:
     return item.get("event") == "bounce" and item.get("type", "bounce") == "bounce"
 
 
+def _suppressed_by(item: dict[str, Any]) -> EventType | None:
+    reason = item.get("reason")
+    if item.get("event") != "dropped" or not isinstance(reason, str):
+        return None
+    return DROP_SUPPRESSIONS.get(reason.casefold())
+
+
 def to_event(item: dict[str, Any]) -> ProviderEvent:
     """One SendGrid event → ours. Our custom_args come back as top-level keys. Raises
     ValueError, naming the field, for an event that cannot be ours."""
@@ -129,6 +152,7 @@ def to_event(item: dict[str, Any]) -> ProviderEvent:
         delivery_id=_delivery_id(item),
         message_id=_text(item, "sg_message_id", 500).split(".")[0][:MAX_EVENT_ID],
         hard_bounce=_is_hard_bounce(item),
+        suppressed_by=_suppressed_by(item),
         reason=reason,
         url=_text(item, "url", MAX_URL),
         # Only an open can be a machine's (our reports count people's opens apart).
