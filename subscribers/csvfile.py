@@ -6,6 +6,7 @@ Import and export share this one definition, so a file exported here imports unc
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,22 @@ class CsvRow:
     columns: int = 0  # the header's, blank or repeated names included
 
 
+# Cell separators a spreadsheet writes: commas, or semicolons where the comma is the
+# decimal mark (Excel in most of Europe saves "CSV" so), or tabs.
+DELIMITERS = (",", ";", "\t")
+
+
+def _delimiter(header_line: str) -> str:
+    """The separator under which the header names an `email` column; a comma if none does
+    (the file is then refused for its header). Excel's semicolon files were refused as
+    having "no 'email' column" while plainly having one."""
+    for delimiter in DELIMITERS:
+        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        if "email" in (cell.strip().lower() for cell in cells):
+            return delimiter
+    return ","
+
+
 class SubscriberCsv:
     """A subscriber CSV opened for reading: UTF-8 with or without BOM, any line ending,
     quoted cells. Iterating yields rows with the line each starts on."""
@@ -68,6 +85,7 @@ class SubscriberCsv:
         self.path = path
         self.header: list[str] = []
         self.ignored_columns: list[str] = []
+        self.delimiter = ","
         self._stream: IO[str] | None = None
 
     def __enter__(self) -> SubscriberCsv:
@@ -87,8 +105,11 @@ class SubscriberCsv:
                 f"{info.st_size / 2**20:.0f} MB is more than an import takes "
                 f"({CSV_MAX_BYTES // 2**20} MB, about four million rows); split the file",
             )
-        self._reader = csv.reader(self._lines(self._stream))
+        lines = self._lines(self._stream)
         try:
+            first = next(lines, "")
+            self.delimiter = _delimiter(first)
+            self._reader = csv.reader(itertools.chain([first], lines), delimiter=self.delimiter)
             header = next(self._reader, None)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise self._unreadable(exc) from exc

@@ -107,6 +107,27 @@ def test_a_bom_crlf_line_endings_quoted_commas_and_non_latin_names_are_read_as_m
     assert people["lee@example.kr"]["name"] == "이재명"
 
 
+def test_a_spreadsheet_saved_with_semicolons_imports_as_one_with_commas(topics, tmp_path):
+    """Excel where the comma is the decimal mark saves "CSV" with semicolons: the file was
+    refused for having "no 'email' column" while its header plainly named one."""
+    text = (
+        "\ufeffEmail;Name;Topics;Cadence;Timezone\r\n"
+        'kim@example.com;"Kim; Lee, & Co";"japan;energy";;Asia/Tokyo\r\n'
+        "eva@example.de;Eva Müller;food;weekly;Europe/Berlin\r\n"
+    )
+    report = _import(topics, _file(tmp_path, text))
+    assert report.counts()["added"] == 2 and not report.skipped
+    people = _people(topics)
+    assert people["kim@example.com"]["name"] == "Kim; Lee, & Co"
+    assert people["kim@example.com"]["topics"] == ["energy", "japan"]
+    assert people["eva@example.de"]["cadence"] == "weekly"
+
+
+def test_a_tab_separated_sheet_imports_too(topics, tmp_path):
+    report = _import(topics, _file(tmp_path, "email\tname\ttopics\nann@example.com\tAnn\tfood\n"))
+    assert report.counts()["added"] == 1
+
+
 def test_extra_columns_are_ignored_with_a_warning_naming_them(topics, tmp_path):
     path = _file(tmp_path, "email,topics,notes,source\nann@example.com,food,vip,fair\n")
     report = _import(topics, path)
