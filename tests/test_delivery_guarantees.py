@@ -39,7 +39,7 @@ from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.conftest import test_settings
 from tests.test_transports import Mailbox, _BoundController
-from tests.workers_support import seed_brief
+from tests.workers_support import seed_brief, send_status
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -231,6 +231,25 @@ def test_bad_recipients_leading_their_batches_do_not_pause_the_send(engine, sett
     report = dispatcher.work_due()
     assert report.paused == {}
     assert _statuses(engine, send_id) == {"sent": 24, "failed": 6}
+
+
+def test_a_send_pauses_after_failed_batches_in_a_row_not_scattered_through_it(engine, settings):
+    """Five failed batches anywhere in a send paused it: a million readers, five blips."""
+    send_id = _send(engine, settings, seed_brief(engine, 3))
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(seconds=30)
+    for answer in (
+        BatchResult(Outcome.FAILED, error="400: a blip"),
+        BatchResult(Outcome.SENT, message_id="m"),
+        BatchResult(Outcome.FAILED, error="400: another"),
+    ):
+        claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=1, lease=lease, now=now)
+        assert begin_handoff(engine, claim, now=now)
+        record_batch(engine, claim, answer, now=now, pause_after=2)
+    assert send_status(engine, send_id) == "running"
+    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=1, lease=lease, now=now)
+    assert claim is None or not claim.targets  # every reader answered for
 
 
 # --- one write per ledger row per hand-off --------------------------------------------------

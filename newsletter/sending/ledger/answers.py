@@ -131,6 +131,14 @@ def record_batch(
                 if not written[queued]:
                     del written[queued]
         if not batch_failed:
+            if result.outcome is Outcome.SENT:
+                # Failures count in a row: five scattered blips in a million-reader send
+                # paused it. (No row matches, and none is locked, in the usual case.)
+                connection.execute(
+                    sa.update(Send)
+                    .where(col(Send.id) == claim.send_id, col(Send.failed_batches) > 0)
+                    .values(failed_batches=0)
+                )
             return Recorded(written)
         failed_batches = connection.execute(
             sa.update(Send)
