@@ -13,6 +13,7 @@ shows its message; nothing else is caught as "the user's fault".
     ├── NotFoundError               a brief or send named that does not exist
     ├── ConflictError               the request contradicts what the database holds
     ├── ConfigurationError          a setting, database or migration state to fix first
+    │   └── NewerSchemaError        a database migrated by a newer version of this code
     ├── WebhookRejectedError        a provider post that is not from the provider, or not now
     └── ChromiumMissingError        no headless Chromium for screenshots
 
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "InvalidSubscriberError",
+    "NewerSchemaError",
     "NewsletterError",
     "NotFoundError",
     "SubscriberError",
@@ -86,6 +88,22 @@ class ConflictError(NewsletterError):
 
 class ConfigurationError(NewsletterError):
     """A setting, the database or its migrations must be fixed before anything runs."""
+
+
+class NewerSchemaError(ConfigurationError):
+    """The database names a migration this code does not have: a newer version migrated
+    it. `newsletter init` cannot help (Alembic cannot go down from a step it cannot read),
+    and this code must not write to a schema it does not know."""
+
+    def __init__(self, database: str, revision: str, newest: str) -> None:
+        self.revision = revision
+        self.newest = newest
+        super().__init__(
+            f"the database {database} was migrated by a newer version of newsletter "
+            f"(its revision {revision}; this version knows up to {newest})",
+            hint="install the version that migrated it, or restore the backup taken before "
+            "the upgrade",
+        )
 
 
 class WebhookRejectedError(NewsletterError):

@@ -1,5 +1,5 @@
-"""Helpers for the operator's tests: plain HTTP, reading a Prometheus scrape, and an empty
-(unmigrated) database on each backend."""
+"""Helpers for the operator's tests: plain HTTP, reading a Prometheus scrape, an empty
+(unmigrated) database on each backend, and one a newer version migrated."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import Engine
 
 from tests.conftest import BACKENDS, scratch_postgres
 
@@ -55,3 +57,9 @@ def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with scratch_postgres("nl_blank") as url:
         yield url
+
+
+def stamp_as_migrated_by_a_newer_version(engine: Engine) -> None:
+    """What a newer version's `newsletter init` leaves: a revision these migrations lack."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))

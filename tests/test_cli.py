@@ -17,7 +17,8 @@ from newsletter.cli.common import EX_CONFIG
 from newsletter.db import BULK_ROWS, session_scope
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
-from tests.conftest import SANDBOX_KEY, clean_env
+from tests.conftest import SANDBOX_KEY, clean_env, sqlite_only
+from tests.ops_support import stamp_as_migrated_by_a_newer_version
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -146,6 +147,24 @@ def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp
     result = newsletter("briefs", "list", env_changes={"DATABASE_URL": empty})
     assert result.returncode == 1
     assert "is not set up or is out of date: run `newsletter init`" in result.stderr
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "code"), [(["init"], 1), (["sends", "list"], 1), (["worker", "--once"], EX_CONFIG)]
+)
+def test_a_database_a_newer_version_migrated_is_refused_in_one_line_with_the_way_back(
+    newsletter, engine, args, code
+):
+    """Not "run `newsletter init`" (which stopped in an Alembic traceback): install the
+    version that migrated it, or restore the backup from before the upgrade."""
+    stamp_as_migrated_by_a_newer_version(engine)
+    result = newsletter(*args)
+    assert result.returncode == code
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "was migrated by a newer version of newsletter (its revision 0099" in result.stderr
+    assert "restore the backup taken before the upgrade" in result.stderr
+    assert "newsletter init" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [("newsletter", "worker"), ("scheduler",)])

@@ -29,7 +29,7 @@ from newsletter.doctor import (
     load_settings,
 )
 from tests.conftest import SANDBOX_KEY, clean_env, test_settings
-from tests.ops_support import blank_db_url
+from tests.ops_support import blank_db_url, stamp_as_migrated_by_a_newer_version
 from tests.test_transports import closed_port, mailbox
 
 __all__ = ["blank_db_url", "closed_port", "mailbox"]  # fixtures, used by name
@@ -67,6 +67,15 @@ def test_the_database_check_passes_on_a_migrated_database(db_url):
 
 def test_the_database_check_fails_on_an_unmigrated_database(blank_db_url):
     fails(check_database(production(DATABASE_URL=blank_db_url)), "run `newsletter init`")
+
+
+def test_the_database_check_on_a_database_a_newer_version_migrated_gives_the_way_back(
+    db_url, engine
+):
+    stamp_as_migrated_by_a_newer_version(engine)
+    result = check_database(production(DATABASE_URL=db_url))
+    fails(result, "migrated by a newer version", "0099", "restore the backup")
+    assert "newsletter init" not in result.message
 
 
 def test_the_database_check_fails_on_a_missing_sqlite_file_without_creating_one(tmp_path):

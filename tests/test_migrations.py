@@ -9,18 +9,21 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel, select
 
 import newsletter.models  # noqa: F401 - registers every table
 from newsletter.briefs.archive import archive_page
-from newsletter.db import migrate, schema_is_current, session_scope
+from newsletter.db import migrate, require_current_schema, schema_is_current, session_scope
 from newsletter.db.migrations import alembic_config
+from newsletter.errors import NewerSchemaError
 from newsletter.models import Send
 from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
 from newsletter.sending.plan import start_due_sends
 from subscribers.models import utcnow
 from tests.conftest import test_settings
+from tests.ops_support import stamp_as_migrated_by_a_newer_version
 from tests.workers_support import seed_brief
 
 HOUR = timedelta(hours=1)
@@ -40,6 +43,29 @@ def test_a_migrated_database_is_current(engine):
 def test_migrating_twice_changes_nothing(db_url, engine):
     migrate(db_url, test_settings().NEWSLETTER_MIGRATIONS_DIR)
     assert schema_is_current(engine, test_settings().NEWSLETTER_MIGRATIONS_DIR)
+
+
+def test_a_database_a_newer_version_migrated_is_refused_naming_its_revision_and_ours(
+    db_url, engine
+):
+    """Not "run `newsletter init`": init cannot go back from a step it cannot read."""
+    migrations_dir = test_settings().NEWSLETTER_MIGRATIONS_DIR
+    ours = ScriptDirectory.from_config(alembic_config(db_url, migrations_dir)).get_current_head()
+    stamp_as_migrated_by_a_newer_version(engine)
+    with pytest.raises(NewerSchemaError) as refused:
+        require_current_schema(engine, migrations_dir)
+    assert (refused.value.revision, refused.value.newest) == ("0099", ours)
+    assert "restore the backup taken before the upgrade" in refused.value.hint
+
+
+def test_migrating_a_database_a_newer_version_migrated_is_refused_and_changes_nothing(
+    db_url, engine
+):
+    stamp_as_migrated_by_a_newer_version(engine)
+    with pytest.raises(NewerSchemaError, match="migrated by a newer version"):
+        migrate(db_url, test_settings().NEWSLETTER_MIGRATIONS_DIR)
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_heads() == ("0099",)
 
 
 def test_a_database_with_reader_token_sends_cannot_go_back_to_code_that_cannot_fill_them(

@@ -8,9 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from newsletter.errors import ConfigurationError
+from newsletter.db.engine import make_engine
+from newsletter.errors import ConfigurationError, NewerSchemaError
 
 
 def alembic_config(url: str, migrations_dir: Path) -> Config:
@@ -24,24 +25,51 @@ def migrate(url: str, migrations_dir: Path) -> None:
     """Create or upgrade the schema to the newest migration (never `create_all`)."""
     if not (migrations_dir / "env.py").is_file():
         raise ConfigurationError(f"no Alembic migrations found at {migrations_dir}")
-    make_url(url)  # a malformed URL fails here with SQLAlchemy's own message
+    engine = make_engine(url)  # a malformed URL is refused here, in one line
+    try:
+        # Alembic would stop at a revision it cannot find, with a traceback.
+        _refuse_newer_schema(engine, _database_heads(engine), _scripts(engine, migrations_dir))
+    finally:
+        engine.dispose()
     command.upgrade(alembic_config(url, migrations_dir), "head")
 
 
 def schema_is_current(engine: Engine, migrations_dir: Path) -> bool:
-    url = engine.url.render_as_string(hide_password=False)
-    script = ScriptDirectory.from_config(alembic_config(url, migrations_dir))
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+    return set(_database_heads(engine)) == set(_scripts(engine, migrations_dir).get_heads())
 
 
 def require_current_schema(engine: Engine, migrations_dir: Path) -> None:
     """Refuse to work on a database that `newsletter init` has not prepared (or that an
-    upgrade left behind): every query would fail later, less clearly."""
-    if not schema_is_current(engine, migrations_dir):
+    upgrade left behind, or that a newer version migrated): every query would fail later,
+    less clearly."""
+    heads, scripts = _database_heads(engine), _scripts(engine, migrations_dir)
+    _refuse_newer_schema(engine, heads, scripts)
+    if set(heads) != set(scripts.get_heads()):
         raise ConfigurationError(
-            f"the database {engine.url.render_as_string(hide_password=True)} is not set up "
-            "or is out of date",
+            f"the database {_shown(engine)} is not set up or is out of date",
             hint="run `newsletter init`",
         )
+
+
+def _refuse_newer_schema(engine: Engine, heads: tuple[str, ...], scripts: ScriptDirectory) -> None:
+    """A revision the migrations here do not have can only come from a newer version: to
+    run `init` would be the wrong advice, and Alembic cannot go down from it."""
+    known = {script.revision for script in scripts.walk_revisions()}
+    for revision in heads:
+        if revision not in known:
+            newest = ", ".join(sorted(scripts.get_heads()))
+            raise NewerSchemaError(_shown(engine), revision, newest)
+
+
+def _scripts(engine: Engine, migrations_dir: Path) -> ScriptDirectory:
+    url = engine.url.render_as_string(hide_password=False)
+    return ScriptDirectory.from_config(alembic_config(url, migrations_dir))
+
+
+def _database_heads(engine: Engine) -> tuple[str, ...]:
+    with engine.connect() as connection:
+        return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def _shown(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)

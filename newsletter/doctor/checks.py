@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import PLACEHOLDER_SECRET, Settings, TransportName
-from newsletter.db import make_engine, schema_is_current
+from newsletter.db import make_engine, require_current_schema
 from newsletter.doctor.results import (
     CheckResult,
     Status,
@@ -42,9 +42,9 @@ def check_database(settings: Settings) -> CheckResult:
     try:
         engine = make_engine(settings.DATABASE_URL)
     except NewsletterError as exc:
-        return CheckResult(name, Status.FAIL, str(exc))
+        return CheckResult(name, Status.FAIL, _as_the_cli_says(exc))
     try:
-        current = schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+        require_current_schema(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         return CheckResult(
@@ -52,13 +52,16 @@ def check_database(settings: Settings) -> CheckResult:
             Status.FAIL,
             f"{shown} does not answer ({reason}): check DATABASE_URL and that the server runs",
         )
+    except NewsletterError as exc:
+        return CheckResult(name, Status.FAIL, _as_the_cli_says(exc))
     finally:
         engine.dispose()
-    if not current:
-        return CheckResult(
-            name, Status.FAIL, f"{shown} is not set up or out of date: run `newsletter init`"
-        )
     return CheckResult(name, Status.OK, f"{shown} answers; its migrations are current")
+
+
+def _as_the_cli_says(exc: NewsletterError) -> str:
+    """The refusal in the words every other command prints for it, next step included."""
+    return f"{exc}: {exc.hint}" if exc.hint else str(exc)
 
 
 def check_secret(settings: Settings) -> CheckResult:
