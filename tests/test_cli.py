@@ -197,6 +197,22 @@ def test_a_worker_on_a_database_never_migrated_exits_78_and_is_not_restarted(new
     assert "run `newsletter init`" in result.stderr
 
 
+@sqlite_only
+@pytest.mark.parametrize(("args", "code"), [(["init"], 1), (["worker", "--once"], EX_CONFIG)])
+def test_a_sqlite_path_whose_folder_cannot_be_made_is_refused_in_one_line_naming_it(
+    newsletter, tmp_path, args, code
+):
+    """Here a file stands where the folder should be (that stops root too, unlike a
+    read-only parent): a setting to fix (the worker: 78), not a PermissionError or
+    FileExistsError traceback."""
+    (tmp_path / "afile").write_text("")
+    url = f"sqlite:///{tmp_path / 'afile' / 'news.db'}"
+    result = newsletter(*args, env_changes={"DATABASE_URL": url})
+    assert result.returncode == code
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error:") and str(tmp_path / "afile") in result.stderr
+
+
 def test_a_worker_whose_database_does_not_answer_exits_1_and_is_restarted(newsletter):
     """A database still starting after a reboot: systemd restarts the worker until it
     answers (exit 1), unlike a setting to fix (78)."""

@@ -37,7 +37,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(Path(database).parent)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -76,6 +76,18 @@ def make_engine(url: str) -> Engine:
         f"DATABASE_URL {parsed.render_as_string(hide_password=True)!r}: only sqlite:/// and "
         "postgresql+psycopg:// are supported"
     )
+
+
+def _make_folder(folder: Path) -> None:
+    """The SQLite file's folder, made if missing; one that cannot be made (no permission, a
+    file in the way) is a setting to fix, not a traceback."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the folder {folder} for the SQLite database cannot be made ({exc.strerror})",
+            hint="create it, writable by this user, or set DATABASE_URL to a path in one that is",
+        ) from None
 
 
 @contextmanager
