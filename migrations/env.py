@@ -41,7 +41,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(_url())
+    engine = make_engine(_url(), create=True)
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             # A batch migration rebuilds a table (copy, DROP, rename). With foreign keys

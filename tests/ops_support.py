@@ -53,6 +53,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database that exists but that `newsletter init` never touched."""
     if request.param == "sqlite":
+        (tmp_path / "blank.db").touch()  # an empty file is an empty SQLite database
         yield f"sqlite:///{tmp_path / 'blank.db'}"
         return
     with scratch_postgres("nl_blank") as url:

@@ -143,10 +143,37 @@ def test_a_wrong_sendgrid_key_is_one_line_and_nothing_is_half_sent(listed, sandb
 
 
 def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp_path):
+    (tmp_path / "empty.db").touch()  # a SQLite database with nothing in it
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     result = newsletter("briefs", "list", env_changes={"DATABASE_URL": empty})
     assert result.returncode == 1
     assert "is not set up or is out of date: run `newsletter init`" in result.stderr
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "code"), [(["sends", "list"], 1), (["worker", "--once"], EX_CONFIG)]
+)
+def test_a_mistyped_sqlite_path_is_refused_as_doctor_words_it_and_nothing_is_made(
+    newsletter, tmp_path, args, code
+):
+    """Connecting made the folder and an empty database, then said "not set up … run
+    `newsletter init`", which would have set up the typo."""
+    typo = tmp_path / "typo" / "news.db"
+    result = newsletter(*args, env_changes={"DATABASE_URL": f"sqlite:///{typo}"})
+    assert result.returncode == code
+    assert result.stderr == (
+        f"error: no database at sqlite:///{typo}: run `newsletter init` (or fix the path)\n"
+    )
+    assert not typo.parent.exists()
+
+
+@sqlite_only
+def test_init_makes_the_sqlite_database_and_its_folders_where_there_were_none(newsletter, tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'data' / 'news.db'}"
+    _ok(newsletter("init", env_changes={"DATABASE_URL": url}))
+    assert (tmp_path / "new" / "data" / "news.db").is_file()
+    _ok(newsletter("sends", "list", env_changes={"DATABASE_URL": url}))
 
 
 @sqlite_only
@@ -191,6 +218,7 @@ def test_a_worker_refuses_bad_configuration_in_one_line_by_either_name(
 
 
 def test_a_worker_on_a_database_never_migrated_exits_78_and_is_not_restarted(newsletter, tmp_path):
+    (tmp_path / "empty.db").touch()
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     result = newsletter("worker", "--once", env_changes={"DATABASE_URL": empty})
     assert result.returncode == EX_CONFIG

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import Session
 
 from newsletter.errors import ConfigurationError
@@ -20,12 +20,15 @@ def _lower(text: str | None) -> str | None:
     return text.lower() if isinstance(text, str) else text
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = False) -> Engine:
     """An engine tuned for our workload on either database.
 
     SQLite: WAL so readers never wait for the worker, a generous busy timeout, foreign keys
     on, and transactions begun by us, so claiming can say `BEGIN IMMEDIATE` (take the write
-    lock first, then read) while ordinary work says a plain `BEGIN`.
+    lock first, then read) while ordinary work says a plain `BEGIN`. A file that is not
+    there is made (with its folder) only when `create` (migrating: `newsletter init`, the
+    demo); otherwise it is refused, since connecting would leave an empty database at a
+    mistyped path.
     """
     try:
         parsed = make_url(url)
@@ -35,9 +38,7 @@ def make_engine(url: str) -> Engine:
             "or postgresql+psycopg://user@host/database"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:":
-            _make_folder(Path(database).parent)
+        _sqlite_file(parsed, create=create)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -76,6 +77,21 @@ def make_engine(url: str) -> Engine:
         f"DATABASE_URL {parsed.render_as_string(hide_password=True)!r}: only sqlite:/// and "
         "postgresql+psycopg:// are supported"
     )
+
+
+def _sqlite_file(url: URL, *, create: bool) -> None:
+    """The database file: its folder made when `create`, else it must exist already."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("uri"):  # a file: URI's mode decides
+        return
+    path = Path(database)
+    if create:
+        _make_folder(path.parent)
+    elif not path.is_file():
+        raise ConfigurationError(
+            f"no database at {url.render_as_string(hide_password=True)}",
+            hint="run `newsletter init` (or fix the path)",
+        )
 
 
 def _make_folder(folder: Path) -> None:

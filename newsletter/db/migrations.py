@@ -25,7 +25,7 @@ def migrate(url: str, migrations_dir: Path) -> None:
     """Create or upgrade the schema to the newest migration (never `create_all`)."""
     if not (migrations_dir / "env.py").is_file():
         raise ConfigurationError(f"no Alembic migrations found at {migrations_dir}")
-    engine = make_engine(url)  # a malformed URL is refused here, in one line
+    engine = make_engine(url, create=True)  # a malformed URL is refused here, in one line
     try:
         # Alembic would stop at a revision it cannot find, with a traceback.
         _refuse_newer_schema(engine, _database_heads(engine), _scripts(engine, migrations_dir))
