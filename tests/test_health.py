@@ -19,7 +19,14 @@ from newsletter.signup import apply_signups, check_signup, record_signup
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
 from tests.conftest import _admin_engine, _admin_url, serving, test_settings
-from tests.ops_support import blank_db_url, get, parse_metrics, scrape, value
+from tests.ops_support import (
+    blank_db_url,
+    get,
+    parse_metrics,
+    scrape,
+    stamp_as_migrated_by_a_newer_version,
+    value,
+)
 from tests.workers_support import deliver_mail, seed_brief
 
 __all__ = ["blank_db_url"]  # a fixture, used by name
@@ -47,6 +54,16 @@ def test_readyz_is_503_on_a_database_that_was_never_migrated(blank_db_url):
         assert status == 503
         assert body == "not ready: the database schema is not current: run `newsletter init`\n"
         assert get(f"{url}/healthz")[0] == 200  # alive, just not ready
+
+
+def test_readyz_on_a_database_a_newer_version_migrated_does_not_advise_init(web, engine):
+    stamp_as_migrated_by_a_newer_version(engine)
+    url, _ = web
+    status, body, _ = get(f"{url}/readyz")
+    assert (status, body) == (
+        503,
+        "not ready: the database was migrated by a newer version of newsletter\n",
+    )
 
 
 def test_readyz_is_503_once_the_database_is_gone(settings, db_url, tmp_path):

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import metrics
-from newsletter.db import schema_is_current
+from newsletter.db import require_current_schema
 from newsletter.db.outage import outage_words
+from newsletter.errors import ConfigurationError, NewerSchemaError
 from newsletter.web.deps import Web
 
 log = logging.getLogger("newsletter.web")
@@ -38,11 +39,14 @@ def readiness(engine: Engine, migrations_dir: Path) -> str:
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
-        current = schema_is_current(engine, migrations_dir)
+        require_current_schema(engine, migrations_dir)
     except SQLAlchemyError as exc:
         log.warning("not ready: the database does not answer: %s", outage_words(exc))
         return "the database does not answer"
-    if not current:
+    except NewerSchemaError as exc:  # `init` would be the wrong advice here
+        log.warning("not ready: %s: %s", exc, exc.hint)
+        return "the database was migrated by a newer version of newsletter"
+    except ConfigurationError:
         log.warning("not ready: the database schema is not current; run `newsletter init`")
         return "the database schema is not current: run `newsletter init`"
     return ""
