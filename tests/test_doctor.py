@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
+from newsletter.config import Settings
 from newsletter.devtools.sandbox import Sandbox
 from newsletter.doctor import (
     CheckResult,
     Status,
     check_base_url,
     check_database,
+    check_firm_name,
     check_from_address,
     check_postal_address,
     check_provider,
@@ -46,6 +48,7 @@ def production(**overrides: object):
         "NEWSLETTER_BASE_URL": "https://news.firm.co.jp",
         "NEWSLETTER_FROM": "Firm Briefings <briefs@firm.co.jp>",
         "NEWSLETTER_POSTAL_ADDRESS": "Firm KK, 1-2-3 Marunouchi, Tokyo",
+        "NEWSLETTER_FIRM_NAME": "Marunouchi Analysis",
         "NEWSLETTER_TRUSTED_PROXIES": ["127.0.0.1"],
     }
     return test_settings(**{**values, **overrides})
@@ -162,6 +165,13 @@ def test_the_postal_address_check_fails_when_empty_or_the_example():
     example = test_settings().NEWSLETTER_POSTAL_ADDRESS
     fails(check_postal_address(production(NEWSLETTER_POSTAL_ADDRESS=example)), "the example")
     assert check_postal_address(production()).status is Status.OK
+
+
+def test_the_firm_name_check_fails_in_production_on_the_example():
+    """Every email went out as "Example Analysis" while the doctor passed."""
+    example = Settings.model_fields["NEWSLETTER_FIRM_NAME"].default
+    fails(check_firm_name(production(NEWSLETTER_FIRM_NAME=example)), "the example", "masthead")
+    assert check_firm_name(production()).status is Status.OK
 
 
 # --- the provider ---------------------------------------------------------------------------
@@ -286,6 +296,7 @@ def _good_env(db_url: str, sandbox: Sandbox) -> dict[str, str]:
         "NEWSLETTER_BASE_URL": "https://news.firm.co.jp",
         "NEWSLETTER_FROM": "Firm Briefings <briefs@firm.co.jp>",
         "NEWSLETTER_POSTAL_ADDRESS": "Firm KK, Tokyo",
+        "NEWSLETTER_FIRM_NAME": "Marunouchi Analysis",
         "NEWSLETTER_TRUSTED_PROXIES": "127.0.0.1",
     }
 
@@ -294,7 +305,7 @@ def test_doctor_passes_a_good_configuration_with_one_ok_line_per_check(db_url, s
     result = _doctor(tmp_path, **_good_env(db_url, sandbox))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 8 and all(line.startswith("OK ") for line in lines), lines
+    assert len(lines) == 9 and all(line.startswith("OK ") for line in lines), lines
     assert result.stderr.strip() == "all checks passed"
 
 

@@ -19,6 +19,7 @@ from newsletter.config import Environment, Settings, get_settings
 from newsletter.doctor.checks import (
     check_base_url,
     check_database,
+    check_firm_name,
     check_from_address,
     check_postal_address,
     check_secret,
@@ -34,6 +35,7 @@ __all__ = [
     "Status",
     "check_base_url",
     "check_database",
+    "check_firm_name",
     "check_from_address",
     "check_postal_address",
     "check_provider",
@@ -53,6 +55,7 @@ CHECKS: tuple[Callable[[Settings], CheckResult], ...] = (
     check_provider,
     check_webhook_key,
     check_postal_address,
+    check_firm_name,
 )
 
 

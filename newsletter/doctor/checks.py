@@ -179,6 +179,20 @@ def check_postal_address(settings: Settings) -> CheckResult:
     return CheckResult(name, Status.OK, address)
 
 
+def check_firm_name(settings: Settings) -> CheckResult:
+    """The example name passed every check, and production emails went out under it: the
+    masthead, the footer and the confirmation's subject all say the firm's name."""
+    name, firm = "firm_name", settings.NEWSLETTER_FIRM_NAME.strip()
+    if firm == Settings.model_fields["NEWSLETTER_FIRM_NAME"].default:
+        return needed_in_production(
+            settings,
+            name,
+            f"NEWSLETTER_FIRM_NAME is the example ({firm!r}): set the firm's own name, which "
+            "every email's masthead, footer and confirmation subject show",
+        )
+    return CheckResult(name, Status.OK, firm)
+
+
 def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckResult:
     """NEWSLETTER_TRUSTED_PROXIES against the address `serve --host` listens on: a proxy
     must be able to reach it, and no one else may speak for readers' addresses."""
