@@ -215,13 +215,13 @@ def test_a_draft_is_edited_in_the_console_and_a_sent_one_is_refused(editor, engi
         f"{brief}/edit", {"csrf": editor.csrf(brief), "source": BRIEF.format(title="Changed")}
     )
     assert refused.status == 400 and "a sent brief cannot change" in refused.body
-    deleted = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief)})
+    deleted = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief), "sure": "yes"})
     assert deleted.status == 409
 
 
 def test_a_draft_is_deleted_from_the_console(editor, engine):
     brief = _write(editor)
-    answer = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief)})
+    answer = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief), "sure": "yes"})
     assert answer.status == 303 and answer.location == "/admin/briefs?notice=deleted"
     with session_scope(engine) as session:
         assert session.exec(select(Brief)).all() == []
@@ -452,6 +452,16 @@ def test_the_editors_text_is_refused_by_line_not_by_an_empty_file_name(editor):
     )
     assert answer.status == 400 and "line 2: front matter is not valid YAML" in answer.body
     assert ":2: front matter" not in answer.body
+
+
+def test_deleting_a_draft_asks_to_be_meant(editor, engine):
+    """One click, just under "Edit the draft", deleted it for good."""
+    brief = _write(editor)
+    assert 'name="sure" value="yes" required' in editor.call(brief).body
+    answer = editor.call(f"{brief}/delete", {"csrf": editor.csrf(brief)})
+    assert answer.status == 409 and "Yes, delete it" in answer.body
+    with session_scope(engine) as session:
+        assert [b.title for b in session.exec(select(Brief))] == ["Rice prices"]
 
 
 def test_cancelling_a_send_asks_to_be_meant(editor, engine):

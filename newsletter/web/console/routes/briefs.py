@@ -227,13 +227,22 @@ def set_topics(
 
 @router.post("/{brief_id}/delete")
 def delete(
-    brief_id: int, request: Request, console: ConsoleDep, staff: StaffUser, ip: ClientIp
+    brief_id: int,
+    request: Request,
+    console: ConsoleDep,
+    staff: StaffUser,
+    ip: ClientIp,
+    sure: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    """Asks to be meant (`sure`, a box to tick), as a cancel does: one click under "Edit
+    the draft" deleted it for good."""
     try:
         with session_scope(console.engine) as session:
             brief = _brief(session, brief_id)
             if brief is None:
                 return _not_found(request, console, staff)
+            if sure != "yes":
+                raise NewsletterError("tick “Yes, delete it” first: a deleted draft is gone")
             target = audit.brief_target(brief)
             delete_draft(brief, session=session)
             audit.record(session, staff.email, "brief.delete", target, ip=ip)
