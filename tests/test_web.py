@@ -15,6 +15,7 @@ from newsletter.models import Delivery
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.testsend import send_test_copy
 from subscribers.models import Subscriber
 from subscribers.roster import add_subscriber, followed_topics, get_subscriber
 from subscribers.topics import add_topic
@@ -294,3 +295,22 @@ def test_the_archive_shows_sent_briefs_and_never_drafts(web, engine, settings, s
     assert status == 200 and f'href="/archive/{slug}"' in page
     status, page, _ = _call(f"{url}/archive/{slug}")
     assert status == 200 and "<h1>Port congestion returns" in page
+
+
+def test_a_test_copys_links_say_they_came_in_a_test_copy_and_change_nothing(web, engine, sandbox):
+    """Staff checking their test copy met "This link does not work" (400), and took
+    unsubscribing to be broken."""
+    url, settings = web
+    slug = seed_brief(engine, 1)
+    with session_scope(engine) as session:
+        send_test_copy(slug, "editor@example.com", session=session, settings=settings)
+    [message] = sandbox.messages()
+    for path, what in (("unsubscribe", "unsubscribe page"), ("preferences", "preferences page")):
+        link = _link(message, path)
+        assert link.startswith(url)
+        status, body, _ = _call(link)
+        assert status == 200 and "This link came in a test copy" in body and what in body
+    status, body, _ = _call(_link(message, "unsubscribe"), data={"List-Unsubscribe": "One-Click"})
+    assert status == 200 and "change nothing" in body
+    with session_scope(engine) as session:
+        assert {s.status for s in session.exec(select(Subscriber))} == {"active"}

@@ -28,7 +28,7 @@ def batch_for_test_copy(
     """One copy of `brief` for `to`, marked as a test: what the CLI sends at once and what
     a worker sends for the console (`transactional.queue_test_copy`)."""
     rendered = render_brief(brief, brief_topics(brief, session=session), settings)
-    # Subscriber 0 does not exist: the copy's links lead to "this link is not valid".
+    # Subscriber 0 does not exist: the copy's links lead to a page saying so.
     recipient = Links.from_settings(settings).recipient(
         delivery_id=0,
         subscriber_id=0,

@@ -36,6 +36,18 @@ S = SubscriberStatus
 SETTLED = (S.BOUNCED, S.COMPLAINED)
 
 
+# A test copy's links are signed for subscriber 0, who does not exist (`sending/testsend.py`).
+TEST_COPY_READER = 0
+
+
+def _test_copy(web: WebContext, token: str, what: str) -> HTMLResponse | None:
+    """The page for a link from a test copy: staff checking their test read "This link does
+    not work" (400), and took unsubscribing to be broken."""
+    if web.links.reader_of(token) != TEST_COPY_READER:
+        return None
+    return web.page("test_copy_link.html", what=what)
+
+
 def _reader(web: WebContext, token: str) -> Subscriber | None:
     """The reader a link belongs to; None for a forged link or a forgotten reader."""
     subscriber_id = web.links.reader_of(token)
@@ -61,6 +73,8 @@ def _unsubscribe_page(
 
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(token: str, web: Web) -> HTMLResponse:
+    if test_copy := _test_copy(web, token, "unsubscribe page"):
+        return test_copy
     person = _reader(web, token)
     if person is None:
         return web.page("link_invalid.html", 400)
@@ -74,6 +88,8 @@ def unsubscribe(
     csrf: Annotated[str, Form()] = "",
     one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "",
 ) -> Response:
+    if test_copy := _test_copy(web, token, "unsubscribe page"):
+        return test_copy
     person = _reader(web, token)
     if person is None or person.id is None:
         return web.page("link_invalid.html", 400)
@@ -118,6 +134,8 @@ def _preferences(
 
 @router.get("/preferences/{token}")
 def preferences(token: str, web: Web) -> HTMLResponse:
+    if test_copy := _test_copy(web, token, "preferences page"):
+        return test_copy
     person = _reader(web, token)
     if person is None:
         return web.page("link_invalid.html", 400)
@@ -135,6 +153,8 @@ def save_preferences(
     timezone: Annotated[str, Form()] = "",
     paused: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    if test_copy := _test_copy(web, token, "preferences page"):
+        return test_copy
     person = _reader(web, token)
     if person is None:
         return web.page("link_invalid.html", 400)
