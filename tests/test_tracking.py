@@ -12,6 +12,7 @@ from sendgrid import SendGridAPIClient
 
 from newsletter.db import session_scope
 from newsletter.devtools.engagement import Engagement, click_event, content_links, open_event
+from newsletter.devtools.inbox import Accepted
 from newsletter.providers.base import Batch, Recipient
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
@@ -132,6 +133,13 @@ def test_the_sandbox_words_opens_and_clicks_as_sendgrid_does(engine, settings, s
     assert (opened["event"], opened["sg_machine_open"]) == ("open", True)
     assert (clicked["event"], clicked["url"]) == ("click", links[0])
     assert opened["delivery_id"] == clicked["delivery_id"] == message.custom_args["delivery_id"]
+
+
+def test_the_sandbox_clicks_a_link_as_a_browser_follows_it_not_as_the_html_escapes_it():
+    """Its click events carried `?page=52&amp;ref=brief`, and the reports showed it so."""
+    html = '<a href="https://example.org/report/52?page=52&amp;ref=brief">the report</a>'
+    message = Accepted("m1", ["ann@example.com"], "S", {}, {}, [], content={"text/html": html})
+    assert content_links(message) == ["https://example.org/report/52?page=52&ref=brief"]
 
 
 def test_engagement_refuses_shares_outside_zero_to_one():
