@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.config import Settings
 from newsletter.db import single_worker_lock
@@ -24,9 +26,13 @@ from newsletter.sending.worker import TickReport, Worker
 log = logging.getLogger("newsletter.worker")
 
 
-def _guarded(work: Callable[[], object], what: str) -> Callable[[], None]:
+def _guarded(
+    work: Callable[[], object], what: str, schema_changed: Callable[[], bool] = lambda: False
+) -> Callable[[], None]:
     """A job that logs a database gone for a moment instead of dying: the next tick tries
-    again."""
+    again. A statement the database refuses because its schema moved under this worker
+    (`schema_changed` says so, and stops the worker) is no tick to try again: it failed
+    every tick, with a traceback, while systemd saw a worker running."""
 
     def job() -> None:
         try:
@@ -35,6 +41,8 @@ def _guarded(work: Callable[[], object], what: str) -> Callable[[], None]:
             log.error("%s: %s", what, exc)
             return
         except Exception as exc:
+            if isinstance(exc, DBAPIError) and schema_changed():
+                return
             if not is_outage(exc):
                 raise
             log.error(
@@ -51,11 +59,27 @@ def _guarded(work: Callable[[], object], what: str) -> Callable[[], None]:
     return job
 
 
-def build_scheduler(worker: Worker, interval_seconds: float) -> BlockingScheduler:
+def build_scheduler(
+    worker: Worker, interval_seconds: float, stopped: list[NewsletterError] | None = None
+) -> BlockingScheduler:
+    """The worker's clock. A schema that moved under it stops it, the reason kept in
+    `stopped` for `run` to raise (the command line's one line, exit 78)."""
     scheduler = BlockingScheduler(timezone="UTC")
     now = worker.dispatcher.clock()
+
+    def schema_changed() -> bool:
+        changed = worker.schema_changed()
+        if changed is None:
+            return False
+        log.error("%s; stopping: start the worker again once they fit", changed)
+        if stopped is not None:
+            stopped.append(changed)
+        worker.request_stop()
+        threading.Thread(target=lambda: scheduler.shutdown(wait=False), name="stop").start()
+        return True
+
     scheduler.add_job(
-        _guarded(worker.make_digests, "digests"),
+        _guarded(worker.make_digests, "digests", schema_changed),
         "cron",
         minute="*/15",
         id="digests",
@@ -65,7 +89,7 @@ def build_scheduler(worker: Worker, interval_seconds: float) -> BlockingSchedule
         next_run_time=now,  # and once at start: a worker back from a stop
     )
     scheduler.add_job(
-        _guarded(worker.tick, "tick"),
+        _guarded(worker.tick, "tick", schema_changed),
         "interval",
         seconds=interval_seconds,
         id="work-due",
@@ -83,7 +107,8 @@ def run(settings: Settings) -> None:
         if settings.NEWSLETTER_METRICS_PORT is not None:
             serve_worker_metrics(settings.NEWSLETTER_METRICS_HOST, settings.NEWSLETTER_METRICS_PORT)
         worker = Worker.from_settings(settings)
-        scheduler = build_scheduler(worker, settings.NEWSLETTER_TICK_SECONDS)
+        stopped: list[NewsletterError] = []
+        scheduler = build_scheduler(worker, settings.NEWSLETTER_TICK_SECONDS, stopped)
         log.info(
             "worker %s ticking every %ss",
             worker.dispatcher.worker_id,
@@ -94,6 +119,8 @@ def run(settings: Settings) -> None:
                 scheduler.start()
         finally:
             worker.close()
+        if stopped:
+            raise stopped[0]
 
 
 def run_once(settings: Settings) -> TickReport:

@@ -13,12 +13,14 @@ import sys
 import time
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery
 from tests.conftest import SANDBOX_KEY, clean_env
+from tests.ops_support import stamp_as_migrated_by_a_newer_version
 from tests.workers_support import (
     seed_brief,
     seed_send,
@@ -151,3 +153,22 @@ def test_ctrl_c_on_a_send_in_the_foreground_stops_it_with_the_rest_queued(
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery.status)).all()
     assert set(rows) == {"sent", "queued"} and rows.count("sent") < READERS
+
+
+def test_a_worker_whose_schema_a_newer_version_migrated_stops_saying_so(
+    engine, sandbox, db_url, tmp_path
+):
+    """Left running through an upgrade, it failed every tick with a traceback (a column it
+    reads was gone) and stayed up, so systemd saw nothing wrong."""
+    process = worker(db_url, sandbox.url, tmp_path, batch=BATCH, threads=1)
+    try:
+        wait_for(lambda: "ticking every" in worker_log(process), 30, "the worker to start")
+        with engine.begin() as connection:  # what a newer version's migration could do
+            connection.execute(sa.text("ALTER TABLE send RENAME COLUMN local_time TO wave_time"))
+        stamp_as_migrated_by_a_newer_version(engine)
+        code = process.wait(timeout=30)
+    finally:
+        process.kill()
+    log = worker_log(process)
+    assert code == 78, log
+    assert "Traceback" not in log and "migrated by a newer version" in log

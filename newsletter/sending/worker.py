@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import Settings
-from newsletter.db import make_engine, session_scope
-from newsletter.errors import NewsletterError
+from newsletter.db import make_engine, require_current_schema, session_scope
+from newsletter.errors import ConfigurationError, NewsletterError
 from newsletter.logs import ids
 from newsletter.providers.base import Transport, make_transport
 from newsletter.sending.digests import create_due_digests
@@ -203,6 +204,19 @@ class Worker:
         if why := not_handed_off(TickReport(work=report)):
             raise NewsletterError(why)
         return summary
+
+    def schema_changed(self) -> ConfigurationError | None:
+        """Why the database's schema no longer fits this running worker (an upgrade's
+        `newsletter init` ran beside it, or a newer version's): every tick's statements
+        would fail from now on. None while it fits, and while the database does not answer
+        (that is an outage, not a change)."""
+        try:
+            require_current_schema(self.engine, self.settings.NEWSLETTER_MIGRATIONS_DIR)
+        except ConfigurationError as exc:
+            return exc
+        except SQLAlchemyError:
+            return None
+        return None
 
     def request_stop(self) -> None:
         """Finish the batches in hand, claim no more (SIGTERM)."""
