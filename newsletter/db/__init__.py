@@ -1,7 +1,12 @@
 """The database: engines and sessions, migrations, and the SQL that differs by dialect."""
 
 from newsletter.db.engine import make_engine, session_scope, single_worker_lock
-from newsletter.db.migrations import migrate, require_current_schema, schema_is_current
+from newsletter.db.migrations import (
+    database_heads,
+    migrate,
+    require_current_schema,
+    schema_is_current,
+)
 from newsletter.db.sql import (
     BULK_ROWS,
     MAX_ROW_ID,
@@ -17,6 +22,7 @@ __all__ = [
     "BULK_ROWS",
     "MAX_ROW_ID",
     "any_of",
+    "database_heads",
     "dialect_insert",
     "fits_row_id",
     "is_postgresql",

@@ -28,21 +28,21 @@ def migrate(url: str, migrations_dir: Path) -> None:
     engine = make_engine(url, create=True)  # a malformed URL is refused here, in one line
     try:
         # Alembic would stop at a revision it cannot find, with a traceback.
-        _refuse_newer_schema(engine, _database_heads(engine), _scripts(engine, migrations_dir))
+        _refuse_newer_schema(engine, database_heads(engine), _scripts(engine, migrations_dir))
     finally:
         engine.dispose()
     command.upgrade(alembic_config(url, migrations_dir), "head")
 
 
 def schema_is_current(engine: Engine, migrations_dir: Path) -> bool:
-    return set(_database_heads(engine)) == set(_scripts(engine, migrations_dir).get_heads())
+    return set(database_heads(engine)) == set(_scripts(engine, migrations_dir).get_heads())
 
 
 def require_current_schema(engine: Engine, migrations_dir: Path) -> None:
     """Refuse to work on a database that `newsletter init` has not prepared (or that an
     upgrade left behind, or that a newer version migrated): every query would fail later,
     less clearly."""
-    heads, scripts = _database_heads(engine), _scripts(engine, migrations_dir)
+    heads, scripts = database_heads(engine), _scripts(engine, migrations_dir)
     _refuse_newer_schema(engine, heads, scripts)
     if set(heads) != set(scripts.get_heads()):
         raise ConfigurationError(
@@ -66,7 +66,8 @@ def _scripts(engine: Engine, migrations_dir: Path) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(url, migrations_dir))
 
 
-def _database_heads(engine: Engine) -> tuple[str, ...]:
+def database_heads(engine: Engine) -> tuple[str, ...]:
+    """The revisions the database says it is at (`alembic_version`)."""
     with engine.connect() as connection:
         return tuple(MigrationContext.configure(connection).get_current_heads())
 

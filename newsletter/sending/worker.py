@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import Settings
-from newsletter.db import make_engine, require_current_schema, session_scope
+from newsletter.db import database_heads, make_engine, session_scope
 from newsletter.errors import ConfigurationError, NewsletterError
 from newsletter.logs import ids
 from newsletter.providers.base import Transport, make_transport
@@ -143,6 +143,8 @@ class Worker:
     engine: Engine
     transport: Transport
     dispatcher: Dispatcher
+    # The schema's revisions when the worker started, which its code was checked against.
+    started_at_heads: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(
@@ -155,6 +157,7 @@ class Worker:
             engine,
             transport,
             Dispatcher(engine, settings, transport, on_progress=on_progress or ProgressLog()),
+            database_heads(engine),
         )
 
     def tick(self) -> TickReport:
@@ -206,17 +209,22 @@ class Worker:
         return summary
 
     def schema_changed(self) -> ConfigurationError | None:
-        """Why the database's schema no longer fits this running worker (an upgrade's
-        `newsletter init` ran beside it, or a newer version's): every tick's statements
-        would fail from now on. None while it fits, and while the database does not answer
-        (that is an outage, not a change)."""
+        """Why the database's schema no longer fits this running worker: its migrations
+        moved since the worker started (an upgrade's `newsletter init` ran beside it, from
+        a new checkout or a newer version), and every tick's statements would fail from
+        now on. None while they have not, and while the database does not answer (that is
+        an outage, not a change)."""
         try:
-            require_current_schema(self.engine, self.settings.NEWSLETTER_MIGRATIONS_DIR)
-        except ConfigurationError as exc:
-            return exc
+            now = database_heads(self.engine)
         except SQLAlchemyError:
             return None
-        return None
+        if set(now) == set(self.started_at_heads):
+            return None
+        return ConfigurationError(
+            f"the database's migrations moved under this worker (it started at "
+            f"{', '.join(self.started_at_heads)}; the database is now at {', '.join(now)})",
+            hint="start the worker again, from the version that migrated it",
+        )
 
     def request_stop(self) -> None:
         """Finish the batches in hand, claim no more (SIGTERM)."""
