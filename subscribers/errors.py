@@ -9,6 +9,8 @@ web page does not).
 
 from __future__ import annotations
 
+import re
+
 
 class NewsletterError(Exception):
     """Something a person can fix; `str()` is the message to show them."""
@@ -22,6 +24,12 @@ class SubscriberError(NewsletterError):
     """Bad input about a subscriber or a topic."""
 
 
+def _as_slug(text: str) -> str:
+    """What `topics add` takes for a topic written in words: "energy security" as
+    `energy-security` (the advice named a slug the command refuses)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64] or "a-slug"
+
+
 class UnknownTopicError(SubscriberError):
     def __init__(self, unknown: list[str], known: list[str]) -> None:
         self.unknown = unknown
@@ -30,7 +38,9 @@ class UnknownTopicError(SubscriberError):
         names = ", ".join(repr(slug) for slug in unknown)
         super().__init__(
             f"unknown topic {names} (known topics: {listed})",
-            hint=f"add it first: `newsletter topics add {unknown[0]} --name …`" if unknown else "",
+            hint=f"add it first: `newsletter topics add {_as_slug(unknown[0])} --name …`"
+            if unknown
+            else "",
         )
 
 

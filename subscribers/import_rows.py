@@ -20,6 +20,7 @@ from subscribers.roster import (
     check_timezone,
     normalize_email,
 )
+from subscribers.topics import names_of, topic_key
 
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
@@ -61,7 +62,10 @@ class RowReader:
     """Turns cells into Candidates; knows the topics, the defaults and the file's name."""
 
     def __init__(self, session: Session, *, default_timezone: str, default_status: str) -> None:
-        self.topics = {t.slug: id_of(t) for t in session.exec(select(Topic))}
+        every = list(session.exec(select(Topic)))
+        self.slugs = sorted(t.slug for t in every)
+        # By slug or by name (`names_of`), as the rest of the product takes them.
+        self.topics = {key: id_of(t) for t in every for key in names_of(t)}
         self.default_timezone = default_timezone
         self.default_status = default_status
 
@@ -77,7 +81,7 @@ class RowReader:
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
         name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
-        slugs = [s.strip().lower() for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
+        slugs = [topic_key(s) for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
         slugs = [s for s in slugs if s]
         if not slugs:
             raise InvalidSubscriberError(
@@ -85,7 +89,7 @@ class RowReader:
             )
         unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
         if unknown:
-            known = ", ".join(sorted(self.topics)) or "none yet"
+            known = ", ".join(self.slugs) or "none yet"
             raise InvalidSubscriberError(
                 "topics", ";".join(unknown), f"unknown topic (known topics: {known})"
             )

@@ -17,6 +17,18 @@ NAME_MAX = 200
 KEYWORDS_MAX = 2000
 
 
+def topic_key(text: str) -> str:
+    """A topic as staff may write it, for matching: any case, spaces as hyphens."""
+    return re.sub(r"\s+", "-", text.strip().casefold())
+
+
+def names_of(topic: Topic) -> set[str]:
+    """Every key a topic answers to: its slug, and its name ("Energy security" and
+    "energy-security" name the topic `energy-security`). Writing the name that the console
+    shows was refused as an unknown topic, with advice that would have made a second."""
+    return {topic.slug, topic_key(topic.name)}
+
+
 def _checked_slug(slug: str, *, session: Session) -> str:
     slug = slug.strip().lower()
     if not _SLUG.match(slug):
@@ -147,6 +159,12 @@ def resolve_topics(
         statement = statement.where(col(Topic.hidden).is_(False))
     found = list(session.exec(statement))
     missing = sorted(set(wanted) - {topic.slug for topic in found})
+    if missing:  # written by name? (the list of topics is short: read whole)
+        every = list_topics(session=session, offered_only=offered_only)
+        named = {key: topic for topic in every for key in names_of(topic)}
+        found += [named[topic_key(given)] for given in missing if topic_key(given) in named]
+        found = sorted({topic.slug: topic for topic in found}.values(), key=lambda t: t.slug)
+        missing = [given for given in missing if topic_key(given) not in named]
     if missing:
         known = [topic.slug for topic in list_topics(session=session, offered_only=offered_only)]
         raise UnknownTopicError(missing, known)

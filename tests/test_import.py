@@ -11,10 +11,12 @@ from sqlmodel import select
 
 from newsletter.db import session_scope
 from subscribers.csvfile import CsvFileError, neutralize, unneutralize
+from subscribers.errors import UnknownTopicError
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
 from subscribers.models import Subscriber, SubscriberTopic, Topic
 from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
+from subscribers.topics import add_topic, resolve_topics
 
 HEADER = "email,name,topics,cadence,timezone\n"
 
@@ -320,3 +322,34 @@ def test_the_too_many_cells_message_counts_a_headers_blank_columns_too(topics, t
     path = _file(tmp_path, "email,name,,topics\nann@example.com,Doe, Ann,,japan\n")
     (note,) = _import(topics, path).skipped
     assert note.detail.startswith("row '5 cells': the header has 4 columns")
+
+
+def test_a_topic_written_by_its_name_is_that_topic(topics, tmp_path):
+    """The console shows names; "Energy Security" was skipped as an unknown topic while
+    the topic `energy-security` stood in the list."""
+    with session_scope(topics) as session:
+        add_topic("energy-security", "Energy security", session=session)
+    report = _import(
+        topics, _file(tmp_path, "email,topics\nann@example.com,Energy Security;Japan\n")
+    )
+    assert report.counts()["added"] == 1, report.skipped
+    assert _people(topics)["ann@example.com"]["topics"] == ["energy-security", "japan"]
+
+
+def test_an_unknown_topic_names_the_slugs_not_every_way_to_write_them(topics, tmp_path):
+    report = _import(topics, _file(tmp_path, "email,topics\nann@example.com,ports\n"))
+    [note] = report.skipped
+    assert note.detail == "topics 'ports': unknown topic (known topics: energy, food, japan)"
+
+
+def test_a_brief_or_a_reader_may_name_a_topic_by_its_name(topics):
+    with session_scope(topics) as session:
+        add_topic("energy-security", "Energy security", session=session)
+        chosen = resolve_topics(["Energy security", "energy-security", "JAPAN"], session=session)
+    assert [topic.slug for topic in chosen] == ["energy-security", "japan"]
+
+
+def test_adding_an_unknown_topic_written_in_words_is_advised_with_a_slug_the_command_takes(topics):
+    with session_scope(topics) as session, pytest.raises(UnknownTopicError) as refused:
+        resolve_topics(["Food security"], session=session)
+    assert refused.value.hint == "add it first: `newsletter topics add food-security --name …`"
