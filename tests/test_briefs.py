@@ -171,3 +171,13 @@ def test_binary_file_is_refused(tmp_path):
 def test_missing_file_is_refused_with_its_name(tmp_path):
     with pytest.raises(BriefError, match=r"missing\.md: cannot read the file"):
         parse_brief_file(tmp_path / "missing.md")
+
+
+def test_a_title_with_a_colon_is_refused_with_how_to_quote_it_and_the_advice_works():
+    """YAML's own words ("mapping values are not allowed here") left staff to guess."""
+    with pytest.raises(BriefError) as refused:
+        parse_brief("---\ntitle: Rice: the cabinet risk\ndate: 2026-05-01\n---\nBody.\n")
+    assert refused.value.line == 2 and "goes in single quotes" in str(refused.value)
+    advised = str(refused.value).split("twice: title: ", 1)[1]
+    brief = parse_brief(f"---\ntitle: {advised}\ndate: 2026-05-01\n---\nBody.\n")
+    assert brief.title == "Rice: the cabinet's risk"

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from newsletter.briefs.parse import Line
 
 FRONT_MATTER_MAX_CHARS = 16 * 2**10
+# What YAML's own words ("mapping values are not allowed here", "expected <block end>")
+# leave staff to guess: a title with a colon or quotes in it is the usual cause.
+_QUOTING = (
+    "A value with a colon or quotes in it goes in single quotes, each ' inside written "
+    "twice: title: 'Rice: the cabinet''s risk'"
+)
 FRONT_MATTER_KEYS = frozenset({"title", "date", "topics", "author", "preheader", "slug"})
 DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y")
 
@@ -60,7 +66,9 @@ def split_front_matter(lines: list[Line], source: str) -> tuple[dict[str, object
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise BriefError(source, f"front matter is not valid YAML: {problem}", line) from exc
+        raise BriefError(
+            source, f"front matter is not valid YAML: {problem}. {_QUOTING}", line
+        ) from exc
     except RecursionError:
         raise BriefError(source, "front matter is nested too deeply", 2) from None
     if not isinstance(meta, dict):
