@@ -11,7 +11,7 @@ from sqlmodel import select
 from newsletter.db import session_scope
 from newsletter.reports import list_growth, topics_report
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange
-from subscribers.roster import add_subscriber, get_subscriber, unsubscribe
+from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
 from subscribers.status import Actor, change_status
 from subscribers.topics import add_topic
 from tests.reports_support import tell_a_known_story
@@ -111,6 +111,7 @@ def test_the_list_report_counts_each_week_and_its_net_change(engine):
         "unsubscribed": 0,
         "bounced": 0,
         "complained": 0,
+        "forgotten": 0,
         "net_change": 0,
         "on_list": 0,
     }
@@ -121,6 +122,7 @@ def test_the_list_report_counts_each_week_and_its_net_change(engine):
         "unsubscribed": 0,
         "bounced": 0,
         "complained": 0,
+        "forgotten": 0,
         "net_change": 4,
         "on_list": 4,
     }
@@ -131,9 +133,23 @@ def test_the_list_report_counts_each_week_and_its_net_change(engine):
         "unsubscribed": 1,
         "bounced": 1,
         "complained": 1,
+        "forgotten": 0,
         "net_change": -2,
         "on_list": 2,
     }
+
+
+def test_a_reader_forgotten_is_counted_as_leaving_so_the_columns_add_up(engine):
+    """ "new 21, unsub. 5, bounced 1, compl. 1, net +13": the one forgotten had no column."""
+    with session_scope(engine) as session:
+        add_subscriber("stays@example.com", session=session)
+        add_subscriber("erased@example.com", session=session)
+    with session_scope(engine) as session:
+        forget("erased@example.com", session=session)
+    with session_scope(engine) as session:
+        week = list_growth(session=session, weeks=1).weeks[-1]
+    left = week.unsubscribed + week.bounced + week.complained + week.forgotten
+    assert (week.new, week.forgotten, week.net) == (2, 1, 1) and week.new - left == week.net
 
 
 def test_a_reader_added_already_unsubscribed_does_not_grow_the_list(engine):

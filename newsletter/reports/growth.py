@@ -1,6 +1,7 @@
 """How the list grew, week by week (Monday to Sunday, UTC): new readers, confirmations,
-unsubscribes, bounces, complaints, and the net change in readers on the list (pending,
-active or paused: everyone who has not left), with the list's size at each week's end
+unsubscribes, bounces, complaints, readers forgotten, and the net change in readers on the
+list (pending, active or paused: everyone who has not left), with the list's size at each
+week's end
 (`newsletter report list`, the console's growth chart).
 
 Read from the status history (`subscriber_status_change`, one row per change, written by
@@ -36,6 +37,9 @@ class WeekGrowth:
     unsubscribed: int
     bounced: int
     complained: int
+    # Erased at their own request (`subscribers forget`): they leave the list too, and the
+    # columns did not add up to the net change without them.
+    forgotten: int
     net: int  # readers on the list at the week's end, less at its start
     listed: int  # readers on the list at the week's end
 
@@ -47,6 +51,7 @@ class WeekGrowth:
             "unsubscribed": self.unsubscribed,
             "bounced": self.bounced,
             "complained": self.complained,
+            "forgotten": self.forgotten,
             "net_change": self.net,
             "on_list": self.listed,
         }
@@ -83,7 +88,7 @@ def list_growth(*, session: Session, weeks: int = 12, now: datetime | None = Non
     start = datetime.combine(first, datetime.min.time()).replace(tzinfo=(now or utcnow()).tzinfo)
     counts: dict[date, dict[str, int]] = {
         first + timedelta(weeks=i): dict.fromkeys(
-            ("new", "confirmed", "unsubscribed", "bounced", "complained", "net"), 0
+            ("new", "confirmed", "unsubscribed", "bounced", "complained", "forgotten", "net"), 0
         )
         for i in range(weeks)
     }
@@ -98,7 +103,7 @@ def list_growth(*, session: Session, weeks: int = 12, now: datetime | None = Non
         row = counts[week]
         if (old, new) == (S.PENDING.value, S.ACTIVE.value):
             row["confirmed"] += number
-        if new in ("unsubscribed", "bounced", "complained"):
+        if new in ("unsubscribed", "bounced", "complained", "forgotten"):
             row[new] += number
         row["net"] += number * ((new in LISTED) - (old in LISTED))
     on_list = session.execute(
