@@ -454,6 +454,13 @@ def test_the_editors_text_is_refused_by_line_not_by_an_empty_file_name(editor):
     assert ":2: front matter" not in answer.body
 
 
+def test_a_time_the_clocks_skip_is_refused_at_the_confirm_step(editor, engine):
+    brief = _write(editor)
+    answer = _schedule(editor, brief, mode="at", at="2099-03-29T01:30", zone="Europe/London")
+    assert answer.status == 400 and "does not exist in Europe/London" in answer.body
+    assert _sends(engine) == []
+
+
 def test_deleting_a_draft_asks_to_be_meant(editor, engine):
     """One click, just under "Edit the draft", deleted it for good."""
     brief = _write(editor)

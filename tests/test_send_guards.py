@@ -142,6 +142,15 @@ def test_a_time_in_the_past_is_refused(cli):
     assert cli("sends", "list", "--json").stdout.strip() == "[]"
 
 
+def test_a_time_the_clocks_skip_is_refused_naming_the_hour_after(cli):
+    """01:30 on the night London's clocks go forward was taken as 02:30 without a word."""
+    line = _refused(
+        cli("send", "1", "--at", "2099-03-29 01:30", "--tz", "Europe/London"), "does not exist"
+    )
+    assert "choose 02:30" in line
+    assert cli("sends", "list", "--json").stdout.strip() == "[]"
+
+
 def test_the_confirmation_shows_the_time_in_the_zone_given_and_in_utc(cli):
     year = utcnow().year + 1
     result = cli("send", "1", "--at", f"{year}-06-11 07:00", "--tz", "Asia/Tokyo")

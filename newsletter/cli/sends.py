@@ -31,7 +31,7 @@ from newsletter.sending.controls import (
     resolve_unknown,
     resume_send,
 )
-from newsletter.sending.create import schedule_send
+from newsletter.sending.create import schedule_send, wall_clock
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.sending.worker import Worker
 from newsletter.staff import audit
@@ -43,14 +43,14 @@ app = typer.Typer(help="Sends and their delivery ledger.", no_args_is_help=True)
 
 def parse_when(at: str, tz: str) -> datetime:
     try:
-        zone = ZoneInfo(tz)
+        ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise NewsletterError(f"--tz {tz!r} is not an IANA timezone (e.g. Asia/Tokyo)") from exc
     try:
         local = datetime.strptime(at.strip(), "%Y-%m-%d %H:%M")
     except ValueError as exc:
         raise NewsletterError(f'--at {at!r}: write the time as "YYYY-MM-DD HH:MM"') from exc
-    return local.replace(tzinfo=zone)
+    return wall_clock(local, tz)
 
 
 @user_errors

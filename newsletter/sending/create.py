@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -30,6 +31,20 @@ from newsletter.sending.audience import Audience, count_audience
 from subscribers.models import id_of, utcnow
 
 _LOCAL_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def wall_clock(local: datetime, zone: str) -> datetime:
+    """`local` (naive) as a moment in `zone`, refused if that zone's clocks skip it: 01:30
+    on the night London's clocks go forward was taken as 02:30 without a word (and shown as
+    "01:30 UTC"). A time the clocks pass twice is its first."""
+    moment = local.replace(tzinfo=ZoneInfo(zone))
+    back = moment.astimezone(UTC).astimezone(ZoneInfo(zone))
+    if back.replace(tzinfo=None) != local:
+        raise NewsletterError(
+            f"{local:%Y-%m-%d %H:%M} does not exist in {zone}: the clocks go forward over it "
+            f"that night; choose {back:%H:%M} or another time"
+        )
+    return moment
 
 
 @dataclass(frozen=True)

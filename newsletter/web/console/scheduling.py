@@ -16,7 +16,7 @@ from newsletter.errors import NewsletterError
 from newsletter.models import Brief, Send
 from newsletter.render import GMAIL_CLIP_BYTES, render_brief
 from newsletter.sending.audience import Audience, count_audience
-from newsletter.sending.create import create_send
+from newsletter.sending.create import create_send, wall_clock
 from subscribers.models import id_of, utcnow
 
 _LOCAL = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -55,7 +55,7 @@ def parse_when(mode: str, at: str, zone: str, local_time: str, settings: Setting
         raise NewsletterError("choose when: now, at a time, or at each reader's local time")
     zone = zone or settings.NEWSLETTER_TIMEZONE
     try:
-        tz = ZoneInfo(zone)
+        ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise NewsletterError(f"time zone {zone!r} is not an IANA zone (e.g. Asia/Tokyo)") from None
     try:
@@ -64,7 +64,7 @@ def parse_when(mode: str, at: str, zone: str, local_time: str, settings: Setting
         raise NewsletterError(
             f"time {at!r}: give a date and a time, e.g. 2026-06-11 07:00"
         ) from None
-    moment = local.replace(tzinfo=tz)
+    moment = wall_clock(local, zone)
     # Said at the confirm step, not after its button: create_send refuses it there too.
     if moment <= utcnow():
         raise NewsletterError(
