@@ -47,6 +47,10 @@ class BriefTopic(SQLModel, table=True):
     topic_id: int = Field(foreign_key="topic.id", primary_key=True, ondelete="CASCADE")
 
 
+# How `last_error` begins when a send paused itself (not paused by staff).
+SELF_PAUSED = "paused: "
+
+
 class SendStatus(StrEnum):
     SCHEDULED = "scheduled"  # waiting for its time; nothing planned yet
     RUNNING = "running"  # planned into the ledger; workers are sending

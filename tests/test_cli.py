@@ -142,6 +142,19 @@ def test_a_wrong_sendgrid_key_is_one_line_and_nothing_is_half_sent(listed, sandb
     assert status["counts"]["queued"] == status["planned"] == 2
 
 
+def test_a_send_still_paused_is_said_again_by_every_cron_run(listed, sandbox):
+    """Only the run that paused it said so: cron, which mails what a run prints, then fell
+    silent while the send sat paused."""
+    _ok(listed("briefs", "add", str(FIXTURES / "firm-layout.txt"), "--topics", "shipping"))
+    _ok(listed("send", "1", "--now"))
+    revoked = {"SENDGRID_API_KEY": "SG.revoked"}
+    assert listed("worker", "--once", env_changes=revoked).returncode == 1
+    later = _ok(listed("worker", "--once", env_changes=revoked))
+    [line] = [line for line in later.stderr.splitlines() if "paused" in line]
+    assert "still send 1 paused: the provider refused the account" in line
+    assert "`newsletter sends resume 1`" in line
+
+
 def test_a_command_on_an_uninitialized_database_says_to_run_init(newsletter, tmp_path):
     (tmp_path / "empty.db").touch()  # a SQLite database with nothing in it
     empty = f"sqlite:///{tmp_path / 'empty.db'}"

@@ -15,13 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from newsletter.config import Settings
 from newsletter.db import database_heads, make_engine, session_scope
 from newsletter.errors import ConfigurationError, NewsletterError
 from newsletter.logs import ids
+from newsletter.models import SELF_PAUSED, Send, SendStatus
 from newsletter.providers.base import Transport, make_transport
 from newsletter.sending.digests import create_due_digests
 from newsletter.sending.dispatcher import Dispatcher, WorkReport
@@ -192,11 +195,28 @@ class Worker:
         report = self.tick()
         report.digests = digests
         report.log(paused=False)
+        self._still_paused(set(report.work.paused))
         if failed is not None:
             raise failed
         if why := not_handed_off(report):
             raise NewsletterError(why)
         return report
+
+    def _still_paused(self, this_run: set[int]) -> None:
+        """A send that paused itself in an earlier run, said again in this one: only the run
+        that paused it said so, and cron, which mails what a run prints, fell silent while
+        the send sat paused. (One staff paused is theirs to remember.)"""
+        with session_scope(self.engine) as session:
+            paused = session.execute(
+                sa.select(col(Send.id), col(Send.last_error)).where(
+                    col(Send.status) == SendStatus.PAUSED,
+                    col(Send.last_error).startswith(SELF_PAUSED),
+                )
+            ).all()
+        for send_id, error in paused:
+            if send_id not in this_run:
+                reason = error.removeprefix(SELF_PAUSED)
+                log.warning("still %s", paused_message(send_id, reason), extra=ids(send_id))
 
     def work_one_send(self, send_id: int) -> SendSummary:
         """Start (if due) and hand off one send from this process: `send --foreground`."""

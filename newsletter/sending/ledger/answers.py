@@ -12,7 +12,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from newsletter.db import session_scope
-from newsletter.models import BatchStatus, Delivery, DeliveryBatch, DeliveryStatus, Send, SendStatus
+from newsletter.models import (
+    SELF_PAUSED,
+    BatchStatus,
+    Delivery,
+    DeliveryBatch,
+    DeliveryStatus,
+    Send,
+    SendStatus,
+)
 from newsletter.providers.base import BatchResult, Outcome
 from newsletter.sending.ledger import keys
 from newsletter.sending.ledger.claims import Claim
@@ -162,7 +170,7 @@ def record_batch(
         paused = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
-            .values(status=SendStatus.PAUSED, last_error=f"paused: {reason}")
+            .values(status=SendStatus.PAUSED, last_error=f"{SELF_PAUSED}{reason}")
         ).rowcount
         return Recorded(written, reason if paused else "")
 
