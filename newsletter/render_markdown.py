@@ -42,11 +42,16 @@ def _markdown() -> MarkdownIt:
     # could break the MJML around it.
     # Footnotes ([^1]) from mdit-py-plugins: analysts cite sources. In an email the
     # reference is a plain [1] rather than an in-page link, which Gmail and Outlook break.
+    # A bare https:// address is a link (staff paste them; it was plain text, so a reader's
+    # client might not link it and the report's links never counted it). Only with its
+    # scheme: "example.com" in a sentence stays words.
     md = (
-        MarkdownIt("commonmark", {"html": False, "typographer": False})
-        .enable("table")
+        MarkdownIt("commonmark", {"html": False, "typographer": False, "linkify": True})
+        .enable(["table", "linkify"])
         .use(footnote_plugin)
     )
+    if md.linkify is not None:  # set when linkify-it-py is installed (a dependency)
+        md.linkify.set({"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False})
     md.add_render_rule("footnote_ref", _footnote_ref)
     md.add_render_rule("footnote_anchor", lambda *_: "")
     md.add_render_rule("image", _image)

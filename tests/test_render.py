@@ -185,3 +185,18 @@ def test_a_signature_written_a_line_to_each_item_keeps_its_lines_in_every_part(s
     )
     assert "Li Wei*\nSenior Analyst, China\nNorthgate Analysis" in email.text
     assert re.search(r"China<br ?/?>\s*Northgate", render_web(brief, [], settings))
+
+
+def test_a_bare_address_pasted_into_a_brief_is_a_link_and_is_written_once_in_text(settings):
+    """It stayed plain text: a reader's client might not link it, and the report's links
+    never counted it."""
+    brief = parse_brief(
+        "---\ntitle: Yuan\ndate: 2026-05-20\n---\n\n"
+        "The series is at https://data.example.cn/s?series=CNY&lang=en#t, as example.com said.\n"
+    ).to_brief()
+    email = render_brief(brief, [], settings)
+    assert '<a href="https://data.example.cn/s?series=CNY&amp;lang=en#t"' in email.html
+    assert "https://data.example.cn/s?series=CNY&lang=en#t, as example.com said." in " ".join(
+        email.text.split()
+    )
+    assert 'href="http://example.com' not in email.html  # a domain in a sentence stays words
