@@ -6,11 +6,13 @@ dropped from under it on a real PostgreSQL server."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
+from newsletter.db.outage import is_outage
 from newsletter.web.console.sessions import cookie_name
 from scheduler import _guarded
 from tests.conftest import _admin_engine, _admin_url, scratch_postgres, serve_app
@@ -74,3 +76,31 @@ def test_a_worker_tick_that_fails_for_another_reason_is_not_taken_for_an_outage(
 
     with pytest.raises(sa.exc.ProgrammingError):
         _guarded(broken, "tick")()
+
+
+def _sqlite_error(tmp_path, sql: str, *, locked: bool = False) -> sa.exc.DBAPIError:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}", connect_args={"timeout": 0})
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (a int)")
+    holder = sqlite3.connect(tmp_path / "x.db")
+    if locked:
+        holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        return exc
+    finally:
+        holder.close()
+        engine.dispose()
+    raise AssertionError("no error")
+
+
+def test_a_sqlite_database_held_by_another_writer_is_an_outage(tmp_path):
+    assert is_outage(_sqlite_error(tmp_path, "INSERT INTO t VALUES (1)", locked=True))
+
+
+def test_a_sqlite_statement_naming_no_such_column_is_a_bug_not_an_outage(tmp_path):
+    """SQLite raises OperationalError for it too: readers got "briefly unavailable" and the
+    log no traceback, where PostgreSQL's ProgrammingError gave a 500 and one."""
+    assert not is_outage(_sqlite_error(tmp_path, "SELECT nope FROM t"))

@@ -4,15 +4,26 @@ stranger gets "try again shortly" (503) and the log one line, not a traceback an
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# SQLite's codes for a database that is there but cannot take the work now. SQLite raises
+# the same OperationalError for "no such column" and a syntax error (SQLITE_ERROR): a bug,
+# which must stay a 500 with its traceback, as PostgreSQL's ProgrammingError does.
+_SQLITE_OUTAGES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
 
 
 def is_outage(exc: BaseException) -> bool:
     """The database could not be reached or would not take the work now: the driver's
-    OperationalError (refused, closed, locked, gone), a connection found dead, or no
-    connection free in the pool in time."""
-    if isinstance(exc, OperationalError | PoolTimeout):
+    OperationalError (refused, closed, gone; on SQLite, locked, busy, unreadable or full),
+    a connection found dead, or no connection free in the pool in time."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, OperationalError):
+        if isinstance(exc.orig, sqlite3.Error):
+            return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_SQLITE_OUTAGES)
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
