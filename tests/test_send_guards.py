@@ -82,7 +82,7 @@ def test_send_json_carries_the_audience(cli):
 
 def test_a_second_send_of_a_brief_is_refused_naming_the_first(cli, sandbox):
     assert cli("send", "1", "--now").exit_code == 0
-    line = _refused(cli("send", "1", "--now"), "already has send 1", "--again")
+    line = _refused(cli("send", "1", "--now"), "already has send 1", "wait for send 1")
     assert "scheduled" in line
     assert cli("worker", "--once").exit_code == 0
     assert _recipients(sandbox) == ["ann@example.com", "bob@example.com"]
@@ -97,9 +97,12 @@ def test_a_second_send_of_a_finished_brief_does_not_advise_cancelling_it(cli, sa
     assert "sends cancel" not in result.stderr
 
 
-def test_a_second_send_of_a_scheduled_brief_advises_cancelling_the_first(cli):
+def test_a_second_send_of_a_brief_not_yet_started_advises_waiting_or_cancelling_not_again(cli):
+    """It advised --again, which then refused: the first send will reach every reader."""
     assert cli("send", "1", "--now").exit_code == 0
-    assert "`newsletter sends cancel 1` first to replace it" in cli("send", "1", "--now").stderr
+    refused = cli("send", "1", "--now").stderr
+    assert "wait for send 1, or `newsletter sends cancel 1` first to replace it" in refused
+    assert "--again" not in refused
 
 
 def test_again_sends_only_to_readers_who_do_not_have_it(cli, engine, sandbox):

@@ -149,17 +149,7 @@ def _refuse_a_second_send(brief: Brief, earlier: list[Send], *, again: bool) -> 
     last = earlier[-1]
     said = f"send {last.id} ({last.status}, for {last.scheduled_at:%Y-%m-%d %H:%M} UTC)"
     if not again:
-        # Only a send not over can be cancelled: advising it for a finished one sent staff
-        # to a command that then refused.
-        replace = (
-            f"; `newsletter sends cancel {last.id}` first to replace it"
-            if last.status != SendStatus.FINISHED
-            else ""
-        )
-        raise ConflictError(
-            f"brief {brief.slug!r} already has {said}",
-            hint=f"--again sends it to the readers who have not received it yet{replace}",
-        )
+        raise ConflictError(f"brief {brief.slug!r} already has {said}", hint=_what_next(last))
     unplanned = [s for s in earlier if s.started_at is None]
     if unplanned:
         waiting = unplanned[-1]
@@ -168,6 +158,19 @@ def _refuse_a_second_send(brief: Brief, earlier: list[Send], *, again: bool) -> 
             "every reader it matches then; --again only adds readers an earlier send missed",
             hint=f"wait for send {waiting.id}, or `newsletter sends cancel {waiting.id}`",
         )
+
+
+def _what_next(last: Send) -> str:
+    """What staff can do about the brief's last send, by its state: each hint once named a
+    command that then refused (`sends cancel` of a finished send, `--again` beside one
+    not yet started)."""
+    cancel = f"`newsletter sends cancel {last.id}`"
+    if last.started_at is None:
+        return f"wait for send {last.id}, or {cancel} first to replace it"
+    again = "--again sends it to the readers who have not received it yet"
+    if last.status == SendStatus.FINISHED:
+        return again
+    return f"{again}; {cancel} first to replace it"
 
 
 def get_send(send_id: int, *, session: Session) -> Send:
