@@ -20,7 +20,7 @@ from subscribers.roster import (
     check_timezone,
     normalize_email,
 )
-from subscribers.topics import names_of, topic_key
+from subscribers.topics import by_name_or_slug, topic_key
 
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
@@ -64,8 +64,8 @@ class RowReader:
     def __init__(self, session: Session, *, default_timezone: str, default_status: str) -> None:
         every = list(session.exec(select(Topic)))
         self.slugs = sorted(t.slug for t in every)
-        # By slug or by name (`names_of`), as the rest of the product takes them.
-        self.topics = {key: id_of(t) for t in every for key in names_of(t)}
+        # By slug or by name, as the rest of the product takes them.
+        self.topics = {key: id_of(t) for key, t in by_name_or_slug(every).items()}
         self.default_timezone = default_timezone
         self.default_status = default_status
 

@@ -22,11 +22,13 @@ def topic_key(text: str) -> str:
     return re.sub(r"\s+", "-", text.strip().casefold())
 
 
-def names_of(topic: Topic) -> set[str]:
-    """Every key a topic answers to: its slug, and its name ("Energy security" and
-    "energy-security" name the topic `energy-security`). Writing the name that the console
-    shows was refused as an unknown topic, with advice that would have made a second."""
-    return {topic.slug, topic_key(topic.name)}
+def by_name_or_slug(topics: Iterable[Topic]) -> dict[str, Topic]:
+    """Each topic under its slug and its name ("Energy security" and "energy-security" name
+    the topic `energy-security`): writing the name the console shows was refused as an
+    unknown topic, with advice that would have made a second. A slug wins over another
+    topic's name that reads the same."""
+    every = list(topics)
+    return {**{topic_key(t.name): t for t in every}, **{t.slug: t for t in every}}
 
 
 def _checked_slug(slug: str, *, session: Session) -> str:
@@ -160,8 +162,7 @@ def resolve_topics(
     found = list(session.exec(statement))
     missing = sorted(set(wanted) - {topic.slug for topic in found})
     if missing:  # written by name? (the list of topics is short: read whole)
-        every = list_topics(session=session, offered_only=offered_only)
-        named = {key: topic for topic in every for key in names_of(topic)}
+        named = by_name_or_slug(list_topics(session=session, offered_only=offered_only))
         found += [named[topic_key(given)] for given in missing if topic_key(given) in named]
         found = sorted({topic.slug: topic for topic in found}.values(), key=lambda t: t.slug)
         missing = [given for given in missing if topic_key(given) not in named]

@@ -336,6 +336,14 @@ def test_a_topic_written_by_its_name_is_that_topic(topics, tmp_path):
     assert _people(topics)["ann@example.com"]["topics"] == ["energy-security", "japan"]
 
 
+def test_a_slug_is_its_own_topic_even_where_another_topic_is_named_so(topics, tmp_path):
+    with session_scope(topics) as session:
+        add_topic("asia", "Japan", session=session)  # a name that reads as another's slug
+    report = _import(topics, _file(tmp_path, "email,topics\nann@example.com,japan\n"))
+    assert report.counts()["added"] == 1
+    assert _people(topics)["ann@example.com"]["topics"] == ["japan"]
+
+
 def test_an_unknown_topic_names_the_slugs_not_every_way_to_write_them(topics, tmp_path):
     report = _import(topics, _file(tmp_path, "email,topics\nann@example.com,ports\n"))
     [note] = report.skipped
