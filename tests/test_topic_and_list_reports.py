@@ -152,6 +152,20 @@ def test_a_reader_forgotten_is_counted_as_leaving_so_the_columns_add_up(engine):
     assert (week.new, week.forgotten, week.net) == (2, 1, 1) and week.new - left == week.net
 
 
+def test_a_reader_forgotten_after_unsubscribing_leaves_the_list_once(engine):
+    """The usual erasure request comes from someone who left already: counted twice, as
+    unsubscribed and as forgotten, the columns no longer added up."""
+    with session_scope(engine) as session:
+        add_subscriber("left@example.com", session=session)
+    with session_scope(engine) as session:
+        unsubscribe("left@example.com", session=session)
+    with session_scope(engine) as session:
+        forget("left@example.com", session=session)
+    with session_scope(engine) as session:
+        week = list_growth(session=session, weeks=1).weeks[-1]
+    assert (week.new, week.unsubscribed, week.forgotten, week.net) == (1, 1, 0, 0)
+
+
 def test_a_reader_added_already_unsubscribed_does_not_grow_the_list(engine):
     with session_scope(engine) as session:
         add_subscriber("gone@example.com", session=session, status=S.UNSUBSCRIBED)

@@ -37,8 +37,8 @@ class WeekGrowth:
     unsubscribed: int
     bounced: int
     complained: int
-    # Erased at their own request (`subscribers forget`): they leave the list too, and the
-    # columns did not add up to the net change without them.
+    # Erased at their own request (`subscribers forget`) while on the list: they leave it
+    # too, and the columns did not add up to the net change without them.
     forgotten: int
     net: int  # readers on the list at the week's end, less at its start
     listed: int  # readers on the list at the week's end
@@ -103,7 +103,9 @@ def list_growth(*, session: Session, weeks: int = 12, now: datetime | None = Non
         row = counts[week]
         if (old, new) == (S.PENDING.value, S.ACTIVE.value):
             row["confirmed"] += number
-        if new in ("unsubscribed", "bounced", "complained", "forgotten"):
+        if new in ("unsubscribed", "bounced", "complained"):
+            row[new] += number
+        if new == "forgotten" and old in LISTED:  # one who had left already is counted there
             row[new] += number
         row["net"] += number * ((new in LISTED) - (old in LISTED))
     on_list = session.execute(
