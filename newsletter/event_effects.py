@@ -15,6 +15,7 @@ statement per kind of change, whatever the batch's size (`events.py` records the
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -28,6 +29,8 @@ from newsletter.sending import ledger
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberStatusChange
 from subscribers.reader import BY_READER
 from subscribers.status import Actor, change_statuses, may_change
+
+log = logging.getLogger("newsletter.events")
 
 # What these events make of the reader (bounces count first), where the table allows it.
 STATUS_AFTER = {
@@ -72,6 +75,11 @@ def apply_effects(
     ]
     if moving:
         _move_readers(moving, session, soft_bounce_limit=soft_bounce_limit, now=now)
+
+
+def _dropped(event: ProviderEvent) -> bool:
+    """An event `on_the_reader` made from a drop (its provider type says so still)."""
+    return event.provider_type == "dropped"
 
 
 def on_the_reader(event: ProviderEvent) -> ProviderEvent:
@@ -179,6 +187,37 @@ def _came_back(session: Session, moving: list[tuple[ProviderEvent, int]]) -> dic
     return {reader: at for reader, at in rows if at is not None}
 
 
+def _rejoined(session: Session, moving: list[tuple[ProviderEvent, int]]) -> set[int]:
+    """Readers, of those a provider's unsubscribe list dropped mail to, who once left and
+    later came back by their own hand: the list holds their old unsubscribe, not a new
+    one (a provider's own unsubscribe arrives as its own event)."""
+    dropped = sorted(
+        {
+            reader
+            for event, reader in moving
+            if event.type is EventType.UNSUBSCRIBED and _dropped(event)
+        }
+    )
+    if not dropped:
+        return set()
+    back, left = sa.orm.aliased(SubscriberStatusChange), sa.orm.aliased(SubscriberStatusChange)
+    rows = session.execute(
+        sa.select(col(back.subscriber_id))
+        .where(
+            any_of(session, col(back.subscriber_id), dropped),
+            col(back.new_status) == SubscriberStatus.ACTIVE,
+            col(back.by).in_([BY_READER, Actor.READER.value]),
+            sa.exists().where(
+                col(left.subscriber_id) == col(back.subscriber_id),
+                col(left.new_status) == SubscriberStatus.UNSUBSCRIBED,
+                col(left.at) <= col(back.at),
+            ),
+        )
+        .distinct()
+    ).scalars()
+    return set(rows)
+
+
 def _move_readers(
     moving: list[tuple[ProviderEvent, int]],
     session: Session,
@@ -201,6 +240,7 @@ def _move_readers(
     if is_postgresql(session):
         query = query.with_for_update()
     came_back = _came_back(session, moving)
+    rejoined = _rejoined(session, moving)
     before = {
         reader: _Reader(status, soft, came_back.get(reader))
         for reader, status, soft in session.execute(query).all()
@@ -224,6 +264,18 @@ def _move_readers(
             and returned is not None
             and event.occurred_at < returned.replace(microsecond=0)
         ):
+            continue
+        # A drop for an address on the provider's unsubscribe list tells of an unsubscribe
+        # made we cannot say when: a reader who left and came back by their own hand
+        # stays, and the provider's list is what to mend.
+        if event.type is EventType.UNSUBSCRIBED and _dropped(event) and reader in rejoined:
+            log.warning(
+                "%s still keeps subscriber %s on its unsubscribe list, though they "
+                "subscribed again on our pages: their mail is dropped until it is removed "
+                "there",
+                event.provider,
+                reader,
+            )
             continue
         wanted = STATUS_AFTER.get(event.type)
         if event.type is EventType.BOUNCED:

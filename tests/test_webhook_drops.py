@@ -20,7 +20,9 @@ from newsletter.reports import send_report
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from subscribers.models import Subscriber
+from subscribers.status import Actor
 from tests.test_web import _dispatch_with_drops, _post
+from tests.test_webhook_events import ASKED, CONFIRMED, LEFT, _story
 
 DROPPED_READER = "reader0@example.com"
 
@@ -144,3 +146,24 @@ def test_the_send_report_counts_a_suppressed_readers_drop_as_no_complaint_or_bou
     with session_scope(engine) as session:
         readers = send_report(send_id, session=session).readers
     assert (readers["complained"], readers["bounced"]) == (0, 0)
+
+
+def test_a_drop_for_an_old_unsubscribe_leaves_a_reader_who_came_back_subscribed(
+    post, dropped, engine, caplog
+):
+    """They left, then subscribed and confirmed again on our pages; SendGrid's list still
+    held the old unsubscribe, and its drop unsubscribed them again: their latest choice
+    was lost. The log says what to mend."""
+    _, drop = dropped
+    _story(engine, DROPPED_READER, LEFT, ASKED, CONFIRMED)
+    assert post([drop("Unsubscribed Address")]) == (200, "applied 1, duplicates 0")
+    assert _reader(engine).status == "active"
+    assert "still keeps subscriber" in caplog.text
+
+
+def test_a_drop_for_an_unsubscribed_address_unsubscribes_one_who_never_left(post, dropped, engine):
+    """Back from a pause of their own is not back from leaving."""
+    _, drop = dropped
+    _story(engine, DROPPED_READER, ("paused", Actor.READER, "subscriber"), CONFIRMED)
+    assert post([drop("Unsubscribed Address")]) == (200, "applied 1, duplicates 0")
+    assert _reader(engine).status == "unsubscribed"
