@@ -52,6 +52,8 @@ def _markdown() -> MarkdownIt:
     )
     if md.linkify is not None:  # set when linkify-it-py is installed (a dependency)
         md.linkify.set({"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False})
+        # Nor "//host/path" (it goes nowhere from a mail client) or ftp: (no reader's).
+        md.linkify.add("//", None).add("ftp:", None)
     md.add_render_rule("footnote_ref", _footnote_ref)
     md.add_render_rule("footnote_anchor", lambda *_: "")
     md.add_render_rule("image", _image)

@@ -98,6 +98,7 @@ def _inline(children: Sequence[Token], *, marks: bool = True) -> str:
     """An inline token's children as text: links `words (url)`, emphasis as written."""
     out: list[str] = []
     hrefs: list[tuple[str, int]] = []
+    written: list[bool] = []  # per open link: its words are its address
     for child in children:
         kind = child.type
         if kind in ("text", "code_inline"):
@@ -112,10 +113,16 @@ def _inline(children: Sequence[Token], *, marks: bool = True) -> str:
             out.append(child.markup[:1] if marks else "")
         elif kind == "link_open":
             hrefs.append((str(child.attrGet("href") or ""), len(out)))
+            written.append(child.markup in ("autolink", "linkify"))
         elif kind == "link_close" and hrefs:
             href, start = hrefs.pop()
             words = "".join(out[start:])
-            if href and href not in (words, f"mailto:{words}"):
+            if written.pop() and not href.startswith("mailto:"):
+                # An address written as such: once, as the link goes (its shown form
+                # decodes %20 to a space and an IDN's punycode, and read as two links).
+                del out[start:]
+                out.append(href)
+            elif href and href not in (words, f"mailto:{words}"):
                 out.append(f" ({href})")
         elif kind == "image":
             alt = "".join(c.content for c in child.children or []) or child.content

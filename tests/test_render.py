@@ -14,6 +14,7 @@ from newsletter.fields import fill, recipient_values, token, tokens_in
 from newsletter.links import Links
 from newsletter.models import Brief
 from newsletter.render import GMAIL_CLIP_BYTES, render_brief, render_web, render_welcome
+from newsletter.render_markdown import markdown_to_html, markdown_to_text
 from subscribers.models import Topic
 from tests.conftest import test_settings
 
@@ -200,3 +201,12 @@ def test_a_bare_address_pasted_into_a_brief_is_a_link_and_is_written_once_in_tex
         email.text.split()
     )
     assert 'href="http://example.com' not in email.html  # a domain in a sentence stays words
+
+
+def test_only_an_address_with_its_scheme_is_linked_and_the_text_part_writes_it_as_it_goes():
+    text = "See //example.com/x, https://bücher.de/x and https://ex.com/a%20b."
+    html = str(markdown_to_html(text))
+    assert 'href="//example.com' not in html  # goes nowhere from a mail client
+    assert html.count("<a ") == 2
+    plain = " ".join(markdown_to_text(text).split())
+    assert plain == "See //example.com/x, https://xn--bcher-kva.de/x and https://ex.com/a%20b."
