@@ -86,9 +86,9 @@ class Send(SQLModel, table=True):
     # Staff asked for a second copy to readers who already have this brief from another
     # send (`send --include-received`). Otherwise planning leaves them out.
     include_received: bool = Field(default=False)
-    # Batches in a row the provider refused or that kept failing (a batch taken, or the
-    # send resumed, starts the count again); at NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES the
-    # send pauses itself.
+    # Batches the provider refused or that kept failing, less one for each batch taken
+    # since (a resume starts again at 0); at NEWSLETTER_PAUSE_AFTER_FAILED_BATCHES the send
+    # pauses itself.
     failed_batches: int = Field(default=0)
     last_error: str = Field(default="", sa_type=sa.Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -233,23 +233,34 @@ def test_bad_recipients_leading_their_batches_do_not_pause_the_send(engine, sett
     assert _statuses(engine, send_id) == {"sent": 24, "failed": 6}
 
 
-def test_a_send_pauses_after_failed_batches_in_a_row_not_scattered_through_it(engine, settings):
-    """Five failed batches anywhere in a send paused it: a million readers, five blips."""
-    send_id = _send(engine, settings, seed_brief(engine, 3))
+FAILED, TAKEN = BatchResult(Outcome.FAILED, error="400: refused"), BatchResult(Outcome.SENT)
+
+
+def _answer_batches(engine, settings, answers, *, pause_after: int) -> str:
+    """A send of one reader a batch, each batch answered in turn; the send's status."""
+    send_id = _send(engine, settings, seed_brief(engine, len(answers)))
     now = utcnow()
     start_due_sends(engine, now=now)
-    lease = timedelta(seconds=30)
-    for answer in (
-        BatchResult(Outcome.FAILED, error="400: a blip"),
-        BatchResult(Outcome.SENT, message_id="m"),
-        BatchResult(Outcome.FAILED, error="400: another"),
-    ):
-        claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=1, lease=lease, now=now)
+    for answer in answers:
+        claim = claim_batch(
+            engine, send_id=send_id, worker_id="w", limit=1, lease=timedelta(seconds=30), now=now
+        )
         assert begin_handoff(engine, claim, now=now)
-        record_batch(engine, claim, answer, now=now, pause_after=2)
-    assert send_status(engine, send_id) == "running"
-    claim = claim_batch(engine, send_id=send_id, worker_id="w", limit=1, lease=lease, now=now)
-    assert claim is None or not claim.targets  # every reader answered for
+        record_batch(engine, claim, answer, now=now, pause_after=pause_after)
+    return send_status(engine, send_id)
+
+
+def test_failed_batches_scattered_through_a_send_do_not_add_up_to_a_pause(engine, settings):
+    """Five failed batches anywhere in a send paused it: a million readers, five blips."""
+    assert _answer_batches(engine, settings, [FAILED, TAKEN, FAILED], pause_after=2) == "running"
+
+
+def test_a_provider_failing_most_batches_still_pauses_the_send(engine, settings):
+    """Each batch taken counts one failure back, not all of them: reset by every batch
+    taken, a provider failing four in five never reached the limit, and each row was
+    given up after its attempts."""
+    answers = [FAILED, FAILED, TAKEN, FAILED, FAILED]
+    assert _answer_batches(engine, settings, answers, pause_after=3) == "paused"
 
 
 # --- one write per ledger row per hand-off --------------------------------------------------

@@ -140,12 +140,15 @@ def record_batch(
                     del written[queued]
         if not batch_failed:
             if result.outcome is Outcome.SENT:
-                # Failures count in a row: five scattered blips in a million-reader send
-                # paused it. (No row matches, and none is locked, in the usual case.)
+                # A batch taken counts one failure back: five scattered blips in a
+                # million-reader send paused it, while a provider failing most batches
+                # still climbs to the limit (a reset let it fail four in five for ever,
+                # each row given up after its attempts). No row matches, none is locked,
+                # in the usual case.
                 connection.execute(
                     sa.update(Send)
                     .where(col(Send.id) == claim.send_id, col(Send.failed_batches) > 0)
-                    .values(failed_batches=0)
+                    .values(failed_batches=col(Send.failed_batches) - 1)
                 )
             return Recorded(written)
         failed_batches = connection.execute(
