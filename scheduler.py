@@ -71,7 +71,7 @@ def build_scheduler(
         changed = worker.schema_changed()
         if changed is None:
             return False
-        log.error("%s; stopping: start the worker again once they fit", changed)
+        log.error("%s: stopping this worker", changed)
         if stopped is not None:
             stopped.append(changed)
         worker.request_stop()

@@ -151,7 +151,7 @@ def test_a_send_still_paused_is_said_again_by_every_cron_run(listed, sandbox):
     assert listed("worker", "--once", env_changes=revoked).returncode == 1
     later = _ok(listed("worker", "--once", env_changes=revoked))
     [line] = [line for line in later.stderr.splitlines() if "paused" in line]
-    assert "still send 1 paused: the provider refused the account" in line
+    assert "send 1 is still paused: the provider refused the account" in line
     assert "`newsletter sends resume 1`" in line
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 FRONT_MATTER_MAX_CHARS = 16 * 2**10
 # What YAML's own words ("mapping values are not allowed here", "expected <block end>")
 # leave staff to guess: a title with a colon or quotes in it is the usual cause.
+_UNQUOTED = ("mapping values are not allowed", "expected <block end>", "quoted scalar")
 _QUOTING = (
     "A value with a colon or quotes in it goes in single quotes, each ' inside written "
     "twice: title: 'Rice: the cabinet''s risk'"
@@ -66,8 +67,9 @@ def split_front_matter(lines: list[Line], source: str) -> tuple[dict[str, object
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
+        advice = f". {_QUOTING}" if any(s in problem for s in _UNQUOTED) else ""
         raise BriefError(
-            source, f"front matter is not valid YAML: {problem}. {_QUOTING}", line
+            source, f"front matter is not valid YAML: {problem}{advice}", line
         ) from exc
     except RecursionError:
         raise BriefError(source, "front matter is nested too deeply", 2) from None

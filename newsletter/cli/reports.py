@@ -163,12 +163,21 @@ def report_list(
 def print_growth(growth: ListGrowth) -> None:
     table = Table(
         title="The list, week by week (Monday to Sunday, UTC)",
-        caption="unsub.: unsubscribed; compl.: complained (reported as spam); forgot.: erased "
+        caption="unsub.: unsubscribed; compl.: complained (reported as spam); forgotten: erased "
         "at their request; "
         "on list: pending, active or paused at the week's end",
     )
     table.add_column("week of", no_wrap=True)
-    for header in ("new", "confirmed", "unsub.", "bounced", "compl.", "forgot.", "net", "on list"):
+    for header in (
+        "new",
+        "confirmed",
+        "unsub.",
+        "bounced",
+        "compl.",
+        "forgotten",
+        "net",
+        "on list",
+    ):
         table.add_column(header, justify="right", no_wrap=True)
     for week in growth.weeks:
         table.add_row(

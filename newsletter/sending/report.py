@@ -28,7 +28,7 @@ class SendSummary:
     counts: dict[str, int]
     failed_batches: int
     last_error: str
-    rate: float  # rows settled per second since the send started
+    rate: float  # rows workers handled a second since it started (0 for a send in waves)
     eta_seconds: float | None
     # When a worker next has something to do for it: its start, or the next local-time wave.
     next_action_at: datetime | None = None

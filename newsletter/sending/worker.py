@@ -56,9 +56,11 @@ class ProgressLog:
         log.info("progress: %s deliveries settled in the last %.0f s", settled, elapsed)
 
 
-def paused_message(send_id: int, reason: str) -> str:
+def paused_message(send_id: int, reason: str, *, still: bool = False) -> str:
+    paused = "is still paused" if still else "paused"
     return (
-        f"send {send_id} paused: {reason}; fix the cause, then `newsletter sends resume {send_id}`"
+        f"send {send_id} {paused}: {reason}; fix the cause, then "
+        f"`newsletter sends resume {send_id}`"
     )
 
 
@@ -129,9 +131,9 @@ class TickReport:
             # Said nowhere before: a reader whose confirmation never left stays pending.
             log.warning(
                 "%s left unknown: a worker stopped mid-request, so each may or may not have "
-                "gone (SendGrid's events do not settle them); `newsletter subscribers show "
-                "<address>` says whose, and a reader still pending can sign up again for a "
-                "new one",
+                "gone (no provider event settles them); a reader's page (`newsletter "
+                "subscribers show <address>`) says if theirs is one, and a reader still "
+                "pending can sign up again for a new one",
                 counted(self.mail.unknown, "confirmation or welcome email"),
             )
         if self.digests:
@@ -147,20 +149,25 @@ class Worker:
     transport: Transport
     dispatcher: Dispatcher
     # The schema's revisions when the worker started, which its code was checked against.
-    started_at_heads: tuple[str, ...] = ()
+    started_at_heads: tuple[str, ...]
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, on_progress: Callable[[int], None] | None = None
     ) -> Worker:
         engine = make_engine(settings.DATABASE_URL)
+        try:
+            heads = database_heads(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         transport = make_transport(settings)
         return cls(
             settings,
             engine,
             transport,
             Dispatcher(engine, settings, transport, on_progress=on_progress or ProgressLog()),
-            database_heads(engine),
+            heads,
         )
 
     def tick(self) -> TickReport:
@@ -216,7 +223,8 @@ class Worker:
         for send_id, error in paused:
             if send_id not in this_run:
                 reason = error.removeprefix(SELF_PAUSED)
-                log.warning("still %s", paused_message(send_id, reason), extra=ids(send_id))
+                message = paused_message(send_id, reason, still=True)
+                log.warning("%s", message, extra=ids(send_id))
 
     def work_one_send(self, send_id: int) -> SendSummary:
         """Start (if due) and hand off one send from this process: `send --foreground`."""
