@@ -21,6 +21,7 @@ from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.plan import start_due_sends
 from newsletter.sending.transactional import queue_mail, queue_test_copy, send_queued_mail
 from newsletter.staff.audit import recent
 from subscribers.models import SubscriberStatus as S
@@ -459,6 +460,16 @@ def test_a_time_the_clocks_skip_is_refused_at_the_confirm_step(editor, engine):
     answer = _schedule(editor, brief, mode="at", at="2099-03-29T01:30", zone="Europe/London")
     assert answer.status == 400 and "does not exist in Europe/London" in answer.body
     assert _sends(engine) == []
+
+
+def test_a_brief_sent_at_readers_local_time_says_when_it_reaches_the_archive(editor, engine):
+    """Its page linked to the archive at once, and the link was a 404 until the first
+    readers were due."""
+    brief = _write(editor)
+    _schedule(editor, brief, mode="local", local_time="07:00", confirmed="yes")
+    start_due_sends(engine, now=utcnow())
+    page = editor.call(brief).body
+    assert "In the archive from " in page and 'href="/archive/' not in page
 
 
 def test_deleting_a_draft_asks_to_be_meant(editor, engine):

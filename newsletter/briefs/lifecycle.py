@@ -46,6 +46,9 @@ class BriefState:
     when: datetime | None
     send_id: int | None  # the send that decides the status; None for a draft
     published: bool  # a send of it started: readers may have it, so it is immutable
+    # When the archive shows it (`Send.published_at`, as `publication_dates` reads it):
+    # a send at readers' local time starts hours before its first readers are due.
+    public_from: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +78,12 @@ def _state(brief: Brief, sends: list[Send]) -> BriefState:
         status, when = BriefStatus.SENT, send.finished_at
     else:
         status, when = BriefStatus.CANCELLED, send.finished_at
-    return BriefState(status, when, id_of(send), published)
+    public = [
+        s.published_at
+        for s in sends
+        if s.published_at is not None and s.status != SendStatus.CANCELLED
+    ]
+    return BriefState(status, when, id_of(send), published, min(public, default=None))
 
 
 def brief_states(briefs: list[Brief], *, session: Session) -> dict[int, BriefState]:

@@ -17,7 +17,7 @@ from newsletter.render import RenderedEmail, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from newsletter.staff.models import Staff
-from subscribers.models import Subscriber, Topic, id_of
+from subscribers.models import Subscriber, Topic, id_of, utcnow
 from subscribers.roster import get_subscriber
 from subscribers.topics import Suggestion, list_topics
 
@@ -74,6 +74,12 @@ class BriefView:
     @property
     def editable(self) -> bool:
         return self.state.status == "draft" and not self.state.published
+
+    @property
+    def in_archive(self) -> bool:
+        """The archive shows it now (its link would be a 404 before its first readers are
+        due)."""
+        return self.state.public_from is not None and self.state.public_from <= utcnow()
 
 
 def brief_view(brief: Brief, reader: str, *, session: Session, settings: Settings) -> BriefView:
