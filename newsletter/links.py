@@ -23,6 +23,9 @@ CONFIRM_PURPOSE = "confirm-subscription"
 # Opens a subscribers-only archive. Signed apart from the reader token: a forwarded "View in
 # browser" link lets its holder read briefs, never change the reader's subscription.
 ARCHIVE_PURPOSE = "archive-access"
+# The reader a test copy's links are signed for: nobody (ids start at 1), so they change
+# nothing and the pages say they came in a test copy.
+TEST_COPY_READER = 0
 
 
 def list_unsubscribe_headers(unsubscribe_url: str) -> dict[str, str]:

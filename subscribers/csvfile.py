@@ -85,7 +85,6 @@ class SubscriberCsv:
         self.path = path
         self.header: list[str] = []
         self.ignored_columns: list[str] = []
-        self.delimiter = ","
         self._stream: IO[str] | None = None
 
     def __enter__(self) -> SubscriberCsv:
@@ -108,8 +107,8 @@ class SubscriberCsv:
         lines = self._lines(self._stream)
         try:
             first = next(lines, "")
-            self.delimiter = _delimiter(first)
-            self._reader = csv.reader(itertools.chain([first], lines), delimiter=self.delimiter)
+            delimiter = _delimiter(first)
+            self._reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
             header = next(self._reader, None)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise self._unreadable(exc) from exc

@@ -5,7 +5,17 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class Addressed(Protocol):
+    """A row of the file with its address (an import's Candidate)."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def email(self) -> str: ...
 
 
 @dataclass
@@ -70,12 +80,12 @@ class ImportReport:
     # staff check before applying it, and line numbers alone do not say.
     added_named: list[RowNote] = field(default_factory=list)
 
-    def note_added(self, rows: Sequence[tuple[int, str]]) -> None:
-        """Rows added (or that would be), as (line, address), in file order."""
-        self.added.extend(line for line, _ in rows)
+    def note_added(self, rows: Sequence[Addressed]) -> None:
+        """Rows added (or that would be), in file order: every line, the first few named."""
+        self.added.extend(row.line for row in rows)
         room = ADDED_NAMED - len(self.added_named)
         if room > 0:
-            self.added_named.extend(RowNote(line, email, "") for line, email in rows[:room])
+            self.added_named.extend(RowNote(row.line, row.email, "") for row in rows[:room])
 
     def added_unnamed_in_words(self, most: int = RANGES_SHOWN) -> str:
         """The added lines past those `added_named` holds, as ranges."""

@@ -300,7 +300,7 @@ class _Writer:
     def _insert(self, new: list[Candidate], now: datetime) -> None:
         if not new:
             return
-        self.report.note_added([(c.line, c.email) for c in new])
+        self.report.note_added(new)
         self.overruled += sum(self._overrules(c.status, None) for c in new)
         if self.report.dry_run:
             if self.on_pending is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import PLACEHOLDER_SECRET, Settings, TransportName
 from newsletter.db import make_engine, require_current_schema
+from newsletter.db.outage import outage_words
 from newsletter.doctor.results import (
     CheckResult,
     Status,
@@ -39,11 +40,11 @@ def check_database(settings: Settings) -> CheckResult:
     try:
         require_current_schema(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         return CheckResult(
             name,
             Status.FAIL,
-            f"{shown} does not answer ({reason}): check DATABASE_URL and that the server runs",
+            f"{shown} does not answer ({outage_words(exc)}): check DATABASE_URL and that the "
+            "server runs",
         )
     except NewsletterError as exc:
         return CheckResult(name, Status.FAIL, _as_the_cli_says(exc))

@@ -15,7 +15,7 @@ from newsletter.briefs import brief_topics, get_brief
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.fields import tokens_in
-from newsletter.links import Links
+from newsletter.links import TEST_COPY_READER, Links
 from newsletter.models import Brief
 from newsletter.providers.base import Batch, Outcome, make_transport
 from newsletter.render import render_brief
@@ -28,10 +28,9 @@ def batch_for_test_copy(
     """One copy of `brief` for `to`, marked as a test: what the CLI sends at once and what
     a worker sends for the console (`transactional.queue_test_copy`)."""
     rendered = render_brief(brief, brief_topics(brief, session=session), settings)
-    # Subscriber 0 does not exist: the copy's links lead to a page saying so.
     recipient = Links.from_settings(settings).recipient(
         delivery_id=0,
-        subscriber_id=0,
+        subscriber_id=TEST_COPY_READER,
         email=normalize_email(to),
         name=name,
         one_click=False,

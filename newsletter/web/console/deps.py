@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
 from newsletter.config import Settings
+from newsletter.errors import NewsletterError
 from newsletter.readers.search import ReaderQuery
 from newsletter.web.console.csrf import same_token
 from newsletter.web.console.sessions import SignedIn, cookie_name, find_session
@@ -171,6 +172,17 @@ async def checked_staff(
 
 
 StaffUser = Annotated[SignedIn, Depends(checked_staff)]
+# The box staff tick to say they mean an action they cannot undo ("yes" when ticked).
+Sure = Annotated[str, Form(max_length=5)]
+
+
+def require_meant(sure: str, refusal: str) -> None:
+    """Refuse, in `refusal`'s words, an action staff cannot undo unless its box was ticked:
+    `required` in the browser, and checked here for any other client."""
+    if sure != "yes":
+        raise NewsletterError(refusal)
+
+
 ROUTER_GUARD = [Depends(checked_staff)]
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from newsletter.db import session_scope
 from newsletter.errors import SubscriberError
+from newsletter.links import TEST_COPY_READER
 from newsletter.signup import subscribe_again
 from newsletter.tallies.unsubscribes import leave_by_link
 from newsletter.web.deps import ZONES, FormProblem, Web, WebContext
@@ -34,10 +35,6 @@ PREFERENCES_CSRF = "csrf-preferences"
 S = SubscriberStatus
 # Statuses in which a reader's page can change nothing at all.
 SETTLED = (S.BOUNCED, S.COMPLAINED)
-
-
-# A test copy's links are signed for subscriber 0, who does not exist (`sending/testsend.py`).
-TEST_COPY_READER = 0
 
 
 def _test_copy(web: WebContext, token: str, what: str) -> HTMLResponse | None:

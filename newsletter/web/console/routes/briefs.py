@@ -27,7 +27,7 @@ from newsletter.models import Brief
 from newsletter.sending.transactional import queue_test_copy
 from newsletter.staff import audit
 from newsletter.staff.accounts import find_staff
-from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser, Sure, require_meant
 from newsletter.web.console.scheduling import confirmation, parse_when, schedule
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.console.views import brief_view
@@ -232,7 +232,7 @@ def delete(
     console: ConsoleDep,
     staff: StaffUser,
     ip: ClientIp,
-    sure: Annotated[str, Form(max_length=5)] = "",
+    sure: Sure = "",
 ) -> Response:
     """Asks to be meant (`sure`, a box to tick), as a cancel does: one click under "Edit
     the draft" deleted it for good."""
@@ -241,8 +241,7 @@ def delete(
             brief = _brief(session, brief_id)
             if brief is None:
                 return _not_found(request, console, staff)
-            if sure != "yes":
-                raise NewsletterError("tick “Yes, delete it” first: a deleted draft is gone")
+            require_meant(sure, "tick “Yes, delete it” first: a deleted draft is gone")
             target = audit.brief_target(brief)
             delete_draft(brief, session=session)
             audit.record(session, staff.email, "brief.delete", target, ip=ip)

@@ -19,7 +19,7 @@ from newsletter.sending.controls import (
 )
 from newsletter.sending.report import SendSummary, summarize_sends
 from newsletter.staff import audit
-from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
+from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser, Sure, require_meant
 from newsletter.web.deps import ClientIp
 from newsletter.words import counted, duration
 from subscribers.models import utcnow
@@ -93,7 +93,7 @@ def control(
     staff: StaffUser,
     ip: ClientIp,
     how: Annotated[str, Form(max_length=10)] = "",
-    sure: Annotated[str, Form(max_length=5)] = "",
+    sure: Sure = "",
 ) -> Response:
     """Pause, resume, cancel, or resolve (`how` = resend or drop) the unknown rows. A
     cancel asks to be meant (`sure`, a box to tick): it cannot be undone."""
@@ -110,10 +110,9 @@ def control(
             elif action == "resume":
                 resume_send(send_id, session=session)
             elif action == "cancel":
-                if sure != "yes":
-                    raise NewsletterError(
-                        "tick “Yes, cancel it” first: a cancelled send cannot be resumed"
-                    )
+                require_meant(
+                    sure, "tick “Yes, cancel it” first: a cancelled send cannot be resumed"
+                )
                 cancelled = cancel_send(send_id, session=session, now=now)
                 detail = f"{counted(cancelled, 'delivery', 'deliveries')} cancelled"
             else:

@@ -18,7 +18,14 @@ from newsletter.errors import NewsletterError
 from newsletter.readers import actions
 from newsletter.readers.profile import reader_profile
 from newsletter.readers.search import INACTIVE_CHOICES, ReaderQuery, search_readers
-from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, ReaderQueryDep, StaffUser
+from newsletter.web.console.deps import (
+    ROUTER_GUARD,
+    ConsoleDep,
+    ReaderQueryDep,
+    StaffUser,
+    Sure,
+    require_meant,
+)
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ZONES, ClientIp
 from subscribers.models import Cadence, Subscriber, SubscriberStatus, utcnow
@@ -158,16 +165,15 @@ def unsubscribe(
     console: ConsoleDep,
     staff: StaffUser,
     ip: ClientIp,
-    sure: Annotated[str, Form(max_length=5)] = "",
+    sure: Sure = "",
 ) -> Response:
     """Asks to be meant (a box to tick): staff cannot undo it, only the reader can, by
     confirming a new subscription from their mailbox."""
 
     def change(person: Subscriber, session: Session) -> None:
-        if sure != "yes":
-            raise NewsletterError(
-                "tick “Yes, unsubscribe them” first: only the reader can undo it, by email"
-            )
+        require_meant(
+            sure, "tick “Yes, unsubscribe them” first: only the reader can undo it, by email"
+        )
         actions.staff_unsubscribe(person, session=session, actor=staff.email, ip=ip)
 
     return _change(request, console, staff, reader_id, "unsubscribed", change)
