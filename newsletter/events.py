@@ -25,7 +25,6 @@ are counted into the reports' tallies in the same transaction (`tallies/apply.py
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ from sqlmodel import Session, col
 
 from newsletter import metrics
 from newsletter.db import dialect_insert, is_postgresql
-from newsletter.db.json_rows import json_document, rows_from_json
+from newsletter.db.json_rows import json_document, json_text, rows_from_json
 from newsletter.event_effects import apply_effects
 from newsletter.event_places import placed
 from newsletter.models import Delivery, ProviderEventRecord
@@ -123,12 +122,14 @@ def _apply_batch(
     unique: list[tuple[ProviderEvent, str]] = []
     for event in map(_storable, events):
         fallback = event.fallback_key
-        keys = {(event.provider, "id:" + (event.event_id or fallback)), (event.provider, fallback)}
-        if keys & seen:  # a redelivery inside the same batch
+        by_id = (event.provider, "id:" + (event.event_id or fallback))
+        by_what = (event.provider, fallback)
+        if by_id in seen or by_what in seen:  # a redelivery inside the same batch
             outcome.report.duplicates += 1
             outcome.duplicates[event.provider] += 1
             continue
-        seen |= keys
+        seen.add(by_id)
+        seen.add(by_what)
         unique.append((event, fallback))
     table: sa.Table = ProviderEventRecord.__table__  # type: ignore[attr-defined]
     rows = [
@@ -212,28 +213,21 @@ def _insert_unnested(session: Session, rows: list[dict[str, Any]]) -> set[tuple[
     """
     names = list(_RECORD_TYPES)
     # PostgreSQL's json type keeps a value's text as it came: `raw` is stored exactly as
-    # _raw_text() would write it, without a json.dumps call per event.
+    # _raw_text() would write it, without a call per event.
     picked = ", ".join("CAST(raw AS text)" if name == "raw" else name for name in names)
     statement = sa.text(
         f"INSERT INTO provider_event ({', '.join(names)}) "
         f"SELECT {picked} FROM ({rows_from_json(session, _RECORD_TYPES)}) AS r "
         "ON CONFLICT DO NOTHING RETURNING provider, event_id"
     )
-    # Times spelt here, the batch's one receipt time once: json's `default` hook costs a
-    # Python call per value.
-    received = rows[0]["received_at"].isoformat()
-    document = json_document(
-        [
-            {**row, "occurred_at": row["occurred_at"].isoformat(), "received_at": received}
-            for row in rows
-        ]
-    )
+    document = json_document(rows)
     return {(p, i) for p, i in session.execute(statement, {"rows": document}).all()}
 
 
 def _raw_text(raw: dict[str, Any]) -> str:
-    """The provider's payload as the record keeps it."""
-    return json.dumps(raw, ensure_ascii=False, sort_keys=True)
+    """The provider's payload as the record keeps it: as PostgreSQL keeps the batch
+    document's text of it (`_insert_unnested`)."""
+    return json_text(raw)
 
 
 # --- one event at a time: the fallback when a batch fails as a whole ------------------------

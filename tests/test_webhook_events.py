@@ -319,3 +319,25 @@ def test_an_event_dated_in_the_future_is_taken_as_happening_when_it_arrived(web,
     occurred = row.occurred_at.replace(tzinfo=row.occurred_at.tzinfo or UTC)
     assert before - timedelta(seconds=5) <= occurred <= datetime.now(UTC)
     assert json.loads(row.raw)["timestamp"] == ahead  # as it came
+
+
+def test_a_payload_holding_what_fast_json_refuses_is_applied_and_kept_as_it_came(
+    web, engine, sandbox
+):
+    """The batch's records go to the database as one document written by orjson, which
+    refuses an integer past 64 bits (Python's json reads any size). Without the json
+    module to fall back on, such a payload fails its whole post with a 503, and SendGrid
+    posts it again for ever."""
+    url, settings = web
+    _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    first, second = sandbox.messages()
+    huge = 2**70
+    events = [
+        event_for(first, "delivered", asm_group_id=huge),
+        event_for(second, "delivered", score=float("nan")),  # json.dumps writes NaN
+    ]
+    assert _post(sandbox, url, events)[:2] == (200, "applied 2, duplicates 0")
+    with session_scope(engine) as session:
+        kept = [json.loads(row.raw) for row in session.exec(select(ProviderEventRecord)).all()]
+    assert any(raw.get("asm_group_id") == huge for raw in kept)
+    assert any("score" in raw for raw in kept)

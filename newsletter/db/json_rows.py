@@ -1,8 +1,8 @@
 """Many rows into one statement as one JSON document, on both databases.
 
 A batch of rows bound as one parameter keeps a statement's text and its parameter count
-fixed whatever the batch's size, the document is written by the json module in C and read
-by the database in C. (SQLAlchemy's multi-row VALUES splits and escapes every row in
+fixed whatever the batch's size, the document is written by orjson in C and read by the
+database in C. (SQLAlchemy's multi-row VALUES splits and escapes every row in
 Python, which cost more than the database's work for the webhook's batches.)
 """
 
@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -40,7 +41,21 @@ def rows_from_json(bind: Connection | Session, columns: dict[str, str]) -> str:
 
 def json_document(rows: list[dict[str, Any]]) -> str:
     """The rows as the one document `rows_from_json` reads (times as ISO 8601)."""
-    return json.dumps(rows, default=_isoformat, ensure_ascii=False, sort_keys=True)
+    return json_text(rows)
+
+
+def json_text(value: Any) -> str:
+    """`value` as JSON text, keys sorted (a payload kept as text reads the same however it
+    came), times as ISO 8601, non-ASCII as itself.
+
+    orjson writes a webhook batch's document in a tenth of the json module's time, which
+    was a fifth of the webhook's. It refuses what a provider's payload may still hold (an
+    integer past 64 bits, parsed by `json.loads` as any size): then the json module writes
+    it. orjson writes NaN as null, which PostgreSQL's json type, unlike NaN, accepts."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_isoformat, ensure_ascii=False, sort_keys=True)
 
 
 def _isoformat(value: object) -> str:

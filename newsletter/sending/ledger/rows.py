@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from newsletter.db import any_of, dialect_insert, is_postgresql
+from newsletter.db.json_rows import json_document, rows_from_json
 from newsletter.models import (
     LIVE_BATCHES,
     Delivery,
@@ -159,9 +160,11 @@ def settle_by_events(
     has them, so they must not go out twice), `unknown`, and `claimed` (written by older
     versions). A failure (bounce, drop) may also follow `sent`.
 
-    PostgreSQL: one UPDATE … FROM unnest(ids, errors, times), joined on the primary key
-    (Nested Loop -> Function Scan on unnest, Index Scan using delivery_pkey: about 4,000
-    rows in 20 ms). SQLite, in-process: one prepared UPDATE run for each row.
+    PostgreSQL: one UPDATE … FROM the rows as one JSON document, joined on the primary key
+    (Nested Loop -> Function Scan on json_to_recordset, Index Scan using delivery_pkey:
+    about 4,000 rows in 20 ms). Not arrays: the driver dumps an array's times one by one in
+    Python, a twentieth of the webhook's time. SQLite, in-process: one prepared UPDATE run
+    for each row.
     """
     if not settled:
         return
@@ -170,18 +173,15 @@ def settle_by_events(
         settled_from.append(DeliveryStatus.SENT)
     states = ", ".join(f"'{state.value}'" for state in settled_from)
     if is_postgresql(session):
+        rows = rows_from_json(session, _SETTLED)
         session.execute(
             sa.text(
                 "UPDATE delivery SET status = :status, error = v.error, updated_at = v.at "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[]), "
-                "CAST(:ats AS timestamptz[])) AS v(id, error, at) "
-                f"WHERE delivery.id = v.id AND delivery.status IN ({states})"
+                f"FROM ({rows}) AS v WHERE delivery.id = v.id AND delivery.status IN ({states})"
             ),
             {
                 "status": status.value,
-                "ids": [row[0] for row in settled],
-                "errors": [row[1] for row in settled],
-                "ats": [row[2] for row in settled],
+                "rows": json_document([{"id": i, "error": e, "at": at} for i, e, at in settled]),
             },
         )
         return
@@ -198,6 +198,9 @@ def settle_by_events(
         ),
         [{"row_id": i, "row_error": error, "row_at": at} for i, error, at in settled],
     )
+
+
+_SETTLED = {"id": "bigint", "error": "text", "at": "timestamptz"}
 
 
 def deliveries_of(session: Session, delivery_ids: list[int]) -> dict[int, tuple[int, int]]:
