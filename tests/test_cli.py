@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner, Result
 
 from newsletter.cli import app
 from newsletter.cli.common import EX_CONFIG
 from newsletter.db import BULK_ROWS, session_scope
+from newsletter.staff.models import AuditEntry
 from subscribers.roster import add_subscriber
 from subscribers.topics import add_topic
 from tests.conftest import SANDBOX_KEY, clean_env, sqlite_only
@@ -508,3 +510,46 @@ def test_a_table_piped_to_a_script_keeps_every_address_whole(newsletter, db_url,
         check=False,
     )
     assert listed.returncode == 0 and long in listed.stdout and "…" not in listed.stdout
+
+
+def test_a_readers_name_is_edited_and_what_was_not_given_stays(cli, engine):
+    name = 'O\'Brien, Seán; "Dr" <b>山田</b> 🎉'
+    result = _ok(cli("subscribers", "edit", "ann@example.com", "--name", name))
+    assert result.stderr.strip() == "ann@example.com: name changed"
+    people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
+    ann = next(p for p in people if p["email"] == "ann@example.com")
+    assert (ann["name"], ann["topics"], ann["cadence"]) == (name, ["shipping"], "immediate")
+
+
+def test_a_readers_topics_and_cadence_are_edited_from_the_command_line_and_audited(cli, engine):
+    result = _ok(
+        cli(
+            "subscribers",
+            "edit",
+            "ANN@example.com",
+            "--topics",
+            "trade,Food",
+            "--cadence",
+            "weekly",
+        )
+    )
+    assert result.stderr.strip() == (
+        "ann@example.com: topics shipping → food;trade; cadence immediate → weekly"
+    )
+    people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
+    ann = next(p for p in people if p["email"] == "ann@example.com")
+    assert (ann["name"], ann["topics"], ann["cadence"]) == ("Ann", ["food", "trade"], "weekly")
+    with session_scope(engine) as session:
+        [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "subscriber.edit"))
+    assert entry.detail == "topics shipping → food;trade; cadence immediate → weekly"
+
+
+def test_an_edit_with_one_bad_value_is_refused_in_one_line_and_changes_nothing(cli):
+    result = cli(
+        "subscribers", "edit", "ann@example.com", "--topics", "food", "--timezone", "Mars/Olympus"
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "timezone" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
+    ann = next(p for p in people if p["email"] == "ann@example.com")
+    assert (ann["topics"], ann["timezone"]) == (["shipping"], "UTC")

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from markupsafe import escape
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter.db import session_scope
 from newsletter.models import MailKind, SignupRequest, TransactionalMail
@@ -276,6 +276,47 @@ def test_editing_topics_cadence_and_timezone_is_saved_and_audited(editor, engine
         assert followed_topics(after, session=session) == ["energy", "food"]
         assert (after.cadence, after.timezone) == ("weekly", "Asia/Tokyo")
     assert _audit(engine)[-1] == ("subscriber.edit", f"subscriber {person.id}")
+
+
+def test_a_readers_name_is_corrected_from_their_page_and_audited_without_it(editor, engine):
+    person = _person(engine, "ann@example.com")
+    page = editor.call(f"/admin/subscribers/{person.id}")
+    fields = {"csrf": csrf_of(page.body), "topics": "food", "cadence": "immediate"}
+    answer = editor.call(
+        f"/admin/subscribers/{person.id}/edit",
+        {**fields, "timezone": person.timezone, "name": HOSTILE_NAME},
+    )
+    assert answer.status == 303
+    assert _person(engine, "ann@example.com").name == HOSTILE_NAME
+    assert escape(HOSTILE_NAME) in editor.call(f"/admin/subscribers/{person.id}").body
+    with session_scope(engine) as session:
+        entry = session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc())).first()
+    assert entry is not None
+    assert (entry.action, entry.detail) == ("subscriber.edit", "name changed")
+
+
+def test_saving_topics_keeps_a_name_whose_line_breaks_the_form_cannot_show(editor, engine):
+    with session_scope(engine) as session:
+        person = session.exec(select(Subscriber).where(Subscriber.email == "ann@example.com")).one()
+        person.name = "Ann Lee\nHead of Research"
+        session.add(person)
+    person = _person(engine, "ann@example.com")
+    page = editor.call(f"/admin/subscribers/{person.id}")
+    sent_back = "Ann LeeHead of Research"  # what a browser's text field sends of it
+    answer = editor.call(
+        f"/admin/subscribers/{person.id}/edit",
+        {
+            "csrf": csrf_of(page.body),
+            "topics": "energy",
+            "cadence": "immediate",
+            "timezone": person.timezone,
+            "name": sent_back,
+        },
+    )
+    assert answer.status == 303
+    after = _person(engine, "ann@example.com")
+    assert after.name == "Ann Lee\nHead of Research"
+    assert after.all_topics is False
 
 
 def test_an_edit_with_a_bad_timezone_is_refused_naming_it_and_changes_nothing(editor, engine):

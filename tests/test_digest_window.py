@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.db import session_scope
-from newsletter.readers.actions import edit_preferences
+from newsletter.readers.actions import edit_reader
 from subscribers.digest_window import switch_cadence, window_on_return
 from subscribers.importer import import_subscribers
 from subscribers.models import Subscriber
@@ -31,7 +31,7 @@ def _by_reader(person: Subscriber, session, tmp_path: Path) -> None:
 
 
 def _by_staff(person: Subscriber, session, tmp_path: Path) -> None:
-    edit_preferences(
+    edit_reader(
         person,
         session=session,
         actor="ed@example.com",

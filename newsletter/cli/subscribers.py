@@ -24,6 +24,7 @@ from newsletter.db import BULK_ROWS, session_scope, vacuum_after_bulk_load
 from newsletter.engagement import inactive_since, parse_window
 from newsletter.links import Links
 from newsletter.readers.actions import (
+    edit_reader,
     find_reader,
     resubscribe,
     staff_forget,
@@ -84,6 +85,35 @@ def subscribers_add(
         )
         audit.record(session, audit.cli_actor(), "subscriber.add", target(subscriber))
     err.print(f"subscriber {subscriber.email} added (id {subscriber.id})")
+
+
+@app.command("edit")
+@user_errors
+def subscribers_edit(
+    email: str,
+    name: Annotated[str | None, typer.Option(help="How emails address them ('' for none).")] = None,
+    topics: Annotated[
+        str | None, typer.Option(help="Topics a,b (slugs or names) or 'all'.")
+    ] = None,
+    cadence: Annotated[str | None, typer.Option(help="immediate, daily or weekly.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. Asia/Tokyo.")] = None,
+) -> None:
+    """Change a reader's name, topics, cadence or timezone; what is not given stays as it is.
+    Audited, as the console's edit is."""
+    _, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        person = find_reader(email, session=session)
+        changes = edit_reader(
+            person,
+            session=session,
+            actor=audit.cli_actor(),
+            topics=split_list(topics) if topics is not None else None,
+            cadence=cadence,
+            timezone=timezone,
+            name=name,
+        )
+        address = person.email
+    err.print(f"{address}: {'; '.join(changes)}" if changes else f"{address}: nothing changed")
 
 
 @app.command("unsubscribe")

@@ -1,7 +1,7 @@
 """What staff do to one reader, from the console or the command line, each written to the
 audit log in the same transaction: resubscribe (a confirmation email, never mail turned
 back on by staff), unsubscribe, forget (the provider's events about them included), and
-edit topics, cadence and timezone.
+edit topics, cadence, timezone and name.
 
 The audit log names the reader by id only: after `forget` it must hold nothing that
 identifies them. Functions take the session and never commit.
@@ -21,7 +21,9 @@ from newsletter.staff import audit
 from subscribers.digest_window import switch_cadence
 from subscribers.models import Subscriber, SubscriberStatus, id_of, utcnow
 from subscribers.roster import (
+    NAME_MAX,
     check_cadence,
+    check_text,
     check_timezone,
     followed_topics,
     forget,
@@ -124,34 +126,48 @@ def erase_events_of(subscriber_id: int, address: str, *, session: Session) -> in
     return emptied
 
 
-def edit_preferences(
+def edit_reader(
     person: Subscriber,
     *,
     session: Session,
     actor: str,
-    topics: Iterable[str],
-    cadence: str,
-    timezone: str,
+    topics: Iterable[str] | None = None,
+    cadence: str | None = None,
+    timezone: str | None = None,
+    name: str | None = None,
     ip: str = "",
 ) -> list[str]:
-    """Staff change what a reader follows, their cadence and their timezone (hidden topics
-    included: staff see every topic). Refused for a forgotten reader. Returns what
-    changed, as the audit log words it (empty: nothing changed, nothing logged)."""
+    """Staff change what a reader follows (hidden topics included: staff see every topic),
+    their cadence, their timezone or their name; None leaves that one as it is (the CLI
+    changes only what it is given). Everything given is checked before anything changes.
+    Refused for a forgotten reader. Returns what changed, as the audit log words it (empty:
+    nothing changed, nothing logged). A name change is logged without the names: the log
+    must identify no one once they are forgotten."""
     if person.status == S.FORGOTTEN:
         raise ConflictError("this reader was forgotten: there is nothing left to edit")
-    before = followed_topics(person, session=session)
-    new_cadence, new_zone = check_cadence(cadence), check_timezone(timezone)
-    set_topics(person, topics, session=session)
-    after = followed_topics(person, session=session)
+    new_cadence = check_cadence(cadence) if cadence is not None else person.cadence
+    new_zone = check_timezone(timezone) if timezone is not None else person.timezone
+    new_name = (
+        check_text("name", name, longest=NAME_MAX, line_breaks=True)
+        if name is not None
+        else person.name
+    )
     changes = []
-    if before != after:
-        changes.append(f"topics {';'.join(before) or '-'} → {';'.join(after)}")
+    if topics is not None:
+        before = followed_topics(person, session=session)
+        set_topics(person, topics, session=session)
+        after = followed_topics(person, session=session)
+        if before != after:
+            changes.append(f"topics {';'.join(before) or '-'} → {';'.join(after)}")
     if new_cadence != person.cadence:
         changes.append(f"cadence {person.cadence} → {new_cadence}")
     if new_zone != person.timezone:
         changes.append(f"timezone {person.timezone} → {new_zone}")
+    if new_name != person.name:
+        changes.append("name changed")
     switch_cadence(person, new_cadence, now=utcnow())
     person.timezone = new_zone
+    person.name = new_name
     if changes:
         person.updated_at = utcnow()
         audit.record(session, actor, "subscriber.edit", target(person), "; ".join(changes), ip)

@@ -143,19 +143,30 @@ def edit(
     topics: Annotated[list[str] | None, Form()] = None,
     cadence: Annotated[str, Form(max_length=16)] = "",
     timezone: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str | None, Form(max_length=1_000)] = None,  # the rule is check_text's
 ) -> Response:
     def change(person: Subscriber, session: Session) -> None:
-        actions.edit_preferences(
+        actions.edit_reader(
             person,
             session=session,
             actor=staff.email,
             topics=topics or [],
             cadence=cadence,
             timezone=timezone,
+            name=_changed_name(person.name, name),
             ip=ip,
         )
 
     return _change(request, console, staff, reader_id, "saved", change)
+
+
+def _changed_name(stored: str, sent: str | None) -> str | None:
+    """The name the form sent, or None for no change. A text field drops the line breaks a
+    name may hold (one from a spreadsheet cell): sent back unchanged, such a name must not
+    be saved run together by an edit of the reader's topics."""
+    if sent is None or sent == stored.replace("\r", "").replace("\n", ""):
+        return None
+    return sent
 
 
 @router.post("/{reader_id}/unsubscribe")
