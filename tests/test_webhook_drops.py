@@ -86,11 +86,16 @@ def test_a_reader_sendgrid_drops_as_a_spam_reporter_is_a_complainer_never_mailed
     assert _next_send_reaches(engine, settings, sandbox, send_id) == {"reader1@example.com"}
 
 
-def test_a_drop_for_a_bounced_address_marks_the_reader_bounced_at_once(post, dropped, engine):
-    """SendGrid's bounce list is of addresses it gave up on: a hard bounce, not one of
-    NEWSLETTER_SOFT_BOUNCE_LIMIT soft ones."""
+@pytest.mark.parametrize("reason", ["Bounced Address", "Invalid"])
+def test_a_drop_for_a_bounced_or_invalid_address_marks_the_reader_bounced_at_once(
+    post, dropped, engine, reason
+):
+    """SendGrid's bounce list is of addresses it gave up on, and its invalid-emails list of
+    addresses malformed by its rules or unknown to their server: a hard bounce, not one of
+    NEWSLETTER_SOFT_BOUNCE_LIMIT soft ones. Left active, the reader was dropped by every
+    send."""
     _, drop = dropped
-    assert post([drop("Bounced Address")]) == (200, "applied 1, duplicates 0")
+    assert post([drop(reason)]) == (200, "applied 1, duplicates 0")
     reader = _reader(engine)
     assert (reader.status, reader.soft_bounces) == ("bounced", 0)
 
@@ -108,12 +113,14 @@ def test_the_reason_is_read_whatever_its_case(post, dropped, engine, reason):
     assert _reader(engine).status == "complained"
 
 
-@pytest.mark.parametrize("reason", ["Invalid", "Recipient List over Package Quota"])
+@pytest.mark.parametrize(
+    "reason", ["Recipient List over Package Quota", "Invalid SMTPAPI header", "Spam Content"]
+)
 def test_a_drop_for_any_other_reason_fails_its_delivery_and_leaves_the_reader_be(
     post, dropped, engine, reason
 ):
-    """An address SendGrid finds malformed, or an account over its quota, says nothing
-    of what the reader wants."""
+    """An account over its quota, or a message SendGrid would not take, says nothing of
+    the reader."""
     send_id, drop = dropped
     assert post([drop(reason)]) == (200, "applied 1, duplicates 0")
     delivery = _delivery(engine, send_id)

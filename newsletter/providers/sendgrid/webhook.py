@@ -45,14 +45,17 @@ EVENT_TYPES: dict[str, EventType] = {
 # the address on the SendGrid suppression list it was dropped for. SendGrid documents these
 # drop reasons: "Bounced Address", "Spam Reporting Address", "Unsubscribed Address",
 # "Invalid", "Invalid SMTPAPI header", "Spam Content", "Recipient List over Package Quota".
-# Only the first three are about the reader: SendGrid telling us, at the next send, of a
-# bounce, spam report or unsubscribe we may never have had as its own event (it came before
-# the webhook was set up, or through another sender on the account, or the address was put
-# on the list by hand). Every later send would be dropped again. The rest are about the
-# message or our account and fail the delivery alone. SendGrid documents no drop reason of
-# its own for an unsubscribe group (ASM); one it words otherwise changes only the delivery.
+# The first four are about the reader: SendGrid telling us, at the next send, of a bounce,
+# spam report or unsubscribe we may never have had as its own event (it came before the
+# webhook was set up, or through another sender on the account, or the address was put on
+# the list by hand). "Invalid" names SendGrid's invalid-emails list: an address malformed by
+# its rules or that the receiving server said does not exist, a hard bounce in all but name.
+# Every later send would be dropped again. The rest are about the message or our account
+# and fail the delivery alone. SendGrid documents no drop reason of its own for an
+# unsubscribe group (ASM); one it words otherwise changes only the delivery.
 DROP_SUPPRESSIONS: dict[str, EventType] = {
     "bounced address": EventType.BOUNCED,
+    "invalid": EventType.BOUNCED,
     "spam reporting address": EventType.COMPLAINED,
     "unsubscribed address": EventType.UNSUBSCRIBED,
 }
