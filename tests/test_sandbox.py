@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
 from python_http_client.exceptions import BadRequestsError, UnauthorizedError
 from sendgrid import SendGridAPIClient
 
-from newsletter.devtools.sandbox import Sandbox
+from newsletter.devtools.sandbox import Faults, Sandbox
 
 KEY = "SG.sandbox-test"
 
@@ -125,3 +127,33 @@ def test_a_body_not_declared_as_json_is_a_415_with_sendgrids_words(server):
 def test_json_with_its_charset_named_is_accepted(server):
     assert _post_raw(server, "Application/JSON; charset=utf-8")[0] == 202
     assert len(server.messages()) == 1
+
+
+def test_stopping_waits_for_a_request_in_flight_and_refuses_a_later_one_printing_nothing(
+    capfd,
+):
+    """A test stopping the sandbox while a request thread still answered closed the inbox
+    under it: "Cannot operate on a closed database" tracebacks on stderr. The request in
+    hand now finishes first; one arriving on a kept-alive connection meanwhile gets
+    SendGrid's 503, which a sender retries."""
+    sandbox = Sandbox(KEY, faults=Faults(rate_delay=1.0, delay_seconds=0.5)).start()
+    answers: list[int] = []
+    idle = http.client.HTTPConnection(urlsplit(sandbox.url).netloc, timeout=10)
+    idle.request("GET", "/sandbox/stats")  # keeps its connection (HTTP/1.1)
+    assert idle.getresponse().read()
+    sending = threading.Thread(
+        target=lambda: answers.append(_post_raw(sandbox, "application/json")[0])
+    )
+    sending.start()
+    deadline = time.monotonic() + 5
+    while sandbox.state.requests < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the request is in its thread, waiting out the delay
+    sandbox.stop()
+    sending.join(timeout=10)
+    idle.request("GET", "/sandbox/stats")
+    late = idle.getresponse()
+    late_body = json.loads(late.read())
+    idle.close()
+    assert answers == [202]
+    assert late.status == 503 and "stopping" in late_body["errors"][0]["message"]
+    assert capfd.readouterr().err == ""

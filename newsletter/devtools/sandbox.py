@@ -27,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +74,33 @@ def _whole(text: str) -> int | None:
 
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 
+# How long `Sandbox.stop` waits for requests still being answered (an injected delay): a
+# request slower than that closes the inbox itself when it is done.
+STOP_WAIT_SECONDS = 10.0
+
+
+def _answered_while_open(method: Callable[[_Handler], None]) -> Callable[[_Handler], None]:
+    """Run a `do_*` method as one answer `Sandbox.stop` waits for, or refuse it with
+    SendGrid's 503 once stopping began: a request thread still answering when a test
+    stopped the sandbox wrote to the closed inbox and printed a traceback."""
+
+    def answer(handler: _Handler) -> None:
+        if not handler.server.begin_answer():
+            handler.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
+            data = json.dumps({"errors": [_error("the sandbox is stopping")]}).encode("utf-8")
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.send_header("Connection", "close")  # its body may be left unread
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        try:
+            method(handler)
+        finally:
+            handler.server.end_answer()
+
+    return answer
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -98,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+    @_answered_while_open
     def do_POST(self) -> None:
         raw = self._read_body()
         if urlsplit(self.path).path.rstrip("/") == "/sandbox/engage":
@@ -158,6 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(HTTPStatus.ACCEPTED, {"events": posted})
 
+    @_answered_while_open
     def do_PUT(self) -> None:
         raw = self._read_body()
         if urlsplit(self.path).path.rstrip("/") != "/sandbox/faults":
@@ -178,6 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.UNAUTHORIZED, {"errors": [_error(_BAD_KEY)]})
         return False
 
+    @_answered_while_open
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/")
@@ -218,6 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Link"] = f'</sandbox/messages?{nxt}>; rel="next"'
         self._reply(HTTPStatus.OK, [m.as_dict() for m in page], headers)
 
+    @_answered_while_open
     def do_DELETE(self) -> None:
         if urlsplit(self.path).path.rstrip("/") == "/sandbox/messages":
             self.server.state.clear()
@@ -239,6 +271,41 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.state = state
         self.verbose = verbose
+        # Requests being answered, and what to do once there are none (set by `stop`).
+        # Daemon threads are not joined by `server_close`; a kept-alive connection's
+        # thread waits for its next request forever, so only answers are counted.
+        self._answers = threading.Condition()
+        self._answering = 0
+        self._stopping = False
+        self._when_idle: Callable[[], None] | None = None
+
+    def begin_answer(self) -> bool:
+        """Count a request as being answered; False once the server is stopping."""
+        with self._answers:
+            if self._stopping:
+                return False
+            self._answering += 1
+            return True
+
+    def end_answer(self) -> None:
+        when_idle = None
+        with self._answers:
+            self._answering -= 1
+            self._answers.notify_all()
+            if self._answering == 0:  # a `stop` that gave up waiting left this to the last
+                when_idle, self._when_idle = self._when_idle, None
+        if when_idle is not None:
+            when_idle()
+
+    def stop_answering(self, when_idle: Callable[[], None], timeout: float) -> None:
+        """Refuse new requests; call `when_idle` once those being answered are done: here
+        within `timeout` seconds, else from the last of them to finish."""
+        with self._answers:
+            self._stopping = True
+            if not self._answers.wait_for(lambda: self._answering == 0, timeout):
+                self._when_idle = when_idle
+                return
+        when_idle()
 
 
 class Sandbox:
@@ -304,7 +371,7 @@ class Sandbox:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.state.inbox.close()
+        self._server.stop_answering(self.state.inbox.close, STOP_WAIT_SECONDS)
 
     def __enter__(self) -> Sandbox:
         return self.start()
