@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from newsletter.db import session_scope
+from newsletter.db import migrate, migration_heads, session_scope
 from newsletter.devtools.sandbox import event_for
 from newsletter.sending.create import create_send
 from newsletter.sending.ledger import claim_batch
@@ -63,6 +63,28 @@ def test_readyz_on_a_database_a_newer_version_migrated_does_not_advise_init(web,
     assert (status, body) == (
         503,
         "not ready: the database was migrated by a newer version of newsletter\n",
+    )
+
+
+def test_readyz_says_a_process_running_when_an_upgrade_migrated_its_database_must_restart(
+    settings, tmp_path
+):
+    """`git pull && newsletter init` beside a running `serve`: the database then matched
+    the migrations on disk, and the process still running the earlier code said ready."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(settings.NEWSLETTER_MIGRATIONS_DIR, migrations)
+    with _serve(settings, NEWSLETTER_MIGRATIONS_DIR=migrations) as url:
+        assert get(f"{url}/readyz")[:2] == (200, "ready\n")
+        [head] = migration_heads(migrations)
+        (migrations / "versions" / "9001_next.py").write_text(  # the pull
+            f"revision = '9001'\ndown_revision = '{head}'\nbranch_labels = None\n"
+            "depends_on = None\n\n\ndef upgrade() -> None:\n    pass\n"
+        )
+        migrate(settings.DATABASE_URL, migrations)  # the `init`
+        status, body, _ = get(f"{url}/readyz")
+    assert (status, body) == (
+        503,
+        "not ready: the database was migrated after this process started: restart it\n",
     )
 
 

@@ -4,6 +4,7 @@ from newsletter.db.engine import make_engine, session_scope, single_worker_lock
 from newsletter.db.migrations import (
     database_heads,
     migrate,
+    migration_heads,
     require_current_schema,
     schema_is_current,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "is_row_id",
     "make_engine",
     "migrate",
+    "migration_heads",
     "require_current_schema",
     "schema_is_current",
     "session_scope",

@@ -66,6 +66,15 @@ def _scripts(engine: Engine, migrations_dir: Path) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(url, migrations_dir))
 
 
+def migration_heads(migrations_dir: Path) -> tuple[str, ...]:
+    """The revisions the migrations in `migrations_dir` end at: the schema the code beside
+    them was written for. Read from the files, so a process reading it at start-up keeps
+    what its own code expects after an upgrade replaced them."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return tuple(sorted(ScriptDirectory.from_config(config).get_heads()))
+
+
 def database_heads(engine: Engine) -> tuple[str, ...]:
     """The revisions the database says it is at (`alembic_version`)."""
     with engine.connect() as connection:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from newsletter.branding import Branding
 from newsletter.config import Settings
+from newsletter.db import migration_heads
 from newsletter.errors import InvalidSubscriberError, NewsletterError, UnknownTopicError
 from newsletter.links import Links
 from newsletter.render import page_environment
@@ -43,6 +44,9 @@ class WebContext:
     pages: jinja2.Environment
     trusted_proxies: tuple[Network, ...]
     brand: Branding
+    # The revisions this process's code was written for, read at start-up: `/readyz` says
+    # a database migrated past them since (an upgrade's `init`) needs the process restarted.
+    started_at_heads: tuple[str, ...]
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> WebContext:
@@ -55,6 +59,7 @@ class WebContext:
             pages=page_environment(settings.NEWSLETTER_TEMPLATES_DIR),
             trusted_proxies=trusted_networks(settings.NEWSLETTER_TRUSTED_PROXIES),
             brand=Branding.from_settings(settings),
+            started_at_heads=migration_heads(settings.NEWSLETTER_MIGRATIONS_DIR),
         )
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
