@@ -62,8 +62,9 @@ def _guarded(
 def build_scheduler(
     worker: Worker, interval_seconds: float, stopped: list[NewsletterError] | None = None
 ) -> BlockingScheduler:
-    """The worker's clock. A schema that moved under it stops it, the reason kept in
-    `stopped` for `run` to raise (the command line's one line, exit 78)."""
+    """The worker's clock. A schema that moved under it (seen before each tick, or when a
+    statement fails) stops it, the reason kept in `stopped` for `run` to raise (the command
+    line's one line, exit 78)."""
     scheduler = BlockingScheduler(timezone="UTC")
     now = worker.dispatcher.clock()
 
@@ -88,8 +89,17 @@ def build_scheduler(
         misfire_grace_time=6 * 3600,
         next_run_time=now,  # and once at start: a worker back from a stop
     )
+
+    def tick() -> TickReport | None:
+        """A tick, unless the schema moved since the worker started. A failed statement
+        said so only when the migration broke one; an additive migration left the earlier
+        code running for ever. One read of alembic_version per tick, in the same job."""
+        if schema_changed():
+            return None
+        return worker.tick()
+
     scheduler.add_job(
-        _guarded(worker.tick, "tick", schema_changed),
+        _guarded(tick, "tick", schema_changed),
         "interval",
         seconds=interval_seconds,
         id="work-due",

@@ -172,3 +172,23 @@ def test_a_worker_whose_schema_a_newer_version_migrated_stops_saying_so(
     assert code == 78, log
     assert "Traceback" not in log and "migrations moved under this worker" in log
     assert "it started at 0021; the database is now at 0099" in log
+
+
+def test_a_worker_whose_schema_an_additive_migration_moved_stops_at_its_next_tick(
+    engine, sandbox, db_url, tmp_path
+):
+    """A column added fails none of the earlier code's statements, so the worker noticed
+    nothing and ran the earlier code on for ever; each tick now reads alembic_version."""
+    process = worker(db_url, sandbox.url, tmp_path, batch=BATCH, threads=1)
+    try:
+        wait_for(lambda: "ticking every" in worker_log(process), 30, "the worker to start")
+        with engine.begin() as connection:  # a newer version's additive migration
+            connection.execute(sa.text("ALTER TABLE send ADD COLUMN wave_time VARCHAR(5)"))
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '0022'"))
+        code = process.wait(timeout=15)
+    finally:
+        process.kill()
+    log = worker_log(process)
+    assert code == 78, log
+    assert "Traceback" not in log and "migrations moved under this worker" in log
+    assert "it started at 0021; the database is now at 0022" in log

@@ -5,6 +5,7 @@ from newsletter.db.migrations import (
     database_heads,
     migrate,
     migration_heads,
+    recorded_revisions,
     require_current_schema,
     schema_is_current,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "migration_heads",
+    "recorded_revisions",
     "require_current_schema",
     "schema_is_current",
     "session_scope",

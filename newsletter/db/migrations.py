@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -79,6 +80,16 @@ def database_heads(engine: Engine) -> tuple[str, ...]:
     """The revisions the database says it is at (`alembic_version`)."""
     with engine.connect() as connection:
         return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def recorded_revisions(engine: Engine) -> tuple[str, ...]:
+    """The revisions `alembic_version` holds, by one SELECT: what a running worker reads
+    every tick. (`database_heads` asks Alembic, which first looks the table up in the
+    catalogue: right for a database that may never have been migrated, two statements for
+    one that was.)"""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        return tuple(sorted(str(revision) for revision in rows.scalars()))
 
 
 def _shown(engine: Engine) -> str:

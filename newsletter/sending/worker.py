@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from newsletter.config import Settings
-from newsletter.db import database_heads, make_engine, session_scope
+from newsletter.db import database_heads, make_engine, recorded_revisions, session_scope
 from newsletter.errors import ConfigurationError, NewsletterError
 from newsletter.logs import ids
 from newsletter.models import SELF_PAUSED, Send, SendStatus
@@ -240,10 +240,11 @@ class Worker:
         """Why the database's schema no longer fits this running worker: its migrations
         moved since the worker started (an upgrade's `newsletter init` ran beside it, from
         a new checkout or a newer version), and every tick's statements would fail from
-        now on. None while they have not, and while the database does not answer (that is
-        an outage, not a change)."""
+        now on, or (an additive migration) the earlier code would run on unnoticed. None
+        while they have not, and while the database does not answer (that is an outage,
+        not a change). One small SELECT: the service asks before every tick."""
         try:
-            now = database_heads(self.engine)
+            now = recorded_revisions(self.engine)
         except SQLAlchemyError:
             return None
         if set(now) == set(self.started_at_heads):
