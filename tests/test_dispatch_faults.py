@@ -14,6 +14,7 @@ import pytest
 from sendgrid import SendGridAPIClient
 from sqlmodel import select
 
+from newsletter.cli.sends import print_summary
 from newsletter.db import session_scope
 from newsletter.devtools.sandbox import Faults
 from newsletter.models import Delivery, DeliveryBatch
@@ -24,6 +25,7 @@ from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher, RateLimiter, WorkReport
 from newsletter.sending.report import summarize_sends
 from newsletter.sending.worker import TickReport, not_handed_off
+from newsletter.web.console.routes.sends import progress
 from tests.conftest import SANDBOX_KEY, test_settings
 from tests.workers_support import seed_brief
 
@@ -286,3 +288,26 @@ def test_a_415_stops_the_batch_in_one_request_instead_of_narrowing_it(sandbox):
     result = transport.send_batch(Batch(1, "Subject", "<p>x</p>", "x", readers))
     assert result.fatal and result.error.startswith("415")
     assert sandbox.state.requests == 1 and sandbox.messages() == []
+
+
+def test_a_send_that_reached_everyone_shows_its_earlier_batch_errors_as_retried_not_current(
+    engine, settings, sandbox, capsys
+):
+    """A 500 sent a batch back in line, its retry went out and the send finished with every
+    reader sent; `sends status` and the console still said "last error: 500 …", a fault to
+    mend on a send that had none left."""
+    send_id = _send(engine, settings, seed_brief(engine, 30))
+    sandbox.state.set_faults(Faults(rate_500=0.3, seed=1))
+    _dispatcher(engine, settings, NEWSLETTER_MAX_RETRIES=0, NEWSLETTER_CONCURRENCY=1).work_due()
+    assert sandbox.state.stats.injected["500"] >= 1  # batches met the error, then went
+    assert _statuses(engine, send_id) == {"sent": 30}
+    with session_scope(engine) as session:
+        [summary] = summarize_sends(session=session, send_id=send_id)
+    assert summary.status == "finished"
+    print_summary(summary)
+    printed = capsys.readouterr().out
+    assert "last error: 500" not in printed and "failed batches" not in printed
+    assert "an earlier one was retried and sent: 500: internal error" in printed
+    live = progress(summary)
+    assert live["words"]["error"].startswith("none now; an earlier one was retried and sent")
+    assert live["last_error_is_past"] is True  # for a script reading --json too

@@ -242,10 +242,10 @@ def print_summary(summary: SendSummary) -> None:
         )
     if waiting := summary.next_due_words(utcnow()):
         out.print(waiting)
-    if summary.failed_batches:
+    if summary.failed_batches and not summary.errors_are_past:
         out.print(f"failed batches: {summary.failed_batches}")
-    if summary.last_error:
-        out.print(f"last error: {summary.last_error}", highlight=False)
+    if error := summary.error_words():
+        out.print(f"last error: {error}", highlight=False)
     if summary.counts["unknown"] and summary.unknown_since:
         oldest, newest = (_age(utcnow() - moment) for moment in summary.unknown_since)
         unknown = summary.counts["unknown"]

@@ -65,6 +65,31 @@ class SendSummary:
         parts += [f"{self.counts[s]:,} {s}" for s in ("skipped", "cancelled") if self.counts[s]]
         return ", ".join([*parts, f"{self.waiting:,} waiting"])
 
+    @property
+    def errors_are_past(self) -> bool:
+        """Finished with no row failed or in doubt: every batch that met an error (a 5xx or
+        a 429 past the retries sends it back in line) was tried again and taken."""
+        return (
+            self.status == SendStatus.FINISHED
+            and not self.counts["failed"]
+            and not self.counts["unknown"]
+        )
+
+    def error_words(self) -> str:
+        """`last_error` as an operator should read it, "" when there is none.
+
+        The send keeps the last error a batch met after the batch went out on a retry. On
+        a send that finished with every row sent (or skipped), "last error: 500 …" read as
+        a fault still to mend where none was left, so it is told as the past. It is not
+        dropped: a provider that needed retries (and the time they cost) is worth seeing
+        on the send it slowed. A send still running, paused, or with rows failed or
+        unknown shows it as it stands."""
+        if not self.last_error:
+            return ""
+        if self.errors_are_past:
+            return f"none now; an earlier one was retried and sent: {self.last_error}"
+        return self.last_error
+
     def rate_words(self) -> str:
         if self.local_time:
             return f"in waves, at {self.local_time} in each reader's time zone"
@@ -91,6 +116,7 @@ class SendSummary:
             "counts": self.counts,
             "failed_batches": self.failed_batches,
             "last_error": self.last_error,
+            "last_error_is_past": bool(self.last_error) and self.errors_are_past,
             "rate_per_second": round(self.rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "next_action_at": self.next_action_at.isoformat() if self.next_action_at else None,

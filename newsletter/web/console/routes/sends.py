@@ -41,7 +41,7 @@ def progress(summary: SendSummary) -> dict[str, Any]:
             "progress": f"{done:,} of {summary.planned:,} settled ({summary.parts_words()})",
             "rate": summary.rate_words(),
             "eta": f"about {duration(eta)} to go" if eta else summary.next_due_words(utcnow()),
-            "error": summary.last_error or "none",
+            "error": summary.error_words() or "none",
         },
         "done": summary.status in ("finished", "cancelled"),
     }
