@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     # figures are for the operator's Prometheus, not for the internet.
     NEWSLETTER_METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
     NEWSLETTER_METRICS_HOST: str = "127.0.0.1"
+    # The web process's /metrics answers this machine only (a request from loopback that no
+    # proxy forwarded), or a scrape carrying this as its bearer token from anywhere.
+    NEWSLETTER_METRICS_TOKEN: SecretStr = SecretStr("")
     # The staff console (/admin): a session ends after this long without a request, and
     # after NEWSLETTER_STAFF_SESSION_HOURS in any case.
     NEWSLETTER_STAFF_IDLE_MINUTES: int = Field(default=30, ge=1, le=24 * 60)

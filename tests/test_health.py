@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
+from starlette.requests import Request
 
 from newsletter.db import migrate, migration_heads, session_scope
 from newsletter.devtools.sandbox import event_for
@@ -16,6 +18,7 @@ from newsletter.sending.ledger import claim_batch
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.worker import Worker
 from newsletter.signup import apply_signups, check_signup, record_signup
+from newsletter.web.routes.health import may_read_metrics
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
 from tests.conftest import _admin_engine, _admin_url, serving, test_settings
@@ -212,3 +215,41 @@ def test_metrics_speak_openmetrics_to_a_scraper_that_asks(web):
     status, body, headers = get(f"{url}/metrics")
     assert headers["content-type"].startswith("text/plain")
     assert parse_metrics(body)  # the classic text format, as Prometheus reads it
+
+
+def test_metrics_are_refused_to_a_request_a_proxy_passed_on(web):
+    """A proxy's request comes from loopback too; its X-Forwarded-For says it came from
+    elsewhere. The list's size and the ledger's state are for the operator's Prometheus."""
+    url, _ = web
+    status, body, _ = get(f"{url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert status == 403 and "NEWSLETTER_METRICS_TOKEN" in body
+    assert "newsletter_deliveries" not in body
+
+
+def test_metrics_are_served_from_anywhere_with_the_token_and_refused_with_a_wrong_one(settings):
+    token = "scrape-" + "k" * 30
+    with _serve(settings, NEWSLETTER_METRICS_TOKEN=token) as url:
+        far = {"X-Forwarded-For": "203.0.113.9"}
+        status, body, _ = get(f"{url}/metrics", headers={**far, "Authorization": f"Bearer {token}"})
+        assert status == 200 and "newsletter_deliveries" in body
+        status, _, _ = get(f"{url}/metrics", headers={**far, "Authorization": f"Bearer {token}x"})
+        assert status == 403
+
+
+@pytest.mark.parametrize(
+    ("peer", "authorization", "allowed"),
+    [
+        ("127.0.0.1", "", True),
+        ("::1", "", True),
+        ("203.0.113.9", "", False),
+        ("10.0.0.5", "", False),
+        ("testclient", "", False),
+        ("203.0.113.9", "Bearer right-token", True),
+        ("203.0.113.9", "Bearer wrong-token", False),
+        ("203.0.113.9", "Bearer r\u00e9ght-token", False),
+    ],
+)
+def test_metrics_are_for_loopback_peers_or_the_bearer_of_the_token(peer, authorization, allowed):
+    headers = [(b"authorization", authorization.encode())] if authorization else []
+    request = Request({"type": "http", "client": (peer, 50000), "headers": headers})
+    assert may_read_metrics(request, "right-token") is allowed
