@@ -17,8 +17,13 @@ from subscribers.models import UTCDateTime, utc_column, utcnow
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+# SQLite would hand a deleted row's number to the next one (revision 0022).
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
+
+
 class Brief(SQLModel, table=True):
     __tablename__ = "brief"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=200, unique=True)
@@ -66,7 +71,10 @@ class SendKind(StrEnum):
 
 class Send(SQLModel, table=True):
     __tablename__ = "send"
-    __table_args__ = (sa.Index("ix_send_status_scheduled_at", "status", "scheduled_at"),)
+    __table_args__ = (
+        sa.Index("ix_send_status_scheduled_at", "status", "scheduled_at"),
+        NEVER_REUSED_IDS,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(default=SendKind.BRIEF, max_length=16)

@@ -149,3 +149,19 @@ def test_list_shows_status_and_when_and_refuses_an_unknown_status(cli, tmp_path)
     assert _listed(cli, "--status", "sent") == []
     wrong = cli("briefs", "list", "--status", "published", ok=False)
     assert "choose one of draft, scheduled, sending, sent, cancelled" in wrong.stderr
+
+
+def test_a_deleted_drafts_number_is_never_given_to_the_next_brief_or_send(cli, tmp_path):
+    """SQLite numbered a new row one past the highest left: the newest draft deleted, the
+    next brief took its id, and "brief 2" in the audit log meant two briefs."""
+    cli("briefs", "add", str(_write(tmp_path, "Rice prices rise")))
+    cli("briefs", "add", str(_write(tmp_path, "Wheat prices rise", name="wheat.md")))
+    cli("send", "2026-06-10-wheat-prices-rise", "--at", "2030-01-01 07:00")
+    cli("sends", "cancel", "1")
+    cli("briefs", "delete", "2026-06-10-wheat-prices-rise")
+    cli("briefs", "add", str(_write(tmp_path, "Barley prices rise", name="barley.md")))
+    cli("send", "2026-06-10-barley-prices-rise", "--at", "2030-01-01 07:00")
+    [barley, rice] = _listed(cli)
+    assert (rice["id"], barley["id"]) == (1, 3)
+    sends = json.loads(cli("sends", "list", "--json").stdout)
+    assert [s["id"] for s in sends] == [2]

@@ -176,3 +176,38 @@ def test_a_brief_sent_before_0021_stays_published_when_its_send_started(db_url, 
         [entry] = archive_page(session=session, now=utcnow() + 2 * HOUR).entries
         started = session.exec(select(Send.started_at)).one()
     assert (entry.brief.slug, entry.published_at) == (slug, started)
+
+
+def test_making_sqlite_ids_never_reused_keeps_every_brief_send_and_ledger_row(
+    db_url, engine, settings
+):
+    """Revision 0022 copies `brief` and `send` into tables declared AUTOINCREMENT (SQLite
+    cannot change that in place), and back on the way down: nothing may be lost or
+    renumbered, and a send's ledger must still point at it."""
+    slug = seed_brief(engine, 3)
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings)
+    assert start_due_sends(engine, now=utcnow() + HOUR)
+    query = (
+        "SELECT b.id, b.slug, s.id, s.status, count(d.id) FROM brief b JOIN send s "
+        "ON s.brief_id = b.id JOIN delivery d ON d.send_id = s.id GROUP BY b.id, b.slug, "
+        "s.id, s.status"
+    )
+    with engine.connect() as connection:
+        before = connection.execute(sa.text(query)).all()
+    assert before and before[0][-1] == 3
+    config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
+    command.downgrade(config, "0021")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(query)).all() == before
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text(query)).all() == before
+        if engine.dialect.name == "sqlite":
+            schema = connection.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE name IN ('brief', 'send')")
+            ).scalars()
+            assert all("AUTOINCREMENT" in table for table in schema)
+            problems = connection.execute(sa.text("PRAGMA foreign_key_check")).all()
+            assert problems == []
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
