@@ -60,6 +60,13 @@ def test_a_sends_report_page_shows_unique_readers_and_its_links(told, editor):
     assert "<script" not in answer.body
 
 
+def test_a_sends_report_says_whose_unsubscribes_it_counts(told, editor):
+    """An unsubscribe on our pages names the reader, not the email: staff read the figure
+    as this send's own leavers, while it holds readers who left after a later send."""
+    answer = editor.call(f"/admin/reports/sends/{told.send_id}")
+    assert "counted against the last send handed off to them" in answer.body
+
+
 def test_the_reports_page_lists_topics_and_draws_the_lists_growth(told, editor):
     answer = editor.call("/admin/reports?since=2020-01-01")
     assert answer.status == 200
