@@ -26,6 +26,10 @@ CSV_MAX_BYTES = 256 * 2**20
 LINE_MAX_CHARS = 64 * 2**10
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# UTF-8's byte-order mark. Excel reads a CSV as UTF-8 only when it starts with one; without
+# it, Excel takes the bytes in the machine's legacy code page (Windows-1252, Shift-JIS…) and
+# 高市早苗 or Zoë arrive as mojibake. Our import reads files with or without it.
+BOM = "\ufeff"
 
 
 def neutralize(cell: str) -> str:
@@ -180,8 +184,11 @@ class SubscriberCsv:
             start = self._reader.line_num + 1
 
 
-def write_rows(stream: IO[str], rows: Iterable[Iterable[str]]) -> int:
-    """Write the export header and rows, every cell neutralized; returns the row count."""
+def write_rows(stream: IO[str], rows: Iterable[Iterable[str]], *, bom: bool = False) -> int:
+    """Write the export header and rows, every cell neutralized; returns the row count.
+    `bom`: start with a byte-order mark, for a file a person opens in Excel (see BOM)."""
+    if bom:
+        stream.write(BOM)
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0

@@ -58,9 +58,14 @@ def _rows(session: Session, where: tuple[sa.ColumnElement[bool], ...]) -> Iterat
 
 
 def export_subscribers(
-    stream: IO[str], *, session: Session, where: Iterable[sa.ColumnElement[bool]] = ()
+    stream: IO[str],
+    *,
+    session: Session,
+    where: Iterable[sa.ColumnElement[bool]] = (),
+    bom: bool = False,
 ) -> int:
     """Write every subscriber (but the forgotten) as CSV; returns how many rows. `where`
     narrows it (the console list's filters, or the inactive readers of
-    newsletter/engagement.py for a sunset list)."""
-    return write_rows(stream, _rows(session, tuple(where)))
+    newsletter/engagement.py for a sunset list). `bom` starts it with UTF-8's byte-order
+    mark, for a file someone will open in Excel (subscribers/csvfile.py: BOM)."""
+    return write_rows(stream, _rows(session, tuple(where)), bom=bom)

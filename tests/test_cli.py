@@ -400,9 +400,20 @@ def test_import_reports_as_json_and_export_writes_the_same_format(cli, tmp_path)
     assert report["skipped"][0]["line"] == 3
     exported = tmp_path / "out.csv"
     _ok(cli("subscribers", "export", str(exported)))
-    lines = exported.read_text(encoding="utf-8").splitlines()
+    lines = exported.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "email,name,topics,cadence,timezone,status,subscribed_at"
     assert any(line.startswith("zoe@example.com,Zoë,food,immediate,UTC,active,") for line in lines)
+
+
+def test_an_export_to_a_file_has_a_byte_order_mark_for_excel_and_standard_output_none(
+    cli, tmp_path
+):
+    """Excel reads a CSV as UTF-8 only after the mark; a pipe's next program would take it
+    for part of the first column's name."""
+    exported = tmp_path / "out.csv"
+    _ok(cli("subscribers", "export", str(exported)))
+    assert exported.read_bytes().startswith(b"\xef\xbb\xbfemail,name,")
+    assert _ok(cli("subscribers", "export")).stdout.startswith("email,name,")
 
 
 def test_an_import_prints_fifty_lines_of_each_kind_then_counts_the_rest(cli, tmp_path):

@@ -526,10 +526,17 @@ def test_export_downloads_the_list_in_the_import_format_and_is_audited(editor, e
     answer = editor.call("/admin/subscribers/export.csv")
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
     assert "attachment" in answer.headers["content-disposition"]
-    rows = {row[0]: row for row in csv.reader(io.StringIO(answer.body))}
+    rows = {row[0]: row for row in csv.reader(io.StringIO(answer.body.removeprefix("\ufeff")))}
     assert set(rows) == {"email", "ann@example.com", "bob@example.com", "zoe@example.com"}
     assert rows["zoe@example.com"][1].startswith("'=")
     assert _audit(engine)[-1][0] == "subscriber.export"
+
+
+def test_a_downloaded_list_starts_with_a_byte_order_mark_so_excel_reads_it_as_utf8(editor):
+    """Without the mark, Excel read the file in the machine's code page: 山田 and Zoë came
+    out as mojibake."""
+    answer = editor.call("/admin/subscribers/export.csv")
+    assert answer.body.startswith("\ufeffemail,name,topics,")
 
 
 def test_export_holds_the_readers_the_lists_filters_find_and_the_page_links_to_it(editor, engine):

@@ -17,6 +17,7 @@ from subscribers.importer import import_subscribers
 from subscribers.models import Subscriber, SubscriberTopic, Topic
 from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
 from subscribers.topics import add_topic, resolve_topics
+from tests.readers_support import HOSTILE_NAME
 
 HEADER = "email,name,topics,cadence,timezone\n"
 
@@ -274,6 +275,30 @@ def test_export_then_import_into_an_empty_list_round_trips(topics, tmp_path):
     assert _people(topics) == before  # bob is unsubscribed still, not mailed again
     again = _import(topics, exported)
     assert again.counts()["unchanged"] == 2
+
+
+def test_an_export_with_its_byte_order_mark_imports_back_with_every_name_as_written(
+    topics, tmp_path
+):
+    """The mark Excel needs must not cost our own import anything: a CJK name with an
+    emoji, a comma, quotes and a line break comes back exactly."""
+    with session_scope(topics) as session:
+        add_subscriber("kim@example.com", session=session, name=HOSTILE_NAME, topics=["japan"])
+    exported = tmp_path / "export.csv"
+    with (
+        exported.open("w", encoding="utf-8", newline="") as stream,  # as the CLI writes it
+        session_scope(topics) as session,
+    ):
+        export_subscribers(stream, session=session, bom=True)
+    assert exported.read_bytes().startswith(b"\xef\xbb\xbfemail,")
+    before = _people(topics)
+    with session_scope(topics) as session:
+        session.execute(sa.delete(SubscriberTopic))
+        session.execute(sa.delete(Subscriber))
+    report = _import(topics, exported)
+    assert report.counts()["added"] == 1 and not report.skipped and not report.warnings
+    assert _people(topics) == before
+    assert before["kim@example.com"]["name"] == HOSTILE_NAME
 
 
 @pytest.mark.parametrize("cell", ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "plain", "'quoted"])

@@ -220,7 +220,10 @@ def subscribers_export(
     ] = None,
     inactive: InactiveOption = None,
 ) -> None:
-    """Export every subscriber as CSV, in the format `import` reads."""
+    """Export every subscriber as CSV, in the format `import` reads. A file starts with
+    UTF-8's byte-order mark, so Excel shows names in any script as written; standard output
+    has none: it usually feeds another program (grep, a script), which would take the mark
+    for part of the first column's name."""
     where = _inactive(inactive)
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
@@ -228,7 +231,7 @@ def subscribers_export(
             count = export_subscribers(sys.stdout, session=session, where=where)
         else:
             with file.open("w", encoding="utf-8", newline="") as stream:
-                count = export_subscribers(stream, session=session, where=where)
+                count = export_subscribers(stream, session=session, where=where, bom=True)
         scope = f"inactive since {inactive}" if inactive else "every reader"
         audit.record(session, audit.cli_actor(), "subscriber.export", scope, f"{count} rows")
     err.print(f"{count} subscriber(s) exported" + (f" to {file}" if file else ""))

@@ -164,7 +164,9 @@ def export(console: ConsoleDep, staff: StaffUser, ip: ClientIp, query: ReaderQue
             where = reader_conditions(query, session=session, now=utcnow())
         except NewsletterError as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain")
-        count = export_subscribers(stream, session=session, where=where)
+        # A download is opened in a spreadsheet: Excel needs the byte-order mark to read
+        # the names as UTF-8 rather than as mojibake.
+        count = export_subscribers(stream, session=session, where=where, bom=True)
         # The audit log names readers by id only: a search for an address is "a search".
         narrowed = "; ".join(
             "a search" if name == "q" else f"{name} {value}"
