@@ -5,6 +5,7 @@ Chromium, the charts render under the console's CSP with no serious accessibilit
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -80,9 +81,16 @@ def test_the_reports_page_lists_topics_and_draws_the_lists_growth(told, editor):
 
 
 @sqlite_only
-def test_a_bad_day_is_refused_in_words_and_the_default_shown(editor):
-    answer = editor.call("/admin/reports?since=yesterday")
-    assert answer.status == 400 and "Write the day as YYYY-MM-DD" in answer.body
+@pytest.mark.parametrize("typed", ["27/11/2026", "2026-02-30", "27 November 2026"])
+def test_a_day_it_cannot_read_is_named_by_its_field_and_form_and_kept_in_the_box(editor, typed):
+    """27/11/2026 put 90 days ago in the box, the table under it, and only a bare "write
+    the day as" above: it read as an answer to what was typed. A longer one was a bare
+    "at most 10 characters"."""
+    answer = editor.call(f"/admin/reports?since={quote(typed)}")
+    assert answer.status == 400, answer.body
+    assert f"Sends since &#39;{typed}&#39;: write the day as YYYY-MM-DD, e.g. " in answer.body
+    assert "the table shows the last 90 days instead" in answer.body
+    assert f'name="since" value="{typed}" aria-invalid="true"' in answer.body
 
 
 @sqlite_only

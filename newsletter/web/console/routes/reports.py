@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -51,14 +52,18 @@ def hours_chart(report: SendReport) -> Chart:
 
 
 def _since(value: str, zone: str) -> tuple[datetime, str]:
-    """The day asked for (midnight, the firm's zone), or 90 days ago and why not."""
+    """The day asked for (midnight, the firm's zone), or 90 days ago and words naming the
+    field and the form it takes: a day it could not read was replaced by the default in
+    the box, so the table looked like an answer to what was typed."""
     now = utcnow()
     try:
         return since_day(value or None, zone, now=now), ""
     except ValueError:
-        return since_day(
-            None, zone, now=now
-        ), "Write the day as YYYY-MM-DD; showing the last 90 days."
+        example = now.astimezone(ZoneInfo(zone)).date().isoformat()
+        return since_day(None, zone, now=now), (
+            f"Sends since {value[:40]!r}: write the day as YYYY-MM-DD, e.g. {example}; "
+            "the table shows the last 90 days instead."
+        )
 
 
 @router.get("")
@@ -66,9 +71,12 @@ def reports(
     request: Request,
     console: ConsoleDep,
     staff: StaffUser,
-    since: Annotated[str, Query(max_length=10)] = "",
+    # Longer than a day, so that what was typed comes back in the box with the page's
+    # own words, not as a bare "at most 10 characters".
+    since: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
-    start, error = _since(since.strip(), console.settings.NEWSLETTER_TIMEZONE)
+    since = since.strip()
+    start, error = _since(since, console.settings.NEWSLETTER_TIMEZONE)
     with session_scope(console.engine) as session:
         topics = topics_report(session=session, since=start)
         growth = list_growth(session=session, weeks=12)
@@ -79,7 +87,8 @@ def reports(
         staff,
         status=400 if error else 200,
         topics=topics,
-        since=start.date().isoformat(),
+        since=since if error else start.date().isoformat(),  # the box: as typed if refused
+        start=start.date().isoformat(),  # the day the table counts from
         growth=growth,
         growth_chart=growth_chart(growth),
         sends=sends,
