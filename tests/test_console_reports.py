@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import sqlite_only
+from tests.conftest import serve_app, sqlite_only
 from tests.console_support import Client, cheap_passwords, make_editor  # noqa: F401
 from tests.reports_support import LINK_A, LINK_B, tell_a_known_story
 
@@ -91,6 +91,18 @@ def test_a_day_it_cannot_read_is_named_by_its_field_and_form_and_kept_in_the_box
     assert f"Sends since &#39;{typed}&#39;: write the day as YYYY-MM-DD, e.g. " in answer.body
     assert "the table shows the last 90 days instead" in answer.body
     assert f'name="since" value="{typed}" aria-invalid="true"' in answer.body
+
+
+def test_since_year_one_east_of_utc_shows_every_send_not_a_500(settings, engine):
+    """Midnight of 0001-01-01 in Tokyo is in year 0 in UTC, which no datetime holds: the
+    page answered 500 "Something went wrong"."""
+    make_editor(engine)
+    with serve_app(settings, NEWSLETTER_TIMEZONE="Asia/Tokyo") as (url, _):
+        client = Client(url)
+        assert client.sign_in().status == 303
+        answer = client.call("/admin/reports?since=0001-01-01")
+    assert answer.status == 200, answer.body
+    assert 'name="since" value="0001-01-01"' in answer.body
 
 
 @sqlite_only

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from newsletter.cli import app
 from tests.conftest import sqlite_only
 from tests.reports_support import LINK_A, LINK_B, tell_a_known_story
 
@@ -64,6 +66,16 @@ def test_report_list_shows_the_weeks_oldest_first(engine, newsletter):
     assert len(weeks) == 3 and weeks == sorted(weeks)
     table = newsletter("report", "list")
     assert table.returncode == 0 and "net" in table.stdout and "on list" in table.stdout
+
+
+def test_since_year_one_east_of_utc_is_every_send_not_a_traceback(engine, db_url, monkeypatch):
+    """Midnight of 0001-01-01 in Tokyo is in year 0 in UTC, which no datetime holds: the
+    database driver failed on it and the command ended in a traceback."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("NEWSLETTER_TIMEZONE", "Asia/Tokyo")
+    done = CliRunner().invoke(app, ["report", "topics", "--since", "0001-01-01", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["since"] == "0001-01-01T00:00:00+00:00"
 
 
 @sqlite_only

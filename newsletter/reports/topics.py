@@ -16,7 +16,7 @@ a few rows per send. Counted from the events, a million-delivery send took 3.8 s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,10 +39,19 @@ DEFAULT_DAYS = 90  # the topics report's window when no day is given
 def since_day(value: str | None, zone: str, *, now: datetime) -> datetime:
     """Where a topics report starts: midnight of `value` (YYYY-MM-DD) in the firm's zone,
     or DEFAULT_DAYS before `now` when none is given. ValueError for anything else (the CLI
-    and the console word it their own way)."""
+    and the console word it their own way).
+
+    0001-01-01 east of UTC is the first instant a datetime holds: its midnight there is in
+    year 0 in UTC, on which the database driver failed (a traceback at a terminal, a 500
+    in the console), and "since year 1" asks for everything anyway."""
     if value is None:
         return now - timedelta(days=DEFAULT_DAYS)
-    return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=ZoneInfo(zone))
+    day = datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=ZoneInfo(zone))
+    try:
+        day.astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+    return day
 
 
 @dataclass(frozen=True)
