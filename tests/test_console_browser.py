@@ -170,7 +170,7 @@ def test_a_new_editor_writes_previews_tests_schedules_and_watches_a_brief_go_out
     page.get_by_role("link", name="Rice prices: a second rise, and why Tokyo waits").click()
     expect(page.locator("h1")).to_have_text("Rice prices: a second rise, and why Tokyo waits")
     page.goto(f"{url}/admin/audit")
-    for action in ("staff.sign_in", "brief.add", "brief.test_send", "brief.schedule"):
+    for action in ("Signed in", "Added a brief", "Sent a test copy", "Scheduled a brief"):
         expect(page.get_by_role("cell", name=action, exact=True)).to_be_visible()
 
 

@@ -23,7 +23,7 @@ from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.transactional import queue_mail, queue_test_copy, send_queued_mail
-from newsletter.staff.audit import recent
+from newsletter.staff.audit import recent, record
 from subscribers.models import SubscriberStatus as S
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, get_subscriber
@@ -389,6 +389,22 @@ def test_unknown_deliveries_are_resolved_from_the_send_page(editor, engine, web)
 )
 def test_an_id_past_64_bits_is_a_404_not_a_500(editor, path):
     assert editor.call(path).status == 404
+
+
+def test_the_audit_log_says_what_staff_did_in_words_not_codes(editor, engine):
+    """It showed `send.cancel` and `staff.sign_in`: codes a developer reads, not staff."""
+    with session_scope(engine) as session:
+        record(session, EDITOR, "send.cancel", "send 1", "3 deliveries cancelled")
+    page = editor.call("/admin/audit").body
+    assert "<td>Cancelled a send</td><td>send 1</td>" in page
+    assert "<td>Signed in</td>" in page
+    assert "send.cancel" not in page and "staff.sign_in" not in page
+
+
+def test_an_action_the_log_has_no_words_for_is_shown_as_its_code(editor, engine):
+    with session_scope(engine) as session:
+        record(session, EDITOR, "brief.archive", "brief 1")
+    assert "<td>brief.archive</td><td>brief 1</td>" in editor.call("/admin/audit").body
 
 
 @pytest.mark.parametrize(

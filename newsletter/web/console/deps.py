@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.readers.search import ReaderQuery
+from newsletter.staff.audit import action_words
 from newsletter.web.console.csrf import same_token
 from newsletter.web.console.sessions import SignedIn, cookie_name, find_session
 from newsletter.words import counted
@@ -97,6 +98,7 @@ class Console:
             return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
         pages.filters["local"] = local
+        pages.filters["action_words"] = action_words
         pages.globals["counted"] = counted
         pages.globals["zone"] = settings.NEWSLETTER_TIMEZONE
         return cls(settings, engine, pages)
