@@ -114,6 +114,28 @@ def test_the_preview_is_the_readers_email_under_its_own_policy_light_and_dark(ed
     assert "script-src 'self'" in page.headers["content-security-policy"]
 
 
+def test_previewing_as_a_reader_of_none_of_its_topics_says_they_would_not_get_it(editor, engine):
+    """The preview showed the email "as" a reader a send would pass by, and said nothing."""
+    with session_scope(engine) as session:
+        add_topic("energy", "Energy", session=session)
+        add_subscriber("eve@example.com", session=session, topics=["energy"])
+    page = editor.call(f"{_write(editor)}?reader=eve@example.com")
+    assert (
+        '<p class="warning">This reader would not get this brief: they follow none of its '
+        "topics (Food)." in page.body
+    )
+
+
+@pytest.mark.parametrize("reader", ["ann@example.com", "all@example.com", "nobody@example.com"])
+def test_previewing_as_a_reader_who_would_get_it_or_as_the_sample_warns_of_nothing(
+    editor, engine, reader
+):
+    with session_scope(engine) as session:
+        add_subscriber("all@example.com", session=session, topics=["all"])
+    page = editor.call(f"{_write(editor)}?reader={reader}")
+    assert "would not get this brief" not in page.body
+
+
 def test_a_test_copy_is_queued_for_the_worker_and_only_for_staff(editor, engine):
     brief = _write(editor)
     refused = editor.call(

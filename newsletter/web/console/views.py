@@ -18,7 +18,7 @@ from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from newsletter.staff.models import Staff
 from subscribers.models import Subscriber, Topic, id_of, utcnow
-from subscribers.roster import get_subscriber
+from subscribers.roster import ALL_TOPICS, followed_topics, get_subscriber
 from subscribers.topics import Suggestion, list_topics
 
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
@@ -31,6 +31,7 @@ class Reader:
     label: str
     values: dict[str, str]
     missing: str = ""  # the address asked for, when no such reader exists
+    subscriber: Subscriber | None = None  # the real reader, when there is one
 
 
 def reader_values(address: str, *, session: Session, settings: Settings) -> Reader:
@@ -44,7 +45,8 @@ def reader_values(address: str, *, session: Session, settings: Settings) -> Read
             recipient = Links.from_settings(settings).recipient(
                 delivery_id=0, subscriber_id=person.id, email=person.email, name=person.name
             )
-            return Reader(f"{person.name or 'no name'} <{person.email}>", recipient.values)
+            label = f"{person.name or 'no name'} <{person.email}>"
+            return Reader(label, recipient.values, subscriber=person)
         return Reader(_sample_label(), sample_values(settings.NEWSLETTER_BASE_URL), missing=address)
     return Reader(_sample_label(), sample_values(settings.NEWSLETTER_BASE_URL))
 
@@ -70,6 +72,8 @@ class BriefView:
     suggestions: list[Suggestion] = field(default_factory=list)
     test_copies: list[TransactionalMail] = field(default_factory=list)
     staff: list[Staff] = field(default_factory=list)
+    # The chosen reader follows none of its topics: a send of it would pass them by.
+    off_topic_reader: bool = False
 
     @property
     def editable(self) -> bool:
@@ -80,6 +84,14 @@ class BriefView:
         """The archive shows it now (its link would be a 404 before its first readers are
         due)."""
         return self.state.public_from is not None and self.state.public_from <= utcnow()
+
+
+def _follows_none(person: Subscriber, topics: list[Topic], *, session: Session) -> bool:
+    """Whether `person` follows neither every topic nor any of `topics` (the rule of
+    subscribers/matching.py), so a brief on them would never reach them: staff previewing
+    "as" such a reader were shown the email with nothing saying they would not get it."""
+    followed = set(followed_topics(person, session=session))
+    return ALL_TOPICS not in followed and not followed & {topic.slug for topic in topics}
 
 
 def brief_view(brief: Brief, reader: str, *, session: Session, settings: Settings) -> BriefView:
@@ -97,4 +109,6 @@ def brief_view(brief: Brief, reader: str, *, session: Session, settings: Setting
         suggestions=[] if topics else suggested_topics(brief, session=session),
         test_copies=recent_test_copies(session, id_of(brief)),
         staff=list_staff(session=session),
+        off_topic_reader=chosen.subscriber is not None
+        and _follows_none(chosen.subscriber, topics, session=session),
     )
