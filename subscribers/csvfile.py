@@ -58,16 +58,18 @@ class CsvFileError(SubscriberError):
 class CsvRow:
     line: int  # where the row starts in the file, 1 being the header
     cells: dict[str, str]
-    # Cells past the header's columns: an unquoted comma in a name, which shifts every cell
-    # after it (the row is refused saying so, not for a wrong-looking address; even when
-    # the cell pushed out is empty, the name was cut in two).
+    # Cells past the header's columns: an unquoted separator in a name, which shifts every
+    # cell after it (the row is refused saying so, not for a wrong-looking address; even
+    # when the cell pushed out is empty, the name was cut in two).
     extra: tuple[str, ...] = ()
     columns: int = 0  # the header's, blank or repeated names included
+    separator: str = ","  # the file's (DELIMITERS), which that advice names
 
 
 # Cell separators a spreadsheet writes: commas, or semicolons where the comma is the
-# decimal mark (Excel in most of Europe saves "CSV" so), or tabs.
-DELIMITERS = (",", ";", "\t")
+# decimal mark (Excel in most of Europe saves "CSV" so), or tabs; each with its name, for
+# the advice on a row one of them split (subscribers/import_rows.py).
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def _delimiter(header_line: str) -> str:
@@ -168,6 +170,7 @@ class SubscriberCsv:
     def __iter__(self) -> Iterator[CsvRow]:
         header = self.header
         width = len(header)
+        separator = self._reader.dialect.delimiter
         start = self._reader.line_num + 1
         while True:
             try:
@@ -180,7 +183,8 @@ class SubscriberCsv:
                 if len(cells) < width:
                     cells = cells + [""] * (width - len(cells))
                 extra = tuple(cells[width:])
-                yield CsvRow(start, dict(zip(header, cells, strict=False)), extra, width)
+                cells_by_column = dict(zip(header, cells, strict=False))
+                yield CsvRow(start, cells_by_column, extra, width, separator)
             start = self._reader.line_num + 1
 
 

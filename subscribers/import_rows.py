@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from subscribers.csvfile import TOPIC_SEPARATOR, CsvRow, unneutralize
+from subscribers.csvfile import DELIMITERS, TOPIC_SEPARATOR, CsvRow, unneutralize
 from subscribers.errors import InvalidSubscriberError
 from subscribers.models import SubscriberStatus, Topic, id_of
 from subscribers.roster import (
@@ -58,6 +58,18 @@ class Candidate:
         )
 
 
+def _split_cell_advice(row: CsvRow) -> str:
+    """Why a row has more cells than the header, in the file's own separator: a semicolon
+    file was told to quote its commas, which split nothing there. A tab gets no example:
+    one cannot be seen in it."""
+    sign = row.separator
+    example = "" if sign == "\t" else f' ("Doe{sign} Jane")'
+    return (
+        f"the header has {row.columns} columns: a {DELIMITERS[sign]} in a name or list? "
+        f"Put that cell in double quotes{example}"
+    )
+
+
 class RowReader:
     """Turns cells into Candidates; knows the topics, the defaults and the file's name."""
 
@@ -71,13 +83,8 @@ class RowReader:
 
     def understand(self, row: CsvRow) -> Candidate:
         if row.extra:
-            columns = row.columns
-            raise InvalidSubscriberError(
-                "row",
-                f"{columns + len(row.extra)} cells",
-                f"the header has {columns} columns: a comma in a name or list? Put that "
-                'cell in double quotes ("Doe, Jane")',
-            )
+            cells_found = f"{row.columns + len(row.extra)} cells"
+            raise InvalidSubscriberError("row", cells_found, _split_cell_advice(row))
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
         name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)

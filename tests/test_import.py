@@ -343,6 +343,23 @@ def test_a_row_with_more_cells_than_the_header_is_refused_saying_why(topics, tmp
     assert sorted(_people(topics)) == ["bo@example.com"]
 
 
+@pytest.mark.parametrize(
+    ("separator", "advice"),
+    [
+        (";", 'a semicolon in a name or list? Put that cell in double quotes ("Doe; Jane")'),
+        ("\t", "a tab in a name or list? Put that cell in double quotes"),
+    ],
+)
+def test_a_row_with_too_many_cells_is_advised_about_the_files_own_separator(
+    topics, tmp_path, separator, advice
+):
+    """A semicolon file was told to quote its commas, which split nothing there."""
+    header = separator.join(("email", "name", "topics"))
+    row = separator.join(("ann@example.com", "Doe", "Ann", "japan"))
+    (note,) = _import(topics, _file(tmp_path, f"{header}\n{row}\n")).skipped
+    assert note.detail == f"row '4 cells': the header has 3 columns: {advice}"
+
+
 def test_the_too_many_cells_message_counts_a_headers_blank_columns_too(topics, tmp_path):
     path = _file(tmp_path, "email,name,,topics\nann@example.com,Doe, Ann,,japan\n")
     (note,) = _import(topics, path).skipped
