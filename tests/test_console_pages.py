@@ -126,6 +126,20 @@ def test_previewing_as_a_reader_of_none_of_its_topics_says_they_would_not_get_it
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("unsubscribed", "they unsubscribed"), ("bounced", "their address bounced")],
+)
+def test_previewing_as_a_reader_no_brief_goes_to_says_why_they_would_not_get_it(
+    editor, engine, status, words
+):
+    with session_scope(engine) as session:
+        person = get_subscriber("ann@example.com", session=session)
+        change_status(person, S(status), actor=Actor.PROVIDER, session=session)
+    page = editor.call(f"{_write(editor)}?reader=ann@example.com")
+    assert f'<p class="warning">This reader would not get this brief: {words}.' in page.body
+
+
 @pytest.mark.parametrize("reader", ["ann@example.com", "all@example.com", "nobody@example.com"])
 def test_previewing_as_a_reader_who_would_get_it_or_as_the_sample_warns_of_nothing(
     editor, engine, reader

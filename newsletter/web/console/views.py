@@ -17,7 +17,7 @@ from newsletter.render import RenderedEmail, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from newsletter.staff.models import Staff
-from subscribers.models import Subscriber, Topic, id_of, utcnow
+from subscribers.models import Subscriber, SubscriberStatus, Topic, id_of, utcnow
 from subscribers.roster import ALL_TOPICS, followed_topics, get_subscriber
 from subscribers.topics import Suggestion, list_topics
 
@@ -72,8 +72,8 @@ class BriefView:
     suggestions: list[Suggestion] = field(default_factory=list)
     test_copies: list[TransactionalMail] = field(default_factory=list)
     staff: list[Staff] = field(default_factory=list)
-    # The chosen reader follows none of its topics: a send of it would pass them by.
-    off_topic_reader: bool = False
+    # Why a send of it would pass the chosen reader by ("" when it would not).
+    passed_by: str = ""
 
     @property
     def editable(self) -> bool:
@@ -86,12 +86,31 @@ class BriefView:
         return self.state.public_from is not None and self.state.public_from <= utcnow()
 
 
-def _follows_none(person: Subscriber, topics: list[Topic], *, session: Session) -> bool:
-    """Whether `person` follows neither every topic nor any of `topics` (the rule of
-    subscribers/matching.py), so a brief on them would never reach them: staff previewing
-    "as" such a reader were shown the email with nothing saying they would not get it."""
+# A reader mailed no brief, by status, as the preview's warning says it.
+_NOT_MAILED = {
+    SubscriberStatus.PENDING: "they have not confirmed their subscription yet",
+    SubscriberStatus.PAUSED: "they paused their mail",
+    SubscriberStatus.UNSUBSCRIBED: "they unsubscribed",
+    SubscriberStatus.BOUNCED: "their address bounced",
+    SubscriberStatus.COMPLAINED: "they marked a brief as spam",
+    SubscriberStatus.FORGOTTEN: "they asked to be forgotten",
+}
+
+
+def _passed_by(person: Subscriber | None, topics: list[Topic], *, session: Session) -> str:
+    """Why a send of a brief on `topics` would pass `person` by, or "": not active, or
+    following neither every topic nor any of these (the rule of subscribers/matching.py).
+    Staff previewing "as" such a reader were shown the email with nothing saying they would
+    not get it."""
+    if person is None:
+        return ""
+    if person.status in _NOT_MAILED:
+        return _NOT_MAILED[SubscriberStatus(person.status)]
     followed = set(followed_topics(person, session=session))
-    return ALL_TOPICS not in followed and not followed & {topic.slug for topic in topics}
+    if ALL_TOPICS in followed or followed & {topic.slug for topic in topics}:
+        return ""
+    names = ", ".join(topic.name for topic in topics) or "it has none yet"
+    return f"they follow none of its topics ({names})"
 
 
 def brief_view(brief: Brief, reader: str, *, session: Session, settings: Settings) -> BriefView:
@@ -109,6 +128,5 @@ def brief_view(brief: Brief, reader: str, *, session: Session, settings: Setting
         suggestions=[] if topics else suggested_topics(brief, session=session),
         test_copies=recent_test_copies(session, id_of(brief)),
         staff=list_staff(session=session),
-        off_topic_reader=chosen.subscriber is not None
-        and _follows_none(chosen.subscriber, topics, session=session),
+        passed_by=_passed_by(chosen.subscriber, topics, session=session),
     )
