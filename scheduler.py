@@ -68,10 +68,15 @@ def build_scheduler(
     scheduler = BlockingScheduler(timezone="UTC")
     now = worker.dispatcher.clock()
 
+    stopping: list[bool] = []
+
     def schema_changed() -> bool:
+        if stopping:  # already on its way out: one line, one shutdown
+            return True
         changed = worker.schema_changed()
         if changed is None:
             return False
+        stopping.append(True)
         log.error("%s: stopping this worker", changed)
         if stopped is not None:
             stopped.append(changed)

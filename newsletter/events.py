@@ -36,7 +36,7 @@ from sqlmodel import Session, col
 
 from newsletter import metrics
 from newsletter.db import dialect_insert, is_postgresql
-from newsletter.db.json_rows import json_document, json_text, rows_from_json
+from newsletter.db.json_rows import json_text, rows_from_json
 from newsletter.event_effects import apply_effects
 from newsletter.event_places import placed
 from newsletter.models import Delivery, ProviderEventRecord
@@ -220,7 +220,7 @@ def _insert_unnested(session: Session, rows: list[dict[str, Any]]) -> set[tuple[
         f"SELECT {picked} FROM ({rows_from_json(session, _RECORD_TYPES)}) AS r "
         "ON CONFLICT DO NOTHING RETURNING provider, event_id"
     )
-    document = json_document(rows)
+    document = json_text(rows)
     return {(p, i) for p, i in session.execute(statement, {"rows": document}).all()}
 
 

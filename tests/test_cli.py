@@ -525,8 +525,11 @@ def test_a_table_piped_to_a_script_keeps_every_address_whole(newsletter, db_url,
 
 def test_a_readers_name_is_edited_and_what_was_not_given_stays(cli, engine):
     name = 'O\'Brien, Seán; "Dr" <b>山田</b> 🎉'
-    result = _ok(cli("subscribers", "edit", "ann@example.com", "--name", name))
-    assert result.stderr.strip() == "ann@example.com: name changed"
+    result = _ok(cli("subscribers", "edit", "ann@example.com", "--name", name, "--json"))
+    assert json.loads(result.stdout) == {"email": "ann@example.com", "changes": ["name changed"]}
+    with session_scope(engine) as session:
+        [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "subscriber.edit"))
+    assert entry.detail == "name changed"  # the log must name no one once they are forgotten
     people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
     ann = next(p for p in people if p["email"] == "ann@example.com")
     assert (ann["name"], ann["topics"], ann["cadence"]) == (name, ["shipping"], "immediate")

@@ -4,6 +4,7 @@ send controls, each written to the audit log."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+import newsletter
 from newsletter.briefs import add_brief, brief_topics, parse_brief, parse_brief_file
 from newsletter.briefs.source import brief_source
 from newsletter.db import session_scope
@@ -23,7 +25,8 @@ from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.transactional import queue_mail, queue_test_copy, send_queued_mail
-from newsletter.staff.audit import recent, record
+from newsletter.staff.audit import ACTION_WORDS, recent, record
+from newsletter.web.console.routes.sends import ACTIONS as SEND_ACTIONS
 from subscribers.models import SubscriberStatus as S
 from subscribers.models import utcnow
 from subscribers.roster import add_subscriber, get_subscriber
@@ -435,6 +438,25 @@ def test_the_audit_log_says_what_staff_did_in_words_not_codes(editor, engine):
     assert "<td>Cancelled a send</td><td>send 1</td>" in page
     assert "<td>Signed in</td>" in page
     assert "send.cancel" not in page and "staff.sign_in" not in page
+
+
+def test_every_action_the_code_records_has_words_in_the_audit_log():
+    """A new action code shipped without words would show staff a code again: every code
+    spelt in the source (`"topic.merge"`, and `send.<action>` for the console's send
+    actions) must be in ACTION_WORDS."""
+    code = re.compile(r"^(staff|brief|send|subscriber|topic)\.[a-z_]+$")
+    spelt = {
+        node.value
+        for path in Path(newsletter.__file__).parent.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and code.match(node.value)
+        and not node.value.endswith((".html", ".id"))  # templates and foreign keys
+    }
+    spelt |= {f"send.{action}" for action in SEND_ACTIONS}
+    assert len(spelt) > 20
+    assert spelt - set(ACTION_WORDS) == set()
 
 
 def test_an_action_the_log_has_no_words_for_is_shown_as_its_code(editor, engine):

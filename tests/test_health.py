@@ -18,6 +18,7 @@ from newsletter.sending.ledger import claim_batch
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.worker import Worker
 from newsletter.signup import apply_signups, check_signup, record_signup
+from newsletter.web.limits import trusted_networks
 from newsletter.web.routes.health import may_read_metrics
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
@@ -237,19 +238,39 @@ def test_metrics_are_served_from_anywhere_with_the_token_and_refused_with_a_wron
 
 
 @pytest.mark.parametrize(
-    ("peer", "authorization", "allowed"),
+    ("peer", "header", "allowed"),
     [
-        ("127.0.0.1", "", True),
-        ("::1", "", True),
-        ("203.0.113.9", "", False),
-        ("10.0.0.5", "", False),
-        ("testclient", "", False),
-        ("203.0.113.9", "Bearer right-token", True),
-        ("203.0.113.9", "Bearer wrong-token", False),
-        ("203.0.113.9", "Bearer r\u00e9ght-token", False),
+        ("127.0.0.1", None, True),
+        ("::1", None, True),
+        ("203.0.113.9", None, False),
+        ("10.0.0.5", None, False),
+        ("testclient", None, False),
+        ("127.0.0.1", ("forwarded", "for=203.0.113.9"), False),
+        ("127.0.0.1", ("x-real-ip", "203.0.113.9"), False),
+        ("203.0.113.9", ("authorization", "Bearer right-token"), True),
+        ("203.0.113.9", ("authorization", "Bearer wrong-token"), False),
+        ("203.0.113.9", ("authorization", "Bearer r\u00e9ght-token"), False),
     ],
 )
-def test_metrics_are_for_loopback_peers_or_the_bearer_of_the_token(peer, authorization, allowed):
-    headers = [(b"authorization", authorization.encode())] if authorization else []
+def test_metrics_are_for_loopback_peers_or_the_bearer_of_the_token(peer, header, allowed):
+    headers = [(header[0].encode(), header[1].encode())] if header else []
     request = Request({"type": "http", "client": (peer, 50000), "headers": headers})
     assert may_read_metrics(request, "right-token") is allowed
+
+
+def test_a_loopback_peer_that_is_a_trusted_proxy_needs_the_token_for_metrics():
+    """A proxy on this machine that adds no forwarding header (nginx's bare proxy_pass, an
+    SSH tunnel) passes the internet's requests on from 127.0.0.1: listed as a proxy, it is
+    no longer taken for Prometheus on this machine."""
+    proxies = trusted_networks(["127.0.0.1"])
+    bare = Request({"type": "http", "client": ("127.0.0.1", 50000), "headers": []})
+    assert may_read_metrics(bare, "right-token", proxies) is False
+    assert may_read_metrics(bare, "right-token") is True
+    scrape = Request(
+        {
+            "type": "http",
+            "client": ("127.0.0.1", 50000),
+            "headers": [(b"authorization", b"Bearer right-token")],
+        }
+    )
+    assert may_read_metrics(scrape, "right-token", proxies) is True

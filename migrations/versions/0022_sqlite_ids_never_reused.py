@@ -4,7 +4,8 @@ Without AUTOINCREMENT, SQLite numbers a new row one past the highest left, so de
 newest draft gave its id to the next brief: "brief 6" in the audit log, a console link or
 a command in someone's history could mean any of them. The two tables are copied into ones
 declared AUTOINCREMENT (SQLite cannot alter that in place). PostgreSQL's sequences never
-hand a number out twice: nothing to do there.
+hand a number out twice: nothing to do there. SQLite starts counting from the highest id
+the copy holds, so a number deleted above it before this upgrade can be given once more.
 
 Revision ID: 0022
 Revises: 0021

@@ -97,6 +97,7 @@ def subscribers_edit(
     ] = None,
     cadence: Annotated[str | None, typer.Option(help="immediate, daily or weekly.")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. Asia/Tokyo.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Change a reader's name, topics, cadence or timezone; what is not given stays as it is.
     Audited, as the console's edit is."""
@@ -113,6 +114,9 @@ def subscribers_edit(
             name=name,
         )
         address = person.email
+    if as_json:
+        print_json({"email": address, "changes": changes})
+        return
     err.print(f"{address}: {'; '.join(changes)}" if changes else f"{address}: nothing changed")
 
 

@@ -86,13 +86,11 @@ def _answered_while_open(method: Callable[[_Handler], None]) -> Callable[[_Handl
 
     def answer(handler: _Handler) -> None:
         if not handler.server.begin_answer():
-            handler.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
-            data = json.dumps({"errors": [_error("the sandbox is stopping")]}).encode("utf-8")
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.send_header("Connection", "close")  # its body may be left unread
-            handler.end_headers()
-            handler.wfile.write(data)
+            handler._reply(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                {"errors": [_error("the sandbox is stopping")]},
+                {"Connection": "close"},  # its body may be left unread
+            )
             return
         try:
             method(handler)
@@ -297,9 +295,14 @@ class _Server(ThreadingHTTPServer):
         if when_idle is not None:
             when_idle()
 
-    def stop_answering(self, when_idle: Callable[[], None], timeout: float) -> None:
-        """Refuse new requests; call `when_idle` once those being answered are done: here
-        within `timeout` seconds, else from the last of them to finish."""
+    def refuse_new(self) -> None:
+        """From now on every request is refused (a kept-alive connection's too)."""
+        with self._answers:
+            self._stopping = True
+
+    def when_answered(self, when_idle: Callable[[], None], timeout: float) -> None:
+        """Call `when_idle` once the requests being answered are done: here within
+        `timeout` seconds, else from the last of them to finish."""
         with self._answers:
             self._stopping = True
             if not self._answers.wait_for(lambda: self._answering == 0, timeout):
@@ -365,13 +368,14 @@ class Sandbox:
         self._server.serve_forever()
 
     def stop(self) -> None:  # seen within 20 ms (start's poll), not socketserver's 0.5 s
+        self._server.refuse_new()
         if self.state.events is not None:
             self.state.events.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._server.stop_answering(self.state.inbox.close, STOP_WAIT_SECONDS)
+        self._server.when_answered(self.state.inbox.close, STOP_WAIT_SECONDS)
 
     def __enter__(self) -> Sandbox:
         return self.start()

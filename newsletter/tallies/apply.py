@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from newsletter.db.json_rows import json_document, rows_from_json
+from newsletter.db.json_rows import json_text, rows_from_json
 from newsletter.models import Send
 from newsletter.providers.events import EventType, ProviderEvent
 
@@ -251,6 +251,6 @@ def _upsert(
     )
     if returning:
         statement += f" RETURNING {', '.join(returning)}"
-        return session.execute(sa.text(statement), {"rows": json_document(rows)}).all()
-    session.execute(sa.text(statement), {"rows": json_document(rows)})
+        return session.execute(sa.text(statement), {"rows": json_text(rows)}).all()
+    session.execute(sa.text(statement), {"rows": json_text(rows)})
     return []

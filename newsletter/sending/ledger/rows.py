@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from newsletter.db import any_of, dialect_insert, is_postgresql
-from newsletter.db.json_rows import json_document, rows_from_json
+from newsletter.db.json_rows import json_text, rows_from_json
 from newsletter.models import (
     LIVE_BATCHES,
     Delivery,
@@ -181,7 +181,7 @@ def settle_by_events(
             ),
             {
                 "status": status.value,
-                "rows": json_document([{"id": i, "error": e, "at": at} for i, e, at in settled]),
+                "rows": json_text([{"id": i, "error": e, "at": at} for i, e, at in settled]),
             },
         )
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from newsletter.briefs import BriefState, brief_state, brief_topics, suggested_topics
 from newsletter.config import Settings
@@ -17,8 +17,9 @@ from newsletter.render import RenderedEmail, render_brief
 from newsletter.sending.transactional import recent_test_copies
 from newsletter.staff.accounts import list_staff
 from newsletter.staff.models import Staff
+from subscribers.matching import matching_subscribers
 from subscribers.models import Subscriber, SubscriberStatus, Topic, id_of, utcnow
-from subscribers.roster import ALL_TOPICS, followed_topics, get_subscriber
+from subscribers.roster import get_subscriber
 from subscribers.topics import Suggestion, list_topics
 
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
@@ -98,17 +99,19 @@ _NOT_MAILED = {
 
 
 def _passed_by(person: Subscriber | None, topics: list[Topic], *, session: Session) -> str:
-    """Why a send of a brief on `topics` would pass `person` by, or "": not active, or
-    following neither every topic nor any of these (the rule of subscribers/matching.py).
-    Staff previewing "as" such a reader were shown the email with nothing saying they would
-    not get it."""
+    """Why a send of a brief on `topics` would pass `person` by, or "". Staff previewing
+    "as" such a reader were shown the email with nothing saying they would not get it. The
+    verdict is the send's own matching (subscribers/matching.py), asked of this one reader;
+    only its words are chosen here."""
     if person is None:
+        return ""
+    matched = matching_subscribers([id_of(topic) for topic in topics]).where(
+        col(Subscriber.id) == id_of(person)
+    )
+    if session.scalar(matched) is not None:
         return ""
     if person.status in _NOT_MAILED:
         return _NOT_MAILED[SubscriberStatus(person.status)]
-    followed = set(followed_topics(person, session=session))
-    if ALL_TOPICS in followed or followed & {topic.slug for topic in topics}:
-        return ""
     names = ", ".join(topic.name for topic in topics) or "it has none yet"
     return f"they follow none of its topics ({names})"
 
