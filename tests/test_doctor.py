@@ -23,6 +23,7 @@ from newsletter.doctor import (
     check_database,
     check_firm_name,
     check_from_address,
+    check_metrics_token,
     check_postal_address,
     check_provider,
     check_secret,
@@ -30,6 +31,7 @@ from newsletter.doctor import (
     check_webhook_key,
     load_settings,
 )
+from newsletter.doctor.checks import METRICS_TOKEN_EXAMPLE
 from tests.conftest import SANDBOX_KEY, clean_env, test_settings
 from tests.ops_support import blank_db_url, stamp_as_migrated_by_a_newer_version
 from tests.test_transports import closed_port, mailbox
@@ -38,6 +40,7 @@ __all__ = ["blank_db_url", "closed_port", "mailbox"]  # fixtures, used by name
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what `serve --host` is given, not bound here
 GOOD_SECRET = "a-random-secret-that-is-long-enough-0123456789"
+GOOD_METRICS_TOKEN = "9f2c4e1a7b3d8f60c5a2e9d4b7f1c3a8"
 
 
 def production(**overrides: object):
@@ -174,6 +177,25 @@ def test_the_firm_name_check_fails_in_production_on_the_example():
     assert check_firm_name(production()).status is Status.OK
 
 
+def test_the_metrics_token_check_fails_in_production_on_the_example_or_a_short_token():
+    fails(
+        check_metrics_token(production(NEWSLETTER_METRICS_TOKEN=METRICS_TOKEN_EXAMPLE)),
+        "the example",
+    )
+    fails(check_metrics_token(production(NEWSLETTER_METRICS_TOKEN="letmein")), "short")
+    good = production(NEWSLETTER_METRICS_TOKEN=GOOD_METRICS_TOKEN)
+    assert check_metrics_token(good).status is Status.OK
+
+
+def test_the_metrics_token_check_warns_when_a_proxy_on_this_machine_leaves_prometheus_out():
+    """127.0.0.1 trusted as a proxy: every loopback request is a proxy's, and Prometheus on
+    the same machine got 403 from /metrics with the doctor saying nothing."""
+    warned = check_metrics_token(production(NEWSLETTER_TRUSTED_PROXIES=["127.0.0.1"]))
+    assert warned.status is Status.WARN and "403" in warned.message
+    bare = check_metrics_token(production(NEWSLETTER_TRUSTED_PROXIES=[]))
+    assert bare.status is Status.OK
+
+
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -298,6 +320,7 @@ def _good_env(db_url: str, sandbox: Sandbox) -> dict[str, str]:
         "NEWSLETTER_POSTAL_ADDRESS": "Firm KK, Tokyo",
         "NEWSLETTER_FIRM_NAME": "Marunouchi Analysis",
         "NEWSLETTER_TRUSTED_PROXIES": "127.0.0.1",
+        "NEWSLETTER_METRICS_TOKEN": GOOD_METRICS_TOKEN,
     }
 
 
@@ -305,7 +328,7 @@ def test_doctor_passes_a_good_configuration_with_one_ok_line_per_check(db_url, s
     result = _doctor(tmp_path, **_good_env(db_url, sandbox))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 9 and all(line.startswith("OK ") for line in lines), lines
+    assert len(lines) == 10 and all(line.startswith("OK ") for line in lines), lines
     assert result.stderr.strip() == "all checks passed"
 
 

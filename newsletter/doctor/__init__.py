@@ -21,6 +21,7 @@ from newsletter.doctor.checks import (
     check_database,
     check_firm_name,
     check_from_address,
+    check_metrics_token,
     check_postal_address,
     check_secret,
     check_trusted_proxies,
@@ -37,6 +38,7 @@ __all__ = [
     "check_database",
     "check_firm_name",
     "check_from_address",
+    "check_metrics_token",
     "check_postal_address",
     "check_provider",
     "check_secret",
@@ -56,6 +58,7 @@ CHECKS: tuple[Callable[[Settings], CheckResult], ...] = (
     check_webhook_key,
     check_postal_address,
     check_firm_name,
+    check_metrics_token,
 )
 
 

@@ -251,3 +251,44 @@ def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckR
             f"{', '.join(entries)}: list the proxy's own address",
         )
     return CheckResult(name, Status.OK, f"{listening} trusts {', '.join(entries)}")
+
+
+# The env example's value for NEWSLETTER_METRICS_TOKEN (deploy/newsletter.env.example).
+METRICS_TOKEN_EXAMPLE = "replace-with-a-long-random-string"  # noqa: S105 - refused, not used
+METRICS_TOKEN_MIN = 24
+
+
+def check_metrics_token(settings: Settings) -> CheckResult:
+    """NEWSLETTER_METRICS_TOKEN against who may read the web process's /metrics
+    (`web/routes/health.may_read_metrics`): a proxy on this machine, trusted as 127.0.0.1,
+    makes every loopback request a proxy's, so Prometheus beside it is refused without the
+    token; and a short or example token opens the list's figures to whoever guesses it."""
+    name = "metrics_token"
+    token = settings.NEWSLETTER_METRICS_TOKEN.get_secret_value()
+    if token == METRICS_TOKEN_EXAMPLE or (token and len(token) < METRICS_TOKEN_MIN):
+        what = "the example" if token == METRICS_TOKEN_EXAMPLE else "short"
+        return needed_in_production(
+            settings,
+            name,
+            f"NEWSLETTER_METRICS_TOKEN is {what}: set a random one of {METRICS_TOKEN_MIN} "
+            "characters or more (e.g. `openssl rand -hex 24`), and the same in "
+            "Prometheus's credentials_file",
+        )
+    if token:
+        return CheckResult(name, Status.OK, "set: /metrics answers a scrape with it")
+    if any(_is_loopback_entry(entry) for entry in settings.NEWSLETTER_TRUSTED_PROXIES):
+        return CheckResult(
+            name,
+            Status.WARN,
+            "not set, and 127.0.0.1 is a trusted proxy: Prometheus on this machine gets 403 "
+            "from the web process's /metrics; set NEWSLETTER_METRICS_TOKEN and give "
+            "Prometheus the same as its bearer token",
+        )
+    return CheckResult(name, Status.OK, "not set: /metrics answers this machine only")
+
+
+def _is_loopback_entry(entry: str) -> bool:
+    try:
+        return ipaddress.ip_network(entry.strip(), strict=False).network_address.is_loopback
+    except ValueError:  # check_trusted_proxies names it
+        return False
