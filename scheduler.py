@@ -68,15 +68,15 @@ def build_scheduler(
     scheduler = BlockingScheduler(timezone="UTC")
     now = worker.dispatcher.clock()
 
-    stopping: list[bool] = []
+    stopping = threading.Event()
 
     def schema_changed() -> bool:
-        if stopping:  # already on its way out: one line, one shutdown
+        if stopping.is_set():  # already on its way out: one line, one shutdown
             return True
         changed = worker.schema_changed()
         if changed is None:
             return False
-        stopping.append(True)
+        stopping.set()
         log.error("%s: stopping this worker", changed)
         if stopped is not None:
             stopped.append(changed)

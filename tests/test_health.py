@@ -18,8 +18,7 @@ from newsletter.sending.ledger import claim_batch
 from newsletter.sending.plan import start_due_sends
 from newsletter.sending.worker import Worker
 from newsletter.signup import apply_signups, check_signup, record_signup
-from newsletter.web.limits import trusted_networks
-from newsletter.web.routes.health import may_read_metrics
+from newsletter.web.limits import may_read_metrics, trusted_networks
 from subscribers.models import utcnow
 from subscribers.topics import add_topic
 from tests.conftest import _admin_engine, _admin_url, serving, test_settings

@@ -29,21 +29,21 @@ def migrate(url: str, migrations_dir: Path) -> None:
     engine = make_engine(url, create=True)  # a malformed URL is refused here, in one line
     try:
         # Alembic would stop at a revision it cannot find, with a traceback.
-        _refuse_newer_schema(engine, database_heads(engine), _scripts(engine, migrations_dir))
+        _refuse_newer_schema(engine, database_heads(engine), _scripts(migrations_dir))
     finally:
         engine.dispose()
     command.upgrade(alembic_config(url, migrations_dir), "head")
 
 
 def schema_is_current(engine: Engine, migrations_dir: Path) -> bool:
-    return set(database_heads(engine)) == set(_scripts(engine, migrations_dir).get_heads())
+    return set(database_heads(engine)) == set(_scripts(migrations_dir).get_heads())
 
 
 def require_current_schema(engine: Engine, migrations_dir: Path) -> None:
     """Refuse to work on a database that `newsletter init` has not prepared (or that an
     upgrade left behind, or that a newer version migrated): every query would fail later,
     less clearly."""
-    heads, scripts = database_heads(engine), _scripts(engine, migrations_dir)
+    heads, scripts = database_heads(engine), _scripts(migrations_dir)
     _refuse_newer_schema(engine, heads, scripts)
     if set(heads) != set(scripts.get_heads()):
         raise ConfigurationError(
@@ -62,18 +62,18 @@ def _refuse_newer_schema(engine: Engine, heads: tuple[str, ...], scripts: Script
             raise NewerSchemaError(_shown(engine), revision, newest)
 
 
-def _scripts(engine: Engine, migrations_dir: Path) -> ScriptDirectory:
-    url = engine.url.render_as_string(hide_password=False)
-    return ScriptDirectory.from_config(alembic_config(url, migrations_dir))
+def _scripts(migrations_dir: Path) -> ScriptDirectory:
+    """The migration files; reading them needs no database."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return ScriptDirectory.from_config(config)
 
 
 def migration_heads(migrations_dir: Path) -> tuple[str, ...]:
     """The revisions the migrations in `migrations_dir` end at: the schema the code beside
     them was written for. Read from the files, so a process reading it at start-up keeps
     what its own code expects after an upgrade replaced them."""
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir))
-    return tuple(sorted(ScriptDirectory.from_config(config).get_heads()))
+    return tuple(sorted(_scripts(migrations_dir).get_heads()))
 
 
 def database_heads(engine: Engine) -> tuple[str, ...]:

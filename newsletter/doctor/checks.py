@@ -24,6 +24,7 @@ from newsletter.doctor.results import (
     needed_in_production,
 )
 from newsletter.errors import NewsletterError
+from newsletter.web.limits import Network
 
 
 def check_database(settings: Settings) -> CheckResult:
@@ -198,16 +199,13 @@ def check_trusted_proxies(settings: Settings, host: str = "127.0.0.1") -> CheckR
     """NEWSLETTER_TRUSTED_PROXIES against the address `serve --host` listens on: a proxy
     must be able to reach it, and no one else may speak for readers' addresses."""
     name, entries = "trusted_proxies", settings.NEWSLETTER_TRUSTED_PROXIES
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            return CheckResult(
-                name,
-                Status.FAIL,
-                f"NEWSLETTER_TRUSTED_PROXIES has {entry!r}, not an IP address or CIDR",
-            )
+    networks, unreadable = _proxy_networks(entries)
+    if unreadable:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"NEWSLETTER_TRUSTED_PROXIES has {unreadable[0]!r}, not an IP address or CIDR",
+        )
     if any(network.prefixlen == 0 for network in networks):
         return CheckResult(
             name,
@@ -276,7 +274,8 @@ def check_metrics_token(settings: Settings) -> CheckResult:
         )
     if token:
         return CheckResult(name, Status.OK, "set: /metrics answers a scrape with it")
-    if any(_is_loopback_entry(entry) for entry in settings.NEWSLETTER_TRUSTED_PROXIES):
+    networks, _ = _proxy_networks(settings.NEWSLETTER_TRUSTED_PROXIES)  # bad: the check above
+    if any(network.network_address.is_loopback for network in networks):
         return CheckResult(
             name,
             Status.WARN,
@@ -287,8 +286,13 @@ def check_metrics_token(settings: Settings) -> CheckResult:
     return CheckResult(name, Status.OK, "not set: /metrics answers this machine only")
 
 
-def _is_loopback_entry(entry: str) -> bool:
-    try:
-        return ipaddress.ip_network(entry.strip(), strict=False).network_address.is_loopback
-    except ValueError:  # check_trusted_proxies names it
-        return False
+def _proxy_networks(entries: list[str]) -> tuple[list[Network], list[str]]:
+    """NEWSLETTER_TRUSTED_PROXIES read as networks, and the entries that are none."""
+    networks: list[Network] = []
+    unreadable: list[str] = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            unreadable.append(entry)
+    return networks, unreadable

@@ -1,5 +1,5 @@
 """What the web side lets in: who the client is (forwarded-for headers only from proxies
-the operator trusts), and how big a request body may be.
+the operator trusts), who may read /metrics, and how big a request body may be.
 
 The counters themselves live in the database (`newsletter/limits.py`).
 """
@@ -7,11 +7,13 @@ The counters themselves live in the database (`newsletter/limits.py`).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 from collections.abc import Callable, Iterable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,6 +70,34 @@ def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Netwo
         if not is_trusted(address):
             break
     return str(client)
+
+
+# Headers a proxy adds: a request carrying one came through a proxy, from elsewhere.
+_PROXIED = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def may_read_metrics(request: Request, token: str, proxies: tuple[Network, ...] = ()) -> bool:
+    """Whether this request may read /metrics: Prometheus on this machine, or one with
+    `token` as its bearer token. The figures are the list's size and the ledger's state,
+    and a scrape counts the whole ledger (about a third of a second per million rows): on a
+    bare `serve` any stranger could read them, and make the database count, at will.
+
+    "This machine" is a loopback peer that is not a proxy: not one of the trusted
+    `proxies` (a proxy on this machine, set up as the README says, is 127.0.0.1 there, and
+    Prometheus beside it then needs the token), and with no header a proxy adds. A proxy
+    that adds none (nginx's bare proxy_pass, stunnel, an SSH tunnel) is told apart only by
+    being listed."""
+    if token:
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        if hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return True
+    if any(name in request.headers for name in _PROXIED):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return peer.is_loopback and not any(peer in network for network in proxies)
 
 
 def max_body_bytes(path: str) -> int:

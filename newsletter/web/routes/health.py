@@ -9,8 +9,6 @@ format: this process's counters and the ledger's gauges (`newsletter.metrics`).
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from newsletter.db import database_heads, require_current_schema
 from newsletter.db.outage import outage_words
 from newsletter.errors import ConfigurationError, NewerSchemaError
 from newsletter.web.deps import Web
-from newsletter.web.limits import Network
+from newsletter.web.limits import may_read_metrics
 
 log = logging.getLogger("newsletter.web")
 router = APIRouter()
@@ -75,34 +73,6 @@ def readyz(web: Web) -> PlainTextResponse:
     if reason:
         return PlainTextResponse(f"not ready: {reason}\n", status_code=503, headers=NOT_CACHED)
     return PlainTextResponse("ready\n", headers=NOT_CACHED)
-
-
-# Headers a proxy adds: a request carrying one came through a proxy, from elsewhere.
-_PROXIED = ("x-forwarded-for", "forwarded", "x-real-ip")
-
-
-def may_read_metrics(request: Request, token: str, proxies: tuple[Network, ...] = ()) -> bool:
-    """Whether this request may read /metrics: Prometheus on this machine, or one with
-    `token` as its bearer token. The figures are the list's size and the ledger's state,
-    and a scrape counts the whole ledger (about a third of a second per million rows): on a
-    bare `serve` any stranger could read them, and make the database count, at will.
-
-    "This machine" is a loopback peer that is not a proxy: not one of the trusted
-    `proxies` (a proxy on this machine, set up as the README says, is 127.0.0.1 there, and
-    Prometheus beside it then needs the token), and with no header a proxy adds. A proxy
-    that adds none (nginx's bare proxy_pass, stunnel, an SSH tunnel) is told apart only by
-    being listed."""
-    if token:
-        given = request.headers.get("authorization", "").encode("utf-8", "replace")
-        if hmac.compare_digest(given, f"Bearer {token}".encode()):
-            return True
-    if any(name in request.headers for name in _PROXIED):
-        return False
-    try:
-        peer = ipaddress.ip_address(request.client.host if request.client else "")
-    except ValueError:
-        return False
-    return peer.is_loopback and not any(peer in network for network in proxies)
 
 
 @router.get("/metrics")
