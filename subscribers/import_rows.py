@@ -22,12 +22,17 @@ from subscribers.roster import (
 )
 from subscribers.topics import by_name_or_slug, topic_key
 
+# Distinct `topics` cells an import remembers having read (see RowReader._topics).
+TOPIC_CELLS_KEPT = 10_000
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
-    """One row, understood: what the subscriber should look like after the import."""
+    """One row, understood: what the subscriber should look like after the import. Not
+    frozen, though nothing changes one (`merged_with` makes a new one): a frozen
+    dataclass sets each field through `object.__setattr__`, three times the cost of
+    building it, a million times an import."""
 
     line: int
     email: str
@@ -79,7 +84,33 @@ class RowReader:
         # By slug or by name, as the rest of the product takes them.
         self.topics = {key: id_of(t) for key, t in by_name_or_slug(every).items()}
         self.default_timezone = default_timezone
+        self._topic_cells: dict[str, tuple[bool, frozenset[int]]] = {}
         self.default_status = default_status
+
+    def _topics(self, cell: str) -> tuple[bool, frozenset[int]]:
+        """(all topics?, the topic ids) a `topics` cell names. A list repeats a few
+        cells a million times, so each is read once (up to TOPIC_CELLS_KEPT of them); a
+        refused cell is not kept, it raises every time."""
+        known = self._topic_cells.get(cell)
+        if known is not None:
+            return known
+        slugs = [topic_key(s) for s in cell.split(TOPIC_SEPARATOR)]
+        slugs = [s for s in slugs if s]
+        if not slugs:
+            raise InvalidSubscriberError(
+                "topics", "", f"name at least one topic, or '{ALL_TOPICS}'"
+            )
+        unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
+        if unknown:
+            known_slugs = ", ".join(self.slugs) or "none yet"
+            raise InvalidSubscriberError(
+                "topics", ";".join(unknown), f"unknown topic (known topics: {known_slugs})"
+            )
+        all_topics = ALL_TOPICS in slugs
+        ids = frozenset() if all_topics else frozenset(self.topics[s] for s in slugs)
+        if len(self._topic_cells) < TOPIC_CELLS_KEPT:
+            self._topic_cells[cell] = (all_topics, ids)
+        return all_topics, ids
 
     def understand(self, row: CsvRow) -> Candidate:
         if row.extra:
@@ -88,19 +119,7 @@ class RowReader:
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
         name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
-        slugs = [topic_key(s) for s in cells.get("topics", "").split(TOPIC_SEPARATOR)]
-        slugs = [s for s in slugs if s]
-        if not slugs:
-            raise InvalidSubscriberError(
-                "topics", "", f"name at least one topic, or '{ALL_TOPICS}'"
-            )
-        unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
-        if unknown:
-            known = ", ".join(self.slugs) or "none yet"
-            raise InvalidSubscriberError(
-                "topics", ";".join(unknown), f"unknown topic (known topics: {known})"
-            )
-        all_topics = ALL_TOPICS in slugs
+        all_topics, topic_ids = self._topics(cells.get("topics", ""))
         status = cells.get("status", "").lower() or None
         if status is not None and status not in _IMPORTABLE_STATUSES:
             raise InvalidSubscriberError(
@@ -112,7 +131,7 @@ class RowReader:
             email=email,
             name=name,
             all_topics=all_topics,
-            topic_ids=frozenset() if all_topics else frozenset(self.topics[s] for s in slugs),
+            topic_ids=topic_ids,
             cadence=check_cadence(cells.get("cadence", "")),
             timezone=check_timezone(cells.get("timezone", "") or self.default_timezone),
             status=status,

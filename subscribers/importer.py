@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from subscribers.csvfile import CsvRow, SubscriberCsv, unneutralize
+from subscribers.csvfile import SubscriberCsv, unneutralize
 from subscribers.digest_window import switch_cadence
 from subscribers.errors import InvalidSubscriberError
 from subscribers.import_report import ImportReport, RowNote
@@ -37,7 +38,7 @@ from subscribers.models import (
 from subscribers.roster import (
     suppression_hash,
 )
-from subscribers.sql import any_of, bulk_insert
+from subscribers.sql import any_of, bulk_insert, reserve_ids
 from subscribers.status import Actor, change_status, may_change
 
 CHUNK = 5000
@@ -47,14 +48,32 @@ WRITTEN_TABLES = ("subscriber", "subscriber_topic")
 _MAILED = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
 # Called with (id, address) of each chunk's new pending readers: see import_subscribers.
 PendingHook = Callable[[Session, list[tuple[int, str]]], None]
+# What `_Writer._insert` writes of each new reader, in its rows' order.
+_SUBSCRIBER_COLUMNS = (
+    "email",
+    "name",
+    "status",
+    "cadence",
+    "timezone",
+    "all_topics",
+    "created_at",
+    "updated_at",
+    "unsubscribed_at",
+    "status_changed_at",
+    "status_changed_by",
+    "consent_source",
+    "consent_at",
+    "consent_ip",
+)
+_LINK_COLUMNS = ("subscriber_id", "topic_id")
 
 
-def _key(row: CsvRow) -> int:
-    """A cheap stand-in for the address, to find repeated ones in the first pass: Python's
-    own string hash, stable within this process. Two addresses that collide are only held
-    back and written at the end, merged by their real address, so a collision costs memory
-    for two rows, never a wrong merge."""
-    return hash(unneutralize(row.cells.get("email", "").strip()).lower())
+def _key(cell: str) -> int:
+    """A cheap stand-in for the address in an `email` cell, to find repeated ones in the
+    first pass: Python's own string hash, stable within this process. Two addresses that
+    collide are only held back and written at the end, merged by their real address, so a
+    collision costs memory for two rows, never a wrong merge."""
+    return hash(unneutralize(cell.strip()).lower())
 
 
 def import_subscribers(
@@ -77,8 +96,8 @@ def import_subscribers(
     seen: set[int] = set()
     repeated: set[int] = set()
     with SubscriberCsv(path) as table:
-        for row in table:
-            key = _key(row)
+        for cell in table.emails():
+            key = _key(cell)
             (repeated if key in seen else seen).add(key)
     del seen
 
@@ -106,7 +125,7 @@ def import_subscribers(
                 address = row.cells.get("email", "").strip()
                 report.skipped.append(RowNote(row.line, address, str(exc)))
                 continue
-            if repeated and _key(row) in repeated:
+            if repeated and _key(row.cells.get("email", "")) in repeated:
                 earlier = groups.get(candidate.email)
                 if earlier is None:
                     groups[candidate.email] = candidate
@@ -301,58 +320,65 @@ class _Writer:
         if not new:
             return
         self.report.note_added(new)
+        statuses = [self._status(c.status, None) for c in new]
         self.overruled += sum(self._overrules(c.status, None) for c in new)
+        pending = SubscriberStatus.PENDING.value
         if self.report.dry_run:
-            if self.on_pending is not None:
-                would = [
-                    (0, c.email)
-                    for c in new
-                    if self._status(c.status, None) == SubscriberStatus.PENDING
-                ]
-                if would:
-                    self.on_pending(self.session, would)
+            would = [(0, c.email) for c, s in zip(new, statuses, strict=True) if s == pending]
+            if would and self.on_pending is not None:
+                self.on_pending(self.session, would)
             return
-        rows = [
-            {
-                "email": c.email,
-                "name": c.name,
-                "status": self._status(c.status, None),
-                "cadence": c.cadence,
-                "timezone": c.timezone,
-                "all_topics": c.all_topics,
-                "created_at": now,
-                "updated_at": now,
-                "unsubscribed_at": now if c.status == SubscriberStatus.UNSUBSCRIBED else None,
-                "status_changed_at": now,
-                "status_changed_by": self.source,
-                "consent_source": self.source,
-                "consent_at": now,
-                "consent_ip": "",
-            }
-            for c in new
-        ]
         self.session.flush()
         subscriber_table = table_of(Subscriber)
-        bulk_insert(self.session, subscriber_table, rows)
-        by_email = dict(
-            self.session.execute(
-                sa.select(subscriber_table.c.email, subscriber_table.c.id).where(
-                    any_of(self.session, subscriber_table.c.email, (c.email for c in new))
-                )
-            ).all()
+        ids = reserve_ids(self.session, subscriber_table, len(new))
+        source = self.source
+        rows: list[tuple[Any, ...]] = [
+            (
+                c.email,
+                c.name,
+                status,
+                c.cadence,
+                c.timezone,
+                c.all_topics,
+                now,
+                now,
+                now if c.status == SubscriberStatus.UNSUBSCRIBED else None,
+                now,
+                source,
+                source,
+                now,
+                "",
+            )
+            for c, status in zip(new, statuses, strict=True)
+        ]
+        if ids is not None:
+            rows = [(subscriber_id, *row) for subscriber_id, row in zip(ids, rows, strict=True)]
+        bulk_insert(
+            self.session,
+            subscriber_table,
+            ("id",) * (ids is not None) + _SUBSCRIBER_COLUMNS,
+            rows,
         )
-        ids = [by_email[c.email] for c in new]
+        if ids is None:
+            by_email = dict(
+                self.session.execute(
+                    sa.select(subscriber_table.c.email, subscriber_table.c.id).where(
+                        any_of(self.session, subscriber_table.c.email, (c.email for c in new))
+                    )
+                ).all()
+            )
+            ids = [by_email[c.email] for c in new]
         links = [
-            {"subscriber_id": subscriber_id, "topic_id": topic_id}
+            (subscriber_id, topic_id)
             for subscriber_id, candidate in zip(ids, new, strict=True)
             for topic_id in candidate.topic_ids
         ]
         if links:
-            bulk_insert(self.session, table_of(SubscriberTopic), links)
-        pending = [
+            bulk_insert(self.session, table_of(SubscriberTopic), _LINK_COLUMNS, links)
+        starting_pending = [
             (subscriber_id, candidate.email)
-            for subscriber_id, candidate in zip(ids, new, strict=True)
-            if self._status(candidate.status, None) == SubscriberStatus.PENDING
+            for subscriber_id, candidate, status in zip(ids, new, statuses, strict=True)
+            if status == pending
         ]
-        if pending and self.on_pending is not None:
-            self.on_pending(self.session, pending)
+        if starting_pending and self.on_pending is not None:
+            self.on_pending(self.session, starting_pending)

@@ -13,13 +13,14 @@ from subscribers.errors import InvalidSubscriberError, TopicExistsError, Unknown
 from subscribers.models import Topic
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_SPACES = re.compile(r"\s+")
 NAME_MAX = 200
 KEYWORDS_MAX = 2000
 
 
 def topic_key(text: str) -> str:
     """A topic as staff may write it, for matching: any case, spaces as hyphens."""
-    return re.sub(r"\s+", "-", text.strip().casefold())
+    return _SPACES.sub("-", text.strip().casefold())
 
 
 def by_name_or_slug(topics: Iterable[Topic]) -> dict[str, Topic]:

@@ -14,7 +14,7 @@ from subscribers.csvfile import CsvFileError, neutralize, unneutralize
 from subscribers.errors import UnknownTopicError
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_subscribers
-from subscribers.models import Subscriber, SubscriberTopic, Topic
+from subscribers.models import Subscriber, SubscriberTopic, Topic, utcnow
 from subscribers.roster import add_subscriber, forget, get_subscriber, unsubscribe
 from subscribers.topics import add_topic, resolve_topics
 from tests.readers_support import HOSTILE_NAME
@@ -403,3 +403,55 @@ def test_adding_an_unknown_topic_written_in_words_is_advised_with_a_slug_the_com
     with session_scope(topics) as session, pytest.raises(UnknownTopicError) as refused:
         resolve_topics(["Food security"], session=session)
     assert refused.value.hint == "add it first: `newsletter topics add food-security --name …`"
+
+
+def test_a_header_naming_a_column_twice_is_refused_naming_both_places(topics, tmp_path):
+    """Either `email` cell could be the reader's; the import guessed the last one."""
+    path = _file(
+        tmp_path,
+        "email,name,topics,Email\n"
+        + "aiko@example.com,Aiko,japan,same@example.com\n"
+        + "ben@example.com,Ben,food,same@example.com\n",
+    )
+    with pytest.raises(CsvFileError) as refused:
+        _import(topics, path)
+    assert str(refused.value) == (
+        f"{path}:1: the header has 2 'email' columns (columns 1, 4); keep one, so no row's "
+        "cell is guessed at"
+    )
+    assert _people(topics) == {}
+
+
+def test_blank_and_whitespace_only_lines_are_not_rows_in_either_pass(topics, tmp_path):
+    """The first pass (repeated addresses) reads only the email cells; it must skip what
+    the second skips, or a repeated address would be missed and written twice."""
+    path = _file(
+        tmp_path,
+        HEADER
+        + "aiko@example.com,Aiko,japan,,\n"
+        + "\n"
+        + " , ,\t, ,\n"
+        + "AIKO@example.com,,food,,\n"
+        + "ben@example.com,Ben,food\n",
+    )
+    report = _import(topics, path)
+    assert report.counts() == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "merged": 1}
+    assert _people(topics)["aiko@example.com"]["topics"] == ["food", "japan"]
+
+
+def test_a_new_readers_times_are_the_moment_of_the_import_whatever_the_servers_zone(
+    topics, tmp_path
+):
+    """The rows go in by the driver's fastest path, their times spelt by us: a time spelt
+    without its offset would be read in the server's zone, nine hours off in Tokyo."""
+    path = _file(tmp_path, HEADER + "aiko@example.com,Aiko,japan,,\n")
+    before = utcnow()
+    with session_scope(topics) as session:
+        if topics.dialect.name == "postgresql":
+            session.execute(sa.text("SET LOCAL TIME ZONE 'Asia/Tokyo'"))
+        import_subscribers(path, session=session, default_timezone="UTC")
+    after = utcnow()
+    with session_scope(topics) as session:
+        aiko = get_subscriber("aiko@example.com", session=session)
+        times = [aiko.created_at, aiko.updated_at, aiko.status_changed_at, aiko.consent_at]
+    assert all(time is not None and before <= time <= after for time in times), times

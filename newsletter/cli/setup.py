@@ -9,7 +9,13 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import err, process_errors, settings_and_engine, user_errors
+from newsletter.cli.common import (
+    err,
+    freeze_start_up_objects,
+    process_errors,
+    settings_and_engine,
+    user_errors,
+)
 from newsletter.config import PLACEHOLDER_SECRET, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError
@@ -49,6 +55,7 @@ def worker(
 
     settings, _ = settings_and_engine()
     configure_logging(settings)
+    freeze_start_up_objects()  # again: the scheduler's own imports came after start-up
     if once:
         scheduler.run_once(settings)
     else:
