@@ -56,6 +56,13 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_item=_render_item,
             render_as_batch=True,
+            # One transaction for the whole run, on SQLite too. Alembic takes SQLite for a
+            # database without transactional DDL and commits each step alone, so a step
+            # that refuses (0015's downgrade while a send carries reader tokens) left the
+            # steps before it applied, the database at a revision nobody asked for. SQLite
+            # does roll DDL back, and our engine says BEGIN itself (make_engine), so the
+            # driver's own transaction handling never commits behind Alembic's back.
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -8,8 +8,10 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import main as alembic_cli
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlmodel import SQLModel, select
 
 import newsletter.models  # noqa: F401 - registers every table
@@ -72,19 +74,62 @@ def test_a_database_with_reader_token_sends_cannot_go_back_to_code_that_cannot_f
     db_url, engine, settings
 ):
     """Downgrading below 0015 with a scheduled send rendered for reader tokens would let the
-    earlier code mail dead unsubscribe links: refused until that send is over."""
+    earlier code mail dead unsubscribe links: refused until that send is over. The refusal
+    comes after the steps above 0015 have run, and undoes them: on SQLite each step was
+    once committed alone, so a refused downgrade left the database at 0015 with its
+    tallies dropped, neither where it was nor where it was asked to go."""
     slug = seed_brief(engine, 2)
     with session_scope(engine) as session:
         send_id = create_send(slug, session=session, settings=settings, when=utcnow() + HOUR).id
+    before = _schema(engine)
     config = alembic_config(db_url, settings.NEWSLETTER_MIGRATIONS_DIR)
-    with pytest.raises(RuntimeError, match="1 send"):
+    with pytest.raises(CommandError, match="1 send"):
         command.downgrade(config, "0012")
-    # The steps above 0015 went down before the refusal; today's code needs them back.
-    command.upgrade(config, "head")
+    assert _schema(engine) == before
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
     with session_scope(engine) as session:
         cancel_send(send_id, session=session, now=utcnow())
     command.downgrade(config, "0012")
     assert not schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+
+
+def test_alembic_refuses_such_a_downgrade_in_one_line_naming_why(
+    db_url, engine, settings, tmp_path, monkeypatch, capsys
+):
+    """The README's way back is `alembic downgrade`: the refusal is its one FAILED line,
+    not a traceback."""
+    slug = seed_brief(engine, 1)
+    with session_scope(engine) as session:
+        create_send(slug, session=session, settings=settings, when=utcnow() + HOUR)
+    ini = tmp_path / "alembic.ini"  # the checkout's, with its folder spelled out
+    ini.write_text(f"[alembic]\nscript_location = {settings.NEWSLETTER_MIGRATIONS_DIR}\n")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    with pytest.raises(SystemExit) as exited:
+        alembic_cli(argv=["-c", str(ini), "downgrade", "0012"])
+    assert exited.value.code != 0
+    out = capsys.readouterr().out
+    assert out.startswith("FAILED: ") and out.count("\n") == 1
+    assert "1 send(s) not over" in out and "nothing was changed" in out
+    assert schema_is_current(engine, settings.NEWSLETTER_MIGRATIONS_DIR)
+
+
+def _schema(engine) -> object:
+    """The revision and every table, column, index and key, as the database itself says."""
+    with engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_heads()
+        if engine.dialect.name == "sqlite":  # its own words: AUTOINCREMENT (0022) included
+            listed = sa.text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            return revision, connection.execute(listed).all()
+        inspector = sa.inspect(connection)
+        return revision, {
+            table: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+                inspector.get_pk_constraint(table),
+                inspector.get_indexes(table),
+                inspector.get_foreign_keys(table),
+            )
+            for table in inspector.get_table_names()
+        }
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.util import CommandError
 
 revision: str = '0015'
 down_revision: str | None = '0012'
@@ -35,7 +36,11 @@ def downgrade() -> None:
         {"token": "%nl:reader_token:%"},
     ).scalar_one()
     if waiting:
-        raise RuntimeError(
-            f"{waiting} send(s) not over carry reader-token links that earlier code cannot "
-            "fill: cancel them (`newsletter sends cancel`) or restore the pre-upgrade backup"
+        # CommandError: what `alembic` prints as one FAILED line, not a traceback. Every
+        # step of the run is in one transaction (migrations/env.py), so the steps above
+        # this one are undone with it.
+        raise CommandError(
+            f"downgrade refused, nothing was changed: {waiting} send(s) not over carry "
+            "reader-token links that earlier code cannot fill: cancel them (`newsletter "
+            "sends cancel`) or restore the pre-upgrade backup"
         )
