@@ -6,6 +6,7 @@ import http.client
 import json
 import threading
 import time
+from dataclasses import asdict
 from urllib.parse import urlsplit
 
 import pytest
@@ -157,3 +158,37 @@ def test_stopping_waits_for_a_request_in_flight_and_refuses_a_later_one_printing
     assert answers == [202]
     assert late.status == 503 and "stopping" in late_body["errors"][0]["message"]
     assert capfd.readouterr().err == ""
+
+
+def _call(server, method, path, payload=None):
+    """(status, JSON answer) of one request to the sandbox over HTTP."""
+    connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=10)
+    try:
+        body = None if payload is None else json.dumps(payload)
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_the_faults_set_can_be_read_back_and_put_back_as_they_are(server):
+    """A PUT sets every field, so a developer changing one must first see what is set; and
+    a rehearsal's faults, read before clearing them, are one PUT from coming back."""
+    assert _call(server, "GET", "/sandbox/faults") == (200, asdict(Faults()))
+    wanted = {
+        "rate_429": 0.25,
+        "rate_delay": 1.0,
+        "delay_seconds": 0.2,
+        "retry_after": 3,
+        "seed": 7,
+        "refuse_unnamed": ["x@example.com"],
+    }
+    assert _call(server, "PUT", "/sandbox/faults", wanted)[0] == 200
+    status, current = _call(server, "GET", "/sandbox/faults")
+    assert status == 200 and current == {**asdict(Faults()), **wanted}
+    assert _call(server, "PUT", "/sandbox/faults", {})[0] == 200
+    assert _call(server, "GET", "/sandbox/faults") == (200, asdict(Faults()))
+    assert _call(server, "PUT", "/sandbox/faults", current) == (200, current)
+    assert _call(server, "GET", "/sandbox/faults") == (200, current)
+    assert server.state.faults == Faults(**wanted)

@@ -4,13 +4,15 @@ the unsubscribe page, and SendGrid's signed Event Webhook posted by the sandbox.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from sqlmodel import select
 
 from newsletter.db import session_scope
-from newsletter.devtools.sandbox import EventSigner, Faults, event_for
+from newsletter.devtools.sandbox import EventSigner, Faults, Sandbox, event_for
+from newsletter.errors import ConfigurationError
 from newsletter.models import Delivery
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.create import create_send
@@ -19,6 +21,7 @@ from newsletter.sending.testsend import send_test_copy
 from subscribers.models import Subscriber
 from subscribers.roster import add_subscriber, followed_topics, get_subscriber
 from subscribers.topics import add_topic
+from tests.conftest import SANDBOX_KEY, serve_app, sqlite_only
 from tests.web_support import call as _call
 from tests.web_support import form_csrf as _form_csrf
 from tests.web_support import link_in as _link
@@ -116,6 +119,37 @@ def test_a_forged_signature_changes_nothing(web, engine, sandbox):
     status, body, _ = _post(sandbox, url, events, signer=EventSigner())
     assert status == 403 and "bad signature" in body
     assert set(_ledger(engine, send_id)) == {"unknown"}
+
+
+@sqlite_only
+def test_a_restarted_sandbox_signs_with_the_key_the_web_app_was_given(
+    engine, settings, sandbox, tmp_path
+):
+    """The README's way: start the sandbox with a webhook URL, give the web app the public
+    key it prints. A new key at each start had the web app refuse every event after the
+    sandbox restarted, until someone noticed the 403s and reconfigured it."""
+    kept = tmp_path / "sandbox" / "webhook-key.pem"
+    with Sandbox(SANDBOX_KEY, webhook_key=kept) as first:
+        given = first.events.public_key
+    assert kept.stat().st_mode & 0o777 == 0o600  # it signs what the web app believes
+    send_id = _dispatch_with_drops(engine, settings, sandbox, readers=2)
+    events = [event_for(m, "delivered") for m in sandbox.messages()]
+    with serve_app(settings, SENDGRID_WEBHOOK_PUBLIC_KEY=given) as (url, _):
+        webhook = f"{url}/webhooks/sendgrid"
+        with Sandbox(SANDBOX_KEY) as keeping_nothing:
+            assert keeping_nothing.post_events(webhook, events) == 403
+        with Sandbox(SANDBOX_KEY, webhook_key=kept) as restarted:
+            assert restarted.events.public_key == given
+            assert restarted.post_events(webhook, events) == 200
+    assert set(_ledger(engine, send_id)) == {"sent"}
+
+
+def test_a_webhook_key_file_the_sandbox_cannot_use_is_refused_naming_it(tmp_path):
+    kept = tmp_path / "webhook-key.pem"
+    kept.write_text("SENDGRID_WEBHOOK_PUBLIC_KEY=MFkwEwYH...\n")  # a public key pasted in
+    with pytest.raises(ConfigurationError, match=re.escape(str(kept))) as refused:
+        Sandbox(SANDBOX_KEY, webhook_key=kept)
+    assert "delete it for a new one" in refused.value.hint
 
 
 def test_a_stale_timestamp_is_refused(web, engine, sandbox):

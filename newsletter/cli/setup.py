@@ -115,6 +115,13 @@ def sandbox(
     events_delay: Annotated[
         float, typer.Option(help="Seconds between accepting mail and posting its events.")
     ] = 0.0,
+    webhook_key: Annotated[
+        Path,
+        typer.Option(
+            help="File that keeps the key events are signed with (made on first use), so "
+            "the SENDGRID_WEBHOOK_PUBLIC_KEY given to the web app holds across restarts."
+        ),
+    ] = Path("var/sandbox/webhook-key.pem"),
 ) -> None:
     """A local SendGrid v3 stand-in: accepts mail/send, keeps it, sends nothing."""
     from newsletter.devtools.sandbox import Faults, Sandbox
@@ -133,6 +140,7 @@ def sandbox(
         keep_messages=keep_messages,
         faults=injected,
         inbox_path=inbox,
+        webhook_key=webhook_key if webhook_url else None,  # signs nothing without one
     )
     err.print(
         f"SendGrid sandbox on {server.url}: set SENDGRID_API_HOST={server.url}\n"
@@ -144,7 +152,8 @@ def sandbox(
         server.send_events_to(webhook_url, delay=events_delay)
         err.print(
             f"events for accepted mail go to {webhook_url}, signed: set "
-            f"SENDGRID_WEBHOOK_PUBLIC_KEY={server.events.public_key} where the web app runs",
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY={server.events.public_key} where the web app runs "
+            f"(its key is kept in {webhook_key}: the same at the next start)",
             soft_wrap=True,
         )
     with contextlib.suppress(KeyboardInterrupt):

@@ -15,9 +15,10 @@ Event Webhook does, optionally late (`--events-delay`): the events that settle d
 sender could not be sure of. Readers opening and clicking (`engagement.py`) are posted on
 request: `Sandbox.engage`, or `POST /sandbox/engage` with an `Engagement` as JSON.
 
-Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON): a
-share of 429/500/503 answers, slow answers, and connections dropped *after* the body was
-read and accepted — the case where the sender cannot know whether the mail went out.
+Faults can be injected (`Faults`, or `PUT /sandbox/faults` with the same fields as JSON,
+which `GET /sandbox/faults` answers with): a share of 429/500/503 answers, slow answers,
+and connections dropped *after* the body was read and accepted — the case where the sender
+cannot know whether the mail went out.
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._messages(url.query)
         elif path == "/sandbox/stats":
             self._reply(HTTPStatus.OK, self.server.state.snapshot())
+        elif path == "/sandbox/faults":  # as PUT takes them: a developer can put them back
+            self._reply(HTTPStatus.OK, asdict(self.server.state.faults))
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
 
@@ -325,8 +328,13 @@ class Sandbox:
         faults: Faults | None = None,
         scopes: list[str] | None = None,
         inbox_path: Path | None = None,
+        webhook_key: Path | None = None,
     ) -> None:
-        """`inbox_path`: a SQLite file that keeps accepted messages across restarts."""
+        """`inbox_path`: a SQLite file that keeps accepted messages across restarts.
+        `webhook_key`: a PEM file that keeps the key events are signed with (made on first
+        use), so the public key a web app was given still verifies them after a restart."""
+        # First: a key file refused leaves no inbox open behind it.
+        self.events = EventSigner.kept_in(webhook_key) if webhook_key else EventSigner()
         self.state = SandboxState(
             api_key,
             keep_messages=keep_messages,
@@ -334,7 +342,6 @@ class Sandbox:
             scopes=scopes,
             inbox=Inbox(inbox_path),
         )
-        self.events = EventSigner()
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None
 

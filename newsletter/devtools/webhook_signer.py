@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from newsletter.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from newsletter.devtools.sandbox import Accepted
@@ -25,8 +30,55 @@ class EventSigner:
     """Signs Event Webhook posts as SendGrid does: ECDSA P-256 over timestamp + body. Its
     public key, base64 DER, is what SENDGRID_WEBHOOK_PUBLIC_KEY takes."""
 
-    def __init__(self) -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
+    def __init__(self, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        self._key = key or ec.generate_private_key(ec.SECP256R1())
+
+    @classmethod
+    def kept_in(cls, path: Path) -> EventSigner:
+        """The signer whose key `path` keeps, made there (readable by this user only) if
+        there is none yet. A new key at each start broke the SENDGRID_WEBHOOK_PUBLIC_KEY a
+        developer had given their web app: after a restart it refused every event the
+        sandbox posted as forged, and the sandbox kept posting them again."""
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            return cls._made_in(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the webhook signing key {path} cannot be read ({exc.strerror})"
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ConfigurationError(
+                f"{path} is not a webhook signing key (a P-256 private key in PEM)",
+                hint="delete it for a new one, whose public key the sandbox prints",
+            )
+        return cls(key)
+
+    @classmethod
+    def _made_in(cls, path: Path) -> EventSigner:
+        signer = cls()
+        pem = signer._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # a second sandbox made it first: sign with that one
+            return cls.kept_in(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the webhook signing key cannot be kept at {path} ({exc.strerror})",
+                hint="pass --webhook-key with a path in a folder this user can write",
+            ) from None
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(pem)
+        return signer
 
     @property
     def public_key(self) -> str:
