@@ -22,6 +22,10 @@ from subscribers.roster import (
 )
 from subscribers.topics import by_name_or_slug, topic_key
 
+# Why a new reader's row with no topics is refused. For a reader already on the list an
+# empty `topics` cell keeps what they follow, as other empty cells keep theirs: a file of
+# addresses and names corrects names, and every row of it was refused for its topics.
+NO_TOPICS = InvalidSubscriberError("topics", "", f"name at least one topic, or '{ALL_TOPICS}'")
 # Distinct `topics` cells an import remembers having read (see RowReader._topics).
 TOPIC_CELLS_KEPT = 10_000
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}
@@ -87,19 +91,18 @@ class RowReader:
         self._topic_cells: dict[str, tuple[bool, frozenset[int]]] = {}
         self.default_status = default_status
 
-    def _topics(self, cell: str) -> tuple[bool, frozenset[int]]:
-        """(all topics?, the topic ids) a `topics` cell names. A list repeats a few
-        cells a million times, so each is read once (up to TOPIC_CELLS_KEPT of them); a
-        refused cell is not kept, it raises every time."""
+    def _topics(self, cell: str) -> tuple[bool, frozenset[int]] | None:
+        """(all topics?, the topic ids) a `topics` cell names; None when it names none,
+        which keeps a listed reader's topics (see `NO_TOPICS`). A list repeats a few cells
+        a million times, so each is read once (up to TOPIC_CELLS_KEPT of them); a refused
+        cell is not kept, it raises every time."""
         known = self._topic_cells.get(cell)
         if known is not None:
             return known
         slugs = [topic_key(s) for s in cell.split(TOPIC_SEPARATOR)]
         slugs = [s for s in slugs if s]
         if not slugs:
-            raise InvalidSubscriberError(
-                "topics", "", f"name at least one topic, or '{ALL_TOPICS}'"
-            )
+            return None
         unknown = sorted({s for s in slugs if s != ALL_TOPICS and s not in self.topics})
         if unknown:
             known_slugs = ", ".join(self.slugs) or "none yet"
@@ -119,13 +122,16 @@ class RowReader:
         cells = {key: unneutralize(value.strip()) for key, value in row.cells.items() if key}
         email = normalize_email(cells.get("email", ""))
         name = check_text("name", cells.get("name", ""), longest=NAME_MAX, line_breaks=True)
-        all_topics, topic_ids = self._topics(cells.get("topics", ""))
+        topics = self._topics(cells.get("topics", ""))
+        all_topics, topic_ids = topics or (False, frozenset())
         status = cells.get("status", "").lower() or None
         if status is not None and status not in _IMPORTABLE_STATUSES:
             raise InvalidSubscriberError(
                 "status", status, f"choose one of {', '.join(sorted(_IMPORTABLE_STATUSES))}"
             )
         given = frozenset(c for c in ("name", "cadence", "timezone", "status") if cells.get(c))
+        if topics is not None:
+            given |= {"topics"}
         return Candidate(
             line=row.line,
             email=email,

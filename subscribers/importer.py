@@ -24,7 +24,7 @@ from subscribers.csvfile import SubscriberCsv, unneutralize
 from subscribers.digest_window import switch_cadence
 from subscribers.errors import InvalidSubscriberError
 from subscribers.import_report import ImportReport, RowNote
-from subscribers.import_rows import Candidate, RowReader
+from subscribers.import_rows import NO_TOPICS, Candidate, RowReader
 from subscribers.models import (
     NO_MAIL_STATUSES,
     Subscriber,
@@ -225,6 +225,10 @@ class _Writer:
                             "this address asked to be forgotten; it is suppressed for good",
                         )
                     )
+                elif "topics" not in candidate.given:
+                    self.report.skipped.append(
+                        RowNote(candidate.line, candidate.email, str(NO_TOPICS))
+                    )
                 else:
                     new.append(candidate)
                 continue
@@ -278,9 +282,13 @@ class _Writer:
         if wanted_status != current.status:
             changes.append(f"status {current.status} → {wanted_status}")
         topics_now = {"all"} if current.all_topics else {self.topic_slugs[t] for t in followed}
-        topics_then = (
-            {"all"} if candidate.all_topics else {self.topic_slugs[t] for t in candidate.topic_ids}
-        )
+        topics_then = topics_now  # an empty cell keeps them
+        if "topics" in candidate.given:
+            topics_then = (
+                {"all"}
+                if candidate.all_topics
+                else {self.topic_slugs[t] for t in candidate.topic_ids}
+            )
         if topics_now != topics_then:
             changes.append(
                 f"topics {';'.join(sorted(topics_now)) or '-'} → {';'.join(sorted(topics_then))}"

@@ -455,3 +455,21 @@ def test_a_new_readers_times_are_the_moment_of_the_import_whatever_the_servers_z
         aiko = get_subscriber("aiko@example.com", session=session)
         times = [aiko.created_at, aiko.updated_at, aiko.status_changed_at, aiko.consent_at]
     assert all(time is not None and before <= time <= after for time in times), times
+
+
+def test_an_empty_topics_cell_keeps_a_listed_readers_topics_and_refuses_a_new_one(topics, tmp_path):
+    """A file of addresses and names corrects names; every row of it used to be refused."""
+    _import(topics, _file(tmp_path, HEADER + "aiko@example.com,Aiko,japan;food,,\n"))
+    path = _file(
+        tmp_path,
+        "email,name\naiko@example.com,Aiko Tanaka\nnew@example.com,New Reader\n",
+        name="names.csv",
+    )
+    report = _import(topics, path)
+    assert report.counts() == {"added": 0, "updated": 1, "unchanged": 0, "skipped": 1, "merged": 0}
+    assert report.updated[0].detail == "name 'Aiko' → 'Aiko Tanaka'"
+    assert [(n.line, n.detail) for n in report.skipped] == [
+        (3, "topics '': name at least one topic, or 'all'")
+    ]
+    assert _people(topics)["aiko@example.com"]["topics"] == ["food", "japan"]
+    assert "new@example.com" not in _people(topics)
