@@ -82,7 +82,9 @@ def serve(
             "print(secrets.token_urlsafe(48))'), or serve on 127.0.0.1 to try things out",
         )
     configure_logging(settings)
-    uvicorn.Server(server_config(create_app(settings), host, port, own_logging=True)).run()
+    app = create_app(settings)
+    freeze_start_up_objects()  # again: the web app's imports came after start-up
+    uvicorn.Server(server_config(app, host, port, own_logging=True)).run()
 
 
 @user_errors
