@@ -1,4 +1,6 @@
-"""`newsletter topics …`: what briefs are about and readers follow."""
+"""`newsletter topics …`: what briefs are about and readers follow. Each change is audited
+by newsletter/readers/topic_changes.py, as the console's are, with the terminal's user as
+the actor."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from newsletter.cli.common import (
 )
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from subscribers.topics import add_topic, list_topics, merge_topics, rename_topic, set_hidden
+from newsletter.readers import topic_changes
+from newsletter.staff import audit
+from subscribers.topics import list_topics
 
 app = typer.Typer(help="The topics briefs are about and subscribers follow.", no_args_is_help=True)
 
@@ -34,8 +38,13 @@ def topics_add(
     """Add a topic."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        topic = add_topic(
-            slug, name, split_list(keywords) or [], session=session, description=description
+        topic = topic_changes.add(
+            slug,
+            name,
+            split_list(keywords) or [],
+            session=session,
+            actor=audit.cli_actor(),
+            description=description,
         )
     err.print(f"topic {topic.slug!r} added")
 
@@ -52,7 +61,9 @@ def topics_rename(
         raise NewsletterError("say what changes: a NEW_SLUG argument, --name, or both")
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        topic = rename_topic(slug, new_slug, session=session, name=name)
+        topic = topic_changes.rename(
+            slug, new_slug, session=session, actor=audit.cli_actor(), name=name
+        )
     err.print(f"topic {slug!r} is now {topic.slug!r} ({topic.name})")
 
 
@@ -65,7 +76,7 @@ def topics_merge(
     """Fold one topic into another: its followers and briefs move, it goes."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        moved = merge_topics(source, into, session=session)
+        moved = topic_changes.merge(source, into, session=session, actor=audit.cli_actor())
     err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
 
 
@@ -80,7 +91,7 @@ def topics_hide(
     """Stop offering a topic on the subscribe and preference pages; its followers keep it."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        topic = set_hidden(slug, not offer, session=session)
+        topic = topic_changes.hide(slug, not offer, session=session, actor=audit.cli_actor())
     state = "hidden from the public forms" if topic.hidden else "offered on the public forms"
     err.print(f"topic {topic.slug!r} is {state}; its followers keep it")
 

@@ -1,2 +1,3 @@
 """Staff and their readers: one reader's whole story (`profile`), what staff may do to a
-reader (`actions`, each audited), and the console's search over the list (`search`)."""
+reader (`actions`) and to the topics readers follow (`topic_changes`), each audited, and the
+console's search over the list (`search`)."""

@@ -1,5 +1,6 @@
 """Topics: add, rename, merge, keywords, and hide from the public forms (subscribe and
-preferences); each change audited. The work is subscribers/topics.py's, as for the CLI."""
+preferences); each change audited. The work and its audit entry are
+newsletter/readers/topic_changes.py's, as for the CLI."""
 
 from __future__ import annotations
 
@@ -13,20 +14,13 @@ from sqlmodel import Session, col
 
 from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
-from newsletter.staff import audit
+from newsletter.readers import topic_changes
 from newsletter.web.console.deps import ROUTER_GUARD, ConsoleDep, StaffUser
 from newsletter.web.console.sessions import SignedIn
 from newsletter.web.deps import ClientIp
 from subscribers.models import Subscriber, SubscriberStatus, SubscriberTopic
 from subscribers.roster import NAME_MAX
-from subscribers.topics import (
-    add_topic,
-    list_topics,
-    merge_topics,
-    rename_topic,
-    set_hidden,
-    set_keywords,
-)
+from subscribers.topics import list_topics
 
 router = APIRouter(prefix="/admin/topics", dependencies=ROUTER_GUARD)
 KEYWORDS_MAX = 2000
@@ -87,16 +81,14 @@ def _change(
     request: Request,
     console: ConsoleDep,
     staff: SignedIn,
-    change: Callable[[Session], tuple[str, str, str]],
-    ip: str,
+    change: Callable[[Session], object],
     notice: str = "topic_saved",
 ) -> Response:
-    """One change in one transaction with its audit entry; a refusal re-renders the page
-    with the reason and changes nothing."""
+    """One change in one transaction (its audit entry is written by the change); a
+    refusal re-renders the page with the reason and changes nothing."""
     try:
         with session_scope(console.engine) as session:
-            action, target, detail = change(session)
-            audit.record(session, staff.email, action, target, detail, ip)
+            change(session)
     except NewsletterError as exc:
         return _page(request, console, staff, 400, str(exc))
     return RedirectResponse(f"/admin/topics?notice={notice}", status_code=303)
@@ -116,11 +108,12 @@ def add(
     name: Annotated[str, Form(max_length=NAME_MAX)] = "",
     keywords: Annotated[str, Form(max_length=KEYWORDS_MAX)] = "",
 ) -> Response:
-    def change(session: Session) -> tuple[str, str, str]:
-        topic = add_topic(slug, name, _words(keywords), session=session)
-        return "topic.add", f"topic {topic.slug}", topic.name
+    def change(session: Session) -> object:
+        return topic_changes.add(
+            slug, name, _words(keywords), session=session, actor=staff.email, ip=ip
+        )
 
-    return _change(request, console, staff, change, ip)
+    return _change(request, console, staff, change)
 
 
 @router.post("/{slug}/rename")
@@ -133,11 +126,12 @@ def rename(
     new_slug: Annotated[str, Form(max_length=64)] = "",
     name: Annotated[str, Form(max_length=NAME_MAX)] = "",
 ) -> Response:
-    def change(session: Session) -> tuple[str, str, str]:
-        topic = rename_topic(slug, new_slug or None, session=session, name=name or None)
-        return "topic.rename", f"topic {slug}", f"now {topic.slug} ({topic.name})"
+    def change(session: Session) -> object:
+        return topic_changes.rename(
+            slug, new_slug or None, session=session, actor=staff.email, name=name or None, ip=ip
+        )
 
-    return _change(request, console, staff, change, ip)
+    return _change(request, console, staff, change)
 
 
 @router.post("/{slug}/keywords")
@@ -149,11 +143,12 @@ def keywords(
     ip: ClientIp,
     keywords: Annotated[str, Form(max_length=KEYWORDS_MAX)] = "",
 ) -> Response:
-    def change(session: Session) -> tuple[str, str, str]:
-        topic = set_keywords(slug, _words(keywords), session=session)
-        return "topic.keywords", f"topic {topic.slug}", topic.keywords
+    def change(session: Session) -> object:
+        return topic_changes.change_keywords(
+            slug, _words(keywords), session=session, actor=staff.email, ip=ip
+        )
 
-    return _change(request, console, staff, change, ip)
+    return _change(request, console, staff, change)
 
 
 @router.post("/{slug}/hide")
@@ -165,11 +160,10 @@ def hide(
     ip: ClientIp,
     hidden: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    def change(session: Session) -> tuple[str, str, str]:
-        topic = set_hidden(slug, hidden == "yes", session=session)
-        return ("topic.hide" if topic.hidden else "topic.offer"), f"topic {topic.slug}", ""
+    def change(session: Session) -> object:
+        return topic_changes.hide(slug, hidden == "yes", session=session, actor=staff.email, ip=ip)
 
-    return _change(request, console, staff, change, ip)
+    return _change(request, console, staff, change)
 
 
 @router.post("/{slug}/merge")
@@ -181,8 +175,7 @@ def merge(
     ip: ClientIp,
     into: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    def change(session: Session) -> tuple[str, str, str]:
-        moved = merge_topics(slug, into, session=session)
-        return "topic.merge", f"topic {slug}", f"into {into}; {moved} follower(s) moved"
+    def change(session: Session) -> object:
+        return topic_changes.merge(slug, into, session=session, actor=staff.email, ip=ip)
 
-    return _change(request, console, staff, change, ip, "topic_merged")
+    return _change(request, console, staff, change, "topic_merged")
