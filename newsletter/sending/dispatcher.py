@@ -90,7 +90,7 @@ def send_categories(engine: Engine, send: Send) -> list[str]:
 @dataclass
 class WorkReport:
     started: list[int] = field(default_factory=list)
-    settled: int = 0  # rows claimed and answered, whatever the answer
+    settled: int = 0  # rows claimed and answered, whatever the answer; each row once
     # What the answers did to those rows: sent (the provider accepted them), failed,
     # queued (back in line), unknown; and skipped (the reader left before the claim).
     rows: dict[str, int] = field(default_factory=dict)
@@ -98,9 +98,15 @@ class WorkReport:
     unknown: int = 0
     finished: list[int] = field(default_factory=list)
     paused: dict[int, str] = field(default_factory=dict)  # send id → why
-    # Why batches could not be handed off at all (provider unreachable after retries).
-    not_handed_off: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # A row put back in line is claimed again by the same tick's sweep (`_drain`): its
+    # rows counted as back in the queue and not claimed since, and each batch that could
+    # not be handed off (the provider's words) with its rows not claimed since. Without
+    # them a row was counted once per attempt: three readers behind an unreachable
+    # provider read "6 back in the queue" and "2 batches could not be handed off", and
+    # three sent on the second attempt were also "3 back in the queue".
+    _requeued: set[int] = field(default_factory=set, repr=False, compare=False)
+    _unsent: list[tuple[str, set[int]]] = field(default_factory=list, repr=False, compare=False)
 
     def add_settled(self, rows: int) -> None:
         with self._lock:  # several sender threads report into one WorkReport
@@ -112,17 +118,42 @@ class WorkReport:
         """Count one batch's outcome. A batch cut short by a stop (a 429's wait ended) is
         back in line for the next worker: not work the provider could not take."""
         with self._lock:
+            if self._requeued or self._unsent:  # the rare tick with rows back in line
+                self._taken_again(claim.delivery_ids())
             self.settled += claim.size
             counts = {**recorded.rows, "skipped": claim.skipped}
             for state, count in counts.items():
                 if count:
                     self.rows[state] = self.rows.get(state, 0) + count
+            self._requeued |= recorded.requeued
             if (
                 result is not None
                 and result.outcome is Outcome.RETRY_LATER
                 and not (result.fatal or stopping)
             ):
-                self.not_handed_off.append(result.error)
+                targets = {target.delivery_id for target in claim.targets}
+                self._unsent.append((result.error, targets))
+
+    def _taken_again(self, taken: set[int]) -> None:
+        """Rows claimed again after this report counted them back in line: their earlier
+        count goes, the new claim's answer counts instead (the caller holds the lock)."""
+        again = self._requeued & taken
+        if again:
+            self._requeued -= again
+            self.settled -= len(again)
+            self.rows["queued"] -= len(again)
+            if not self.rows["queued"]:
+                del self.rows["queued"]
+        for _, waiting in self._unsent:
+            waiting.difference_update(taken)
+        self._unsent = [(error, waiting) for error, waiting in self._unsent if waiting]
+
+    @property
+    def not_handed_off(self) -> list[str]:
+        """Why batches could not be handed off at all (the provider unreachable after the
+        retries), one entry per batch whose rows this report has not claimed again."""
+        with self._lock:
+            return [error for error, _ in self._unsent]
 
     @property
     def accepted(self) -> int:

@@ -35,10 +35,13 @@ _ROW_STATE = {
 
 @dataclass(frozen=True)
 class Recorded:
-    """What one recorded answer did: rows per state it wrote, and why the send paused."""
+    """What one recorded answer did: rows per state it wrote, why the send paused, and
+    which rows it put back in line (those that gave up instead among them: they are never
+    claimed again), so a report that sees them claimed again counts them once."""
 
     rows: dict[str, int]
     paused: str = ""
+    requeued: frozenset[int] = frozenset()
 
     @property
     def settled(self) -> int:
@@ -78,6 +81,9 @@ def record_batch(
     written: dict[str, int] = {}
     for (state, _, _), ids in groups.items():
         written[state.value] = written.get(state.value, 0) + len(ids)
+    requeued = frozenset(
+        i for (state, _, _), ids in groups.items() if state is DeliveryStatus.QUEUED for i in ids
+    )
     # Immediate: it reads the batch's step, then writes (SQLite would refuse the upgrade).
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
@@ -150,7 +156,7 @@ def record_batch(
                     .where(col(Send.id) == claim.send_id, col(Send.failed_batches) > 0)
                     .values(failed_batches=col(Send.failed_batches) - 1)
                 )
-            return Recorded(written)
+            return Recorded(written, requeued=requeued)
         failed_batches = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id)
@@ -169,13 +175,13 @@ def record_batch(
         elif failed_batches >= pause_after:
             reason = f"{failed_batches} batches failed; the last said: {result.error}"
         else:
-            return Recorded(written)
+            return Recorded(written, requeued=requeued)
         paused = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
             .values(status=SendStatus.PAUSED, last_error=f"{SELF_PAUSED}{reason}")
         ).rowcount
-        return Recorded(written, reason if paused else "")
+        return Recorded(written, reason if paused else "", requeued)
 
 
 def _row_groups(

@@ -46,14 +46,23 @@ class Claim:
     batch_id: int
     send_id: int
     targets: list[Target]
-    skipped: int = 0
+    # Rows whose reader left (or no longer follows the brief), marked skipped by the claim.
+    skipped_ids: tuple[int, ...] = ()
     first_id: int = 0  # the claimed rows' id range (other batches' rows may lie inside it)
     last_id: int = 0
     last_key: tuple[datetime, int] | None = None  # (not_before, id) of the last row claimed
 
     @property
+    def skipped(self) -> int:
+        return len(self.skipped_ids)
+
+    @property
     def size(self) -> int:
         return len(self.targets) + self.skipped
+
+    def delivery_ids(self) -> set[int]:
+        """Every row this claim took, skipped ones included."""
+        return {target.delivery_id for target in self.targets}.union(self.skipped_ids)
 
 
 def claim_batch(
@@ -173,7 +182,7 @@ def claim_batch(
         last_key = (last_due, last_id)
         if not targets:
             return Claim(
-                batch_id=0, send_id=send_id, targets=[], skipped=len(gone), last_key=last_key
+                batch_id=0, send_id=send_id, targets=[], skipped_ids=tuple(gone), last_key=last_key
             )
         ranges = keys.to_ranges(target.delivery_id for target in targets)
         batch_id = connection.execute(
@@ -197,7 +206,7 @@ def claim_batch(
         batch_id=cast(int, batch_id),
         send_id=send_id,
         targets=targets,
-        skipped=len(gone),
+        skipped_ids=tuple(gone),
         first_id=ranges[0][0],
         last_id=ranges[-1][1],
         last_key=last_key,
