@@ -77,7 +77,7 @@ def test_a_batch_refused_on_both_passes_of_a_tick_is_one_batch_not_handed_off(en
     report, transport = _tick(engine, settings, lambda _batch: LATER)
     assert len(transport.batches) == 2
     assert not_handed_off(TickReport(work=report)) == (
-        "1 batches could not be handed off and stay queued for the next run; the provider "
+        "1 batch could not be handed off and stay queued for the next run; the provider "
         "said: connection failed"
     )
 

@@ -70,13 +70,15 @@ def not_handed_off(report: TickReport) -> str:
     if report.work.not_handed_off:
         batches = report.work.not_handed_off
         reasons.append(
-            f"{len(batches)} batches could not be handed off and stay queued for the next "
+            f"{counted(len(batches), 'batch', 'batches')} could not be handed off and stay "
+            "queued for the next "
             f"run; the provider said: {batches[-1]}"
         )
     if report.mail.retried:
+        last = report.mail.errors[-1] if report.mail.errors else ""
         reasons.append(
-            f"{report.mail.retried} transactional messages could not be handed off and will "
-            f"be retried; the last error: {report.mail.errors[-1] if report.mail.errors else ''}"
+            f"{counted(report.mail.retried, 'transactional message')} could not be handed "
+            f"off and will be retried; the last error: {last}"
         )
     return "; ".join(reasons)
 
