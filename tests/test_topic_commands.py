@@ -4,6 +4,8 @@ console writes the same change, with the terminal's user as the actor; on both d
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import select
 from typer.testing import CliRunner, Result
@@ -75,3 +77,33 @@ def test_a_topic_typed_by_its_name_at_the_terminal_is_audited_by_its_slug(cli, e
     assert _entries(engine) == [
         (cli_actor(), "topic.merge", "topic japan", "into energy; 0 follower(s) moved")
     ]
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (
+            ["add", "ports", "--name", "Ports; «港»", "--keywords", "harbour,berth"],
+            {"slug": "ports", "name": "Ports; «港»", "keywords": ["berth", "harbour"]},
+        ),
+        (
+            ["rename", "food", "--name", "Food & farming"],
+            {"slug": "food", "name": "Food & farming"},
+        ),
+        (["hide", "food"], {"slug": "food", "hidden": True}),
+    ],
+)
+def test_a_topic_change_with_json_prints_one_document_of_the_topic_as_it_now_is(
+    cli, words, expected
+):
+    document = json.loads(cli("topics", *words, "--json").stdout)
+    assert {key: document[key] for key in expected} == expected
+
+
+def test_a_merge_with_json_names_the_topic_that_remains_and_the_followers_moved(cli, engine):
+    with session_scope(engine) as session:
+        add_subscriber("ann@example.com", session=session, topics=["japan"])
+    document = json.loads(cli("topics", "merge", "japan", "--into", "Energy", "--json").stdout)
+    assert document["merged"] == "japan"
+    assert document["into"]["slug"] == "energy"
+    assert document["followers_moved"] == 1

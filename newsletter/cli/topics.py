@@ -22,7 +22,7 @@ from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
 from newsletter.readers import topic_changes
 from newsletter.staff import audit
-from subscribers.topics import list_topics
+from subscribers.topics import get_topic, list_topics
 
 app = typer.Typer(help="The topics briefs are about and subscribers follow.", no_args_is_help=True)
 
@@ -34,6 +34,7 @@ def topics_add(
     name: Annotated[str, typer.Option("--name", help="Shown to subscribers.")],
     keywords: Annotated[str, typer.Option(help="Comma-separated words that suggest it.")] = "",
     description: Annotated[str, typer.Option(help="One line for the preference page.")] = "",
+    as_json: JsonOption = False,
 ) -> None:
     """Add a topic."""
     _, engine = settings_and_engine()
@@ -46,6 +47,10 @@ def topics_add(
             actor=audit.cli_actor(),
             description=description,
         )
+        document = topic.as_dict()
+    if as_json:
+        print_json(document)
+        return
     err.print(f"topic {topic.slug!r} added")
 
 
@@ -55,6 +60,7 @@ def topics_rename(
     slug: str,
     new_slug: Annotated[str | None, typer.Argument(help="The new slug, if it changes.")] = None,
     name: Annotated[str | None, typer.Option(help="A new display name.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Rename a topic; everyone who follows it still does."""
     if new_slug is None and name is None:
@@ -64,6 +70,10 @@ def topics_rename(
         topic = topic_changes.rename(
             slug, new_slug, session=session, actor=audit.cli_actor(), name=name
         )
+        document = topic.as_dict()
+    if as_json:
+        print_json(document)
+        return
     err.print(f"topic {slug!r} is now {topic.slug!r} ({topic.name})")
 
 
@@ -72,11 +82,16 @@ def topics_rename(
 def topics_merge(
     source: str,
     into: Annotated[str, typer.Option("--into", help="The topic that remains.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Fold one topic into another: its followers and briefs move, it goes."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         moved = topic_changes.merge(source, into, session=session, actor=audit.cli_actor())
+        remains = get_topic(into, session=session).as_dict()
+    if as_json:
+        print_json({"merged": source, "into": remains, "followers_moved": moved})
+        return
     err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
 
 
@@ -87,11 +102,16 @@ def topics_hide(
     offer: Annotated[
         bool, typer.Option("--offer", help="Offer it on the public forms again.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Stop offering a topic on the subscribe and preference pages; its followers keep it."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
         topic = topic_changes.hide(slug, not offer, session=session, actor=audit.cli_actor())
+        document = topic.as_dict()
+    if as_json:
+        print_json(document)
+        return
     state = "hidden from the public forms" if topic.hidden else "offered on the public forms"
     err.print(f"topic {topic.slug!r} is {state}; its followers keep it")
 
