@@ -108,10 +108,6 @@ class WorkReport:
     _requeued: set[int] = field(default_factory=set, repr=False, compare=False)
     _unsent: list[tuple[str, set[int]]] = field(default_factory=list, repr=False, compare=False)
 
-    def add_settled(self, rows: int) -> None:
-        with self._lock:  # several sender threads report into one WorkReport
-            self.settled += rows
-
     def add(
         self, claim: Claim, recorded: Recorded, result: BatchResult | None, *, stopping: bool
     ) -> None:
