@@ -18,6 +18,7 @@ from newsletter.models import Send
 from newsletter.providers.base import Batch, Outcome, Recipient
 from newsletter.providers.events import EventType, ProviderEvent
 from newsletter.providers.sendgrid import SendGridTransport
+from newsletter.sending.controls import cancel_send
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
 from newsletter.sending.ledger import begin_handoff, claim_batch, recover_expired_batches
@@ -156,6 +157,23 @@ def test_a_recovered_lease_is_logged_per_batch_with_what_became_of_its_rows(
     caplog.clear()
     recover_expired_batches(engine, now=now + timedelta(minutes=2))  # nothing left to say
     assert _records(caplog, "newsletter.ledger") == []
+
+
+def test_a_recovered_lease_of_a_cancelled_send_says_its_rows_were_cancelled_not_requeued(
+    engine, settings, caplog
+):
+    send_id, now = _started_send(engine, settings, readers=2)
+    lease = timedelta(seconds=30)
+    dead = claim_batch(engine, send_id=send_id, worker_id="dead", limit=2, lease=lease, now=now)
+    with session_scope(engine) as session:
+        cancel_send(send_id, session=session, now=now)
+    caplog.set_level(logging.INFO)
+    recovery = recover_expired_batches(engine, now=now + timedelta(minutes=1))
+    assert recovery.released == 0
+    assert [r.message for r in _records(caplog, "newsletter.ledger")] == [
+        f"send {send_id} batch {dead.batch_id}: lease expired; 2 deliveries cancelled with "
+        "their send"
+    ]
 
 
 def _event(kind: EventType, n: int) -> ProviderEvent:

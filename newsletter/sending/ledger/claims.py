@@ -264,9 +264,14 @@ def give_back(engine: Engine, claim: Claim, *, now: datetime) -> None:
         release_batch(session.connection(), claim.batch_id, now=now)
 
 
-def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> int:
+class Released(NamedTuple):
+    rows: int  # how many rows the batch held (0: another worker released it first)
+    cancelled: bool  # its send was cancelled, and the rows with it; else they are queued
+
+
+def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> Released:
     """A claimed batch that will not be sent: its rows are free again (they never left
-    `queued`), or cancelled with their send. Returns how many rows it held."""
+    `queued`), or cancelled with their send."""
     released = connection.execute(
         sa.update(DeliveryBatch)
         .where(
@@ -277,13 +282,14 @@ def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> in
         .returning(col(DeliveryBatch.send_id), col(DeliveryBatch.keys))
     ).one_or_none()
     if released is None:
-        return 0
+        return Released(0, cancelled=False)
     send_id, text = released
     ranges = keys.decode(text)
     send_status = connection.execute(
         sa.select(col(Send.status)).where(col(Send.id) == send_id)
     ).scalar()
-    if send_status == SendStatus.CANCELLED:
+    cancelled = send_status == SendStatus.CANCELLED
+    if cancelled:
         connection.execute(
             sa.update(Delivery)
             .where(
@@ -293,4 +299,4 @@ def release_batch(connection: Connection, batch_id: int, *, now: datetime) -> in
             )
             .values(status=DeliveryStatus.CANCELLED, updated_at=now)
         )
-    return sum(last - first + 1 for first, last in ranges)
+    return Released(sum(last - first + 1 for first, last in ranges), cancelled)

@@ -54,9 +54,12 @@ def recover_expired_batches(engine: Engine, *, now: datetime) -> Recovery:
         with session_scope(engine, immediate=True) as session:
             connection = session.connection()
             if status == BatchStatus.CLAIMED:
-                released = release_batch(connection, batch_id, now=now)
-                recovery.released += released
-                _log_recovered(send_id, batch_id, released, "requeued: its request never began")
+                rows, cancelled = release_batch(connection, batch_id, now=now)
+                if cancelled:  # not back in the queue: staff cancelled the send meanwhile
+                    _log_recovered(send_id, batch_id, rows, "cancelled with their send")
+                else:
+                    recovery.released += rows
+                    _log_recovered(send_id, batch_id, rows, "requeued: its request never began")
                 continue
             text = connection.execute(
                 sa.update(DeliveryBatch)
