@@ -30,7 +30,6 @@ from bench.digests import bench_digests
 from bench.floor import bench_floor
 from bench.handoff import bench_dispatch, bench_render, bench_sandbox_ceiling
 from bench.webhook import bench_webhook
-from newsletter.cli.common import freeze_start_up_objects
 from newsletter.config import get_settings
 
 
@@ -43,7 +42,6 @@ def _databases(tmp: str, name: str) -> list[tuple[str, Any]]:
 
 
 def main() -> None:
-    freeze_start_up_objects()  # as every `newsletter` command does first (newsletter/cli)
     subscribers = int(os.environ.get("BENCH_SUBSCRIBERS", "1000000"))
     events = int(os.environ.get("BENCH_EVENTS", "200000"))
     bench_render(get_settings())

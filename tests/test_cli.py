@@ -3,7 +3,6 @@ sandbox over HTTP with the real `sendgrid` client."""
 
 from __future__ import annotations
 
-import gc
 import json
 import subprocess
 import sys
@@ -568,16 +567,3 @@ def test_an_edit_with_one_bad_value_is_refused_in_one_line_and_changes_nothing(c
     people = json.loads(_ok(cli("subscribers", "list", "--json")).stdout)
     ann = next(p for p in people if p["email"] == "ann@example.com")
     assert (ann["topics"], ann["timezone"]) == (["shipping"], "UTC")
-
-
-def test_a_command_leaves_start_up_objects_out_of_later_garbage_collections():
-    """An import or a send allocates millions of objects; each full collection then walked
-    every module and class again (see freeze_start_up_objects: its figures)."""
-    gc.unfreeze()
-    try:
-        assert gc.get_freeze_count() == 0
-        result = CliRunner().invoke(app, ["topics", "--help"])
-        assert result.exit_code == 0
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()

@@ -1,5 +1,5 @@
-"""The worker's heap during a send: the process's own objects are frozen out of the cycle
-collector's reach while the send's batches are made, and handed back when it ends."""
+"""The process's heap during a send or an import: its own objects are frozen out of the
+cycle collector's reach while the batches or rows are made, and handed back at the end."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import gc
 import weakref
 
 from newsletter.db import session_scope
+from newsletter.heap import frozen_heap
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
+from newsletter.readers import importing
 from newsletter.sending.create import create_send
 from newsletter.sending.dispatcher import Dispatcher
-from newsletter.sending.heap import frozen_heap
 from tests.workers_support import seed_brief
 
 
@@ -41,6 +42,26 @@ def test_a_send_is_handed_off_with_the_process_heap_frozen(engine, settings):
 
     assert report.accepted == 3
     assert frozen_while_sending and all(count > 0 for count in frozen_while_sending)
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_import_reads_its_rows_with_the_process_heap_frozen(engine, tmp_path, monkeypatch):
+    """The spy wraps the real import: it only notes the heap's state as the rows are read."""
+    frozen_while_importing: list[int] = []
+    real = importing.import_subscribers
+
+    def spy(*args: object, **options: object) -> object:
+        frozen_while_importing.append(gc.get_freeze_count())
+        return real(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importing, "import_subscribers", spy)
+    sheet = tmp_path / "list.csv"
+    sheet.write_text("email,name,topics\naiko@example.com,Aiko,all\n", encoding="utf-8")
+    with session_scope(engine) as session:
+        outcome = importing.import_readers(sheet, session=session, default_timezone="UTC")
+
+    assert outcome.report.counts()["added"] == 1
+    assert frozen_while_importing and frozen_while_importing[0] > 0
     assert gc.get_freeze_count() == 0
 
 

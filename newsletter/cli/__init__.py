@@ -15,19 +15,12 @@ from newsletter.cli import (
     subscribers,
     topics,
 )
-from newsletter.cli.common import freeze_start_up_objects
 
 app = typer.Typer(
     help="Briefs in, emails out: the briefing newsletter pipeline.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-
-@app.callback()
-def _start() -> None:
-    # Before every command: an import or a send of a million readers runs faster for it.
-    freeze_start_up_objects()
 
 
 for command in (setup.init, setup.demo, setup.worker, setup.serve, setup.sandbox, sends.send):

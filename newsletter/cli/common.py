@@ -8,7 +8,6 @@ prints exactly one JSON document on stdout.
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import os
 import sys
@@ -34,15 +33,6 @@ from newsletter.errors import ConfigurationError, NewsletterError, NotFoundError
 # default of 80 columns it cut addresses to "aiko@exampl…", which no script can use.
 # COLUMNS, when set, still decides.
 UNCUT_WIDTH = 10_000
-
-
-def freeze_start_up_objects() -> None:
-    """Leave what start-up built (modules, classes, SQLAlchemy's and pydantic's tables) out
-    of every later garbage collection: they live as long as the process anyway. An import
-    or a send of a million readers allocates millions of objects, so Python runs hundreds
-    of full collections, and each walked every start-up object again: 4.0 of 22.6 CPU
-    seconds of a 1M-row import (bench/; the README's "How fast")."""
-    gc.freeze()
 
 
 def _width(stream: TextIO) -> int | None:

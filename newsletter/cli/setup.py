@@ -11,7 +11,6 @@ import typer
 
 from newsletter.cli.common import (
     err,
-    freeze_start_up_objects,
     process_errors,
     settings_and_engine,
     user_errors,
@@ -55,7 +54,6 @@ def worker(
 
     settings, _ = settings_and_engine()
     configure_logging(settings)
-    freeze_start_up_objects()  # again: the scheduler's own imports came after start-up
     if once:
         scheduler.run_once(settings)
     else:
@@ -82,9 +80,7 @@ def serve(
             "print(secrets.token_urlsafe(48))'), or serve on 127.0.0.1 to try things out",
         )
     configure_logging(settings)
-    app = create_app(settings)
-    freeze_start_up_objects()  # again: the web app's imports came after start-up
-    uvicorn.Server(server_config(app, host, port, own_logging=True)).run()
+    uvicorn.Server(server_config(create_app(settings), host, port, own_logging=True)).run()
 
 
 @user_errors

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from newsletter.errors import ConflictError
+from newsletter.heap import frozen_heap
 from newsletter.signup import held_back, queue_confirmations
 from newsletter.words import counted
 from subscribers.import_report import ImportReport
@@ -122,15 +123,16 @@ def import_readers(
     # The bulk insert writes through the driver itself (COPY): its errors come unwrapped.
     raced = (sa.exc.IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError)
     try:
-        outcome.report = import_subscribers(
-            path,
-            session=session,
-            default_timezone=default_timezone,
-            dry_run=dry_run,
-            require_confirmation=require_confirmation,
-            on_pending=confirm if require_confirmation else None,
-        )
-        session.flush()
+        with frozen_heap():  # a million rows are millions of objects: see newsletter/heap.py
+            outcome.report = import_subscribers(
+                path,
+                session=session,
+                default_timezone=default_timezone,
+                dry_run=dry_run,
+                require_confirmation=require_confirmation,
+                on_pending=confirm if require_confirmation else None,
+            )
+            session.flush()
     except raced as exc:
         raise ConflictError(
             f"{path.name}: some of its addresses were added by someone else at the same "

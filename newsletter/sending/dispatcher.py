@@ -24,11 +24,11 @@ from newsletter.briefs import brief_topics
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.fields import tokens_in
+from newsletter.heap import frozen_heap
 from newsletter.links import Links
 from newsletter.logs import ids
 from newsletter.models import Brief, Send, SendKind, SendStatus
 from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, Transport
-from newsletter.sending.heap import frozen_heap
 from newsletter.sending.ledger import (
     Claim,
     Recorded,
