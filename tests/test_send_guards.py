@@ -237,7 +237,7 @@ def test_worker_once_fails_in_one_line_when_the_provider_is_unreachable(cli, new
         result = newsletter("worker", "--once", SENDGRID_API_HOST=host)
     assert result.returncode == 1
     [line] = _errors(result)
-    assert "could not be handed off and stay queued" in line and "connection failed" in line
+    assert "could not be handed off and stays queued" in line and "connection failed" in line
     assert "the provider accepted 0 deliveries" in result.stderr  # what the provider took
     status = json.loads(cli("sends", "status", "1", "--json").stdout)
     assert status["counts"]["queued"] == 2

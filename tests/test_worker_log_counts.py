@@ -77,7 +77,7 @@ def test_a_batch_refused_on_both_passes_of_a_tick_is_one_batch_not_handed_off(en
     report, transport = _tick(engine, settings, lambda _batch: LATER)
     assert len(transport.batches) == 2
     assert not_handed_off(TickReport(work=report)) == (
-        "1 batch could not be handed off and stay queued for the next run; the provider "
+        "1 batch could not be handed off and stays queued for the next run; the provider "
         "said: connection failed"
     )
 
@@ -111,3 +111,14 @@ def test_a_retried_row_whose_reader_left_before_the_sweep_is_counted_skipped_alo
         "the provider accepted 2 deliveries (0 failed, 0 back in the queue, 0 unknown, "
         "1 skipped: the reader left)"
     )
+
+
+def test_a_batch_whose_rows_gave_up_after_their_attempts_is_failed_not_said_to_stay_queued(
+    engine, settings, caplog
+):
+    last_chance = test_settings(**{**settings.model_dump(), "NEWSLETTER_MAX_ATTEMPTS": 1})
+    report, transport = _tick(engine, last_chance, _answers(LATER))
+    assert len(transport.batches) == 1  # nothing left in line to retake
+    assert report.rows == {"failed": 3}
+    assert report.not_handed_off == []
+    assert not_handed_off(TickReport(work=report)) == ""

@@ -99,14 +99,17 @@ class WorkReport:
     finished: list[int] = field(default_factory=list)
     paused: dict[int, str] = field(default_factory=dict)  # send id → why
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    # A row put back in line is claimed again by the same tick's sweep (`_drain`): its
-    # rows counted as back in the queue and not claimed since, and each batch that could
-    # not be handed off (the provider's words) with its rows not claimed since. Without
-    # them a row was counted once per attempt: three readers behind an unreachable
-    # provider read "6 back in the queue" and "2 batches could not be handed off", and
-    # three sent on the second attempt were also "3 back in the queue".
+    # A row put back in line is claimed again by the same tick's sweep (`_drain`): the
+    # rows counted as back in the queue and not claimed since; of each batch that could
+    # not be handed off, the provider's words and how many of its rows are not claimed
+    # since (`_unsent`, by batch id; `_waiting`: row → its batch). Without them a row was
+    # counted once per attempt: three readers behind an unreachable provider read "6 back
+    # in the queue" and "2 batches could not be handed off", and three sent on the second
+    # attempt were also "3 back in the queue". Each is kept up by the row, never by a pass
+    # over every earlier batch.
     _requeued: set[int] = field(default_factory=set, repr=False, compare=False)
-    _unsent: list[tuple[str, set[int]]] = field(default_factory=list, repr=False, compare=False)
+    _unsent: dict[int, tuple[str, int]] = field(default_factory=dict, repr=False, compare=False)
+    _waiting: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def add(
         self, claim: Claim, recorded: Recorded, result: BatchResult | None, *, stopping: bool
@@ -114,7 +117,7 @@ class WorkReport:
         """Count one batch's outcome. A batch cut short by a stop (a 429's wait ended) is
         back in line for the next worker: not work the provider could not take."""
         with self._lock:
-            if self._requeued or self._unsent:  # the rare tick with rows back in line
+            if self._requeued or self._waiting:  # the rare tick with rows back in line
                 self._taken_again(claim.delivery_ids())
             self.settled += claim.size
             counts = {**recorded.rows, "skipped": claim.skipped}
@@ -126,9 +129,11 @@ class WorkReport:
                 result is not None
                 and result.outcome is Outcome.RETRY_LATER
                 and not (result.fatal or stopping)
+                # Its rows that gave up after their attempts are failed, not waiting.
+                and recorded.requeued
             ):
-                targets = {target.delivery_id for target in claim.targets}
-                self._unsent.append((result.error, targets))
+                self._unsent[claim.batch_id] = (result.error, len(recorded.requeued))
+                self._waiting.update((i, claim.batch_id) for i in recorded.requeued)
 
     def _taken_again(self, taken: set[int]) -> None:
         """Rows claimed again after this report counted them back in line: their earlier
@@ -140,16 +145,21 @@ class WorkReport:
             self.rows["queued"] -= len(again)
             if not self.rows["queued"]:
                 del self.rows["queued"]
-        for _, waiting in self._unsent:
-            waiting.difference_update(taken)
-        self._unsent = [(error, waiting) for error, waiting in self._unsent if waiting]
+        for delivery_id in taken:
+            batch_id = self._waiting.pop(delivery_id, None)
+            if batch_id is not None:
+                error, left = self._unsent[batch_id]
+                if left > 1:
+                    self._unsent[batch_id] = (error, left - 1)
+                else:
+                    del self._unsent[batch_id]
 
     @property
     def not_handed_off(self) -> list[str]:
         """Why batches could not be handed off at all (the provider unreachable after the
         retries), one entry per batch whose rows this report has not claimed again."""
         with self._lock:
-            return [error for error, _ in self._unsent]
+            return [error for error, _ in self._unsent.values()]
 
     @property
     def accepted(self) -> int:

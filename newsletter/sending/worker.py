@@ -69,10 +69,10 @@ def not_handed_off(report: TickReport) -> str:
     reasons = [paused_message(i, why) for i, why in report.work.paused.items()]
     if report.work.not_handed_off:
         batches = report.work.not_handed_off
+        stay = "stays" if len(batches) == 1 else "stay"
         reasons.append(
-            f"{counted(len(batches), 'batch', 'batches')} could not be handed off and stay "
-            "queued for the next "
-            f"run; the provider said: {batches[-1]}"
+            f"{counted(len(batches), 'batch', 'batches')} could not be handed off and {stay} "
+            f"queued for the next run; the provider said: {batches[-1]}"
         )
     if report.mail.retried:
         last = report.mail.errors[-1] if report.mail.errors else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -81,9 +81,7 @@ def record_batch(
     written: dict[str, int] = {}
     for (state, _, _), ids in groups.items():
         written[state.value] = written.get(state.value, 0) + len(ids)
-    requeued = frozenset(
-        i for (state, _, _), ids in groups.items() if state is DeliveryStatus.QUEUED for i in ids
-    )
+    requeued: set[int] = set()  # rows this answer put back in line, as written
     # Immediate: it reads the batch's step, then writes (SQLite would refuse the upgrade).
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
@@ -133,11 +131,19 @@ def record_batch(
             )
             if not may_give_up:
                 connection.execute(update)
+                if state is DeliveryStatus.QUEUED:
+                    requeued.update(ids)
                 continue
             # The rare batch sent back in line (429s, 5xx past the retries): which of its
             # rows gave up instead, so the counts say failed, not queued.
-            statuses = connection.execute(update.returning(col(Delivery.status))).scalars()
-            gave_up = sum(status == DeliveryStatus.FAILED for status in statuses)
+            gave_up = 0
+            for delivery_id, status in connection.execute(
+                update.returning(col(Delivery.id), col(Delivery.status))
+            ):
+                if status == DeliveryStatus.FAILED:
+                    gave_up += 1
+                else:
+                    requeued.add(cast(int, delivery_id))
             if gave_up:
                 queued, failed = DeliveryStatus.QUEUED.value, DeliveryStatus.FAILED.value
                 written[queued] -= gave_up
@@ -156,7 +162,7 @@ def record_batch(
                     .where(col(Send.id) == claim.send_id, col(Send.failed_batches) > 0)
                     .values(failed_batches=col(Send.failed_batches) - 1)
                 )
-            return Recorded(written, requeued=requeued)
+            return Recorded(written, requeued=frozenset(requeued))
         failed_batches = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id)
@@ -175,13 +181,13 @@ def record_batch(
         elif failed_batches >= pause_after:
             reason = f"{failed_batches} batches failed; the last said: {result.error}"
         else:
-            return Recorded(written, requeued=requeued)
+            return Recorded(written, requeued=frozenset(requeued))
         paused = connection.execute(
             sa.update(Send)
             .where(col(Send.id) == claim.send_id, col(Send.status) == SendStatus.RUNNING)
             .values(status=SendStatus.PAUSED, last_error=f"{SELF_PAUSED}{reason}")
         ).rowcount
-        return Recorded(written, reason if paused else "", requeued)
+        return Recorded(written, reason if paused else "", frozenset(requeued))
 
 
 def _row_groups(
