@@ -25,7 +25,7 @@ from subscribers.topics import by_name_or_slug, topic_key
 # Why a new reader's row with no topics is refused. For a reader already on the list an
 # empty `topics` cell keeps what they follow, as other empty cells keep theirs: a file of
 # addresses and names corrects names, and every row of it was refused for its topics.
-NO_TOPICS = InvalidSubscriberError("topics", "", f"name at least one topic, or '{ALL_TOPICS}'")
+NO_TOPICS = str(InvalidSubscriberError("topics", "", f"name at least one topic, or '{ALL_TOPICS}'"))
 # Distinct `topics` cells an import remembers having read (see RowReader._topics).
 TOPIC_CELLS_KEPT = 10_000
 _IMPORTABLE_STATUSES = {s.value for s in SubscriberStatus} - {SubscriberStatus.FORGOTTEN.value}

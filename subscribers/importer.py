@@ -226,9 +226,7 @@ class _Writer:
                         )
                     )
                 elif "topics" not in candidate.given:
-                    self.report.skipped.append(
-                        RowNote(candidate.line, candidate.email, str(NO_TOPICS))
-                    )
+                    self.report.skipped.append(RowNote(candidate.line, candidate.email, NO_TOPICS))
                 else:
                     new.append(candidate)
                 continue
@@ -361,12 +359,8 @@ class _Writer:
         ]
         if ids is not None:
             rows = [(subscriber_id, *row) for subscriber_id, row in zip(ids, rows, strict=True)]
-        bulk_insert(
-            self.session,
-            subscriber_table,
-            ("id",) * (ids is not None) + _SUBSCRIBER_COLUMNS,
-            rows,
-        )
+        columns = _SUBSCRIBER_COLUMNS if ids is None else ("id", *_SUBSCRIBER_COLUMNS)
+        bulk_insert(self.session, subscriber_table, columns, rows)
         if ids is None:
             by_email = dict(
                 self.session.execute(

@@ -83,6 +83,8 @@ def bulk_insert(
             return None
         text = spelt.get(value)
         if text is None:
+            if value.tzinfo is None:  # as UTCDateTime refuses one: read as local time
+                raise ValueError(f"naive datetime {value!r}: store times as aware UTC")
             utc = value.astimezone(UTC)
             # PostgreSQL reads the offset; SQLite keeps naive UTC text, as SQLAlchemy's
             # DateTime writes it.

@@ -422,9 +422,8 @@ def test_a_header_naming_a_column_twice_is_refused_naming_both_places(topics, tm
     assert _people(topics) == {}
 
 
-def test_blank_and_whitespace_only_lines_are_not_rows_in_either_pass(topics, tmp_path):
-    """The first pass (repeated addresses) reads only the email cells; it must skip what
-    the second skips, or a repeated address would be missed and written twice."""
+def test_blank_and_whitespace_only_lines_are_not_rows(topics, tmp_path):
+    """Both passes (repeated addresses, then the rows) read lines through one check."""
     path = _file(
         tmp_path,
         HEADER
@@ -443,7 +442,8 @@ def test_a_new_readers_times_are_the_moment_of_the_import_whatever_the_servers_z
     topics, tmp_path
 ):
     """The rows go in by the driver's fastest path, their times spelt by us: a time spelt
-    without its offset would be read in the server's zone, nine hours off in Tokyo."""
+    without its offset would be read in the server's zone, nine hours off in Tokyo. The
+    zone is the PostgreSQL session's; SQLite has none (its times are naive UTC text)."""
     path = _file(tmp_path, HEADER + "aiko@example.com,Aiko,japan,,\n")
     before = utcnow()
     with session_scope(topics) as session:
@@ -473,3 +473,21 @@ def test_an_empty_topics_cell_keeps_a_listed_readers_topics_and_refuses_a_new_on
     ]
     assert _people(topics)["aiko@example.com"]["topics"] == ["food", "japan"]
     assert "new@example.com" not in _people(topics)
+
+
+def test_repeated_addresses_are_merged_wherever_the_email_column_stands(topics, tmp_path):
+    """The first pass reads the email cells alone, by the header's place for them."""
+    path = _file(
+        tmp_path,
+        "name,topics,email\nAiko,japan,Aiko@example.com\nBen,food,ben@example.com\n"
+        "Aiko T.,food,aiko@example.com\n",
+    )
+    report = _import(topics, path)
+    assert report.counts() == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "merged": 1}
+    assert _people(topics)["aiko@example.com"] == {
+        "name": "Aiko T.",
+        "status": "active",
+        "cadence": "immediate",
+        "timezone": "UTC",
+        "topics": ["food", "japan"],
+    }

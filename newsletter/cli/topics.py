@@ -87,10 +87,11 @@ def topics_merge(
     """Fold one topic into another: its followers and briefs move, it goes."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
+        merged = get_topic(source, session=session).slug  # as stored, however typed
         moved = topic_changes.merge(source, into, session=session, actor=audit.cli_actor())
         remains = get_topic(into, session=session).as_dict()
     if as_json:
-        print_json({"merged": source, "into": remains, "followers_moved": moved})
+        print_json({"merged": merged, "into": remains, "followers_moved": moved})
         return
     err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
 

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import secrets
+import tempfile
 import threading
 import time
 import urllib.error
@@ -66,9 +67,17 @@ class EventSigner:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+        # Written whole beside it, then linked into place: a sandbox stopped midway, or a
+        # second one starting at the same moment, never finds the file half-written.
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=".webhook-key-")
+            try:
+                with os.fdopen(descriptor, "wb") as file:  # mkstemp's mode: this user only
+                    file.write(pem)
+                path.hardlink_to(draft)
+            finally:
+                Path(draft).unlink()
         except FileExistsError:  # a second sandbox made it first: sign with that one
             return cls.kept_in(path)
         except OSError as exc:
@@ -76,8 +85,6 @@ class EventSigner:
                 f"the webhook signing key cannot be kept at {path} ({exc.strerror})",
                 hint="pass --webhook-key with a path in a folder this user can write",
             ) from None
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
         return signer
 
     @property
