@@ -6,8 +6,9 @@ from __future__ import annotations
 import gc
 import weakref
 
+from newsletter import heap
 from newsletter.db import session_scope
-from newsletter.heap import frozen_heap
+from newsletter.heap import freeze_for_good, frozen_heap
 from newsletter.providers.base import Batch, BatchResult, Outcome
 from newsletter.providers.memory import MemoryTransport
 from newsletter.readers import importing
@@ -82,3 +83,27 @@ def test_the_heap_stays_frozen_until_the_last_holder_leaves():
             pass
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_for_good_stays_frozen_after_a_frozen_heap_inside_it(monkeypatch):
+    """The web process: an import from the console must not thaw what start-up froze."""
+    monkeypatch.setattr(heap, "_holders", 0)  # put back as it was when the test ends
+    try:
+        freeze_for_good()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_start_up_garbage_is_collected_before_the_heap_is_frozen_for_good(monkeypatch):
+    monkeypatch.setattr(heap, "_holders", 0)
+    cycle = _Cycle()
+    gone = weakref.ref(cycle)
+    del cycle
+    try:
+        freeze_for_good()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
