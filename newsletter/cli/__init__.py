@@ -21,8 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-
 for command in (setup.init, setup.demo, setup.worker, setup.serve, setup.sandbox, sends.send):
     app.command()(command)
 app.command()(operations.doctor)

@@ -9,12 +9,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import (
-    err,
-    process_errors,
-    settings_and_engine,
-    user_errors,
-)
+from newsletter.cli.common import err, process_errors, settings_and_engine, user_errors
 from newsletter.config import PLACEHOLDER_SECRET, get_settings
 from newsletter.db import make_engine, migrate
 from newsletter.errors import ConfigurationError

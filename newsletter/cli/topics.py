@@ -22,7 +22,7 @@ from newsletter.db import session_scope
 from newsletter.errors import NewsletterError
 from newsletter.readers import topic_changes
 from newsletter.staff import audit
-from subscribers.topics import get_topic, list_topics
+from subscribers.topics import list_topics
 
 app = typer.Typer(help="The topics briefs are about and subscribers follow.", no_args_is_help=True)
 
@@ -87,13 +87,12 @@ def topics_merge(
     """Fold one topic into another: its followers and briefs move, it goes."""
     _, engine = settings_and_engine()
     with session_scope(engine) as session:
-        merged = get_topic(source, session=session).slug  # as stored, however typed
-        moved = topic_changes.merge(source, into, session=session, actor=audit.cli_actor())
-        remains = get_topic(into, session=session).as_dict()
+        merged = topic_changes.merge(source, into, session=session, actor=audit.cli_actor())
+        remains = merged.into.as_dict()
     if as_json:
-        print_json({"merged": merged, "into": remains, "followers_moved": moved})
+        print_json({"merged": merged.source, "into": remains, "followers_moved": merged.moved})
         return
-    err.print(f"topic {source!r} merged into {into!r}; {moved} follower(s) moved")
+    err.print(f"topic {source!r} merged into {into!r}; {merged.moved} follower(s) moved")
 
 
 @app.command("hide")

@@ -12,6 +12,7 @@ topics in the log. Functions take the session and never commit.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlmodel import Session
 
@@ -79,11 +80,17 @@ def hide(slug: str, hidden: bool, *, session: Session, actor: str, ip: str = "")
     return topic
 
 
-def merge(source: str, into: str, *, session: Session, actor: str, ip: str = "") -> int:
-    """How many followers moved. Both slugs are read first: `source` is gone afterwards."""
+class Merged(NamedTuple):
+    source: str  # the slug of the topic that went
+    into: Topic  # the topic that remains
+    moved: int  # followers moved
+
+
+def merge(source: str, into: str, *, session: Session, actor: str, ip: str = "") -> Merged:
+    """Both topics are read first: `source` is gone afterwards."""
     from_slug = get_topic(source, session=session).slug
-    to_slug = get_topic(into, session=session).slug
-    moved = merge_topics(from_slug, to_slug, session=session)
-    detail = f"into {to_slug}; {moved} follower(s) moved"
+    remains = get_topic(into, session=session)
+    moved = merge_topics(from_slug, remains.slug, session=session)
+    detail = f"into {remains.slug}; {moved} follower(s) moved"
     audit.record(session, actor, "topic.merge", _target(from_slug), detail, ip)
-    return moved
+    return Merged(from_slug, remains, moved)

@@ -99,17 +99,16 @@ class WorkReport:
     finished: list[int] = field(default_factory=list)
     paused: dict[int, str] = field(default_factory=dict)  # send id → why
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    # A row put back in line is claimed again by the same tick's sweep (`_drain`): the
-    # rows counted as back in the queue and not claimed since; of each batch that could
-    # not be handed off, the provider's words and how many of its rows are not claimed
-    # since (`_unsent`, by batch id; `_waiting`: row → its batch). Without them a row was
-    # counted once per attempt: three readers behind an unreachable provider read "6 back
-    # in the queue" and "2 batches could not be handed off", and three sent on the second
-    # attempt were also "3 back in the queue". Each is kept up by the row, never by a pass
+    # A row put back in line is claimed again by the same tick's sweep (`_drain`). Each
+    # row counted as back in the queue and not claimed since, with the batch it was in if
+    # that batch could not be handed off (`_requeued`); of each such batch, the provider's
+    # words and how many of its rows are not claimed since (`_unsent`). Without them a row
+    # was counted once per attempt: three readers behind an unreachable provider read "6
+    # back in the queue" and "2 batches could not be handed off", and three sent on the
+    # second attempt were also "3 back in the queue". Kept up by the row, never by a pass
     # over every earlier batch.
-    _requeued: set[int] = field(default_factory=set, repr=False, compare=False)
+    _requeued: dict[int, int | None] = field(default_factory=dict, repr=False, compare=False)
     _unsent: dict[int, tuple[str, int]] = field(default_factory=dict, repr=False, compare=False)
-    _waiting: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def add(
         self, claim: Claim, recorded: Recorded, result: BatchResult | None, *, stopping: bool
@@ -117,36 +116,40 @@ class WorkReport:
         """Count one batch's outcome. A batch cut short by a stop (a 429's wait ended) is
         back in line for the next worker: not work the provider could not take."""
         with self._lock:
-            if self._requeued or self._waiting:  # the rare tick with rows back in line
+            if self._requeued:  # the rare tick with rows back in line
                 self._taken_again(claim.delivery_ids())
             self.settled += claim.size
             counts = {**recorded.rows, "skipped": claim.skipped}
             for state, count in counts.items():
                 if count:
                     self.rows[state] = self.rows.get(state, 0) + count
-            self._requeued |= recorded.requeued
-            if (
-                result is not None
+            # Not handed off: the provider's words. Not for rows that gave up after their
+            # attempts (failed, not waiting), nor for a stop or a refused account.
+            unsent = (
+                result.error
+                if result is not None
                 and result.outcome is Outcome.RETRY_LATER
                 and not (result.fatal or stopping)
-                # Its rows that gave up after their attempts are failed, not waiting.
                 and recorded.requeued
-            ):
-                self._unsent[claim.batch_id] = (result.error, len(recorded.requeued))
-                self._waiting.update((i, claim.batch_id) for i in recorded.requeued)
+                else None
+            )
+            if unsent is not None:
+                self._unsent[claim.batch_id] = (unsent, len(recorded.requeued))
+            batch_id = None if unsent is None else claim.batch_id
+            self._requeued.update(dict.fromkeys(recorded.requeued, batch_id))
 
     def _taken_again(self, taken: set[int]) -> None:
         """Rows claimed again after this report counted them back in line: their earlier
         count goes, the new claim's answer counts instead (the caller holds the lock)."""
-        again = self._requeued & taken
-        if again:
-            self._requeued -= again
-            self.settled -= len(again)
-            self.rows["queued"] -= len(again)
-            if not self.rows["queued"]:
-                del self.rows["queued"]
-        for delivery_id in taken:
-            batch_id = self._waiting.pop(delivery_id, None)
+        again = self._requeued.keys() & taken
+        if not again:
+            return
+        self.settled -= len(again)
+        self.rows["queued"] -= len(again)
+        if not self.rows["queued"]:
+            del self.rows["queued"]
+        for delivery_id in again:
+            batch_id = self._requeued.pop(delivery_id)
             if batch_id is not None:
                 error, left = self._unsent[batch_id]
                 if left > 1:

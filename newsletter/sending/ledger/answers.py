@@ -36,8 +36,8 @@ _ROW_STATE = {
 @dataclass(frozen=True)
 class Recorded:
     """What one recorded answer did: rows per state it wrote, why the send paused, and
-    which rows it put back in line (those that gave up instead among them: they are never
-    claimed again), so a report that sees them claimed again counts them once."""
+    which rows it put back in line (not those that gave up instead: they are never claimed
+    again), so a report that sees them claimed again counts them once."""
 
     rows: dict[str, int]
     paused: str = ""
