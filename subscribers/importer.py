@@ -338,8 +338,12 @@ class _Writer:
         subscriber_table = table_of(Subscriber)
         ids = reserve_ids(self.session, subscriber_table, len(new))
         source = self.source
+        # PostgreSQL's rows start with the id taken for them; SQLite's take theirs as written.
+        keys = [()] * len(new) if ids is None else [(i,) for i in ids]
+        columns = _SUBSCRIBER_COLUMNS if ids is None else ("id", *_SUBSCRIBER_COLUMNS)
         rows: list[tuple[Any, ...]] = [
             (
+                *key,
                 c.email,
                 c.name,
                 status,
@@ -355,11 +359,8 @@ class _Writer:
                 now,
                 "",
             )
-            for c, status in zip(new, statuses, strict=True)
+            for key, c, status in zip(keys, new, statuses, strict=True)
         ]
-        if ids is not None:
-            rows = [(subscriber_id, *row) for subscriber_id, row in zip(ids, rows, strict=True)]
-        columns = _SUBSCRIBER_COLUMNS if ids is None else ("id", *_SUBSCRIBER_COLUMNS)
         bulk_insert(self.session, subscriber_table, columns, rows)
         if ids is None:
             by_email = dict(
