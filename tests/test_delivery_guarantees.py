@@ -117,6 +117,29 @@ def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, s
     assert {(r.status, r.batch_id) for r in _rows(engine, send_id)} == {("sent", second.batch_id)}
 
 
+def test_a_late_answer_for_rows_resent_since_counts_nothing_as_sent(engine, settings):
+    slug = seed_brief(engine, 3)
+    send_id = _send(engine, settings, slug)
+    now = utcnow()
+    start_due_sends(engine, now=now)
+    lease = timedelta(seconds=30)
+    first = claim_batch(engine, send_id=send_id, worker_id="slow", limit=3, lease=lease, now=now)
+    assert begin_handoff(engine, first, now=now)
+    later = now + timedelta(seconds=31)
+    recover_expired_batches(engine, now=later)
+    with session_scope(engine) as session:
+        resolve_unknown(send_id, ResolveAction.RESEND, session=session, now=later)
+    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=3, lease=lease, now=later)
+    assert begin_handoff(engine, second, now=later)
+    resent = record_batch(engine, second, BatchResult(Outcome.SENT), now=later, pause_after=99)
+    assert resent.rows == {"sent": 3}
+    # The slow worker's own "accepted" arrives after all: the rows are the second batch's,
+    # so it writes none of them, and its worker's log must not count them sent again.
+    late = record_batch(engine, first, BatchResult(Outcome.SENT), now=later, pause_after=99)
+    assert late.rows == {}
+    assert {(r.status, r.batch_id) for r in _rows(engine, send_id)} == {("sent", second.batch_id)}
+
+
 def test_a_429_waits_until_the_reset_moment_not_that_many_seconds(settings, sandbox):
     sandbox.state.set_faults(Faults(rate_429=1.0, retry_after=1))
     transport = SendGridTransport.from_settings(

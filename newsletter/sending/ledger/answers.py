@@ -78,9 +78,9 @@ def record_batch(
     # each time) would otherwise turn the whole send into `unknown`, every reader in doubt,
     # and call it finished.
     batch_failed = result.fatal or (counts_as_failure and result.outcome is not Outcome.SENT)
+    # Rows per state as the UPDATEs matched them, not as the batch held them: a late answer
+    # for a batch whose rows were resent and sent since writes nothing, and says so.
     written: dict[str, int] = {}
-    for (state, _, _), ids in groups.items():
-        written[state.value] = written.get(state.value, 0) + len(ids)
     requeued: set[int] = set()  # rows this answer put back in line, as written
     # Immediate: it reads the batch's step, then writes (SQLite would refuse the upgrade).
     with session_scope(engine, immediate=True) as session:
@@ -129,27 +129,18 @@ def record_batch(
                 )
                 .values(**values)
             )
-            if not may_give_up:
-                connection.execute(update)
-                if state is DeliveryStatus.QUEUED:
-                    requeued.update(ids)
+            if state is not DeliveryStatus.QUEUED:
+                _count(written, state.value, connection.execute(update).rowcount)
                 continue
-            # The rare batch sent back in line (429s, 5xx past the retries): which of its
-            # rows gave up instead, so the counts say failed, not queued.
-            gave_up = 0
+            # The rare batch sent back in line (429s, 5xx past the retries, a stop): which of
+            # its rows are back in line, and which gave up instead, so the counts say failed,
+            # not queued.
             for delivery_id, status in connection.execute(
                 update.returning(col(Delivery.id), col(Delivery.status))
             ):
-                if status == DeliveryStatus.FAILED:
-                    gave_up += 1
-                else:
+                _count(written, status, 1)
+                if status == DeliveryStatus.QUEUED:
                     requeued.add(cast(int, delivery_id))
-            if gave_up:
-                queued, failed = DeliveryStatus.QUEUED.value, DeliveryStatus.FAILED.value
-                written[queued] -= gave_up
-                written[failed] = written.get(failed, 0) + gave_up
-                if not written[queued]:
-                    del written[queued]
         if not batch_failed:
             if result.outcome is Outcome.SENT:
                 # A batch taken counts one failure back: five scattered blips in a
@@ -188,6 +179,11 @@ def record_batch(
             .values(status=SendStatus.PAUSED, last_error=f"{SELF_PAUSED}{reason}")
         ).rowcount
         return Recorded(written, reason if paused else "", frozenset(requeued))
+
+
+def _count(written: dict[str, int], state: str, rows: int) -> None:
+    if rows:
+        written[state] = written.get(state, 0) + rows
 
 
 def _row_groups(
