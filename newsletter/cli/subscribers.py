@@ -248,7 +248,9 @@ def subscribers_list(
         str | None, typer.Option(help="Only who a brief on this topic reaches.")
     ] = None,
     status: Annotated[str | None, typer.Option(help="pending, active, unsubscribed…")] = None,
-    cadence: Annotated[str | None, typer.Option(help="Only readers of this cadence (immediate, daily or weekly).")] = None,
+    cadence: Annotated[
+        str | None, typer.Option(help="Only readers of this cadence (immediate, daily or weekly).")
+    ] = None,
     inactive: InactiveOption = None,
     as_json: JsonOption = False,
 ) -> None:
