@@ -35,6 +35,46 @@ from newsletter.sending.plan import start_due_sends
 from subscribers.models import Topic, utcnow
 
 
+class Statements:
+    """The statements an engine sends while it is listened to, and the seconds each took as
+    its caller waited (from sender threads at once, hence the lock). The hand-off's threads
+    share one interpreter: after each answer a thread waits for the others to let it run
+    again, so a statement costs many times its idle round trip (see `idle_round_trip`)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.count = 0
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def _before(self, connection: sa.Connection, *_: Any) -> None:
+        connection.info["bench_started"] = time.perf_counter()
+
+    def _after(self, connection: sa.Connection, *_: Any) -> None:
+        took = time.perf_counter() - connection.info.pop("bench_started")
+        with self._lock:
+            self.count += 1
+            self.seconds += took
+
+    def __enter__(self) -> Statements:
+        sa.event.listen(self.engine, "before_cursor_execute", self._before)
+        sa.event.listen(self.engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._before)
+        sa.event.remove(self.engine, "after_cursor_execute", self._after)
+
+
+def idle_round_trip(engine: sa.Engine, count: int = 500) -> float:
+    """Seconds of one trivial statement with nothing else running in this process."""
+    with engine.connect() as connection:
+        start = time.perf_counter()
+        for _ in range(count):
+            connection.exec_driver_sql("SELECT 1").scalar()
+        return (time.perf_counter() - start) / count
+
+
 def bench_render(settings: Settings) -> None:
     """Parse + render one brief, and the per-recipient token work."""
     topics = [Topic(slug="japan", name="Japan")]
@@ -154,9 +194,13 @@ def bench_dispatch(
     dispatcher = Dispatcher(
         engine, settings, SendGridTransport.from_settings(settings), on_progress=progress
     )
-    start = time.perf_counter()
-    report = dispatcher.work_due()
-    handoff = time.perf_counter() - start
+    idle = idle_round_trip(engine)
+    with Statements(engine) as statements:
+        start = time.perf_counter()
+        report = dispatcher.work_due()
+        handoff = time.perf_counter() - start
+    with session_scope(engine) as session:
+        batches = session.scalar(sa.text("SELECT count(*) FROM delivery_batch")) or 1
     total = time.perf_counter() - total_start
     end_rss = rss_mb()
     after = sandbox_stats(sandbox_url)
@@ -192,6 +236,9 @@ def bench_dispatch(
         "naive_rate": naive_rate,
         "speedup": rate / naive_rate,
         "threads": settings.NEWSLETTER_CONCURRENCY,
+        "statements_per_batch": statements.count / batches,
+        "statement_ms": statements.seconds / max(statements.count, 1) * 1000,
+        "idle_ms": idle * 1000,
     }
     print(
         f"[{label}] imported {subscribers:,} subscribers from CSV: "
@@ -201,6 +248,11 @@ def bench_dispatch(
         f"[{label}] handed off {accepted:,} in {handoff:.1f} s = {rate:,.0f} recipients/s "
         f"({figures['threads']} threads); created → finished {total:.1f} s; "
         f"duplicates {duplicates}, missing {figures['missing']}"
+    )
+    print(
+        f"[{label}] {figures['statements_per_batch']:.1f} statements per batch of "
+        f"{planned / batches:,.0f}, {figures['statement_ms']:.2f} ms each as the sender "
+        f"threads waited ({figures['idle_ms']:.2f} ms with nothing else running)"
     )
     print(
         f"[{label}] worker RSS before the send {samples['start']:.0f} MB, at a quarter "

@@ -112,6 +112,10 @@ def _print_summary(
             f"    planning {f['plan_seconds']:.2f} s; import {f['import_rate']:,.0f} rows/s; "
             f"worker RSS {f['rss_start']:.0f} → {f['rss_quarter']:.0f} → {f['rss_end']:.0f} MB"
         )
+        print(
+            f"    hand-off statements {f['statements_per_batch']:.1f} per batch, "
+            f"{f['statement_ms']:.2f} ms each ({f['idle_ms']:.2f} ms idle)"
+        )
         if "webhook" in f:
             print(f"    webhook {f['webhook']['rate']:,.0f} events/s")
         if "digests" in f:
