@@ -286,6 +286,30 @@ def test_a_provider_failing_most_batches_still_pauses_the_send(engine, settings)
     assert _answer_batches(engine, settings, answers, pause_after=3) == "paused"
 
 
+def _failed_batches(engine, send_id) -> int:
+    with session_scope(engine) as session:
+        return session.get_one(Send, send_id).failed_batches
+
+
+def test_a_failure_recorded_after_a_claim_is_counted_back_by_the_next_batch_taken(engine, settings):
+    """A batch taken counts a failure back only if its claim saw one (no statement in a
+    send with none): a failure that lands between a batch's claim and its answer is
+    counted back by the next batch taken, not by the batch in hand, and not lost."""
+    send_id = _send(engine, settings, seed_brief(engine, 3))
+    now, lease = utcnow(), timedelta(seconds=30)
+    start_due_sends(engine, now=now)
+
+    def claim():
+        return claim_batch(engine, send_id=send_id, worker_id="w", limit=1, lease=lease, now=now)
+
+    first, second = claim(), claim()
+    record_batch(engine, second, FAILED, now=now, pause_after=9)
+    record_batch(engine, first, TAKEN, now=now, pause_after=9)  # claimed before the failure
+    assert _failed_batches(engine, send_id) == 1
+    record_batch(engine, claim(), TAKEN, now=now, pause_after=9)  # claimed after it
+    assert _failed_batches(engine, send_id) == 0
+
+
 # --- one write per ledger row per hand-off --------------------------------------------------
 
 

@@ -51,6 +51,9 @@ class Claim:
     first_id: int = 0  # the claimed rows' id range (other batches' rows may lie inside it)
     last_id: int = 0
     last_key: tuple[datetime, int] | None = None  # (not_before, id) of the last row claimed
+    # The send's count of failed batches when this was claimed: a batch taken counts one
+    # back (`record_batch`), which needs no statement while the count is at zero.
+    failed_batches: int = 0
 
     @property
     def skipped(self) -> int:
@@ -107,14 +110,17 @@ def claim_batch(
     """
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
-        status_query = sa.select(col(Send.status), col(Send.local_time), col(Send.brief_id)).where(
-            col(Send.id) == send_id
-        )
+        status_query = sa.select(
+            col(Send.status), col(Send.local_time), col(Send.brief_id), col(Send.failed_batches)
+        ).where(col(Send.id) == send_id)
         if is_postgresql(connection):
             status_query = status_query.with_for_update()
         send = connection.execute(status_query).one_or_none()
         if send is None or send.status != SendStatus.RUNNING:
             return None
+        # Read after the lock, in a statement of its own: read with the lock, they would be
+        # as the statement's snapshot saw them before it waited, without the batches
+        # claimed meanwhile.
         taken = [
             keys.decode(text)
             for (text,) in connection.execute(
@@ -173,19 +179,23 @@ def claim_batch(
                     .values(status=DeliveryStatus.SKIPPED, error=why, updated_at=now)
                 )
         gone += moved_on
-        # Ordered by (not_before, id): the last row is the furthest. Read apart, by its id:
-        # a row's `not_before` is written once, when it is planned.
+        # Ordered by (not_before, id): the last row is the furthest. Its `not_before` is
+        # read apart, by its id (a row's `not_before` is written once, when it is planned),
+        # with the batch's insert below.
         last_id = cast(int, rows[-1][0])
-        last_due = connection.execute(
-            sa.select(col(Delivery.not_before)).where(col(Delivery.id) == last_id)
-        ).scalar_one()
-        last_key = (last_due, last_id)
+        last_due = (
+            sa.select(col(Delivery.not_before)).where(col(Delivery.id) == last_id).scalar_subquery()
+        )
         if not targets:
             return Claim(
-                batch_id=0, send_id=send_id, targets=[], skipped_ids=tuple(gone), last_key=last_key
+                batch_id=0,
+                send_id=send_id,
+                targets=[],
+                skipped_ids=tuple(gone),
+                last_key=(connection.execute(sa.select(last_due)).scalar_one(), last_id),
             )
         ranges = keys.to_ranges(target.delivery_id for target in targets)
-        batch_id = connection.execute(
+        batch_id, due = connection.execute(
             sa.insert(DeliveryBatch)
             .values(
                 send_id=send_id,
@@ -200,8 +210,8 @@ def claim_batch(
                 last_id=ranges[-1][1],
                 keys=keys.encode(ranges),
             )
-            .returning(col(DeliveryBatch.id))
-        ).scalar_one()
+            .returning(col(DeliveryBatch.id), last_due)
+        ).one()
     return Claim(
         batch_id=cast(int, batch_id),
         send_id=send_id,
@@ -209,7 +219,8 @@ def claim_batch(
         skipped_ids=tuple(gone),
         first_id=ranges[0][0],
         last_id=ranges[-1][1],
-        last_key=last_key,
+        last_key=(due, last_id),
+        failed_batches=send.failed_batches,
     )
 
 
