@@ -67,17 +67,44 @@ def uses_legacy_urls(used: frozenset[str] | None) -> bool:
     )
 
 
+# For each field a recipient's values carry: its text spelling and its HTML one (None where
+# the content does not show that spelling).
+ValuePlan = tuple[tuple[str, str | None, str | None], ...]
+
+
+@lru_cache(maxsize=64)
+def value_plan(fields: tuple[str, ...], used: frozenset[str] | None) -> ValuePlan:
+    """Which spellings of which fields a recipient's values carry: every field in both
+    spellings, or only the spellings in `used` (the content's, from `tokens_in`). Worked out
+    once per content and set of fields, not once per reader (a batch's thousand share it)."""
+    plan = []
+    for field in fields:
+        text_token, html_token = _spellings(field)
+        carried = (
+            text_token if used is None or text_token in used else None,
+            html_token if used is None or html_token in used else None,
+        )
+        if carried != (None, None):
+            plan.append((field, *carried))
+    return tuple(plan)
+
+
+def values_of(plan: ValuePlan, raw: Mapping[str, str]) -> dict[str, str]:
+    """Token → value for one recipient, escaped for each part, as `plan` says."""
+    values: dict[str, str] = {}
+    for field, text_token, html_token in plan:
+        value = raw[field]
+        if text_token is not None:
+            values[text_token] = value
+        if html_token is not None:
+            values[html_token] = html.escape(value, quote=True)
+    return values
+
+
 def recipient_values(raw: Mapping[str, str], used: frozenset[str] | None = None) -> dict[str, str]:
     """Token → value for one recipient, escaped for each part: every field of `raw` in both
     spellings, or only the spellings in `used` (the content's, from `tokens_in`)."""
-    values: dict[str, str] = {}
-    for field, value in raw.items():
-        text_token, html_token = _spellings(field)
-        if used is None or text_token in used:
-            values[text_token] = value
-        if used is None or html_token in used:
-            values[html_token] = html.escape(value, quote=True)
-    return values
+    return values_of(value_plan(tuple(raw), used), raw)
 
 
 @lru_cache(maxsize=8)

@@ -9,11 +9,19 @@ NEWSLETTER_SECRET_KEY retires them all).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 
 from newsletter.config import ArchiveVisibility, Settings
-from newsletter.fields import LINKS, recipient_values, uses_legacy_urls
+from newsletter.fields import (
+    CONFIRM_FIELD,
+    LINKS,
+    RECIPIENT_FIELDS,
+    uses_legacy_urls,
+    value_plan,
+    values_of,
+)
 from newsletter.providers.base import Recipient
 from subscribers.tokens import TokenSigner
 
@@ -118,27 +126,67 @@ class Links:
         one_click: bool = True,
         used: frozenset[str] | None = None,
     ) -> Recipient:
-        """One recipient's token values and headers. `confirm` adds the confirm link's token
-        (the double opt-in email); `one_click` adds RFC 8058's headers (not on a
-        confirmation: there is nothing to unsubscribe from yet). `used`: the tokens of the
-        content it goes with (`fields.tokens_in`), so a request carries no value its content
-        never shows; None gives every value."""
-        token = self.reader_token(subscriber_id)
-        raw = {"name": name or "reader", "email": email, "reader_token": token}
-        # Empty when the archive is not for subscribers (`used` drops it where unshown).
-        raw["archive_token"] = self.archive_token(subscriber_id) if self.archive_tokens else ""
-        if confirm:
-            raw["confirm_token"] = self.signer.sign(CONFIRM_PURPOSE, subscriber_id)
-        unsubscribe_url = self.unsubscribe_url(token)
-        if uses_legacy_urls(used):
-            raw["unsubscribe_url"] = unsubscribe_url
-            raw["preferences_url"] = self.preferences_url(token)
-            if confirm:
-                raw["confirm_url"] = self.confirm_url(subscriber_id)
-        return Recipient(
-            delivery_id=delivery_id,
-            email=email,
-            name=name,
-            values=recipient_values(raw, used),
-            headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
+        """One recipient's token values and headers (see `recipients`)."""
+        [recipient] = self.recipients(
+            [(delivery_id, subscriber_id, email, name)],
+            confirm=confirm,
+            one_click=one_click,
+            used=used,
         )
+        return recipient
+
+    def recipients(
+        self,
+        readers: Iterable[tuple[int, int, str, str]],
+        *,
+        confirm: bool = False,
+        one_click: bool = True,
+        used: frozenset[str] | None = None,
+    ) -> list[Recipient]:
+        """Each reader's (delivery id, subscriber id, email, name) token values and
+        headers. `confirm` adds the confirm link's token (the double opt-in email);
+        `one_click` adds RFC 8058's headers (not on a confirmation: there is nothing to
+        unsubscribe from yet). `used`: the tokens of the content they go with
+        (`fields.tokens_in`), so a request carries no value its content never shows, and no
+        token is signed that it never shows; None gives every value.
+
+        What a batch's readers share (which values its content shows) is worked out once:
+        this runs for every reader of every send."""
+        legacy = uses_legacy_urls(used)
+        fields = (*RECIPIENT_FIELDS, *((CONFIRM_FIELD,) if confirm else ()))
+        if legacy:
+            fields += ("unsubscribe_url", "preferences_url", *(("confirm_url",) if confirm else ()))
+        plan = value_plan(fields, used)
+        shown = {field for field, _, _ in plan}
+        archive = self.archive_tokens and "archive_token" in shown
+        confirm_token = confirm and bool(shown & {CONFIRM_FIELD, "confirm_url"})
+        sign = self.signer.sign
+        made = []
+        for delivery_id, subscriber_id, email, name in readers:
+            token = sign(LINK_TOKEN_PURPOSE, subscriber_id)
+            raw = {
+                "name": name or "reader",
+                "email": email,
+                "reader_token": token,
+                # Empty when the archive is not for subscribers, or the content never
+                # shows it (`used` drops it then).
+                "archive_token": sign(ARCHIVE_PURPOSE, subscriber_id) if archive else "",
+            }
+            if confirm:
+                raw[CONFIRM_FIELD] = sign(CONFIRM_PURPOSE, subscriber_id) if confirm_token else ""
+            unsubscribe_url = self.unsubscribe_url(token)
+            if legacy:
+                raw["unsubscribe_url"] = unsubscribe_url
+                raw["preferences_url"] = self.preferences_url(token)
+                if confirm:
+                    raw["confirm_url"] = self._url("confirm_url", raw[CONFIRM_FIELD])
+            made.append(
+                Recipient(
+                    delivery_id=delivery_id,
+                    email=email,
+                    name=name,
+                    values=values_of(plan, raw),
+                    headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
+                )
+            )
+        return made

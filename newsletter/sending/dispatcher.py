@@ -248,7 +248,7 @@ class Dispatcher:
             subject=send.subject,
             html=send.html,
             text=send.text,
-            recipients=[self.recipient(target, used) for target in claim.targets],
+            recipients=self._links.recipients(claim.targets, used=used),
             categories=categories,
             headers=self._links.list_headers(),
         )
