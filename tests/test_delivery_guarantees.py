@@ -91,21 +91,30 @@ def test_a_reader_who_leaves_between_planning_and_sending_is_not_mailed(
     assert _statuses(engine, send_id) == {"sent": 2, "skipped": 1}
 
 
-def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, settings):
-    slug = seed_brief(engine, 4)
-    send_id = _send(engine, settings, slug)
-    now = utcnow()
+def _resent_meanwhile(engine, settings, readers):
+    """A slow worker's batch of every reader, its lease run out mid-request, its rows
+    resent by staff and claimed by another worker: (send id, the slow batch, the new one,
+    the moment after)."""
+    send_id = _send(engine, settings, seed_brief(engine, readers))
+    now, lease = utcnow(), timedelta(seconds=30)
     start_due_sends(engine, now=now)
-    lease = timedelta(seconds=30)
-    first = claim_batch(engine, send_id=send_id, worker_id="slow", limit=4, lease=lease, now=now)
+    first = claim_batch(
+        engine, send_id=send_id, worker_id="slow", limit=readers, lease=lease, now=now
+    )
     assert begin_handoff(engine, first, now=now)
-    # The slow worker's lease runs out mid-request; staff resend; another worker claims.
     later = now + timedelta(seconds=31)
     recover_expired_batches(engine, now=later)
     with session_scope(engine) as session:
         resolve_unknown(send_id, ResolveAction.RESEND, session=session, now=later)
-    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=4, lease=lease, now=later)
+    second = claim_batch(
+        engine, send_id=send_id, worker_id="w2", limit=readers, lease=lease, now=later
+    )
     assert [t.delivery_id for t in second.targets] == [t.delivery_id for t in first.targets]
+    return send_id, first, second, later
+
+
+def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, settings):
+    send_id, first, second, later = _resent_meanwhile(engine, settings, 4)
     # Now the slow worker's answer arrives: a refusal. It must not touch the new claim.
     record_batch(
         engine, first, BatchResult(Outcome.FAILED, error="400: late"), now=later, pause_after=99
@@ -118,18 +127,7 @@ def test_a_late_answer_for_one_batch_never_touches_another_batchs_rows(engine, s
 
 
 def test_a_late_answer_for_rows_resent_since_counts_nothing_as_sent(engine, settings):
-    slug = seed_brief(engine, 3)
-    send_id = _send(engine, settings, slug)
-    now = utcnow()
-    start_due_sends(engine, now=now)
-    lease = timedelta(seconds=30)
-    first = claim_batch(engine, send_id=send_id, worker_id="slow", limit=3, lease=lease, now=now)
-    assert begin_handoff(engine, first, now=now)
-    later = now + timedelta(seconds=31)
-    recover_expired_batches(engine, now=later)
-    with session_scope(engine) as session:
-        resolve_unknown(send_id, ResolveAction.RESEND, session=session, now=later)
-    second = claim_batch(engine, send_id=send_id, worker_id="w2", limit=3, lease=lease, now=later)
+    send_id, first, second, later = _resent_meanwhile(engine, settings, 3)
     assert begin_handoff(engine, second, now=later)
     resent = record_batch(engine, second, BatchResult(Outcome.SENT), now=later, pause_after=99)
     assert resent.rows == {"sent": 3}
