@@ -180,13 +180,6 @@ class Links:
                 raw["preferences_url"] = self.preferences_url(token)
                 if confirm:
                     raw["confirm_url"] = self._url("confirm_url", raw[CONFIRM_FIELD])
-            made.append(
-                Recipient(
-                    delivery_id=delivery_id,
-                    email=email,
-                    name=name,
-                    values=values_of(plan, raw),
-                    headers=list_unsubscribe_headers(unsubscribe_url) if one_click else {},
-                )
-            )
+            headers = list_unsubscribe_headers(unsubscribe_url) if one_click else {}
+            made.append(Recipient(delivery_id, email, name, values_of(plan, raw), headers))
         return made

@@ -50,6 +50,13 @@ def test_every_batch_is_header_safe_however_it_was_built():
     assert recipient.values["%%nl:name:text%%"] == "Ann,\nB"  # the body keeps it as written
 
 
+def test_a_recipient_changed_after_it_was_made_is_header_safe_too():
+    plain = Recipient(1, "a@example.com", "Ann", {}, {})
+    changed = plain._replace(name="Ann\r\nBcc: x@example.com", headers={"X-Note": "a\r\nb"})
+    assert changed.name == "Ann Bcc: x@example.com" and changed.headers == {"X-Note": "a b"}
+    assert Recipient._make([2, "b@example.com\r\n", "Bo", {}, {}]).email == "b@example.com"
+
+
 def test_list_id_comes_from_the_sender():
     assert list_id_for("Briefings <briefs@example.com>") == '"Briefings" <briefings.example.com>'
     assert list_id_for("briefs@example.com") == "<newsletter.example.com>"

@@ -199,5 +199,5 @@ def _test_copy(session: Session, mail: TransactionalMail, settings: Settings) ->
     batch = batch_for_test_copy(
         brief, mail.to_email, session=session, settings=settings, name=mail.to_name
     )
-    recipients = [replace(r, delivery_id=id_of(mail)) for r in batch.recipients]
+    recipients = [r._replace(delivery_id=id_of(mail)) for r in batch.recipients]
     return replace(batch, recipients=recipients, transactional=True)
