@@ -13,6 +13,7 @@ import pytest
 from python_http_client.exceptions import BadRequestsError, UnauthorizedError
 from sendgrid import SendGridAPIClient
 
+from newsletter.devtools.faults import MAX_DELAY_SECONDS, MAX_REFUSED, MAX_RETRY_AFTER, MAX_SEED
 from newsletter.devtools.sandbox import Faults, Sandbox
 
 KEY = "SG.sandbox-test"
@@ -192,3 +193,180 @@ def test_the_faults_set_can_be_read_back_and_put_back_as_they_are(server):
     assert _call(server, "PUT", "/sandbox/faults", current) == (200, current)
     assert _call(server, "GET", "/sandbox/faults") == (200, current)
     assert server.state.faults == Faults(**wanted)
+
+
+# --- PUT /sandbox/faults: every field has a type and a range ----------------------------
+
+# Faults already in force when a bad PUT arrives, so "changes nothing" is not "the defaults".
+IN_FORCE = {"rate_503": 0.5, "rate_delay": 0.25, "seed": 4, "refuse_unnamed": ["k@example.com"]}
+
+
+def _put(server, raw: bytes):
+    """(status, JSON answer) of `PUT /sandbox/faults` with `raw` as the body, as sent."""
+    connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"}
+        connection.request("PUT", "/sandbox/faults", body=raw, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def _refused_and_unchanged(server, raw: bytes, field: str | None) -> str:
+    """PUT `raw` over IN_FORCE: one SendGrid-style 400 naming `field`, and GET shows the
+    faults in force as they were. The refusal's message."""
+    assert _call(server, "PUT", "/sandbox/faults", IN_FORCE)[0] == 200
+    before = _call(server, "GET", "/sandbox/faults")
+    status, answer = _put(server, raw)
+    assert status == 400, answer
+    [refusal] = answer["errors"]
+    assert refusal["field"] == field
+    if field is not None:
+        assert refusal["message"].startswith(f"{field} "), refusal["message"]
+    assert _call(server, "GET", "/sandbox/faults") == before
+    assert server.state.faults == Faults(**IN_FORCE)
+    return refusal["message"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"delay_seconds": "abc"}', "delay_seconds"),
+        (b'{"rate_429": null}', "rate_429"),
+        (b'{"seed": null}', "seed"),
+        (b'{"refuse_unnamed": null}', "refuse_unnamed"),
+        (b'{"rate_drop": true}', "rate_drop"),  # True is an int in Python
+        (b'{"retry_after": false}', "retry_after"),
+        (b'{"retry_after": 2.5}', "retry_after"),
+        (b'{"seed": "7"}', "seed"),
+        (b'{"rate_500": [0.5]}', "rate_500"),
+        (b'{"refuse_unnamed": "x@example.com"}', "refuse_unnamed"),
+        (b'{"refuse_unnamed": [5]}', "refuse_unnamed"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_field_and_changes_nothing(
+    server, raw, field
+):
+    _refused_and_unchanged(server, raw, field)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"rate_delay": -1}', "rate_delay"),
+        (b'{"rate_500": 7}', "rate_500"),
+        (b'{"delay_seconds": -0.5}', "delay_seconds"),
+        (b'{"delay_seconds": 1e9}', "delay_seconds"),
+        (f'{{"delay_seconds": {MAX_DELAY_SECONDS + 1}}}'.encode(), "delay_seconds"),
+        (b'{"retry_after": -1}', "retry_after"),
+        (f'{{"retry_after": {MAX_RETRY_AFTER + 1}}}'.encode(), "retry_after"),
+        (b'{"seed": -1}', "seed"),
+        (f'{{"seed": {MAX_SEED + 1}}}'.encode(), "seed"),
+        (b'{"refuse_unnamed": ["not-an-address"]}', "refuse_unnamed"),
+        (json.dumps({"refuse_unnamed": ["a" * 250 + "@example.com"]}).encode(), "refuse_unnamed"),
+        (
+            json.dumps(
+                {"refuse_unnamed": [f"r{i}@example.com" for i in range(MAX_REFUSED + 1)]}
+            ).encode(),
+            "refuse_unnamed",
+        ),
+    ],
+    ids=lambda value: value[:40].decode() if isinstance(value, bytes) else value,
+)
+def test_a_value_out_of_its_range_is_refused_naming_its_field_and_changes_nothing(
+    server, raw, field
+):
+    _refused_and_unchanged(server, raw, field)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"rate_429": NaN}', "rate_429"),
+        (b'{"delay_seconds": Infinity}', "delay_seconds"),
+        (b'{"rate_delay": -Infinity}', "rate_delay"),
+        (b'{"retry_after": NaN}', "retry_after"),
+    ],
+)
+def test_nan_and_infinity_which_pythons_json_lets_through_are_refused_naming_their_field(
+    server, raw, field
+):
+    _refused_and_unchanged(server, raw, field)
+
+
+def test_a_misspelt_field_is_refused_naming_it_and_changes_nothing(server):
+    message = _refused_and_unchanged(server, b'{"fail_rate": 7}', "fail_rate")
+    assert "rate_500" in message  # the fields it could have meant
+
+
+def test_failure_shares_adding_up_past_1_are_refused_naming_the_one_that_tips_them_over(
+    server,
+):
+    """Each request draws one failure at most: 0.6 of 429s and 0.6 of 503s would have been
+    0.6 and 0.4, not what was asked."""
+    _refused_and_unchanged(server, b'{"rate_429": 0.6, "rate_503": 0.6}', "rate_503")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[]",
+        b'["rate_429"]',
+        b'[{"rate_429": 0.5}]',
+        b"null",
+        b"5",
+        b'"rate_429"',
+        b"rate_429=1",
+        b"[" * 100_000,  # too deep for Python's json: a RecursionError, once no answer at all
+    ],
+    ids=lambda raw: raw[:20].decode(),
+)
+def test_a_body_that_is_not_a_json_object_is_refused_and_changes_nothing(server, raw):
+    message = _refused_and_unchanged(server, raw, None)
+    assert "JSON object" in message
+
+
+def test_a_send_after_a_refused_put_is_answered_as_before(server):
+    """A share that was a string once made every later mail/send close its connection
+    with no answer at all (a TypeError in the request's thread)."""
+    assert _put(server, b'{"rate_429": "abc"}')[0] == 400
+    assert _post_raw(server, "application/json")[0] == 202
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [
+        {
+            "rate_429": 0,
+            "rate_500": 0,
+            "rate_503": 1,  # a whole number is a share too (the README PUTs "rate_delay": 1)
+            "rate_drop": 0,
+            "rate_delay": 1,
+            "delay_seconds": MAX_DELAY_SECONDS,
+            "retry_after": MAX_RETRY_AFTER,
+            "seed": MAX_SEED,
+            "refuse_unnamed": [f"r{i}@example.com" for i in range(MAX_REFUSED)],
+        },
+        {"rate_429": 0.1, "rate_500": 0.2, "rate_drop": 0.7},  # 1 in all, give or take a bit
+        {"delay_seconds": 0, "retry_after": 0, "seed": 0, "refuse_unnamed": []},
+    ],
+    ids=["largest", "shares-summing-to-1", "smallest"],
+)
+def test_the_edges_of_every_range_are_accepted(server, edges):
+    assert _put(server, json.dumps(edges).encode()) == (200, {**asdict(Faults()), **edges})
+    assert _call(server, "GET", "/sandbox/faults") == (200, {**asdict(Faults()), **edges})
+
+
+def test_a_put_starts_the_draws_again_from_its_seed(server):
+    """Documented, not an accident: a PUT sets every field (a seed left out is 0), so what
+    fails after it follows from its body alone, as GET shows it, whatever came before."""
+    faults = json.dumps({"rate_500": 0.5, "seed": 3}).encode()
+
+    def statuses() -> list[int]:
+        assert _put(server, faults)[0] == 200
+        return [_post_raw(server, "application/json")[0] for _ in range(12)]
+
+    first = statuses()
+    assert set(first) == {202, 500}
+    assert statuses() == first

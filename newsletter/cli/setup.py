@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -126,7 +125,7 @@ def sandbox(
     if not key:
         raise ConfigurationError("give the sandbox a key to accept: --api-key or SENDGRID_API_KEY")
     try:
-        injected = Faults.from_dict(json.loads(faults)) if faults else None
+        injected = Faults.from_json(faults) if faults else None
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(f"--faults: {exc}") from exc
     server = Sandbox(

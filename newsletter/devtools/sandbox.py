@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from newsletter.devtools.engagement import Engagement
-from newsletter.devtools.faults import Faults, unnamed_refusal
+from newsletter.devtools.faults import Faults, FaultsRefusedError, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, inbox_page
 from newsletter.devtools.mail_send_errors import error as _error
 from newsletter.devtools.mail_send_rules import TOO_LARGE, media_type_errors, validate_mail_send
@@ -193,9 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
             return
         try:
-            faults = Faults.from_dict(json.loads(raw or b"{}"))
-        except (ValueError, TypeError) as exc:
-            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc))]})
+            faults = Faults.from_json(raw or b"{}")
+        except FaultsRefusedError as exc:  # the faults in force stay as they were
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc), exc.field)]})
             return
         self.server.state.set_faults(faults)
         self._reply(HTTPStatus.OK, asdict(faults))

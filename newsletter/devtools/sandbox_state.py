@@ -63,6 +63,9 @@ class SandboxState:
         return self.stats.requests
 
     def set_faults(self, faults: Faults) -> None:
+        """Put `faults` in force and start the draws again from their seed: what fails next
+        follows from the faults alone (as `GET /sandbox/faults` shows them), not from how
+        many requests came before."""
         with self._lock:
             self.faults = faults
             self._random = random.Random(faults.seed)
