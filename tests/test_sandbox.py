@@ -13,8 +13,9 @@ import pytest
 from python_http_client.exceptions import BadRequestsError, UnauthorizedError
 from sendgrid import SendGridAPIClient
 
-from newsletter.devtools.faults import MAX_DELAY_SECONDS, MAX_REFUSED, MAX_RETRY_AFTER, MAX_SEED
+from newsletter.devtools.faults import MAX_DELAY_SECONDS, MAX_REFUSED, MAX_RETRY_AFTER
 from newsletter.devtools.sandbox import Faults, Sandbox
+from newsletter.devtools.sandbox_input import MAX_SEED
 
 KEY = "SG.sandbox-test"
 

@@ -11,7 +11,8 @@ import urllib.request
 from sendgrid import SendGridAPIClient
 
 from newsletter.devtools.inbox import PAGE_SIZE
-from newsletter.devtools.sandbox import MESSAGES_PAGE, Sandbox
+from newsletter.devtools.sandbox import Sandbox
+from newsletter.devtools.sandbox_input import MESSAGES_PAGE
 
 KEY = "SG.inbox-test"
 

@@ -4,7 +4,9 @@ and `click` events carrying the link, for messages the sandbox accepted. The dem
 tests post these through the real webhook; `POST /sandbox/engage` does it for anyone trying
 the reports by hand.
 
-Who opens and clicks is drawn from a seeded RNG, so a run is repeatable.
+Who opens and clicks is drawn from a seeded RNG, so a run is repeatable. Each field of an
+`Engagement` has a rule (`RULES`), checked whenever one is made: `true` was taken as a
+share or a count (a bool is an int in Python), and any seed at all, "abc" too.
 """
 
 from __future__ import annotations
@@ -14,8 +16,19 @@ import random
 import re
 import secrets
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from newsletter.devtools.sandbox_input import (
+    MAX_SEED,
+    FieldRefusedError,
+    Rule,
+    check_rules,
+    json_object,
+    known_fields,
+    number_rule,
+    whole_rule,
+)
 
 if TYPE_CHECKING:
     from newsletter.devtools.inbox import Accepted
@@ -25,6 +38,20 @@ _LINK = re.compile(r'href="(https?://[^"]{1,2000})"')
 _NOT_CONTENT = ("/unsubscribe/", "/preferences/")
 _AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
 _MACHINE_AGENT = "Mozilla/5.0"  # what Apple's proxy shows: no client, no reader
+# Opens per reader who opens, links per reader who clicks, clicks per link: a handful each.
+MAX_REPEATS = 20
+_SHARE = number_rule(1, "a share of readers from 0 to 1")
+_REPEATS = whole_rule(MAX_REPEATS, f"a whole number from 0 to {MAX_REPEATS}")
+# Each field: what its value passes, and what a refusal says it must be.
+RULES: dict[str, Rule] = {
+    "open_rate": _SHARE,
+    "machine_rate": _SHARE,
+    "click_rate": _SHARE,
+    "repeat_opens": _REPEATS,
+    "links_per_reader": _REPEATS,
+    "repeat_clicks": _REPEATS,
+    "seed": whole_rule(MAX_SEED, f"a whole number from 0 to {MAX_SEED}"),
+}
 
 
 def open_event(
@@ -75,7 +102,10 @@ def content_links(message: Accepted) -> list[str]:
 class Engagement:
     """What share of readers open, open by machine only, and click (`POST /sandbox/engage`
     takes the same fields as JSON). A reader who opens opens `repeat_opens` times; one who
-    clicks follows up to `links_per_reader` links, each `repeat_clicks` times."""
+    clicks follows up to `links_per_reader` links, each `repeat_clicks` times. Each reader
+    draws one of: opens by machine, opens, neither; so `open_rate` and `machine_rate` are 1
+    at most in all, and `click_rate`, a share of all readers, is `open_rate` at most.
+    Anything else is refused with `FieldRefusedError`, naming the field."""
 
     open_rate: float = 0.5
     machine_rate: float = 0.1
@@ -85,22 +115,30 @@ class Engagement:
     repeat_clicks: int = 1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_rules(self, RULES)
+        # A hair over is float arithmetic (0.9 + 0.1), not a request for more.
+        if self.open_rate + self.machine_rate > 1 + 1e-9:
+            raise FieldRefusedError(
+                "machine_rate",
+                "machine_rate takes open_rate and machine_rate past 1 in all: a reader opens "
+                "by machine, opens, or neither",
+            )
+        if self.click_rate > self.open_rate + 1e-9:
+            raise FieldRefusedError(
+                "click_rate", "click_rate must be open_rate at most: only a reader who opens clicks"
+            )
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Engagement:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        made = cls(**data)
-        for name in ("open_rate", "machine_rate", "click_rate"):
-            value = getattr(made, name)
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a share between 0 and 1")
-        for name in ("repeat_opens", "links_per_reader", "repeat_clicks"):
-            value = getattr(made, name)
-            if not isinstance(value, int) or not 0 <= value <= 20:
-                raise ValueError(f"{name} must be a whole number from 0 to 20")
-        return made
+    def from_dict(cls, data: Any) -> Engagement:
+        """An Engagement from JSON already read; FieldRefusedError naming the first field
+        at fault."""
+        return cls(**known_fields(data, cls, "the engagement", "an engagement field"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Engagement:
+        """An Engagement from `POST /sandbox/engage`'s body."""
+        return cls(**json_object(text, cls, "the engagement", "an engagement field"))
 
     def events(
         self, messages: list[Accepted], *, start: float | None = None

@@ -15,9 +15,9 @@ from itertools import chain
 from typing import Any
 
 from newsletter.devtools.mail_send_limits import (
-    _ADDRESS,
     _FIELD_NAME,
     _LINE_BREAK,
+    ADDRESS,
     MAX_CUSTOM_ARGS_BYTES,
     MAX_RECIPIENTS,
     MAX_SUBSTITUTIONS_BYTES,
@@ -63,7 +63,7 @@ def plainly_valid(items: list[Any], shared_args: dict[str, Any]) -> bool:
     if not set(map(type, emails)) <= {str} or not set(map(type, names)) <= {str}:
         return False
     addresses = [e.strip().lower() for e in emails]
-    if len(set(addresses)) != len(addresses) or not all(map(_ADDRESS.match, addresses)):
+    if len(set(addresses)) != len(addresses) or not all(map(ADDRESS.match, addresses)):
         return False
     if _NAME_BREAKS.search("".join(names)):
         return False

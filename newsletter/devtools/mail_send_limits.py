@@ -40,7 +40,7 @@ RESERVED_HEADERS = frozenset(
 TOO_LARGE = "The total size of your email must be less than 30MB."
 RECIPIENT_KINDS = ("to", "cc", "bcc")
 
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LINE_BREAK = re.compile(r"[\r\n]")
 # RFC 5322 §3.6.8: a field name is printable ASCII except the colon.
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")

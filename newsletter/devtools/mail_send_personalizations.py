@@ -9,8 +9,8 @@ from typing import Any
 
 from newsletter.devtools.mail_send_errors import Error, error
 from newsletter.devtools.mail_send_limits import (
-    _ADDRESS,
     _LINE_BREAK,
+    ADDRESS,
     MAX_CUSTOM_ARGS_BYTES,
     MAX_SUBSTITUTIONS_BYTES,
     RECIPIENT_KINDS,
@@ -45,7 +45,7 @@ def _recipients(where: str, item: dict[str, Any], seen: Seen) -> list[Error] | N
             path = f"{where}.{kind}.{position}"  # only read when something is wrong
             address = _address(recipient)
             seen.recipients += 1
-            if not _ADDRESS.match(address):
+            if not ADDRESS.match(address):
                 errors.append(error("Does not contain a valid address.", f"{path}.email"))
             elif address in here:
                 errors.append(

@@ -28,8 +28,8 @@ from typing import Any
 from newsletter.devtools.mail_send_errors import Error, error
 from newsletter.devtools.mail_send_fast import plainly_valid
 from newsletter.devtools.mail_send_limits import (
-    _ADDRESS,
     _LINE_BREAK,
+    ADDRESS,
     MAX_CATEGORIES,
     MAX_CATEGORY_LENGTH,
     MAX_CUSTOM_ARGS_BYTES,
@@ -69,7 +69,7 @@ class Rule:
 
 def _from(body: dict[str, Any]) -> list[Error] | None:
     sender = body.get("from")
-    if isinstance(sender, dict) and _ADDRESS.match(str(sender.get("email", ""))):
+    if isinstance(sender, dict) and ADDRESS.match(str(sender.get("email", ""))):
         return None
     return [
         error(

@@ -34,13 +34,22 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from newsletter.devtools.engagement import Engagement
-from newsletter.devtools.faults import Faults, FaultsRefusedError, unnamed_refusal
+from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, inbox_page
 from newsletter.devtools.mail_send_errors import error as _error
 from newsletter.devtools.mail_send_rules import TOO_LARGE, media_type_errors, validate_mail_send
+from newsletter.devtools.sandbox_input import (
+    BodyRefusedError,
+    FieldRefusedError,
+    NestedTooDeepError,
+    drain,
+    message_page,
+    read_body,
+    read_json,
+)
 from newsletter.devtools.sandbox_state import SandboxState
 from newsletter.devtools.webhook_signer import (
     EventPoster,
@@ -50,28 +59,6 @@ from newsletter.devtools.webhook_signer import (
 )
 
 __all__ = ["Accepted", "EventSigner", "Faults", "Inbox", "Sandbox", "SandboxState", "event_for"]
-
-# Messages per answer of `GET /sandbox/messages` unless `limit` says fewer or more.
-MESSAGES_PAGE = 100
-MAX_MESSAGES_PAGE = 1000
-
-
-def message_page(query: str) -> tuple[int, int]:
-    """(offset, limit) from `?offset=&limit=`; ValueError naming the parameter at fault."""
-    fields = parse_qs(query, keep_blank_values=True)
-    offset = _whole(fields.get("offset", ["0"])[-1])
-    limit = _whole(fields.get("limit", [str(MESSAGES_PAGE)])[-1])
-    if offset is None:
-        raise ValueError("offset must be a whole number: how many messages to skip")
-    if limit is None or not 1 <= limit <= MAX_MESSAGES_PAGE:
-        raise ValueError(f"limit must be a whole number from 1 to {MAX_MESSAGES_PAGE}")
-    return offset, limit
-
-
-def _whole(text: str) -> int | None:
-    """A non-negative whole number of at most 12 ASCII digits, else None."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
-
 
 _BAD_KEY = "The provided authorization grant is invalid, expired, or revoked"
 
@@ -122,12 +109,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _read_body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _read_body(self) -> bytes | None:
+        """The request's body, every method's read here (`sandbox_input.read_body`: as
+        long as declared, within the path's limit); None once refused, answered, and the
+        connection marked to close."""
+        try:
+            return read_body(self.rfile, self.connection, self.headers, urlsplit(self.path).path)
+        except BodyRefusedError as refused:
+            self._reply(
+                refused.status,
+                {"errors": [_error(str(refused), refused.field)]},
+                {"Connection": "close"},
+            )
+            drain(self.rfile, self.connection, refused.unread)
+            return None
 
     @_answered_while_open
     def do_POST(self) -> None:
         raw = self._read_body()
+        if raw is None:
+            return
         if urlsplit(self.path).path.rstrip("/") == "/sandbox/engage":
             self._engage(raw)
             return
@@ -157,11 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"errors": refused})
             return
         try:
-            body = json.loads(raw)
-        except ValueError:
-            self._reply(
-                HTTPStatus.BAD_REQUEST, {"errors": [_error("Invalid JSON in the request body.")]}
+            body = read_json(raw)
+        except ValueError as exc:  # NestedTooDeepError too: no RecursionError gets out
+            deep = (
+                " It is nested too deeply to read." if isinstance(exc, NestedTooDeepError) else ""
             )
+            invalid = _error(f"Invalid JSON in the request body.{deep}")
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [invalid]})
             return
         errors = validate_mail_send(body, size=len(raw)) or unnamed_refusal(body, state.faults)
         if errors:
@@ -179,9 +182,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _engage(self, raw: bytes) -> None:
         try:
-            engagement = Engagement.from_dict(json.loads(raw or b"{}"))
+            engagement = Engagement.from_json(raw or b"{}")
+        except FieldRefusedError as exc:  # nothing is posted
+            self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc), exc.field)]})
+            return
+        try:
             posted = self.server.state.engage(engagement)
-        except (ValueError, TypeError, LookupError) as exc:
+        except LookupError as exc:  # no webhook to post to
             self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc))]})
             return
         self._reply(HTTPStatus.ACCEPTED, {"events": posted})
@@ -189,12 +196,14 @@ class _Handler(BaseHTTPRequestHandler):
     @_answered_while_open
     def do_PUT(self) -> None:
         raw = self._read_body()
+        if raw is None:
+            return
         if urlsplit(self.path).path.rstrip("/") != "/sandbox/faults":
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
             return
         try:
             faults = Faults.from_json(raw or b"{}")
-        except FaultsRefusedError as exc:  # the faults in force stay as they were
+        except FieldRefusedError as exc:  # the faults in force stay as they were
             self._reply(HTTPStatus.BAD_REQUEST, {"errors": [_error(str(exc), exc.field)]})
             return
         self.server.state.set_faults(faults)
