@@ -25,7 +25,7 @@ from newsletter.providers.base import Batch, BatchResult, Outcome, Recipient, ma
 from newsletter.providers.sendgrid import SendGridTransport
 from newsletter.sending.controls import ResolveAction, cancel_send, resolve_unknown
 from newsletter.sending.create import create_send
-from newsletter.sending.dispatcher import Dispatcher
+from newsletter.sending.dispatcher import Dispatcher, WorkReport
 from newsletter.sending.ledger import (
     begin_handoff,
     claim_batch,
@@ -136,6 +136,19 @@ def test_a_late_answer_for_rows_resent_since_counts_nothing_as_sent(engine, sett
     late = record_batch(engine, first, BatchResult(Outcome.SENT), now=later, pause_after=99)
     assert late.rows == {}
     assert {(r.status, r.batch_id) for r in _rows(engine, send_id)} == {("sent", second.batch_id)}
+
+
+def test_a_late_answer_for_rows_resent_since_settles_nothing_in_its_workers_report(
+    engine, settings
+):
+    _, first, second, later = _resent_meanwhile(engine, settings, 3)
+    assert begin_handoff(engine, second, now=later)
+    record_batch(engine, second, BatchResult(Outcome.SENT), now=later, pause_after=99)
+    answer = BatchResult(Outcome.SENT)
+    late = record_batch(engine, first, answer, now=later, pause_after=99)
+    report = WorkReport()
+    report.add(first, late, answer, stopping=False)
+    assert (report.settled, report.accepted, report.rows) == (0, 0, {})
 
 
 def test_a_429_waits_until_the_reset_moment_not_that_many_seconds(settings, sandbox):
@@ -289,10 +302,10 @@ def _failed_batches(engine, send_id) -> int:
         return session.get_one(Send, send_id).failed_batches
 
 
-def test_a_failure_recorded_after_a_claim_is_counted_back_by_the_next_batch_taken(engine, settings):
-    """A batch taken counts a failure back only if its claim saw one (no statement in a
-    send with none): a failure that lands between a batch's claim and its answer is
-    counted back by the next batch taken, not by the batch in hand, and not lost."""
+def test_a_batch_in_flight_when_a_failure_lands_counts_it_back(engine, settings):
+    """A batch taken counts a failure back as its answer comes, whenever it was claimed:
+    with many batches in flight, the failures among their answers are offset by them, not
+    only by batches claimed after (or a few blips across a big send would pause it)."""
     send_id = _send(engine, settings, seed_brief(engine, 3))
     now, lease = utcnow(), timedelta(seconds=30)
     start_due_sends(engine, now=now)
@@ -302,9 +315,10 @@ def test_a_failure_recorded_after_a_claim_is_counted_back_by_the_next_batch_take
 
     first, second = claim(), claim()
     record_batch(engine, second, FAILED, now=now, pause_after=9)
-    record_batch(engine, first, TAKEN, now=now, pause_after=9)  # claimed before the failure
     assert _failed_batches(engine, send_id) == 1
-    record_batch(engine, claim(), TAKEN, now=now, pause_after=9)  # claimed after it
+    record_batch(engine, first, TAKEN, now=now, pause_after=9)  # claimed before the failure
+    assert _failed_batches(engine, send_id) == 0
+    record_batch(engine, claim(), TAKEN, now=now, pause_after=9)  # none to count back
     assert _failed_batches(engine, send_id) == 0
 
 

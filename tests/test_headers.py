@@ -54,6 +54,9 @@ def test_a_recipient_changed_after_it_was_made_is_header_safe_too():
     plain = Recipient(1, "a@example.com", "Ann", {}, {})
     changed = plain._replace(name="Ann\r\nBcc: x@example.com", headers={"X-Note": "a\r\nb"})
     assert changed.name == "Ann Bcc: x@example.com" and changed.headers == {"X-Note": "a b"}
+
+
+def test_a_recipient_made_from_a_sequence_is_header_safe_too():
     assert Recipient._make([2, "b@example.com\r\n", "Bo", {}, {}]).email == "b@example.com"
 
 

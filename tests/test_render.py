@@ -152,6 +152,39 @@ def test_a_send_rendered_before_reader_tokens_still_gets_its_whole_urls(settings
     assert fill(text, recipient.values) == links.preferences_url(reader)
 
 
+def test_a_confirmation_rendered_before_reader_tokens_still_gets_its_whole_confirm_url(settings):
+    links = Links.from_settings(settings)
+    text = "%%nl:confirm_url:text%%"
+    recipient = links.recipient(
+        delivery_id=1,
+        subscriber_id=7,
+        email="k@example.com",
+        name="K",
+        confirm=True,
+        used=tokens_in(text),
+    )
+    assert fill(text, recipient.values) == links.confirm_url(7)
+
+
+def test_a_batch_signs_no_token_its_content_never_shows(settings, monkeypatch):
+    """One signature per reader when the content shows only the reader token: not the
+    archive's (subscribers-only archive) nor the confirm link's."""
+    subscribers_only = test_settings(
+        **{**settings.model_dump(), "NEWSLETTER_ARCHIVE": "subscribers"}
+    )
+    links = Links.from_settings(subscribers_only)
+    signed: list[str] = []
+    sign = links.signer.sign
+    monkeypatch.setattr(
+        links.signer,
+        "sign",
+        lambda purpose, reader: signed.append(purpose) or sign(purpose, reader),
+    )
+    readers = [(i, i, f"r{i}@example.com", "R") for i in range(1, 4)]
+    made = links.recipients(readers, confirm=True, used=tokens_in("%%nl:reader_token:text%%"))
+    assert len(made) == 3 and signed == ["subscriber-links"] * 3
+
+
 def test_a_brief_on_several_topics_does_not_tell_each_reader_they_follow_them_all(settings):
     """One email goes to every reader a brief matched: "because you follow Energy, Food,
     Japan" was untrue for a reader who follows Japan alone."""

@@ -174,6 +174,18 @@ def _call(server, method, path, payload=None):
         connection.close()
 
 
+def test_a_request_that_meets_a_sandbox_bug_is_answered_not_dropped(server, monkeypatch):
+    """Not a real peer's failure: the inbox page made to raise as it did for a mail nested
+    too deep to parse a second time (RecursionError), which left the request unanswered."""
+
+    def too_deep(*_args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("newsletter.devtools.sandbox.inbox_page", too_deep)
+    status, answer = _call(server, "GET", "/inbox/1")
+    assert status == 500 and "could not answer" in answer["errors"][0]["message"]
+
+
 def test_the_faults_set_can_be_read_back_and_put_back_as_they_are(server):
     """A PUT sets every field, so a developer changing one must first see what is set; and
     a rehearsal's faults, read before clearing them, are one PUT from coming back."""

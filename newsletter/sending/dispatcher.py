@@ -118,7 +118,8 @@ class WorkReport:
         with self._lock:
             if self._requeued:  # the rare tick with rows back in line
                 self._taken_again(claim.delivery_ids())
-            self.settled += claim.size
+            # The rows the answer wrote: a late one for rows resent since writes none.
+            self.settled += claim.skipped + sum(recorded.rows.values())
             counts = {**recorded.rows, "skipped": claim.skipped}
             for state, count in counts.items():
                 if count:

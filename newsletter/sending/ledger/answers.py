@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -89,10 +89,10 @@ def record_batch(
     # Immediate: SQLite's write lock at BEGIN, as every ledger writer takes it.
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
-        step = _finish_batch(connection, claim.batch_id, result, now=now)
-        if step is None:  # released or already recorded: none of its rows are ours to write
+        finished = _finish_batch(connection, claim, result, now=now)
+        if finished is None:  # released or already recorded: none of its rows are ours to write
             return Recorded({})
-        if step == LIVE:
+        if finished.step == LIVE:
             ours = [col(Delivery.status) == DeliveryStatus.QUEUED]
         else:
             ours = [
@@ -146,13 +146,13 @@ def record_batch(
                 if status == DeliveryStatus.QUEUED:
                     requeued.add(cast(int, delivery_id))
         if not batch_failed:
-            if result.outcome is Outcome.SENT and claim.failed_batches:
+            if result.outcome is Outcome.SENT and finished.failed_batches:
                 # A batch taken counts one failure back: five scattered blips in a
                 # million-reader send paused it, while a provider failing most batches
                 # still climbs to the limit (a reset let it fail four in five for ever,
-                # each row given up after its attempts). Only when its claim saw failures:
-                # the usual send has none, and this statement was one in ten of a batch's.
-                # A failure recorded after this batch's claim is counted back by the next.
+                # each row given up after its attempts). Only when there is one to count
+                # back, as the answer came: the usual send has none, and this statement
+                # was one in ten of a batch's.
                 connection.execute(
                     sa.update(Send)
                     .where(col(Send.id) == claim.send_id, col(Send.failed_batches) > 0)
@@ -216,25 +216,35 @@ def _row_groups(
     return groups
 
 
+class Finished(NamedTuple):
+    step: str  # LIVE (claimed or sending: its rows still `queued`) or ABANDONED
+    failed_batches: int  # the send's count of failed batches as the answer came
+
+
 def _finish_batch(
-    connection: Connection, batch_id: int, result: BatchResult, *, now: datetime
-) -> str | None:
-    """Mark the batch done by compare-and-set: `LIVE` if it was claimed or sending (its
-    rows still `queued`; claimed: an answer recorded without `begin_handoff`, as tests
-    do), `ABANDONED` if its lease ran out mid-request (its rows made `unknown`), None if it
-    was released or already done. One statement in the usual case."""
+    connection: Connection, claim: Claim, result: BatchResult, *, now: datetime
+) -> Finished | None:
+    """Mark the batch done by compare-and-set: LIVE if it was claimed or sending (claimed:
+    an answer recorded without `begin_handoff`, as tests do), ABANDONED if its lease ran
+    out mid-request (its rows made `unknown`), None if it was released or already done.
+    One statement in the usual case, which also reads the send's count of failed batches
+    as the answer comes (a batch taken counts one back only when there is one)."""
     done = {
         "status": BatchStatus.DONE,
         "outcome": result.outcome.value,
         "error": result.error,
         "finished_at": now,
     }
+    failures = (
+        sa.select(col(Send.failed_batches)).where(col(Send.id) == claim.send_id).scalar_subquery()
+    )
     for step, was in ((LIVE_BATCHES, LIVE), ((BatchStatus.ABANDONED,), BatchStatus.ABANDONED)):
         won = connection.execute(
             sa.update(DeliveryBatch)
-            .where(col(DeliveryBatch.id) == batch_id, col(DeliveryBatch.status).in_(step))
+            .where(col(DeliveryBatch.id) == claim.batch_id, col(DeliveryBatch.status).in_(step))
             .values(**done)
-        ).rowcount
-        if won:
-            return was
+            .returning(failures)
+        ).first()
+        if won is not None:
+            return Finished(was, won[0] or 0)
     return None

@@ -51,9 +51,6 @@ class Claim:
     first_id: int = 0  # the claimed rows' id range (other batches' rows may lie inside it)
     last_id: int = 0
     last_key: tuple[datetime, int] | None = None  # (not_before, id) of the last row claimed
-    # The send's count of failed batches when this was claimed: a batch taken counts one
-    # back (`record_batch`), which needs no statement while the count is at zero.
-    failed_batches: int = 0
 
     @property
     def skipped(self) -> int:
@@ -110,9 +107,9 @@ def claim_batch(
     """
     with session_scope(engine, immediate=True) as session:
         connection = session.connection()
-        status_query = sa.select(
-            col(Send.status), col(Send.local_time), col(Send.brief_id), col(Send.failed_batches)
-        ).where(col(Send.id) == send_id)
+        status_query = sa.select(col(Send.status), col(Send.local_time), col(Send.brief_id)).where(
+            col(Send.id) == send_id
+        )
         if is_postgresql(connection):
             status_query = status_query.with_for_update()
         send = connection.execute(status_query).one_or_none()
@@ -220,7 +217,6 @@ def claim_batch(
         first_id=ranges[0][0],
         last_id=ranges[-1][1],
         last_key=(due, last_id),
-        failed_batches=send.failed_batches,
     )
 
 
