@@ -55,9 +55,7 @@ class Statements:
         # The sender threads' statements (`Dispatcher.work_send` names them), not the tick's
         # recovery and planning; and not SQLite's BEGIN, which PostgreSQL's driver sends
         # unseen, so both databases count the same statements.
-        if not threading.current_thread().name.startswith("send-") or statement.startswith(
-            "BEGIN"
-        ):
+        if not threading.current_thread().name.startswith("send-") or statement.startswith("BEGIN"):
             return
         with self._lock:
             self.count += 1
