@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from newsletter.devtools.answering_server import AnsweringServer
 from newsletter.devtools.engagement import Engagement
 from newsletter.devtools.faults import Faults, unnamed_refusal
 from newsletter.devtools.inbox import Accepted, Inbox, inbox_page
@@ -275,59 +275,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, {"errors": [_error("Not found")]})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away before its answer (a killed worker) is not an error."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
+class _Server(AnsweringServer):
     def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
         super().__init__(address, _Handler)
         self.state = state
         self.verbose = verbose
-        # Requests being answered, and what to do once there are none (set by `stop`).
-        # Daemon threads are not joined by `server_close`; a kept-alive connection's
-        # thread waits for its next request forever, so only answers are counted.
-        self._answers = threading.Condition()
-        self._answering = 0
-        self._stopping = False
-        self._when_idle: Callable[[], None] | None = None
-
-    def begin_answer(self) -> bool:
-        """Count a request as being answered; False once the server is stopping."""
-        with self._answers:
-            if self._stopping:
-                return False
-            self._answering += 1
-            return True
-
-    def end_answer(self) -> None:
-        when_idle = None
-        with self._answers:
-            self._answering -= 1
-            self._answers.notify_all()
-            if self._answering == 0:  # a `stop` that gave up waiting left this to the last
-                when_idle, self._when_idle = self._when_idle, None
-        if when_idle is not None:
-            when_idle()
-
-    def refuse_new(self) -> None:
-        """From now on every request is refused (a kept-alive connection's too)."""
-        with self._answers:
-            self._stopping = True
-
-    def when_answered(self, when_idle: Callable[[], None], timeout: float) -> None:
-        """Call `when_idle` once the requests being answered are done: here within
-        `timeout` seconds, else from the last of them to finish."""
-        with self._answers:
-            self._stopping = True
-            if not self._answers.wait_for(lambda: self._answering == 0, timeout):
-                self._when_idle = when_idle
-                return
-        when_idle()
 
 
 class Sandbox:
