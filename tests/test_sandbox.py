@@ -174,7 +174,7 @@ def _call(server, method, path, payload=None):
         connection.close()
 
 
-def test_a_request_that_meets_a_sandbox_bug_is_answered_not_dropped(server, monkeypatch):
+def test_a_request_that_meets_a_sandbox_bug_is_answered_not_dropped(server, monkeypatch, capfd):
     """Not a real peer's failure: the inbox page made to raise as it did for a mail nested
     too deep to parse a second time (RecursionError), which left the request unanswered."""
 
@@ -184,6 +184,7 @@ def test_a_request_that_meets_a_sandbox_bug_is_answered_not_dropped(server, monk
     monkeypatch.setattr("newsletter.devtools.sandbox.inbox_page", too_deep)
     status, answer = _call(server, "GET", "/inbox/1")
     assert status == 500 and "could not answer" in answer["errors"][0]["message"]
+    assert "RecursionError" in capfd.readouterr().err  # reported before the answer
 
 
 def test_the_faults_set_can_be_read_back_and_put_back_as_they_are(server):

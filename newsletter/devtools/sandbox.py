@@ -82,13 +82,13 @@ def _answered_while_open(method: Callable[[_Handler], None]) -> Callable[[_Handl
             return
         try:
             method(handler)
-        except Exception:  # a sandbox bug: answered, then reported as the server reports
+        except Exception:  # a sandbox bug: reported as the server reports one, then answered
+            handler.server.handle_error(handler.request, handler.client_address)
             handler._reply(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 {"errors": [_error("the sandbox could not answer this request: see its log")]},
                 {"Connection": "close"},
             )
-            raise
         finally:
             handler.server.end_answer()
 
